@@ -1,0 +1,209 @@
+"""Executors run ``train`` and turn every failure into a :class:`Result` with a status.
+
+The env does not care which executor runs a step:
+
+* :class:`InProcessExecutor` calls ``train`` directly (fastest; the timeout is
+  checked between epochs).
+* :class:`SubprocessExecutor` runs it in a worker process that is killed at the
+  wall-clock timeout and started with an address-space limit, so a runaway job
+  cannot take the caller down.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from researchgym.engine.hooks import Deadline, Hook, TrainingTimeout
+from researchgym.engine.train import Result, train
+
+__all__ = ["Executor", "InProcessExecutor", "SubprocessExecutor", "failure_result"]
+
+_OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def failure_result(exc: BaseException, seconds: float = 0.0) -> Result:
+    """Map an exception raised by training to a failed :class:`Result`."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TrainingTimeout):
+        status = "timeout"
+    elif isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)) or any(
+        marker in str(exc).lower() for marker in _OOM_MARKERS
+    ):
+        status = "oom"
+    else:
+        status = "error"
+        message = message + "\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
+    return Result(status=status, error=message, seconds=seconds)
+
+
+class Executor:
+    """Runs training jobs. Subclasses implement :meth:`run`."""
+
+    def run(self, metaprogram: Mapping[str, Any], *, task: str, seed: int) -> Result:
+        """Train and return a result; never raises for a failed job."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release workers and other resources."""
+
+
+class InProcessExecutor(Executor):
+    """Run ``train`` in the calling process.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        timeout: wall-clock seconds per job (checked after each epoch), or ``None``.
+        hooks: extra hooks passed to every job.
+    """
+
+    def __init__(
+        self,
+        device: str = "auto",
+        timeout: float | None = None,
+        hooks: Sequence[Hook] = (),
+    ):
+        self.device = device
+        self.timeout = timeout
+        self.hooks = list(hooks)
+
+    def run(self, metaprogram: Mapping[str, Any], *, task: str, seed: int) -> Result:
+        hooks = list(self.hooks)
+        if self.timeout is not None:
+            hooks.append(Deadline(self.timeout))
+        started = time.perf_counter()
+        try:
+            return train(metaprogram, task=task, seed=seed, device=self.device, hooks=hooks)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+            return failure_result(exc, time.perf_counter() - started)
+
+
+def _serve(read_fd: int, write_fd: int, device: str, memory_limit_mb: int | None) -> None:
+    """Worker loop: receive (metaprogram, task, seed), send back a Result dict."""
+    if memory_limit_mb is not None:
+        limit = memory_limit_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    jobs, results = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    while True:
+        try:
+            job = jobs.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        metaprogram, task, seed = job
+        started = time.perf_counter()
+        try:
+            result = train(metaprogram, task=task, seed=seed, device=device)
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            result = failure_result(exc, time.perf_counter() - started)
+        results.send(result.to_dict())
+
+
+class SubprocessExecutor(Executor):
+    """Run ``train`` in a persistent worker process with a timeout and a memory limit.
+
+    The worker is started on first use and kept for later jobs; it is killed and
+    restarted after a timeout or a crash.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        timeout: wall-clock seconds per job, or ``None``; on expiry the worker is
+            killed and the job gets status ``"timeout"``.
+        memory_limit_mb: address-space limit of the worker (``RLIMIT_AS``), or
+            ``None``. Allocations past it fail and the job gets status ``"oom"``.
+    """
+
+    def __init__(
+        self,
+        device: str = "auto",
+        timeout: float | None = 600.0,
+        memory_limit_mb: int | None = None,
+    ):
+        self.device = device
+        self.timeout = timeout
+        self.memory_limit_mb = memory_limit_mb
+        self._process: subprocess.Popen | None = None
+        self._jobs: Connection | None = None
+        self._results: Connection | None = None
+
+    def _start(self) -> None:
+        # A fresh interpreter (not fork) so torch's thread pools start clean, and
+        # dedicated pipes so nothing the job prints can corrupt the protocol.
+        job_read, job_write = os.pipe()
+        result_read, result_write = os.pipe()
+        code = (
+            "import sys; from researchgym.engine.executors import _serve; "
+            "_serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], "
+            "None if sys.argv[4] == 'none' else int(sys.argv[4]))"
+        )
+        limit = "none" if self.memory_limit_mb is None else str(self.memory_limit_mb)
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", code, str(job_read), str(result_write), self.device, limit],
+            pass_fds=(job_read, result_write),
+        )
+        os.close(job_read)
+        os.close(result_write)
+        self._jobs = Connection(job_write, readable=False)
+        self._results = Connection(result_read, writable=False)
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+        for conn in (self._jobs, self._results):
+            if conn is not None:
+                conn.close()
+        self._process = self._jobs = self._results = None
+
+    def run(self, metaprogram: Mapping[str, Any], *, task: str, seed: int) -> Result:
+        if self._process is None or self._process.poll() is not None:
+            self._kill()
+            self._start()
+        started = time.perf_counter()
+        self._jobs.send((dict(metaprogram), task, seed))
+        if not self._results.poll(self.timeout):
+            self._kill()
+            seconds = time.perf_counter() - started
+            return Result(
+                status="timeout",
+                error=f"training ran past its {self.timeout:g}s budget and was stopped",
+                seconds=seconds,
+            )
+        try:
+            return Result(**self._results.recv())
+        except (EOFError, ConnectionResetError):
+            exitcode = self._process.wait()
+            self._kill()
+            seconds = time.perf_counter() - started
+            # A worker killed by a signal while under a memory limit ran out of memory.
+            status = "oom" if self.memory_limit_mb is not None else "error"
+            return Result(
+                status=status,
+                error=f"training worker died (exit code {exitcode})",
+                seconds=seconds,
+            )
+
+    def close(self) -> None:
+        if self._jobs is not None and self._process is not None and self._process.poll() is None:
+            try:
+                self._jobs.send(None)
+                self._process.wait(timeout=5)
+            except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass

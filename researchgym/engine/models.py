@@ -1,0 +1,133 @@
+"""Model components: their settings and how to build them from a metaprogram."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from researchgym.spaces import Categorical, Float, Int, Setting
+
+__all__ = ["ACTIVATIONS", "build_model", "count_parameters", "model_settings"]
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+}
+
+# Which model families use each setting; a setting is active only for them.
+_SETTING_FAMILIES: dict[str, tuple[str, ...]] = {
+    "model.depth": ("mlp",),
+    "model.width": ("mlp", "cnn"),
+    "model.activation": ("mlp", "cnn"),
+    "model.norm": ("mlp", "cnn"),
+    "model.dropout": ("mlp", "cnn"),
+    "model.channels": ("cnn",),
+    "model.kernel": ("cnn",),
+    "model.pooling": ("cnn",),
+    "model.conv_depth": ("cnn",),
+}
+
+
+def model_settings(families: Sequence[str]) -> list[Setting]:
+    """Settings of a model component offering the given families.
+
+    Args:
+        families: model families an agent may choose from, among ``"linear"``,
+            ``"mlp"`` and ``"cnn"`` (the first is the default).
+    """
+    declared = [
+        Int("model.depth", 2, low=1, high=4, help="hidden layers of the MLP"),
+        Int("model.width", 128, low=16, high=1024, log=True, help="units per hidden layer"),
+        Categorical("model.activation", "relu", choices=tuple(ACTIVATIONS), help="nonlinearity"),
+        Categorical("model.norm", "none", choices=("none", "batch", "layer"), help="normalization after each layer"),
+        Float("model.dropout", 0.0, low=0.0, high=0.5, help="dropout probability"),
+        Int("model.channels", 16, low=4, high=64, log=True, help="channels of the first conv layer (doubling per layer)"),
+        Categorical("model.kernel", 3, choices=(3, 5), help="convolution kernel size"),
+        Categorical("model.pooling", "max", choices=("max", "avg"), help="2x2 pooling after each conv layer"),
+        Int("model.conv_depth", 2, low=1, high=3, help="convolutional layers"),
+    ]
+    families = tuple(families)
+    settings: list[Setting] = [
+        Categorical("model.family", families[0], choices=families, help="model family")
+    ]
+    for setting in declared:
+        users = tuple(f for f in _SETTING_FAMILIES[setting.name] if f in families)
+        if users:
+            settings.append(replace(setting, when={"model.family": users}))
+    return settings
+
+
+def _norm(kind: str, features: int, conv: bool) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(features) if conv else nn.BatchNorm1d(features)
+    if kind == "layer":
+        return nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)
+    return nn.Identity()
+
+
+def _mlp(m: Mapping[str, Any], n_inputs: int, n_outputs: int) -> nn.Module:
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = n_inputs
+    for _ in range(m["model.depth"]):
+        layers += [
+            nn.Linear(width, m["model.width"]),
+            _norm(m["model.norm"], m["model.width"], conv=False),
+            ACTIVATIONS[m["model.activation"]](),
+            nn.Dropout(m["model.dropout"]),
+        ]
+        width = m["model.width"]
+    layers.append(nn.Linear(width, n_outputs))
+    return nn.Sequential(*layers)
+
+
+def _cnn(m: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    if len(input_shape) != 3:
+        raise ValueError(f"a CNN needs image inputs (channels, height, width), got shape {input_shape}")
+    channels, height, width = input_shape
+    pool = nn.MaxPool2d if m["model.pooling"] == "max" else nn.AvgPool2d
+    layers: list[nn.Module] = []
+    for i in range(m["model.conv_depth"]):
+        out = m["model.channels"] * 2**i
+        layers += [
+            nn.Conv2d(channels, out, m["model.kernel"], padding=m["model.kernel"] // 2),
+            _norm(m["model.norm"], out, conv=True),
+            ACTIVATIONS[m["model.activation"]](),
+        ]
+        if min(height, width) >= 2:
+            layers.append(pool(2))
+            height, width = height // 2, width // 2
+        channels = out
+    layers += [
+        nn.Flatten(),
+        nn.Dropout(m["model.dropout"]),
+        nn.Linear(channels * height * width, m["model.width"]),
+        ACTIVATIONS[m["model.activation"]](),
+        nn.Linear(m["model.width"], n_outputs),
+    ]
+    return nn.Sequential(*layers)
+
+
+def build_model(
+    metaprogram: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int
+) -> nn.Module:
+    """Build the model a metaprogram describes (on the CPU; move it afterwards)."""
+    family = metaprogram.get("model.family", "mlp")
+    n_inputs = int(torch.Size(input_shape).numel())
+    if family == "linear":
+        return nn.Sequential(nn.Flatten(), nn.Linear(n_inputs, n_outputs))
+    if family == "mlp":
+        return _mlp(metaprogram, n_inputs, n_outputs)
+    if family == "cnn":
+        return _cnn(metaprogram, input_shape, n_outputs)
+    raise ValueError(f"unknown model family {family!r}; choose 'linear', 'mlp' or 'cnn'")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

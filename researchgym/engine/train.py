@@ -1,0 +1,228 @@
+"""``train``: a metaprogram in, metrics out. The engine's one training loop."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from researchgym.engine.data import TaskData, augment_images, load_task_data
+from researchgym.engine.hooks import EarlyStopping, Hook, TrainingState
+from researchgym.engine.models import build_model, count_parameters
+from researchgym.spaces import Categorical, Float, Int, Setting
+
+__all__ = ["Result", "pipeline_settings", "resolve_device", "train"]
+
+
+def pipeline_settings(classification: bool = True) -> list[Setting]:
+    """Settings of the training pipeline: optimizer, schedule and loop."""
+    settings: list[Setting] = [
+        Categorical("optim.name", "adam", choices=("adam", "adamw", "sgd"), help="optimizer"),
+        Float("optim.lr", 1e-3, low=1e-5, high=1.0, log=True, help="peak learning rate"),
+        Float("optim.momentum", 0.9, low=0.0, high=0.99, when={"optim.name": ("sgd",)}, help="SGD momentum"),
+        Float("optim.weight_decay", 0.0, low=0.0, high=0.1, help="L2 penalty (decoupled for adamw)"),
+        Categorical("optim.schedule", "constant", choices=("constant", "cosine", "warmup_cosine"), help="learning-rate schedule"),
+        Float("optim.warmup_frac", 0.1, low=0.0, high=0.5, when={"optim.schedule": ("warmup_cosine",)}, help="fraction of steps spent warming up"),
+        Int("train.batch_size", 64, low=8, high=512, log=True, help="examples per step"),
+        Int("train.epochs", 10, low=1, high=100, help="passes over the training split"),
+        Float("train.grad_clip", 0.0, low=0.0, high=10.0, help="max gradient norm (0 = off)"),
+        Int("train.early_stopping", 0, low=0, high=20, help="patience in epochs (0 = off)"),
+    ]
+    if classification:
+        settings.append(
+            Float("train.label_smoothing", 0.0, low=0.0, high=0.3, help="label smoothing of the loss")
+        )
+    return settings
+
+
+@dataclass
+class Result:
+    """What one training job produced.
+
+    ``val_metrics`` drive rewards; ``test_metrics`` are for evaluation only.
+    ``status`` is ``"ok"`` or a failure (``"diverged"``, ``"error"``,
+    ``"timeout"``, ``"oom"``, ``"invalid_action"``) with ``error`` saying why.
+    """
+
+    status: str
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    curve: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    samples: int = 0
+    n_params: int = 0
+    device: str = "cpu"
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def score(self) -> float | None:
+        """Primary validation metric (higher is better), when training finished."""
+        return self.val_metrics.get("score") if self.ok else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` means CUDA when available, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _optimizer(m: Mapping[str, Any], params) -> torch.optim.Optimizer:
+    name, lr, wd = m["optim.name"], m["optim.lr"], m["optim.weight_decay"]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.SGD(params, lr=lr, momentum=m["optim.momentum"], weight_decay=wd)
+
+
+def _lr_factor(m: Mapping[str, Any], step: int, total: int) -> float:
+    schedule = m["optim.schedule"]
+    if schedule == "constant":
+        return 1.0
+    warmup = int(m.get("optim.warmup_frac", 0.0) * total) if schedule == "warmup_cosine" else 0
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, data: TaskData, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    model.eval()
+    out = model(x)
+    if data.kind == "classification":
+        loss = nn.functional.cross_entropy(out, y)
+        accuracy = (out.argmax(dim=1) == y).float().mean()
+        metrics = {"loss": loss, "accuracy": accuracy, "score": accuracy}
+    else:
+        pred = out.squeeze(1)
+        mse = nn.functional.mse_loss(pred, y)
+        r2 = 1.0 - mse / y.var(unbiased=False).clamp_min(1e-12)
+        metrics = {"loss": mse, "mse": mse, "r2": r2, "score": r2.clamp_min(-1.0)}
+    model.train()
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def train(
+    metaprogram: Mapping[str, Any],
+    *,
+    task: str,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    hooks: Sequence[Hook] = (),
+) -> Result:
+    """Train the model a metaprogram describes on a task and measure it.
+
+    The result depends only on the arguments: on the CPU the same inputs give
+    bitwise the same metrics.
+
+    Args:
+        metaprogram: validated settings with defaults filled (see ``Schema.validate``).
+        task: dataset name (see ``researchgym.engine.DATASETS``).
+        seed: seeds initialization, batch order, dropout and augmentation.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        hooks: extra hooks called during training.
+
+    Returns:
+        A :class:`Result` with status ``"ok"``, or ``"diverged"`` when the loss
+        became NaN or infinite. Other failures raise; executors turn them into
+        failed results.
+    """
+    m = dict(metaprogram)
+    dev = resolve_device(device)
+    data = load_task_data(task, m.get("data.scaling", "standard"), str(dev))
+    classification = data.kind == "classification"
+
+    torch.manual_seed(seed)
+    generator = torch.Generator(device=dev).manual_seed(seed)
+    model = build_model(m, data.input_shape, data.n_outputs).to(dev)
+    optimizer = _optimizer(m, model.parameters())
+    smoothing = m.get("train.label_smoothing", 0.0) if classification else 0.0
+    augment = m.get("data.augment", False)
+    clip = m["train.grad_clip"]
+
+    n, batch_size, epochs = len(data.x_train), m["train.batch_size"], m["train.epochs"]
+    batches_per_epoch = max(1, n // batch_size + (n % batch_size > 1))
+    total_steps = epochs * batches_per_epoch
+    base_lr = m["optim.lr"]
+
+    state = TrainingState(metaprogram=m, epochs=epochs)
+    all_hooks = list(hooks)
+    if m["train.early_stopping"] > 0:
+        all_hooks.append(EarlyStopping(m["train.early_stopping"]))
+    for hook in all_hooks:
+        hook.on_train_start(state)
+
+    step = samples = 0
+    status = "ok"
+    model.train()
+    for epoch in range(epochs):
+        state.epoch = epoch
+        order = torch.randperm(n, generator=generator, device=dev)
+        epoch_loss = torch.zeros((), device=dev)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            if len(idx) < 2:  # batch norm cannot train on a single example
+                continue
+            xb, yb = data.x_train[idx], data.y_train[idx]
+            if augment:
+                xb = augment_images(xb, generator)
+            out = model(xb)
+            if classification:
+                loss = nn.functional.cross_entropy(out, yb, label_smoothing=smoothing)
+            else:
+                loss = nn.functional.mse_loss(out.squeeze(1), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            for group in optimizer.param_groups:
+                group["lr"] = base_lr * _lr_factor(m, step, total_steps)
+            optimizer.step()
+            epoch_loss += loss.detach() * len(idx)
+            step += 1
+            samples += len(idx)
+        train_loss = float(epoch_loss) / n
+        if not math.isfinite(train_loss):
+            status = "diverged"
+            state.curve.append({"epoch": epoch + 1, "train_loss": train_loss})
+            break
+        val = _evaluate(model, data, data.x_val, data.y_val)
+        state.curve.append(
+            {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_score": val["score"]}
+        )
+        for hook in all_hooks:
+            hook.on_epoch_end(state)
+        if state.stop:
+            break
+    for hook in all_hooks:
+        hook.on_train_end(state)
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    result = Result(
+        status=status,
+        curve=state.curve,
+        samples=samples,
+        n_params=count_parameters(model),
+        device=str(dev),
+        error="training loss became non-finite" if status == "diverged" else None,
+    )
+    if status == "ok":
+        result.val_metrics = val  # the last epoch's validation is the final model's
+        result.test_metrics = _evaluate(model, data, data.x_test, data.y_test)
+    result.seconds = time.perf_counter() - state.started
+    return result

@@ -1,0 +1,205 @@
+"""Interfaces: the same campaign seen through dict, flat or text spaces.
+
+An interface owns the action and observation spaces, turns an action into a
+metaprogram (raising :class:`SettingError` for malformed ones) and renders the
+campaign's state as an observation.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from researchgym.spaces import Schema, SettingError
+
+__all__ = ["INTERFACES", "CampaignView", "Interface", "make_interface"]
+
+TASK_FEATURES = ("n_train", "n_features", "n_classes", "is_regression", "is_image")
+TEXT_CHARSET = frozenset(string.printable) - frozenset("\t\r\x0b\x0c")
+
+
+@dataclass
+class CampaignView:
+    """What an observation is made from: the task and the steps so far."""
+
+    task: str
+    task_description: str
+    task_features: dict[str, float]
+    budget: int
+    steps_done: int = 0
+    best_score: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # settings, score, status
+
+    @property
+    def budget_left(self) -> int:
+        return self.budget - self.steps_done
+
+
+class Interface:
+    """Base class; see :class:`DictInterface`, :class:`FlatInterface`, :class:`TextInterface`."""
+
+    name = ""
+
+    def __init__(self, schema: Schema, history: int):
+        self.schema = schema
+        self.history = history
+
+    action_space: spaces.Space
+    observation_space: spaces.Space
+
+    def parse_action(self, action: Any) -> dict[str, Any]:
+        """The validated metaprogram of an action; raises ``SettingError``."""
+        raise NotImplementedError
+
+    def to_action(self, metaprogram: dict[str, Any]) -> Any:
+        """The action of this interface that stands for a metaprogram."""
+        raise NotImplementedError
+
+    def observe(self, view: CampaignView) -> Any:
+        raise NotImplementedError
+
+
+class DictInterface(Interface):
+    """Canonical gymnasium ``Dict`` spaces: one entry per setting."""
+
+    name = "dict"
+
+    def __init__(self, schema: Schema, history: int):
+        super().__init__(schema, history)
+        n = len(schema)
+        self.action_space = schema.space()
+        self.observation_space = spaces.Dict(
+            {
+                "task": spaces.Box(0.0, 20.0, shape=(len(TASK_FEATURES),), dtype=np.float32),
+                "history_settings": spaces.Box(-1.0, 1.0, shape=(history, n), dtype=np.float32),
+                "history_scores": spaces.Box(-1.0, 1.0, shape=(history,), dtype=np.float32),
+                "history_mask": spaces.Box(0.0, 1.0, shape=(history,), dtype=np.float32),
+                "best_score": spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32),
+                "budget_left": spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32),
+            }
+        )
+        self._empty_settings = np.zeros((history, n), dtype=np.float32)
+
+    def parse_action(self, action: Any) -> dict[str, Any]:
+        if not isinstance(action, dict):
+            raise SettingError(
+                f"action must be a dict of settings (an element of env.action_space), "
+                f"got {type(action).__name__}"
+            )
+        return self.schema.from_space(action)
+
+    def to_action(self, metaprogram: dict[str, Any]) -> dict[str, Any]:
+        return self.schema.to_space(metaprogram)
+
+    def observe(self, view: CampaignView) -> dict[str, np.ndarray]:
+        settings = self._empty_settings.copy()
+        scores = np.zeros(self.history, dtype=np.float32)
+        mask = np.zeros(self.history, dtype=np.float32)
+        recent = view.history[-self.history :]
+        for i, step in enumerate(recent):
+            settings[i] = step["encoded"]
+            scores[i] = -1.0 if step["score"] is None else step["score"]
+            mask[i] = 1.0
+        features = np.array(
+            [np.log1p(view.task_features[k]) for k in TASK_FEATURES], dtype=np.float32
+        )
+        best = -1.0 if view.best_score is None else view.best_score
+        return {
+            "task": np.clip(features, 0.0, 20.0),
+            "history_settings": settings,
+            "history_scores": np.clip(scores, -1.0, 1.0),
+            "history_mask": mask,
+            "best_score": np.array([np.clip(best, -1.0, 1.0)], dtype=np.float32),
+            "budget_left": np.array([view.budget_left / view.budget], dtype=np.float32),
+        }
+
+
+class FlatInterface(DictInterface):
+    """``Box`` spaces that stable-baselines3 and RLlib accept unchanged.
+
+    Actions are vectors in ``[-1, 1]`` with one entry per setting (see
+    ``Schema.encode``); observations are the dict observation flattened.
+    """
+
+    name = "flat"
+
+    def __init__(self, schema: Schema, history: int):
+        super().__init__(schema, history)
+        self._dict_observation_space = self.observation_space
+        self.action_space = schema.flat_space()
+        self.observation_space = spaces.flatten_space(self._dict_observation_space)
+
+    def parse_action(self, action: Any) -> dict[str, Any]:
+        return self.schema.decode(action)
+
+    def to_action(self, metaprogram: dict[str, Any]) -> np.ndarray:
+        return self.schema.encode(metaprogram)
+
+    def observe(self, view: CampaignView) -> np.ndarray:
+        return spaces.flatten(self._dict_observation_space, super().observe(view))
+
+
+class TextInterface(Interface):
+    """JSON text in and out, for language-model agents.
+
+    The observation is a JSON object with the task, the settings schema, the
+    history so far and the budget; the action is a JSON object of settings
+    (omitted ones take their defaults).
+    """
+
+    name = "text"
+    max_observation_chars = 32_768
+
+    def __init__(self, schema: Schema, history: int):
+        super().__init__(schema, history)
+        self.action_space = spaces.Text(max_length=4096, min_length=2, charset=TEXT_CHARSET)
+        self.observation_space = spaces.Text(
+            max_length=self.max_observation_chars, min_length=2, charset=TEXT_CHARSET
+        )
+        self._schema_json = schema.to_json()
+
+    def parse_action(self, action: Any) -> dict[str, Any]:
+        if not isinstance(action, str):
+            raise SettingError(
+                f"action must be a JSON string of settings, got {type(action).__name__}"
+            )
+        return self.schema.parse_json(action)
+
+    def to_action(self, metaprogram: dict[str, Any]) -> str:
+        return json.dumps(self.schema.validate(metaprogram))
+
+    def observe(self, view: CampaignView) -> str:
+        recent = view.history[-self.history :]
+        payload = {
+            "task": view.task,
+            "description": view.task_description,
+            "budget_left": view.budget_left,
+            "best_score": view.best_score,
+            "history": [
+                {k: step[k] for k in ("settings", "score", "status")} for step in recent
+            ],
+            "settings_schema": self._schema_json,
+            "reply_with": "a JSON object of settings; omitted settings take their defaults",
+        }
+        text = json.dumps(payload, separators=(",", ":"))
+        while len(text) > self.max_observation_chars and payload["history"]:
+            payload["history"] = payload["history"][1:]
+            text = json.dumps(payload, separators=(",", ":"))
+        return text
+
+
+INTERFACES: dict[str, type[Interface]] = {
+    cls.name: cls for cls in (DictInterface, FlatInterface, TextInterface)
+}
+
+
+def make_interface(name: str, schema: Schema, history: int) -> Interface:
+    """Build the interface called ``name`` (``"dict"``, ``"flat"`` or ``"text"``)."""
+    if name not in INTERFACES:
+        raise ValueError(f"interface={name!r} is not one of {sorted(INTERFACES)}")
+    return INTERFACES[name](schema, history)
