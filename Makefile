@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/researchgym rollout researchgym/Digits-v0 --steps 6 --seed 0
+	$(VENV)/bin/researchgym rollout researchgym/Digits-v0 --steps 8 --seed 0 \
+		--set train.epochs=10 --plot runs/demo_campaign.png
 
 test: $(STAMP)
 	$(PY) -m pytest -q
