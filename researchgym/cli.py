@@ -129,78 +129,174 @@ def run(
     console.print(f"learning curve: {plot_curve(info['curve'], plot, title=f'{env_id} {task}')}")
 
 
+def _fail_with(exc: Exception) -> None:
+    from rich.markup import escape
+
+    _fail(escape(str(exc)))
+
+
+def _parse_agent_args(items: list[str] | None) -> dict[str, Any]:
+    """``key=value`` planner/trainer options; values read as YAML (numbers, booleans, lists)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            _fail_with(ValueError(f"--agent-arg {item!r} is not of the form key=value, e.g. --agent-arg levels=4"))
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            out[key] = raw
+    return out
+
+
+def _env_id_of(positional: str | None, option: str | None) -> str:
+    if positional and option and positional != option:
+        _fail_with(ValueError(f"two env ids given ({positional!r} and --env {option!r}); give one"))
+    env_id = option or positional
+    if not env_id:
+        _fail("no env given; pass --env ID (run `researchgym envs` to list them)")
+    return env_id
+
+
 @app.command()
 def rollout(
-    env_id: Annotated[str, typer.Argument(help="env id, e.g. researchgym/Digits-v0")],
+    env_arg: Annotated[str | None, typer.Argument(help="env id (same as --env)", show_default=False)] = None,
+    env_id: Annotated[str | None, typer.Option("--env", help="env id, e.g. researchgym/Tabular-v0")] = None,
+    agent: Annotated[str, typer.Option(help="planner: random, sobol, grid, tpe, default, ppo-sb3, ppo-rllib")] = "random",
     episodes: Annotated[int, typer.Option(min=1, help="campaigns to run")] = 1,
-    steps: Annotated[int, typer.Option(min=1, help="experiments per campaign (the env's budget)")] = 10,
+    steps: Annotated[int | None, typer.Option(min=1, help="experiments per campaign (default: the env's budget)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the first campaign and of the agent")] = 0,
     fixed: Annotated[list[str] | None, typer.Option("--set", help="pin a setting for every step, e.g. --set train.epochs=10")] = None,
+    policy: Annotated[Path | None, typer.Option(help="trained policy of a learned planner (ppo-sb3, ppo-rllib)")] = None,
+    agent_args: Annotated[list[str] | None, typer.Option("--agent-arg", help="planner option as key=value, e.g. --agent-arg n_startup_trials=3")] = None,
     plot: Annotated[Path | None, typer.Option(help="save the best-so-far curve of the last campaign as PNG")] = None,
     store: StoreOption = None,
 ) -> None:
-    """Run a random agent for N campaigns and show what it found."""
-    env = _make_env(env_id, store=_store_arg(store), budget=steps, agent="random")
+    """Run a planner for N campaigns, recording every step under its name, and show what it found."""
+    from researchgym.planners import PlannerError, make_planner, run_campaigns
+
+    env_id = _env_id_of(env_arg, env_id)
+    kwargs = _parse_agent_args(agent_args)
+    if policy is not None:
+        kwargs["policy"] = policy
+    try:
+        planner = make_planner(agent, **kwargs)
+    except (PlannerError, SettingError, TypeError) as exc:
+        _fail_with(exc)
+    env_kwargs: dict[str, Any] = {"store": _store_arg(store), "agent": planner.name}
+    if steps is not None:
+        env_kwargs["budget"] = steps
+    if getattr(planner, "interface", None):
+        env_kwargs["interface"] = planner.interface
+    env = _make_env(env_id, **env_kwargs)
     schema = env.unwrapped.schema
     try:
         pinned = schema.parse_overrides(fixed or [])
         schema.validate(pinned)
     except SettingError as exc:
-        _fail(str(exc))
-    env.action_space.seed(seed)
-    results: list[dict[str, Any]] = []
+        _fail_with(exc)
+    budget = env.unwrapped.budget
     with _progress() as progress:
-        bar = progress.add_task("experiments", total=episodes * steps, status="")
-        for episode in range(episodes):
-            env.reset(seed=seed + episode)
-            for step in range(steps):
-                settings = env.unwrapped.schema.from_space(env.action_space.sample()) | pinned
-                _, reward, terminated, truncated, info = env.step(env.unwrapped.to_action(settings))
-                results.append({"episode": episode, "step": step, "reward": reward, **info})
-                best = info["best_score"]
-                progress.update(bar, advance=1, status=f"best {best:.4f}" if best is not None else "")
-                if terminated or truncated:
-                    break
+        bar = progress.add_task(f"{planner.name} on {env_id}", total=episodes * budget, status="")
+
+        def advance(record) -> None:
+            best = record.info["best_score"]
+            progress.update(bar, advance=1, status=f"best {best:.4f}" if best is not None else record.status)
+
+        try:
+            results = run_campaigns(env, planner, episodes=episodes, seed=seed, fixed=pinned, callback=advance)
+        except (PlannerError, SettingError) as exc:
+            env.close()
+            _fail_with(exc)
     env.close()
 
-    table = Table(title=f"random agent on {env_id}")
+    table = Table(title=f"{planner.name} on {env_id}")
     for column in ("ep", "step", "task", "status", "val score", "test score", "seconds", "settings"):
         table.add_column(column, overflow="fold")
-    for r in results:
-        score = r["metrics"].get("score")
-        test = r["test_metrics"].get("score")
-        brief = {k: v for k, v in (r["metaprogram"] or {}).items() if k in ("model.family", "optim.name", "optim.lr", "model.width", "train.epochs")}
+    steps_done = [s for campaign in results for s in campaign.steps]
+    for s in steps_done:
+        brief = {k: v for k, v in (s.metaprogram or {}).items() if k in ("model.family", "optim.name", "optim.lr", "model.width", "train.epochs")}
         table.add_row(
-            str(r["episode"]), str(r["step"]), r["task"], r["status"],
-            "-" if score is None else f"{score:.4f}", "-" if test is None else f"{test:.4f}",
-            f"{r['cost'].seconds:.2f}", json.dumps(brief, default=str),
+            str(s.episode), str(s.step), s.task, s.status,
+            "-" if s.score is None else f"{s.score:.4f}", "-" if s.test_score is None else f"{s.test_score:.4f}",
+            f"{s.seconds:.2f}", json.dumps(brief, default=str),
         )
     console.print(table)
-    finished = [r for r in results if r["metrics"]]
-    if finished:
-        best = max(finished, key=lambda r: r["metrics"]["score"])
-        console.print(
-            f"[bold green]best found[/] on {best['task']}: validation score "
-            f"{best['metrics']['score']:.4f} (test {best['test_metrics']['score']:.4f}) with"
-        )
-        console.print_json(json.dumps(best["metaprogram"], default=str))
+    scored = [s for s in steps_done if s.score is not None]
+    if scored:
+        best = max(scored, key=lambda s: s.score)
+        test = "-" if best.test_score is None else f"{best.test_score:.4f}"
+        console.print(f"[bold green]best found[/] on {best.task}: validation score {best.score:.4f} (test {test}) with")
+        console.print_json(json.dumps(best.metaprogram, default=str))
     if plot is not None:
         from researchgym.plotting import plot_campaign
 
-        last = [r["metrics"].get("score") for r in results if r["episode"] == episodes - 1]
-        console.print(f"campaign plot: {plot_campaign(last, plot, title=f'random agent on {env_id}')}")
+        last = [s.score for s in results[-1].steps]
+        console.print(f"campaign plot: {plot_campaign(last, plot, title=f'{planner.name} on {env_id}')}")
+
+
+@app.command("train")
+def train_command(
+    agent: Annotated[str, typer.Option(help="learned planner to train: ppo-sb3 or ppo-rllib")],
+    env_id: Annotated[str, typer.Option("--env", help="env id, e.g. researchgym/Tabular-v0 (tasks drawn from its suite)")],
+    timesteps: Annotated[int, typer.Option(min=1, help="env steps (experiments) to train for")] = 2048,
+    n_envs: Annotated[int, typer.Option(min=1, help="envs stepped together (a vectorized env)")] = 1,
+    steps: Annotated[int | None, typer.Option(min=1, help="experiments per training campaign (default: the env's budget)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the envs and the policy")] = 0,
+    fixed: Annotated[list[str] | None, typer.Option("--set", help="pin a setting in every action, e.g. --set train.epochs=5")] = None,
+    out: Annotated[Path | None, typer.Option(help="where to save the policy (default: runs/<agent>)")] = None,
+    agent_args: Annotated[list[str] | None, typer.Option("--agent-arg", help="trainer option as key=value, e.g. --agent-arg learning_rate=0.001")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Train a learned planner's policy across an env's tasks and save it for `rollout --policy`."""
+    from researchgym.planners import PlannerError, make_trainer
+
+    try:
+        trainer = make_trainer(agent)
+    except PlannerError as exc:
+        _fail_with(exc)
+    env = _make_env(env_id, store=False)
+    try:
+        pinned = env.unwrapped.schema.parse_overrides(fixed or [])
+        env.unwrapped.schema.validate(pinned)
+    except SettingError as exc:
+        _fail_with(exc)
+    finally:
+        env.close()
+    save_path = out or Path("runs") / agent.replace("-", "_")
+    with _progress() as progress:
+        bar = progress.add_task(f"training {agent} on {env_id}", total=timesteps, status="")
+        try:
+            path = trainer(
+                env_id,
+                total_timesteps=timesteps,
+                seed=seed,
+                fixed=pinned,
+                save_path=save_path,
+                store=_store_arg(store),
+                budget=steps,
+                n_envs=n_envs,
+                progress=lambda done: progress.update(bar, completed=min(done, timesteps), status=f"{done} steps"),
+                **_parse_agent_args(agent_args),
+            )
+        except (PlannerError, SettingError, TypeError) as exc:
+            _fail_with(exc)
+    console.print(f"[bold green]saved[/] {agent} policy to {path}")
+    console.print(f"run it: researchgym rollout --agent {agent} --env {env_id} --policy {path}")
 
 
 def _register_subcommands() -> None:
-    from researchgym.store.cli import register
+    from researchgym import datasets_cli
+    from researchgym.store import cli as store_cli
 
-    register(app)
+    store_cli.register(app)
+    datasets_cli.register(app)
 
 
-try:
-    _register_subcommands()
-except ModuleNotFoundError:  # TEMP until store cli exists
-    pass
+_register_subcommands()
 
 if __name__ == "__main__":
     app()

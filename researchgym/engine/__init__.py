@@ -1,20 +1,40 @@
 """The engine: components, the training loop and the executors that run it."""
 
-from researchgym.engine.data import DATASETS, TaskData, data_settings, load_task_data
+from researchgym.engine.data import (
+    DATASETS,
+    TaskData,
+    check_task,
+    data_settings,
+    load_task_data,
+    parse_task,
+    task_name,
+)
+from researchgym.engine.estimate import BudgetError, Estimate, check_budget, estimate
 from researchgym.engine.executors import (
     Executor,
     InProcessExecutor,
     SubprocessExecutor,
     failure_result,
 )
-from researchgym.engine.hooks import Deadline, EarlyStopping, Hook, LambdaHook, TrainingState, TrainingTimeout
+from researchgym.engine.hooks import (
+    Deadline,
+    EarlyStopping,
+    Hook,
+    LambdaHook,
+    TrainingState,
+    TrainingTimeout,
+)
 from researchgym.engine.models import build_model, count_parameters, model_settings
 from researchgym.engine.train import Result, pipeline_settings, resolve_device, train
+from researchgym.engine.unit_tree import ARCH, build_unit_tree, estimate_unit_tree
 
 __all__ = [
+    "ARCH",
     "DATASETS",
+    "BudgetError",
     "Deadline",
     "EarlyStopping",
+    "Estimate",
     "Executor",
     "Hook",
     "InProcessExecutor",
@@ -25,12 +45,19 @@ __all__ = [
     "TrainingState",
     "TrainingTimeout",
     "build_model",
+    "build_unit_tree",
+    "check_budget",
+    "check_task",
     "count_parameters",
     "data_settings",
+    "estimate",
+    "estimate_unit_tree",
     "failure_result",
     "load_task_data",
     "model_settings",
+    "parse_task",
     "pipeline_settings",
     "resolve_device",
+    "task_name",
     "train",
 ]

@@ -1,8 +1,23 @@
 """Offline datasets: fixed, seeded splits held as tensors on the training device.
 
-Every dataset is built from data bundled with scikit-learn, so nothing is
-downloaded. Splits are fixed per dataset (they never depend on the training
-seed) so that runs with different seeds are compared on the same examples.
+Nothing is downloaded. Datasets come from data bundled with scikit-learn,
+seeded sequence-task generators (``researchgym.engine.sequence_tasks``), text
+that ships with Python (``researchgym.engine.charlm``), and standard files in a
+user-given directory (``researchgym.engine.file_datasets``). Splits are fixed
+per dataset (they never depend on the training seed) so that runs with
+different seeds are compared on the same examples.
+
+A task is named by a string: a dataset name, optionally followed by parameters
+in URL query form, e.g. ``"mqar?n_pairs=16&vocab=64"`` or
+``"mnist?data_dir=%2Fdata%2Fmnist"`` (see :func:`task_name`).
+
+Kinds of dataset:
+
+* ``classification`` / ``regression``: one target per example;
+* ``sequence``: token sequences, a class target per position, :data:`IGNORE`
+  where nothing is scored; the score is accuracy over scored positions;
+* ``language``: next-character prediction; the score is ``1 - bpc / 8`` clipped
+  to ``[-1, 1]`` (see ``researchgym.engine.charlm``).
 """
 
 from __future__ import annotations
@@ -10,22 +25,34 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 import torch
 from sklearn import datasets as skdatasets
 from sklearn.model_selection import train_test_split
 
+from researchgym.engine import charlm, file_datasets, sequence_tasks
+from researchgym.engine.splits import TaskSplits
 from researchgym.spaces import Bool, Categorical, Setting
 
 __all__ = [
     "DATASETS",
+    "IGNORE",
+    "SEQUENCE_KINDS",
     "DatasetSpec",
     "TaskData",
     "augment_images",
+    "check_task",
     "data_settings",
     "load_task_data",
+    "parse_task",
+    "task_name",
 ]
+
+IGNORE = sequence_tasks.IGNORE  # target of positions that are not scored
+SEQUENCE_KINDS = ("sequence", "language")
 
 SPLIT_SEED = 20240601
 VAL_FRACTION = 0.2
@@ -34,13 +61,33 @@ TEST_FRACTION = 0.2
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How to load one dataset and what kind of problem it is."""
+    """How to load one dataset and what kind of problem it is.
+
+    Attributes:
+        name: dataset name (the part of a task name before ``?``).
+        load: ``() -> (x, y)``, split here at random; or, with ``fixed_splits``,
+            ``(**params) -> TaskSplits`` with the dataset's own splits.
+        kind: ``"classification"``, ``"regression"``, ``"sequence"`` or ``"language"``.
+        image_shape: ``(channels, height, width)`` of image datasets.
+        description: one line for planners.
+        params: parameters a task name may set (``"mqar?n_pairs=16"``).
+        fixed_splits: see ``load``.
+        check: ``(**params) -> None``, a cheap check run before loading
+            (parameters in range, files present); raises ``ValueError`` or
+            ``FileNotFoundError``.
+        data_dir_var: for datasets read from files: the environment variable
+            naming their directory when the ``data_dir`` parameter is absent.
+    """
 
     name: str
-    load: Callable[[], tuple[np.ndarray, np.ndarray]]
-    kind: str  # "classification" or "regression"
-    image_shape: tuple[int, int, int] | None = None  # (channels, height, width)
+    load: Callable[..., Any]
+    kind: str
+    image_shape: tuple[int, int, int] | None = None
     description: str = ""
+    params: tuple[str, ...] = ()
+    fixed_splits: bool = False
+    check: Callable[..., Any] | None = None
+    data_dir_var: str | None = None
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +99,52 @@ def _sklearn(loader: Callable) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     return lambda: loader(return_X_y=True)
 
 
+def _sequence_spec(task: sequence_tasks.SequenceTask) -> DatasetSpec:
+    return DatasetSpec(
+        task.name,
+        functools.partial(sequence_tasks.generate_splits, task.name),
+        "sequence",
+        description=task.description.format(**task.defaults),
+        params=tuple(task.defaults) + tuple(sequence_tasks.SPLIT_DEFAULTS),
+        fixed_splits=True,
+        check=functools.partial(sequence_tasks.validate_params, task.name),
+    )
+
+
+def _corpus_spec(corpus: str) -> DatasetSpec:
+    return DatasetSpec(
+        corpus,
+        functools.partial(charlm.char_splits, corpus),
+        "language",
+        description=(
+            f"character language model of {charlm.CORPORA[corpus][1]}; "
+            "score = 1 - bits per character / 8"
+        ),
+        params=tuple(charlm.DEFAULTS),
+        fixed_splits=True,
+        check=functools.partial(charlm.validate_params, corpus),
+    )
+
+
+def _file_spec(
+    dataset: file_datasets.FileDataset, image_shape: tuple[int, int, int]
+) -> DatasetSpec:
+    def check(data_dir: str | None = None, n_train: str | None = None) -> None:
+        file_datasets.check_files(dataset.name, data_dir)
+
+    return DatasetSpec(
+        dataset.name,
+        functools.partial(file_datasets.load_file_dataset, dataset.name),
+        "classification",
+        image_shape,
+        f"{dataset.title} image classification, 10 classes (files from a user-given directory)",
+        params=("data_dir", "n_train"),
+        fixed_splits=True,
+        check=check,
+        data_dir_var=dataset.env_var,
+    )
+
+
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in [
@@ -60,8 +153,58 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("breast_cancer", _sklearn(skdatasets.load_breast_cancer), "classification", None, "malignant vs benign tumours from 30 cell features"),
         DatasetSpec("iris", _sklearn(skdatasets.load_iris), "classification", None, "iris species from 4 flower measurements, 3 classes"),
         DatasetSpec("diabetes", _sklearn(skdatasets.load_diabetes), "regression", None, "disease progression from 10 baseline variables"),
+        *(_sequence_spec(task) for task in sequence_tasks.SEQUENCE_TASKS.values()),
+        *(_corpus_spec(corpus) for corpus in charlm.CORPORA),
+        _file_spec(file_datasets.MNIST, (1, 28, 28)),
+        _file_spec(file_datasets.CIFAR10, (3, 32, 32)),
     ]
 }
+
+
+def task_name(dataset: str, **params: Any) -> str:
+    """A task name from a dataset name and parameters: ``task_name("mqar", n_pairs=8)``."""
+    if not params:
+        return dataset
+    return f"{dataset}?{urlencode({k: str(v) for k, v in params.items()})}"
+
+
+def parse_task(task: str) -> tuple[DatasetSpec, dict[str, str]]:
+    """The dataset and parameters a task name stands for.
+
+    Raises:
+        ValueError: an unknown dataset, a malformed query, or a parameter the
+            dataset does not take.
+    """
+    name, sep, query = str(task).partition("?")
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    spec = DATASETS[name]
+    params: dict[str, str] = {}
+    if sep:
+        try:
+            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            raise ValueError(
+                f"task {task!r}: parameters must look like {name}?key=value&key=value"
+            ) from None
+        for key, value in pairs:
+            if key not in spec.params:
+                known = ", ".join(spec.params) if spec.params else "none"
+                raise ValueError(
+                    f"task {task!r}: dataset {name!r} has no parameter {key!r} (parameters: {known})"
+                )
+            if key in params:
+                raise ValueError(f"task {task!r}: parameter {key!r} is given twice")
+            params[key] = value
+    return spec, params
+
+
+def check_task(task: str) -> DatasetSpec:
+    """Check that a task can be loaded (name, parameters, files) without loading it."""
+    spec, params = parse_task(task)
+    if spec.check is not None:
+        spec.check(**params)
+    return spec
 
 
 def data_settings(images: bool) -> list[Setting]:
@@ -95,10 +238,19 @@ class TaskData:
     y_val: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    chance_score: float | None = None
+    description: str = ""
 
     @property
     def n_outputs(self) -> int:
-        return self.n_classes if self.kind == "classification" else 1
+        return 1 if self.kind == "regression" else self.n_classes
+
+    @property
+    def chance(self) -> float:
+        """The score of guessing, for normalized rewards."""
+        if self.chance_score is not None:
+            return self.chance_score
+        return 1.0 / self.n_classes if self.kind == "classification" else 0.0
 
     def features(self) -> dict[str, float]:
         """Numbers that describe the task to a planner."""
@@ -140,12 +292,54 @@ def _scale(x_train: np.ndarray, others: list[np.ndarray], scaling: str) -> list[
     return [(a - shift) / scale for a in [x_train, *others]]
 
 
+def _fixed_task_data(
+    spec: DatasetSpec, name: str, splits: TaskSplits, scaling: str, device: str
+) -> TaskData:
+    xs = [splits.x_train, splits.x_val, splits.x_test]
+    ys = [splits.y_train, splits.y_val, splits.y_test]
+    if spec.kind in SEQUENCE_KINDS:  # token ids in, a token per position out
+        shape = (splits.x_train.shape[1],)
+        x_dtype, y_dtype, y_shape = torch.long, torch.long, shape
+    else:
+        shape = spec.image_shape or (splits.x_train.shape[1],)
+        flat = [np.asarray(a, dtype=np.float32).reshape(len(a), -1) for a in xs]
+        xs = _scale(flat[0], flat[1:], scaling)
+        x_dtype, y_shape = torch.float32, ()
+        y_dtype = torch.float32 if spec.kind == "regression" else torch.long
+
+    def tensor(a: np.ndarray, dtype: torch.dtype, feature_shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a), dtype=dtype).reshape(-1, *feature_shape).to(device)
+
+    x_train, x_val, x_test = (tensor(a, x_dtype, shape) for a in xs)
+    y_train, y_val, y_test = (tensor(a, y_dtype, y_shape) for a in ys)
+    return TaskData(
+        name=name,
+        kind=spec.kind,
+        n_classes=splits.n_classes,
+        input_shape=shape,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=x_test,
+        y_test=y_test,
+        chance_score=splits.chance,
+        description=splits.description or spec.description,
+    )
+
+
 @functools.lru_cache(maxsize=32)
 def load_task_data(name: str, scaling: str = "standard", device: str = "cpu") -> TaskData:
-    """Load, split and scale a dataset onto ``device`` (cached: loaded once per process)."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    spec = DATASETS[name]
+    """Load, split and scale a task's dataset onto ``device`` (cached: loaded once per process).
+
+    Args:
+        name: a task name: a dataset name, optionally with parameters (see :func:`parse_task`).
+        scaling: feature scaling of tabular and image data (ignored for token sequences).
+        device: where the tensors live.
+    """
+    spec, params = parse_task(name)
+    if spec.fixed_splits:
+        return _fixed_task_data(spec, name, spec.load(**params), scaling, device)
     x, y = spec.load()
     x = np.asarray(x, dtype=np.float64)
     x_train, y_train, x_val, y_val, x_test, y_test = _split(x, y, spec.kind)
@@ -172,6 +366,7 @@ def load_task_data(name: str, scaling: str = "standard", device: str = "cpu") ->
         y_val=tensor(y_val, y_dtype),
         x_test=tensor(x_test, feature_shape=shape),
         y_test=tensor(y_test, y_dtype),
+        description=spec.description,
     )
 
 

@@ -29,6 +29,8 @@ from researchgym.engine.train import Result, train
 __all__ = ["Executor", "InProcessExecutor", "SubprocessExecutor", "failure_result"]
 
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+_READY = "ready"
+_STARTUP_SECONDS = 300.0  # a worker that takes longer to import torch has failed
 
 
 def failure_result(exc: BaseException, seconds: float = 0.0) -> Result:
@@ -89,10 +91,14 @@ class InProcessExecutor(Executor):
 
 def _serve(read_fd: int, write_fd: int, device: str, memory_limit_mb: int | None) -> None:
     """Worker loop: receive (metaprogram, task, seed), send back a Result dict."""
+    # Pay torch's lazy imports (the first optimizer imports torch._dynamo, ~1-2 s)
+    # before reporting ready: job timeouts start counting from the ready message.
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     if memory_limit_mb is not None:
         limit = memory_limit_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     jobs, results = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    results.send(_READY)
     while True:
         try:
             job = jobs.recv()
@@ -155,6 +161,14 @@ class SubprocessExecutor(Executor):
         os.close(result_write)
         self._jobs = Connection(job_write, readable=False)
         self._results = Connection(result_read, writable=False)
+        try:
+            ready = self._results.poll(_STARTUP_SECONDS) and self._results.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            exitcode = self._process.poll()
+            self._kill()
+            raise RuntimeError(f"training worker failed to start (exit code {exitcode})")
 
     def _kill(self) -> None:
         if self._process is not None:
@@ -168,7 +182,10 @@ class SubprocessExecutor(Executor):
     def run(self, metaprogram: Mapping[str, Any], *, task: str, seed: int) -> Result:
         if self._process is None or self._process.poll() is not None:
             self._kill()
-            self._start()
+            try:
+                self._start()
+            except RuntimeError as exc:
+                return failure_result(exc)
         started = time.perf_counter()
         self._jobs.send((dict(metaprogram), task, seed))
         if not self._results.poll(self.timeout):

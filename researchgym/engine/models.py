@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from researchgym.engine.unit_tree import build_unit_tree, is_unit_tree
 from researchgym.spaces import Categorical, Float, Int, Setting
 
 __all__ = ["ACTIVATIONS", "build_model", "count_parameters", "model_settings"]
@@ -75,12 +76,12 @@ def _mlp(m: Mapping[str, Any], n_inputs: int, n_outputs: int) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     width = n_inputs
     for _ in range(m["model.depth"]):
-        layers += [
-            nn.Linear(width, m["model.width"]),
-            _norm(m["model.norm"], m["model.width"], conv=False),
-            ACTIVATIONS[m["model.activation"]](),
-            nn.Dropout(m["model.dropout"]),
-        ]
+        layers.append(nn.Linear(width, m["model.width"]))
+        if m["model.norm"] != "none":
+            layers.append(_norm(m["model.norm"], m["model.width"], conv=False))
+        layers.append(ACTIVATIONS[m["model.activation"]]())
+        if m["model.dropout"] > 0:
+            layers.append(nn.Dropout(m["model.dropout"]))
         width = m["model.width"]
     layers.append(nn.Linear(width, n_outputs))
     return nn.Sequential(*layers)
@@ -116,7 +117,15 @@ def _cnn(m: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> 
 def build_model(
     metaprogram: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int
 ) -> nn.Module:
-    """Build the model a metaprogram describes (on the CPU; move it afterwards)."""
+    """Build the model a metaprogram describes (on the CPU; move it afterwards).
+
+    A unit-tree metaprogram (``arch.*`` settings, see ``researchgym.engine.unit_tree``)
+    builds a sequence model over token ids of shape ``input_shape = (seq_len,)``
+    whose vocabulary is its ``n_outputs`` classes (inputs and targets are tokens
+    of one vocabulary).
+    """
+    if is_unit_tree(metaprogram):
+        return build_unit_tree(metaprogram, n_outputs, input_shape[0], n_outputs)
     family = metaprogram.get("model.family", "mlp")
     n_inputs = int(torch.Size(input_shape).numel())
     if family == "linear":

@@ -11,7 +11,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from researchgym.engine.data import TaskData, augment_images, load_task_data
+from researchgym.engine.data import (
+    IGNORE,
+    SEQUENCE_KINDS,
+    TaskData,
+    augment_images,
+    load_task_data,
+)
 from researchgym.engine.hooks import EarlyStopping, Hook, TrainingState
 from researchgym.engine.models import build_model, count_parameters
 from researchgym.spaces import Categorical, Float, Int, Setting
@@ -99,14 +105,40 @@ def _lr_factor(m: Mapping[str, Any], step: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+EVAL_CHUNK = 2048  # examples per forward pass when evaluating a split
+
+
+def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    if len(x) <= EVAL_CHUNK:
+        return model(x)
+    return torch.cat([model(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
+
+
+def _token_metrics(out: torch.Tensor, y: torch.Tensor, kind: str) -> dict[str, torch.Tensor]:
+    """Loss and accuracy over scored positions (targets other than ``IGNORE``)."""
+    logits, targets = out.reshape(-1, out.shape[-1]), y.reshape(-1)
+    loss = nn.functional.cross_entropy(logits, targets, ignore_index=IGNORE)
+    scored = y != IGNORE
+    hits = (out.argmax(dim=-1) == y) & scored
+    accuracy = hits.sum() / scored.sum().clamp_min(1)
+    if kind == "language":
+        bpc = loss / math.log(2.0)
+        score = (1.0 - bpc / 8.0).clamp(-1.0, 1.0)
+        return {"loss": loss, "bpc": bpc, "accuracy": accuracy, "score": score}
+    sequences = (hits | ~scored).all(dim=1).float().mean()
+    return {"loss": loss, "accuracy": accuracy, "sequence_accuracy": sequences, "score": accuracy}
+
+
 @torch.no_grad()
 def _evaluate(model: nn.Module, data: TaskData, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     model.eval()
-    out = model(x)
+    out = _predict(model, x)
     if data.kind == "classification":
         loss = nn.functional.cross_entropy(out, y)
         accuracy = (out.argmax(dim=1) == y).float().mean()
         metrics = {"loss": loss, "accuracy": accuracy, "score": accuracy}
+    elif data.kind in SEQUENCE_KINDS:
+        metrics = _token_metrics(out, y, data.kind)
     else:
         pred = out.squeeze(1)
         mse = nn.functional.mse_loss(pred, y)
@@ -129,9 +161,14 @@ def train(
     The result depends only on the arguments: on the CPU the same inputs give
     bitwise the same metrics.
 
+    Classification, token-sequence and language tasks share one loss: cross
+    entropy over the scored targets (sequence positions marked ``IGNORE`` do not
+    count); regression uses mean squared error.
+
     Args:
         metaprogram: validated settings with defaults filled (see ``Schema.validate``).
-        task: dataset name (see ``researchgym.engine.DATASETS``).
+        task: task name, a dataset name with optional parameters (see
+            ``researchgym.engine.DATASETS`` and ``researchgym.engine.data.parse_task``).
         seed: seeds initialization, batch order, dropout and augmentation.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         hooks: extra hooks called during training.
@@ -144,7 +181,7 @@ def train(
     m = dict(metaprogram)
     dev = resolve_device(device)
     data = load_task_data(task, m.get("data.scaling", "standard"), str(dev))
-    classification = data.kind == "classification"
+    classification = data.kind != "regression"  # one class (or token) per target
 
     torch.manual_seed(seed)
     generator = torch.Generator(device=dev).manual_seed(seed)
@@ -157,7 +194,7 @@ def train(
     n, batch_size, epochs = len(data.x_train), m["train.batch_size"], m["train.epochs"]
     batches_per_epoch = max(1, n // batch_size + (n % batch_size > 1))
     total_steps = epochs * batches_per_epoch
-    base_lr = m["optim.lr"]
+    base_lr, scheduled = m["optim.lr"], m["optim.schedule"] != "constant"
 
     state = TrainingState(metaprogram=m, epochs=epochs)
     all_hooks = list(hooks)
@@ -182,15 +219,21 @@ def train(
                 xb = augment_images(xb, generator)
             out = model(xb)
             if classification:
-                loss = nn.functional.cross_entropy(out, yb, label_smoothing=smoothing)
+                loss = nn.functional.cross_entropy(
+                    out.reshape(-1, out.shape[-1]),
+                    yb.reshape(-1),
+                    label_smoothing=smoothing,
+                    ignore_index=IGNORE,
+                )
             else:
                 loss = nn.functional.mse_loss(out.squeeze(1), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
-            for group in optimizer.param_groups:
-                group["lr"] = base_lr * _lr_factor(m, step, total_steps)
+            if scheduled:
+                for group in optimizer.param_groups:
+                    group["lr"] = base_lr * _lr_factor(m, step, total_steps)
             optimizer.step()
             epoch_loss += loss.detach() * len(idx)
             step += 1

@@ -150,6 +150,10 @@ class TextInterface(Interface):
     The observation is a JSON object with the task, the settings schema, the
     history so far and the budget; the action is a JSON object of settings
     (omitted ones take their defaults).
+
+    Schemas with nested forms (a model as a tree of units) also describe each
+    form under ``"nested_forms"``, show past settings in the nested form, and
+    accept actions in either form, e.g. ``{"arch": {"layers": [...]}, "optim.lr": 0.003}``.
     """
 
     name = "text"
@@ -162,6 +166,7 @@ class TextInterface(Interface):
             max_length=self.max_observation_chars, min_length=2, charset=TEXT_CHARSET
         )
         self._schema_json = schema.to_json()
+        self._forms_json = schema.forms_json()
 
     def parse_action(self, action: Any) -> dict[str, Any]:
         if not isinstance(action, str):
@@ -171,7 +176,12 @@ class TextInterface(Interface):
         return self.schema.parse_json(action)
 
     def to_action(self, metaprogram: dict[str, Any]) -> str:
-        return json.dumps(self.schema.validate(metaprogram))
+        return json.dumps(self.schema.to_nested(metaprogram))
+
+    def _shown(self, settings: dict[str, Any] | None) -> dict[str, Any] | None:
+        if settings is None or not self._forms_json:
+            return settings
+        return self.schema.to_nested(settings)
 
     def observe(self, view: CampaignView) -> str:
         recent = view.history[-self.history :]
@@ -181,11 +191,23 @@ class TextInterface(Interface):
             "budget_left": view.budget_left,
             "best_score": view.best_score,
             "history": [
-                {k: step[k] for k in ("settings", "score", "status")} for step in recent
+                {
+                    "settings": self._shown(step["settings"]),
+                    "score": step["score"],
+                    "status": step["status"],
+                }
+                for step in recent
             ],
             "settings_schema": self._schema_json,
             "reply_with": "a JSON object of settings; omitted settings take their defaults",
         }
+        if self._forms_json:
+            payload["nested_forms"] = self._forms_json
+            keys = ", ".join(repr(form["key"]) for form in self._forms_json)
+            payload["reply_with"] += (
+                f"; the settings under {keys} may instead be given as one nested object "
+                "(see nested_forms, e.g. its example)"
+            )
         text = json.dumps(payload, separators=(",", ":"))
         while len(text) > self.max_observation_chars and payload["history"]:
             payload["history"] = payload["history"][1:]

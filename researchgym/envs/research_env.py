@@ -7,10 +7,15 @@ metaprogram the action describes and returns the validation score as reward.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import gymnasium as gym
 import numpy as np
@@ -43,6 +48,19 @@ class ResearchEnv(gym.Env):
     Args:
         suite: task suite name (see ``researchgym.envs.suites.SUITES``).
         budget: experiments per episode.
+        tasks: task names episodes are drawn from, instead of the suite's; each
+            must be a task of the suite's datasets, possibly with other
+            parameters (e.g. ``["mqar?n_pairs=16&vocab=128"]`` for harder recall).
+        data_dir: directory of the dataset files, for suites that read files
+            (MNIST, CIFAR-10); defaults to the dataset's environment variable
+            (``RESEARCHGYM_MNIST_DIR``, ``RESEARCHGYM_CIFAR10_DIR``). Configuration
+            only: no action can name a file.
+        max_params: parameter budget; a design over it is rejected before
+            training with status ``"invalid_action"`` and the reason.
+        max_train_flops: compute budget of one experiment (about 3 x forward
+            FLOPs x examples processed), checked the same way.
+        max_train_steps: optimizer steps of one experiment, checked the same way
+            (on a CPU, small models cost per step more than per FLOP).
         reward: ``"metric"`` (validation score), ``"improvement"`` (gain of the
             best score so far) or ``"regret"`` (minus normalized regret: 0 for a
             perfect score, -1 at chance level).
@@ -66,6 +84,11 @@ class ResearchEnv(gym.Env):
         suite: str = "digits",
         *,
         budget: int = 10,
+        tasks: Sequence[str] | None = None,
+        data_dir: str | os.PathLike | None = None,
+        max_params: int | None = None,
+        max_train_flops: float | None = None,
+        max_train_steps: int | None = None,
         reward: str = "metric",
         interface: str = "dict",
         strict: bool = False,
@@ -85,7 +108,18 @@ class ResearchEnv(gym.Env):
             raise ValueError(f"budget={budget!r} must be a positive number of experiments")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not one of {self.metadata['render_modes']}")
+        limits = {
+            "max_params": max_params,
+            "max_train_flops": max_train_flops,
+            "max_train_steps": max_train_steps,
+        }
+        for name, limit in limits.items():
+            if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
+                raise ValueError(f"{name}={limit!r} must be a positive number or None (no budget)")
         self.suite = get_suite(suite)
+        self._locators = self._locate_tasks(tasks, data_dir)
+        self.tasks = tuple(self._locators)
+        self.limits = {name: limit for name, limit in limits.items() if limit is not None}
         self.schema = self.suite.make_schema()
         self.interface = make_interface(interface, self.schema, history)
         self.action_space = self.interface.action_space
@@ -116,19 +150,19 @@ class ResearchEnv(gym.Env):
         options = options or {}
         task = options.get("task")
         if task is None:
-            task = self.suite.tasks[int(self.np_random.integers(len(self.suite.tasks)))]
-        elif task not in self.suite.tasks:
-            raise ValueError(f"task={task!r} is not in suite {self.suite.name!r}: {self.suite.tasks}")
-        from researchgym.engine import DATASETS, load_task_data
+            task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        elif task not in self._locators:
+            raise ValueError(f"task={task!r} is not one of this env's tasks: {self.tasks}")
+        from researchgym.engine import load_task_data
 
-        data = load_task_data(task)
+        data = load_task_data(self._locators[task])
         self._view = CampaignView(
             task=task,
-            task_description=DATASETS[task].description,
+            task_description=data.description,
             task_features=data.features(),
             budget=self.budget,
         )
-        self._chance = 1.0 / data.n_classes if data.kind == "classification" else 0.0
+        self._chance = data.chance
         self._campaign_id = uuid.uuid4().hex
         self._obs_before = self._recorded_observation()
         return self.interface.observe(self._view), {"task": task, "campaign_id": self._campaign_id, "budget": self.budget}
@@ -142,8 +176,10 @@ class ResearchEnv(gym.Env):
         started_at = datetime.now(timezone.utc)
         seed = int(self.np_random.integers(2**31 - 1))
         metaprogram: dict[str, Any] | None = None
+        cost = None
         try:
             metaprogram = self.interface.parse_action(action)
+            cost = self._estimate(metaprogram, view.task)  # raises for designs over budget
         except SettingError as exc:
             if self.strict:
                 raise
@@ -151,7 +187,7 @@ class ResearchEnv(gym.Env):
 
             result = Result(status="invalid_action", error=str(exc))
         else:
-            result = self.executor.run(metaprogram, task=view.task, seed=seed)
+            result = self.executor.run(metaprogram, task=self._locators[view.task], seed=seed)
 
         score = result.score
         reward = self._reward(score)
@@ -176,6 +212,7 @@ class ResearchEnv(gym.Env):
             "curve": result.curve,
             "cost": Cost(samples=result.samples, seconds=result.seconds),
             "metaprogram": metaprogram,
+            "estimate": None if cost is None else cost.to_dict(),
             "best_score": view.best_score,
             "seed": seed,
         }
@@ -199,6 +236,94 @@ class ResearchEnv(gym.Env):
     def to_action(self, metaprogram: dict[str, Any]) -> Any:
         """The action of this env's interface for a (partial) metaprogram."""
         return self.interface.to_action(metaprogram)
+
+    def estimate(self, action: Any) -> dict[str, Any]:
+        """Parameters and FLOPs of an action's design on the current task, before training.
+
+        Spends no budget. Returns the dict a step reports as ``info["estimate"]``,
+        plus ``"rejected"``: ``None``, or why a step would reject the design
+        (over ``max_params``, ``max_train_flops`` or ``max_train_steps``).
+
+        Raises:
+            SettingError: the action is malformed, or its cost cannot be estimated.
+        """
+        if self._view is None:
+            raise gym.error.ResetNeeded(
+                "call reset() before estimate(): the cost depends on the task"
+            )
+        from researchgym.engine import BudgetError, check_budget
+
+        metaprogram = self.interface.parse_action(action)
+        cost = self._cost(metaprogram, self._view.task)
+        if cost is None:
+            raise SettingError("this design's cost cannot be estimated before training")
+        try:
+            check_budget(cost, **self.limits)
+            rejected = None
+        except BudgetError as exc:
+            rejected = str(exc)
+        return {**cost.to_dict(), "rejected": rejected}
+
+    def _cost(self, metaprogram: dict[str, Any], task: str):
+        """The design's estimated cost, or ``None`` when it cannot be estimated."""
+        from researchgym.engine import estimate
+
+        try:
+            return estimate(metaprogram, task=self._locators[task])
+        except Exception:  # noqa: BLE001 - such a design fails in training, with its error
+            return None
+
+    def _estimate(self, metaprogram: dict[str, Any], task: str):
+        """The design's cost; raises ``BudgetError`` (a ``SettingError``) when over a limit."""
+        from researchgym.engine import check_budget
+
+        cost = self._cost(metaprogram, task)
+        if cost is not None:
+            check_budget(cost, **self.limits)
+        return cost
+
+    def _locate_tasks(self, tasks: Sequence[str] | None, data_dir: Any) -> dict[str, str]:
+        """Map each task name to the name training loads (with the data directory, if any).
+
+        The data directory is added here, from configuration, and never recorded
+        as part of the task; tasks and their files are checked now, so a missing
+        dataset fails at ``gym.make`` with a message naming the files expected.
+        """
+        from researchgym.engine.data import check_task, parse_task
+
+        names = tuple(self.suite.tasks if tasks is None else tasks)
+        if not names or any(not isinstance(t, str) for t in names):
+            raise ValueError(f"tasks={tasks!r} must be a non-empty list of task names")
+        datasets = {parse_task(t)[0].name for t in self.suite.tasks}
+        locators: dict[str, str] = {}
+        reads_files = False
+        for task in names:
+            spec, params = parse_task(task)
+            if spec.name not in datasets:
+                raise ValueError(
+                    f"task {task!r} is not a task of suite {self.suite.name!r}; its datasets are "
+                    f"{sorted(datasets)}"
+                )
+            locator = task
+            if spec.data_dir_var is not None:
+                reads_files = True
+                if "data_dir" in params:
+                    raise ValueError(
+                        f"task {task!r} names a directory; give it as data_dir=... "
+                        "(configuration), not in the task name"
+                    )
+                directory = data_dir if data_dir is not None else os.environ.get(spec.data_dir_var)
+                if directory:
+                    query = urlencode({"data_dir": os.fspath(Path(directory).expanduser())})
+                    locator = f"{task}{'&' if '?' in task else '?'}{query}"
+            check_task(locator)
+            locators[task] = locator
+        if data_dir is not None and not reads_files:
+            raise ValueError(
+                f"data_dir={os.fspath(data_dir)!r} is for envs that read dataset files; suite "
+                f"{self.suite.name!r} reads none"
+            )
+        return locators
 
     def _reward(self, score: float | None) -> float:
         if score is None:
@@ -253,6 +378,21 @@ class ResearchEnv(gym.Env):
             }
         )
         self._obs_before = self._recorded_observation()
+
+
+def _single_threaded_after_fork() -> None:
+    """Train with one CPU thread in a forked child (e.g. a worker of gymnasium's ``AsyncVectorEnv``).
+
+    A forked child inherits torch's OpenMP thread pool in a state it cannot use:
+    its first parallel op hangs once the parent has trained anything. One thread
+    per worker also keeps N workers from oversubscribing the CPU.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_single_threaded_after_fork)
 
 
 def _version_of(env_id: str) -> int:

@@ -6,10 +6,12 @@ Adding an env is two lines: a :class:`Suite` here and a ``register`` call in
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
-from researchgym.spaces import Schema
+from researchgym.spaces import Schema, Setting
 
 __all__ = ["SUITES", "Suite", "get_suite"]
 
@@ -20,7 +22,9 @@ class Suite:
 
     Attributes:
         name: suite name used by ``ResearchEnv(suite=...)``.
-        tasks: dataset names an episode may be drawn from.
+        tasks: task names an episode may be drawn from by default; an env may
+            be given other tasks of the same datasets (e.g. with different
+            parameters, ``"mqar?n_pairs=16"``).
         make_schema: builds the settings schema (called lazily, once per env).
         description: one line for docs and the CLI.
     """
@@ -35,6 +39,21 @@ def _digits_schema() -> Schema:
     from researchgym.engine import data_settings, model_settings, pipeline_settings
 
     return Schema(data_settings(images=True) + model_settings(("mlp", "cnn")) + pipeline_settings())
+
+
+def _with_defaults(settings: Iterable[Setting], defaults: Mapping[str, Any]) -> list[Setting]:
+    return [replace(s, default=defaults[s.name]) if s.name in defaults else s for s in settings]
+
+
+# Unit-tree suites train for few, larger steps: seconds per experiment on two CPU cores.
+_SEQUENCE_TRAINING = {"optim.lr": 3e-3, "train.batch_size": 32, "train.epochs": 4}
+_CHARLM_TRAINING = {"optim.lr": 3e-3, "train.batch_size": 16, "train.epochs": 2}
+
+
+def _unit_tree_schema(training: Mapping[str, Any]) -> Schema:
+    from researchgym.engine import ARCH, pipeline_settings
+
+    return Schema(ARCH.settings() + _with_defaults(pipeline_settings(), training), forms=[ARCH])
 
 
 def _tabular_schema() -> Schema:
@@ -59,6 +78,32 @@ SUITES: dict[str, Suite] = {
             ("wine", "breast_cancer", "iris", "diabetes"),
             _tabular_schema,
             "scikit-learn's bundled tables (classification and regression)",
+        ),
+        Suite(
+            "seqarch",
+            ("mqar", "copy", "reverse", "modsum", "parity", "brackets"),
+            functools.partial(_unit_tree_schema, _SEQUENCE_TRAINING),
+            "architecture search on generated sequence tasks (recall, copying, arithmetic, "
+            "parity, brackets); the model is a tree of units",
+        ),
+        Suite(
+            "charlm",
+            ("pydocs", "pysource"),
+            functools.partial(_unit_tree_schema, _CHARLM_TRAINING),
+            "character-level language modelling of text that ships with Python; "
+            "score = 1 - bits per character / 8",
+        ),
+        Suite(
+            "mnist",
+            ("mnist",),
+            _digits_schema,
+            "MNIST digits from IDX files in a user-given directory; MLP or CNN",
+        ),
+        Suite(
+            "cifar10",
+            ("cifar10",),
+            _digits_schema,
+            "CIFAR-10 images from the python batch files in a user-given directory; MLP or CNN",
         ),
     ]
 }

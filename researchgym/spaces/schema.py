@@ -3,15 +3,22 @@
 One declaration gives validation with clear errors, the gymnasium ``Dict``
 action space, a flat ``[-1, 1]`` encoding for RL libraries, a JSON form for
 language-model agents, YAML files and ``name=value`` command-line overrides.
+
+A schema may also carry *nested forms* (see :class:`NestedForm`): a group of
+settings under one prefix that can be given as one nested value, such as a
+model's tree of units (:class:`~researchgym.spaces.units.UnitTree`). Every
+entry point (``validate``, JSON, YAML) accepts the nested form as well as the
+flat settings.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import yaml
@@ -19,7 +26,26 @@ from gymnasium import spaces
 
 from researchgym.spaces.settings import Setting, SettingError
 
-__all__ = ["Schema", "flatten_dotted"]
+__all__ = ["NestedForm", "Schema", "flatten_dotted"]
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, also reading ``1e-4`` and ``1.0e5`` as floats.
+
+    YAML 1.1 (PyYAML) needs a dot and a signed exponent, so ``lr: 1e-4`` would
+    otherwise load as the string ``"1e-4"``.
+    """
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _safe_load(text: str) -> Any:
+    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def flatten_dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -34,14 +60,38 @@ def flatten_dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any
     return out
 
 
+@runtime_checkable
+class NestedForm(Protocol):
+    """A nested way to write the settings under one prefix (e.g. a tree of units).
+
+    Attributes:
+        prefix: the key the nested value is given under, e.g. ``"arch"``.
+        names: the flat settings the form stands for (all under ``prefix``).
+    """
+
+    prefix: str
+    names: tuple[str, ...]
+
+    def expand(self, value: Any) -> dict[str, Any]:
+        """Flat settings (dotted names) of a nested value; raises ``SettingError``."""
+
+    def collapse(self, values: Mapping[str, Any]) -> Any:
+        """The nested value of validated flat settings."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready description of the nested form, for prompts and docs."""
+
+
 class Schema:
     """An ordered collection of settings; conditions may only refer to earlier ones.
 
     Args:
         settings: the settings, in the order an agent decides them.
+        forms: nested forms of some of the settings (see :class:`NestedForm`);
+            each form's settings must be among ``settings``.
     """
 
-    def __init__(self, settings: Iterable[Setting]):
+    def __init__(self, settings: Iterable[Setting], forms: Iterable[NestedForm] = ()):
         self._settings: dict[str, Setting] = {}
         for setting in settings:
             if setting.name in self._settings:
@@ -54,6 +104,18 @@ class Schema:
                 for value in allowed:
                     self._settings[parent].validate(value)
             self._settings[setting.name] = setting
+        self._forms: dict[str, NestedForm] = {}
+        self._form_of: dict[str, NestedForm] = {}
+        for form in forms:
+            if form.prefix in self._forms or form.prefix in self._settings:
+                raise SettingError(f"nested form {form.prefix!r} clashes with another form or setting")
+            missing = [name for name in form.names if name not in self._settings]
+            if missing:
+                raise SettingError(
+                    f"nested form {form.prefix!r} stands for settings the schema lacks: {missing}"
+                )
+            self._forms[form.prefix] = form
+            self._form_of.update({name: form for name in form.names})
 
     # --- collection ----------------------------------------------------------------
     def __iter__(self) -> Iterator[Setting]:
@@ -74,6 +136,11 @@ class Schema:
     def names(self) -> list[str]:
         return list(self._settings)
 
+    @property
+    def forms(self) -> tuple[NestedForm, ...]:
+        """The schema's nested forms (empty for most schemas)."""
+        return tuple(self._forms.values())
+
     def _unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self.names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -84,11 +151,49 @@ class Schema:
     def _active(setting: Setting, values: Mapping[str, Any]) -> bool:
         return all(values.get(parent) in allowed for parent, allowed in setting.when.items())
 
+    def flatten(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Dotted settings of values given flat, nested, or in a nested form.
+
+        A mapping under a form's prefix is read by that form (``{"arch": tree}``);
+        other nested mappings are flattened (``{"model": {"width": 8}}`` is
+        ``model.width``). Nothing is validated beyond what the forms check.
+        """
+        if not self._forms:
+            return flatten_dotted(values)
+        plain = {k: v for k, v in values.items() if not (k in self._forms and isinstance(v, Mapping))}
+        out = flatten_dotted(plain)
+        for prefix, form in self._forms.items():
+            if isinstance(values.get(prefix), Mapping):
+                for name, value in form.expand(values[prefix]).items():
+                    if name in out:
+                        raise SettingError(
+                            f"{name} is given both in the {prefix!r} object and on its own; "
+                            "give each setting once"
+                        )
+                    out[name] = value
+        return out
+
+    def to_nested(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """A validated metaprogram with each nested form's settings as one nested value.
+
+        Schemas without forms give the same dict as :meth:`validate`.
+        """
+        full = self.validate(values)
+        out: dict[str, Any] = {}
+        for name, value in full.items():
+            form = self._form_of.get(name)
+            if form is None:
+                out[name] = value
+            elif form.prefix not in out:
+                out[form.prefix] = form.collapse(full)
+        return out
+
     def validate(self, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Check values and fill defaults.
 
         Args:
-            values: setting values by dotted name (nested mappings are flattened).
+            values: setting values by dotted name (nested mappings are flattened,
+                and nested forms such as a tree of units are expanded).
                 Missing settings take their defaults; values of settings that are
                 inactive under the other choices are dropped.
 
@@ -98,7 +203,7 @@ class Schema:
         Raises:
             SettingError: an unknown name or a value outside its setting's range.
         """
-        given = flatten_dotted(values or {})
+        given = self.flatten(values or {})
         for name in given:
             if name not in self._settings:
                 raise SettingError(self._unknown_message(name))
@@ -161,6 +266,10 @@ class Schema:
         """JSON-ready description of every setting."""
         return [s.to_json() for s in self]
 
+    def forms_json(self) -> list[dict[str, Any]]:
+        """JSON-ready description of every nested form (empty for most schemas)."""
+        return [form.to_json() for form in self._forms.values()]
+
     def describe(self) -> str:
         """One line per setting, for prompts and the command line."""
         lines = []
@@ -193,7 +302,7 @@ class Schema:
         """Read settings from a YAML file (safe loader), nested or dotted keys."""
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text())
+            data = _safe_load(path.read_text())
         except FileNotFoundError:
             raise SettingError(f"settings file {str(path)!r} does not exist") from None
         except yaml.YAMLError as exc:
@@ -208,7 +317,7 @@ class Schema:
                 f"{path}: expected a mapping of settings like 'optim:\\n  lr: 0.001', "
                 f"got {type(data).__name__}"
             )
-        return flatten_dotted(data)
+        return self.flatten(data)
 
     def parse_overrides(self, overrides: Iterable[str]) -> dict[str, Any]:
         """Parse ``name=value`` strings (values read as YAML scalars) into settings."""
@@ -222,7 +331,7 @@ class Schema:
                 )
             self[name]  # unknown names fail here, with a suggestion
             try:
-                value = yaml.safe_load(raw) if raw.strip() else raw
+                value = _safe_load(raw) if raw.strip() else raw
             except yaml.YAMLError:
                 value = raw
             if isinstance(value, (dict, list)):

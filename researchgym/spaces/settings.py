@@ -64,6 +64,8 @@ class Setting:
         raise NotImplementedError
 
     def _reject(self, value: Any, why: str) -> SettingError:
+        if isinstance(value, np.generic):  # show np.int64(7) as 7
+            value = value.item()
         return SettingError(
             f"{self.name}={value!r} {why}; pass {self.describe()} or omit it for the "
             f"default {self.default!r}"

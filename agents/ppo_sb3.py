@@ -1,0 +1,250 @@
+"""PPO (stable-baselines3) that learns to propose settings across a suite's tasks.
+
+The policy acts on the *flat* interface: its observation is the campaign so
+far (task features, recent settings and scores, best score, budget left) and
+its action is one number in ``[-1, 1]`` per setting, which the env decodes into
+a metaprogram. Each training episode is a campaign on a task drawn from the
+env's suite, so the policy learns what to try first, and what to try next
+given the results, across tasks. Pinned settings (``--fixed train.epochs=2``)
+are overwritten in every action while training and acting.
+
+Train, save, then run campaigns with the trained policy as a planner::
+
+    python -m agents.ppo_sb3 --env-id researchgym/Tabular-v0 --total-timesteps 2048 \\
+        --n-envs 2 --fixed train.epochs=5 --save-path runs/ppo_sb3.zip
+
+or from the command line: ``researchgym train --agent ppo-sb3 ...`` then
+``researchgym rollout --agent ppo-sb3 --policy runs/ppo_sb3.zip ...``.
+Steps taken while training are recorded under the agent name ``ppo-sb3-train``,
+campaigns of the trained planner under ``ppo-sb3``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+from researchgym.planners import (
+    CampaignArgs,
+    PinSettings,
+    PlannerError,
+    SearchPlanner,
+    parse_args,
+    run_from_args,
+)
+from researchgym.spaces import Schema
+
+TRAIN_AGENT = "ppo-sb3-train"
+
+
+@dataclass
+class Args(CampaignArgs):
+    """Train PPO (stable-baselines3) on a ResearchGym env, save it, then run campaigns with it."""
+
+    total_timesteps: int = 2048
+    """env steps (experiments) to train for"""
+    n_envs: int = 1
+    """envs stepped together while training"""
+    vec_env: str = "dummy"
+    """'dummy' (one process) or 'subproc' (one process per env)"""
+    n_steps: int = 64
+    """steps per env between policy updates"""
+    batch_size: int = 64
+    """minibatch size"""
+    n_epochs: int = 4
+    """passes over each rollout"""
+    learning_rate: float = 3e-4
+    """Adam learning rate"""
+    gamma: float = 0.9
+    """discount: how much later experiments of a campaign count"""
+    save_path: str = "runs/ppo_sb3.zip"
+    """where the trained policy is saved"""
+
+
+# --- training ---------------------------------------------------------------------------------
+def make_training_env(env_id: str, fixed: Mapping[str, Any] | None = None, **env_kwargs: Any) -> gym.Env:
+    """A flat-interface env with pinned settings (importable, so subprocess workers can build it)."""
+    import researchgym  # noqa: F401  (registers the env ids in a fresh worker process)
+
+    env = gym.make(env_id, interface="flat", **env_kwargs)
+    return PinSettings(env, fixed)
+
+
+class _Progress(BaseCallback):
+    def __init__(self, report: Callable[[int], None]):
+        super().__init__()
+        self.report = report
+
+    def _on_step(self) -> bool:
+        self.report(self.num_timesteps)
+        return True
+
+
+def train(
+    env_id: str,
+    *,
+    total_timesteps: int = 2048,
+    seed: int = 0,
+    fixed: Mapping[str, Any] | None = None,
+    save_path: str | Path = "runs/ppo_sb3.zip",
+    store: Any = None,
+    budget: int | None = None,
+    n_envs: int = 1,
+    vec_env: str = "dummy",
+    progress: Callable[[int], None] | None = None,
+    n_steps: int = 64,
+    batch_size: int = 64,
+    n_epochs: int = 4,
+    learning_rate: float = 3e-4,
+    gamma: float = 0.9,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> Path:
+    """Train PPO on ``env_id`` (tasks drawn from its suite at each reset) and save it.
+
+    Args:
+        env_id: a registered ResearchGym env.
+        total_timesteps: env steps to train for.
+        seed: seeds the envs and the policy.
+        fixed: settings pinned in every action, e.g. ``{"train.epochs": 2}``.
+        save_path: where the policy goes (``.zip`` added if missing); a JSON
+            sidecar next to it records the env and the settings it acts on.
+        store: where training steps are recorded (``False`` for nowhere).
+        budget: experiments per training campaign (default: the env's).
+        n_envs: envs stepped together, through SB3's ``make_vec_env``.
+        vec_env: ``"dummy"`` (``DummyVecEnv``) or ``"subproc"`` (``SubprocVecEnv``).
+        progress: called with the number of env steps done so far.
+        n_steps, batch_size, n_epochs, learning_rate, gamma: PPO's own settings.
+        env_kwargs: more keyword arguments for ``gym.make``.
+
+    Returns:
+        The saved policy's path.
+    """
+    if vec_env not in ("dummy", "subproc"):
+        raise PlannerError(f"vec_env={vec_env!r} must be 'dummy' or 'subproc'")
+    kwargs = {"store": store, "agent": TRAIN_AGENT, **(env_kwargs or {})}
+    if budget is not None:
+        kwargs["budget"] = budget
+    probe = gym.make(env_id, interface="flat", store=False, disable_env_checker=True)
+    schema: Schema = probe.unwrapped.schema
+    probe.close()
+    pins = {name: schema[name].validate(value) for name, value in (fixed or {}).items()}
+
+    envs = make_vec_env(
+        partial(make_training_env, env_id, pins, **kwargs),
+        n_envs=n_envs,
+        seed=seed,
+        vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
+    )
+    model = PPO(
+        "MlpPolicy",
+        envs,
+        n_steps=n_steps,
+        batch_size=min(batch_size, n_steps * n_envs),
+        n_epochs=n_epochs,
+        learning_rate=learning_rate,
+        gamma=gamma,
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    model.learn(total_timesteps=total_timesteps, callback=_Progress(progress) if progress else None)
+    envs.close()
+
+    path = Path(save_path)
+    if path.suffix != ".zip":
+        path = path.with_name(path.name + ".zip")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    metadata = {"env_id": env_id, "settings": schema.names, "fixed": pins, "total_timesteps": model.num_timesteps, "seed": seed}
+    path.with_suffix(".json").write_text(json.dumps(metadata, indent=2, default=str))
+    return path
+
+
+# --- acting ----------------------------------------------------------------------------------
+class PPOPlanner(SearchPlanner):
+    """A trained SB3 PPO policy as a planner (reads flat observations).
+
+    Args:
+        policy: path of a policy saved by :func:`train` (or a loaded ``PPO`` model).
+        deterministic: act with the policy's mean action instead of sampling.
+    """
+
+    name = "ppo-sb3"
+    interface = "flat"
+
+    def __init__(self, policy: str | Path | PPO | None = None, deterministic: bool = True):
+        if policy is None:
+            raise PlannerError(
+                "planner 'ppo-sb3' needs a trained policy: pass policy=PATH (e.g. --policy runs/ppo_sb3.zip); "
+                "train one with `researchgym train --agent ppo-sb3 --env ENV_ID`"
+            )
+        self.deterministic = deterministic
+        self.metadata: dict[str, Any] = {}
+        if isinstance(policy, PPO):
+            self.model, self.path = policy, None
+        else:
+            self.path = Path(policy)
+            if not self.path.exists() and self.path.with_name(self.path.name + ".zip").exists():
+                self.path = self.path.with_name(self.path.name + ".zip")
+            if not self.path.exists():
+                raise PlannerError(f"policy={str(policy)!r} does not exist; train one with `researchgym train --agent ppo-sb3`")
+            self.model = PPO.load(self.path, device="cpu")
+            sidecar = self.path.with_suffix(".json")
+            if sidecar.exists():
+                self.metadata = json.loads(sidecar.read_text())
+
+    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+        super().reset(schema, seed=seed, fixed=fixed)
+        trained_on = self.metadata.get("settings")
+        if self.model.action_space.shape != (len(schema),) or (trained_on and trained_on != schema.names):
+            raise PlannerError(
+                f"policy {self.path} acts on {trained_on or self.model.action_space.shape} "
+                f"but this env's settings are {schema.names}; train a policy for this env"
+            )
+        self.model.set_random_seed(seed)
+
+    def propose(self, observation: Any) -> dict[str, Any]:
+        obs = np.asarray(observation, dtype=np.float32)
+        if obs.shape != self.model.observation_space.shape:
+            raise PlannerError(
+                f"observation of shape {obs.shape} is not the flat observation {self.model.observation_space.shape} "
+                "the policy reads; make the env with interface='flat'"
+            )
+        action, _ = self.model.predict(obs, deterministic=self.deterministic)
+        return self.schema.decode(action) | self.fixed
+
+
+if __name__ == "__main__":
+    args = parse_args(Args)
+    schema = gym.make(args.env_id, store=False, disable_env_checker=True).unwrapped.schema
+    store: Any = False if args.store is not None and args.store.lower() == "none" else args.store
+    path = train(
+        args.env_id,
+        total_timesteps=args.total_timesteps,
+        seed=args.seed,
+        fixed=schema.parse_overrides(args.fixed),
+        save_path=args.save_path,
+        store=store,
+        budget=args.budget,
+        n_envs=args.n_envs,
+        vec_env=args.vec_env,
+        progress=lambda n: print(f"\rtrained {n}/{args.total_timesteps} steps", end="", flush=True),
+        n_steps=args.n_steps,
+        batch_size=args.batch_size,
+        n_epochs=args.n_epochs,
+        learning_rate=args.learning_rate,
+        gamma=args.gamma,
+    )
+    print(f"\nsaved policy to {path}")
+    run_from_args(PPOPlanner(path), args)

@@ -1,0 +1,139 @@
+"""Commands that make and check trajectory datasets: ``generate``, ``surrogate fit``, ``rerun``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from researchgym.spaces import SettingError
+
+console = Console()
+surrogate_app = typer.Typer(help="Fit and inspect surrogate models of an env.", no_args_is_help=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def generate(
+    env: Annotated[str, typer.Option("--env", help="env id whose training jobs to run")],
+    sampler: Annotated[str, typer.Option(help="random, sobol or grid")] = "sobol",
+    n: Annotated[int, typer.Option("--n", min=1, help="design points per task")] = 100,
+    repeats: Annotated[int, typer.Option(min=1, help="seeds per design point")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="parallel worker processes")] = 1,
+    seed: Annotated[int, typer.Option(help="seed of the design")] = 0,
+    fixed: Annotated[list[str] | None, typer.Option("--set", help="pin a setting, e.g. --set train.epochs=5")] = None,
+    task: Annotated[list[str] | None, typer.Option(help="restrict to these tasks (repeatable)")] = None,
+    store: Annotated[Path | None, typer.Option(help="store to fill (default: $RESEARCHGYM_STORE or ./datasets_store)")] = None,
+) -> None:
+    """Run a sweep of real training jobs into a store (rerunning skips what is stored)."""
+    import gymnasium as gym
+
+    from researchgym.store import open_store, resolve_store_path
+    from researchgym.sweeps import pending_jobs, plan_sweep, run_sweep
+
+    store_path = resolve_store_path(store)
+    agent = f"sweep-{sampler}"
+    try:
+        schema = gym.make(env, store=False, disable_env_checker=True).unwrapped.schema
+        pins = schema.parse_overrides(fixed or [])
+        jobs = plan_sweep(env, sampler=sampler, n=n, seed=seed, repeats=repeats, fixed=pins, tasks=task)
+    except (SettingError, ValueError, gym.error.Error) as exc:
+        _fail(str(exc))
+    pending = pending_jobs(jobs, open_store(str(store_path)), env, agent)
+    console.print(
+        f"{len(jobs)} jobs planned, {len(jobs) - len(pending)} already stored in {store_path}, "
+        f"{len(pending)} to run on {workers} worker(s)"
+    )
+    statuses: dict[str, int] = {}
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[failures]} failed"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task(f"sweep {env}", total=len(pending), failures=0)
+        for status, _ in run_sweep(env, pending, store_path=store_path, agent=agent, workers=workers):
+            statuses[status] = statuses.get(status, 0) + 1
+            progress.update(bar, advance=1, failures=sum(v for k, v in statuses.items() if k != "ok"))
+    table = Table(title=f"{len(pending)} runs in {time.perf_counter() - started:.1f}s")
+    table.add_column("status")
+    table.add_column("runs", justify="right")
+    for status, count in sorted(statuses.items()):
+        table.add_row(status, str(count))
+    console.print(table)
+
+
+@surrogate_app.command("fit")
+def surrogate_fit(
+    env: Annotated[str, typer.Option("--env", help="env id whose recorded runs to fit")],
+    data: Annotated[Path | None, typer.Option(help="store of recorded runs (default: the shipped reference runs)")] = None,
+    output: Annotated[Path, typer.Option(help="where to save the model (.npz + .json card)")] = Path("runs/surrogate.npz"),
+    seed: Annotated[int, typer.Option(help="seed of the held-out split and the fits")] = 0,
+) -> None:
+    """Fit a surrogate on recorded runs, print its held-out fidelity and save it."""
+    import gymnasium as gym
+
+    from researchgym.envs.replay import load_runs
+    from researchgym.envs.surrogate import fit_surrogate
+
+    try:
+        schema = gym.make(env, store=False, disable_env_checker=True).unwrapped.schema
+        runs = load_runs(data, env)
+    except (FileNotFoundError, ValueError, gym.error.Error) as exc:
+        _fail(str(exc))
+    with console.status(f"fitting a surrogate of {env} on {len(runs)} runs"):
+        model = fit_surrogate(runs, schema, env, seed=seed)
+    path = model.save(output)
+    f = model.fidelity
+    table = Table(title=f"surrogate of {env}: fidelity on held-out metaprograms")
+    for column in ("Spearman", "Kendall", "held-out runs", "training runs", "seed noise (std)"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{f.spearman:.3f}", f"{f.kendall:.3f}", str(f.n_test), str(f.n_train), f"{model.noise_std:.4f}")
+    console.print(table)
+    console.print(f"saved {path} and {path.with_suffix('.json')}")
+
+
+def rerun_command(
+    run_id: Annotated[str, typer.Argument(help="run_id of a stored step")],
+    store: Annotated[Path | None, typer.Option(help="store (default: $RESEARCHGYM_STORE or ./datasets_store)")] = None,
+    device: Annotated[str, typer.Option(help="training device; CPU runs are bitwise repeatable")] = "cpu",
+) -> None:
+    """Re-run a stored step from its metaprogram and seed; report whether metrics match."""
+    from researchgym.reproduce import rerun
+    from researchgym.store import open_store, resolve_store_path
+
+    try:
+        report = rerun(open_store(str(resolve_store_path(store))), run_id, device=device)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+    table = Table(title=f"rerun of {run_id} ({report.env_id}, task {report.task}, seed {report.seed})")
+    for column in ("metric", "recorded", "measured", "difference"):
+        table.add_column(column, justify="right")
+    for name in sorted(report.recorded.keys() | report.measured.keys()):
+        rec, mea = report.recorded.get(name), report.measured.get(name)
+        diff = "-" if rec is None or mea is None else f"{mea - rec:+.3g}"
+        table.add_row(name, "-" if rec is None else f"{rec:.6f}", "-" if mea is None else f"{mea:.6f}", diff)
+    console.print(table)
+    if report.matches:
+        console.print("[bold green]match[/]: same status and bitwise-equal metrics")
+    else:
+        console.print(
+            f"[bold yellow]mismatch[/]: status {report.recorded_status} -> {report.status}, "
+            f"largest difference {report.max_abs_diff:.3g}"
+        )
+        raise typer.Exit(code=1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``generate``, ``surrogate fit`` and ``rerun`` to ``app``."""
+    app.command("generate")(generate)
+    app.command("rerun")(rerun_command)
+    app.add_typer(surrogate_app, name="surrogate")

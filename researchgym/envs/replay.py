@@ -1,0 +1,146 @@
+"""Replay-v0: answer actions from recorded runs instead of training.
+
+The env has the source env's spaces, observation, reward and info; only the
+executor differs. An action is looked up by its metaprogram, quantized in the
+flat encoding, on the episode's task:
+
+* an exact match returns a recorded run (one of its seeds, chosen by the step's
+  seed) with its metrics, curve, status and recorded seconds as cost;
+* a missing point returns, with ``missing="nearest"`` (the default), the
+  recorded run nearest in the flat encoding (Euclidean), and with
+  ``missing="error"`` a step with status ``"error"`` saying that nothing was recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from researchgym.engine import Executor, Result
+from researchgym.spaces import Schema
+
+__all__ = ["REFERENCE_STORE", "REFERENCE_SURROGATES", "ReplayExecutor", "load_runs", "make_replay_env"]
+
+#: Reference runs shipped with the repository (see datasets_store/README.md).
+REFERENCE_STORE = Path(__file__).resolve().parents[2] / "datasets_store" / "reference"
+#: Surrogates fitted on the reference runs, one ``<EnvName>.npz`` + ``.json`` per env.
+REFERENCE_SURROGATES = REFERENCE_STORE / "surrogates"
+
+QUANTUM = 1e-4  # flat-encoding resolution of an exact match
+
+
+def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
+    """Recorded steps of ``env_id`` from a store (default: the shipped reference runs)."""
+    from researchgym.store import open_store
+
+    path = Path(data) if data is not None else REFERENCE_STORE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no store at {path}; generate runs with `researchgym generate --env {env_id} "
+            f"--store {path}` or pass data= pointing at a store"
+        )
+    rows = open_store(str(path)).sql(
+        "SELECT task, seed, metaprogram, status, error, val_metrics, test_metrics, curve, "
+        "cost_seconds, cost_samples FROM steps WHERE env_id = ? AND metaprogram IS NOT NULL "
+        "AND metaprogram <> 'null' ORDER BY task, run_id",
+        [env_id],
+    ).to_pylist()
+    if not rows:
+        raise ValueError(f"the store at {path} has no recorded runs of {env_id}")
+    return rows
+
+
+def _key(vector: np.ndarray) -> bytes:
+    return np.round(vector / QUANTUM).astype(np.int64).tobytes()
+
+
+class ReplayExecutor(Executor):
+    """Looks results up in recorded runs (see the module docstring for the policy).
+
+    Args:
+        runs: rows from :func:`load_runs`.
+        schema: the source env's schema (for the flat encoding).
+        missing: ``"nearest"`` or ``"error"``.
+    """
+
+    def __init__(self, runs: list[dict[str, Any]], schema: Schema, missing: str = "nearest"):
+        if missing not in ("nearest", "error"):
+            raise ValueError(f"missing={missing!r} is not 'nearest' or 'error'")
+        self.schema = schema
+        self.missing = missing
+        self._exact: dict[tuple[str, bytes], list[Result]] = {}
+        by_task: dict[str, tuple[list[np.ndarray], list[list[Result]]]] = {}
+        for row in runs:
+            result = Result(
+                status=row["status"],
+                val_metrics=json.loads(row["val_metrics"] or "{}"),
+                test_metrics=json.loads(row["test_metrics"] or "{}"),
+                curve=json.loads(row["curve"] or "[]"),
+                seconds=float(row["cost_seconds"] or 0.0),
+                samples=int(row["cost_samples"] or 0),
+                error=row["error"],
+            )
+            vector = schema.encode(json.loads(row["metaprogram"]))
+            key = (row["task"], _key(vector))
+            if key not in self._exact:
+                self._exact[key] = []
+                vectors, groups = by_task.setdefault(row["task"], ([], []))
+                vectors.append(vector)
+                groups.append(self._exact[key])
+            self._exact[key].append(result)
+        self._points = {task: (np.stack(v), g) for task, (v, g) in by_task.items()}
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self._points)
+
+    def recorded_vectors(self) -> np.ndarray:
+        """Flat encodings of every recorded metaprogram (all tasks)."""
+        return np.concatenate([points for points, _ in self._points.values()])
+
+    def run(self, metaprogram: dict[str, Any], *, task: str, seed: int) -> Result:
+        vector = self.schema.encode(metaprogram)
+        group = self._exact.get((task, _key(vector)))
+        if group is None:
+            if task not in self._points:
+                return Result(status="error", error=f"no recorded runs on task {task!r}")
+            if self.missing == "error":
+                return Result(
+                    status="error",
+                    error="no recorded run of this metaprogram on this task; "
+                    "use missing='nearest' to answer with the nearest recorded run",
+                )
+            points, groups = self._points[task]
+            group = groups[int(np.argmin(((points - vector) ** 2).sum(axis=1)))]
+        return group[seed % len(group)]
+
+
+def make_replay_env(
+    source: str = "researchgym/Digits-v0",
+    data: str | Path | None = None,
+    missing: str = "nearest",
+    store: Any = False,
+    **kwargs: Any,
+):
+    """A :class:`ResearchEnv` of ``source`` whose steps are answered from recorded runs.
+
+    Args:
+        source: the env whose recorded runs are replayed.
+        data: store holding them (default: the shipped reference runs).
+        missing: policy for actions never recorded: ``"nearest"`` or ``"error"``.
+        store: where replayed steps are recorded (default: nowhere).
+        **kwargs: other :class:`ResearchEnv` arguments (interface, budget, reward, ...).
+    """
+    import gymnasium as gym
+
+    from researchgym.envs.research_env import ResearchEnv
+    from researchgym.envs.suites import get_suite
+
+    spec = gym.spec(source)
+    env_kwargs = {**spec.kwargs, "env_id": "researchgym/Replay-v0", **kwargs, "store": store}
+    schema = get_suite(spec.kwargs["suite"]).make_schema()
+    executor = ReplayExecutor(load_runs(data, source), schema, missing)
+    return ResearchEnv(executor=executor, **env_kwargs)

@@ -1,0 +1,76 @@
+"""Re-run a stored step from its recorded metaprogram and seed and compare the metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+__all__ = ["RerunReport", "rerun"]
+
+
+@dataclass
+class RerunReport:
+    """Recorded versus re-measured validation metrics of one run."""
+
+    run_id: str
+    env_id: str
+    task: str
+    seed: int
+    status: str
+    recorded_status: str
+    recorded: dict[str, float]
+    measured: dict[str, float]
+
+    @property
+    def max_abs_diff(self) -> float:
+        """Largest absolute difference over the metrics both sides have."""
+        common = self.recorded.keys() & self.measured.keys()
+        if not common:
+            return 0.0 if self.recorded == self.measured else math.inf
+        return max(abs(self.recorded[k] - self.measured[k]) for k in common)
+
+    @property
+    def matches(self) -> bool:
+        """Same status and bitwise-equal metrics."""
+        return self.status == self.recorded_status and self.recorded == self.measured
+
+
+def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
+    """Train a stored run again with its env's executor and compare metrics.
+
+    Args:
+        store: a :class:`researchgym.store.Store`.
+        run_id: the ``run_id`` of the step to reproduce.
+        device: training device; CPU runs are bitwise repeatable.
+
+    Raises:
+        KeyError: no step with this run id.
+    """
+    rows = store.sql(
+        "SELECT env_id, task, seed, metaprogram, val_metrics, status FROM steps WHERE run_id = ?",
+        [run_id],
+    ).to_pylist()
+    if not rows:
+        raise KeyError(f"no stored step has run_id {run_id!r}; list some with: researchgym query \"SELECT run_id FROM steps LIMIT 5\"")
+    row = rows[0]
+    if row["metaprogram"] in (None, "null"):
+        raise ValueError(f"run {run_id} was an invalid action ({row['status']}): there is nothing to re-run")
+    env = gym.make(row["env_id"], store=False, device=device, disable_env_checker=True).unwrapped
+    try:
+        result = env.executor.run(json.loads(row["metaprogram"]), task=row["task"], seed=int(row["seed"]))
+    finally:
+        env.close()
+    return RerunReport(
+        run_id=run_id,
+        env_id=row["env_id"],
+        task=row["task"],
+        seed=int(row["seed"]),
+        status=result.status,
+        recorded_status=row["status"],
+        recorded=json.loads(row["val_metrics"] or "{}"),
+        measured=result.val_metrics,
+    )

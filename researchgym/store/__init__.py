@@ -1,0 +1,45 @@
+"""Parquet trajectory store with a DuckDB catalog.
+
+Every env step is one row (see :mod:`researchgym.store.schema`), published as
+a Parquet file atomically; DuckDB reads the files in place.
+
+Example::
+
+    from researchgym.store import open_store
+
+    store = open_store("runs/store")   # None: $RESEARCHGYM_STORE, else ./datasets_store
+    store.append(row)                  # durable when it returns
+    store.sql("SELECT env_id, count(*) FROM steps GROUP BY 1")   # -> pyarrow.Table
+    for episode in store.iter_episodes(env_id="researchgym/Digits-v0"):
+        episode.observations, episode.actions, episode.rewards
+"""
+
+from researchgym.store.schema import SCHEMA_VERSION, STEP_SCHEMA
+from researchgym.store.store import (
+    ENV_VAR,
+    CompactionResult,
+    CorruptFileWarning,
+    Store,
+    open_store,
+    resolve_store_path,
+)
+
+__all__ = [
+    "ENV_VAR",
+    "SCHEMA_VERSION",
+    "STEP_SCHEMA",
+    "CompactionResult",
+    "CorruptFileWarning",
+    "Episode",
+    "Store",
+    "open_store",
+    "resolve_store_path",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name == "Episode":  # lives with the DuckDB code, imported on demand
+        from researchgym.store.query import Episode
+
+        return Episode
+    raise AttributeError(f"module 'researchgym.store' has no attribute {name!r}")

@@ -1,0 +1,238 @@
+"""Export store rows to plain Parquet/CSV files and episodes to Minari datasets."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from researchgym.store.query import Episode, _sql_string
+
+if TYPE_CHECKING:
+    from researchgym.store.store import Store
+
+FORMATS = ("parquet", "csv")
+
+
+def export_table(
+    store: Store,
+    path: str | os.PathLike[str],
+    format: str = "parquet",
+    env_id: str | None = None,
+) -> int:
+    """Write the store's step rows to one file, ordered by campaign and step.
+
+    The file is written under a temporary name and renamed into place.
+
+    Args:
+        store: Store to read.
+        path: Output file.
+        format: ``"parquet"`` or ``"csv"`` (vector columns become ``[x, y]`` text).
+        env_id: Only rows of this env.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        ValueError: If ``format`` is unknown.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    path = Path(path).expanduser().absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    where = f" WHERE env_id = {_sql_string(env_id)}" if env_id is not None else ""
+    select = f"SELECT * FROM steps{where} ORDER BY campaign_id, step"
+    options = "FORMAT parquet, COMPRESSION zstd" if format == "parquet" else "FORMAT csv, HEADER"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        store.catalog.copy_to(select, tmp, options)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    count = f"SELECT count(*) FROM steps{where}"
+    if format == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(path).num_rows
+    return int(store.sql(count).column(0)[0].as_py())
+
+
+@contextlib.contextmanager
+def _minari_root(datasets_path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Point Minari at ``datasets_path`` (its API reads MINARI_DATASETS_PATH)."""
+    if datasets_path is None:
+        yield
+        return
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(Path(datasets_path).expanduser().absolute())
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+
+
+def default_dataset_id(env_id: str, name: str = "store") -> str:
+    """Minari dataset id for an env id: ``researchgym/Digits-v0`` -> ``researchgym/Digits/store-v0``.
+
+    Args:
+        env_id: Gymnasium env id, optionally namespaced and versioned.
+        name: Dataset name part.
+
+    Returns:
+        A Minari ``namespace/env/name-vN`` id.
+    """
+    namespace, _, rest = env_id.rpartition("/")
+    base, sep, version = rest.rpartition("-v")
+    if not sep or not version.isdigit():
+        base, version = rest, "0"
+    parts = [p for p in (namespace, base) if p]
+    return "/".join([*parts, f"{name}-v{version}"])
+
+
+def export_minari(
+    store: Store,
+    dataset_id: str,
+    env_id: str | None = None,
+    *,
+    agent: str | None = None,
+    datasets_path: str | os.PathLike[str] | None = None,
+    author: str | None = "researchgym",
+    description: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Any:
+    """Write episodes as a Minari dataset that ``minari.load_dataset`` loads.
+
+    Observations and actions are the flat ``obs`` and ``action_flat`` vectors,
+    with unbounded ``gymnasium.spaces.Box`` spaces. Minari wants one more
+    observation than actions; the store keeps the observation *before* each
+    step, so the final observation repeats the last one. Steps recorded
+    without a flat action get NaN actions. Per-step ``infos`` hold
+    ``val_score`` (NaN when none), ``run_id`` and ``step``.
+
+    Args:
+        store: Store to read.
+        dataset_id: Minari id, e.g. ``researchgym/Digits/random-v0``.
+        env_id: Only episodes of this env (needed when envs differ in vector sizes).
+        agent: Only episodes of this agent.
+        datasets_path: Minari datasets root; defaults to Minari's own
+            (``MINARI_DATASETS_PATH`` or ``~/.minari/datasets``).
+        author: Recorded in the dataset metadata.
+        description: Recorded in the dataset metadata.
+        progress: Called with (episodes done, episodes total).
+
+    Returns:
+        The created ``minari.MinariDataset``.
+
+    Raises:
+        ValueError: If there are no episodes, vector sizes differ between
+            episodes, or no step has a flat action.
+        ImportError: If minari is not installed.
+    """
+    try:
+        import gymnasium as gym
+        import minari
+        from minari.data_collector import EpisodeBuffer
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        raise ImportError(
+            "exporting to Minari needs the minari package: pip install 'researchgym[offline]'"
+        ) from exc
+
+    where = []
+    params: list[Any] = []
+    for column, value in (("env_id", env_id), ("agent", agent)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    total = int(
+        store.sql(f"SELECT count(DISTINCT campaign_id) FROM steps{clause}", params)
+        .column(0)[0]
+        .as_py()
+    )
+    if total == 0:
+        scope = f" for env {env_id!r}" if env_id else ""
+        raise ValueError(f"no episodes to export{scope} in store {store.path}")
+
+    buffers = []
+    obs_dim: int | None = None
+    act_dim: int | None = None
+    env_ids: set[str] = set()
+    for i, episode in enumerate(store.iter_episodes(env_id=env_id, agent=agent)):
+        env_ids.add(episode.env_id)
+        obs_dim = _check_dim("obs", obs_dim, episode.observations, episode)
+        if episode.actions.shape[1]:
+            act_dim = _check_dim("action_flat", act_dim, episode.actions, episode)
+        buffers.append(episode)
+        if progress is not None:
+            progress(i + 1, total)
+    if act_dim is None:
+        raise ValueError(
+            "no step in the selection has a flat action (action_flat is null everywhere); "
+            "Minari needs fixed-size actions"
+        )
+    assert obs_dim is not None
+    episodes = [
+        _to_buffer(EpisodeBuffer, index, episode, act_dim) for index, episode in enumerate(buffers)
+    ]
+    observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float64)
+    action_space = gym.spaces.Box(-np.inf, np.inf, shape=(act_dim,), dtype=np.float64)
+    text = description or (
+        f"ResearchGym trajectories of {', '.join(sorted(env_ids))} exported from "
+        f"{store.path}; observations are the flat observation before each step and the "
+        f"final observation repeats the last one."
+    )
+    with _minari_root(datasets_path), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # metadata fields Minari only recommends
+        return minari.create_dataset_from_buffers(
+            dataset_id=dataset_id,
+            buffer=episodes,
+            algorithm_name=agent or "researchgym-store",
+            author=author,
+            description=text,
+            observation_space=observation_space,
+            action_space=action_space,
+            data_format="arrow",
+        )
+
+
+def _check_dim(name: str, current: int | None, array: np.ndarray, episode: Episode) -> int:
+    dim = int(array.shape[1])
+    if current is not None and dim != current:
+        raise ValueError(
+            f"{name} size {dim} in campaign {episode.campaign_id} ({episode.env_id}) differs "
+            f"from {current} in earlier episodes; export one env at a time (env_id=...)"
+        )
+    return dim
+
+
+def _to_buffer(buffer_type: Any, index: int, episode: Episode, act_dim: int) -> Any:
+    n = len(episode)
+    observations = np.concatenate([episode.observations, episode.observations[-1:]], axis=0)
+    actions = episode.actions
+    if actions.shape[1] != act_dim:
+        actions = np.full((n, act_dim), np.nan)
+    # Plain lists: Minari's arrow storage cannot decode 1-D numpy info arrays.
+    infos = {
+        "val_score": [float("nan"), *episode.val_scores.tolist()],
+        "run_id": ["", *episode.run_ids.tolist()],
+        "step": [-1, *episode.steps.tolist()],
+    }
+    return buffer_type(
+        id=index,
+        seed=episode.seed,
+        observations=observations,
+        actions=actions,
+        rewards=episode.rewards,
+        terminations=episode.terminations,
+        truncations=episode.truncations,
+        infos=infos,
+    )

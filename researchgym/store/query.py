@@ -1,0 +1,709 @@
+"""DuckDB catalog over a trajectory store: views, SQL, helpers, episode iteration.
+
+Views (recreated whenever the set of visible files changes):
+
+* ``steps``: one row per step over the store's visible files, combined by
+  column name (as ``read_parquet([...], union_by_name=true)`` does), so files
+  written before a column was added read as NULL in it.
+* ``episodes``: one row per campaign: env_id, env_version, task, agent, seed,
+  n_steps, best_val_score, total_reward, terminated, truncated, n_failed,
+  started_at, finished_at.
+* ``best_runs``: per (env_id, task) the best val_score and the run that got it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from researchgym.store import schema as _schema
+from researchgym.store.store import (
+    Snapshot,
+    deep_check,
+    quick_check,
+    warn_corrupt,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from researchgym.store.store import Store
+
+_RETRIES = 20
+_SchemaKey = tuple[tuple[str, str], ...]
+#: Writer files up to this many rows are cached in memory by the catalog ...
+_CACHE_FILE_ROWS = 10_000
+#: ... as long as all of them together hold no more than this many rows.
+_CACHE_TOTAL_ROWS = 1_000_000
+
+_EPISODES_VIEW = """
+CREATE OR REPLACE VIEW episodes AS
+SELECT
+    campaign_id,
+    arg_min(env_id, step) AS env_id,
+    arg_min(env_version, step) AS env_version,
+    arg_min(task, step) AS task,
+    arg_min(agent, step) AS agent,
+    arg_min(seed, step) AS seed,
+    count(*) AS n_steps,
+    max(val_score) FILTER (WHERE NOT isnan(val_score)) AS best_val_score,
+    sum(reward) AS total_reward,
+    coalesce(bool_or(terminated), false) AS terminated,
+    coalesce(bool_or(truncated), false) AS truncated,
+    count(*) FILTER (WHERE status IS DISTINCT FROM 'ok') AS n_failed,
+    min(started_at) AS started_at,
+    max(finished_at) AS finished_at
+FROM steps
+GROUP BY campaign_id
+"""
+
+_BEST_RUNS_VIEW = """
+CREATE OR REPLACE VIEW best_runs AS
+SELECT
+    env_id,
+    task,
+    max(val_score) AS best_val_score,
+    arg_max(run_id, val_score) AS run_id,
+    arg_max(campaign_id, val_score) AS campaign_id,
+    arg_max(step, val_score) AS step,
+    arg_max(agent, val_score) AS agent,
+    count(*) AS n_runs
+FROM steps
+WHERE val_score IS NOT NULL AND NOT isnan(val_score)
+GROUP BY env_id, task
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Episode:
+    """One campaign's steps as arrays, in step order.
+
+    Attributes:
+        campaign_id: Episode id.
+        env_id: Environment id.
+        task: Task of the campaign.
+        agent: Agent that acted.
+        seed: Seed of the campaign.
+        steps: Step indices, shape (n,).
+        run_ids: Run id of each step, shape (n,), object dtype.
+        observations: Flat observation seen before each step, shape (n, obs_dim).
+        actions: Flat action of each step, shape (n, action_dim); rows of
+            steps recorded without a flat action are NaN.
+        rewards: Shape (n,).
+        terminations: Shape (n,), bool.
+        truncations: Shape (n,), bool.
+        val_scores: Validation score of each step, NaN where none, shape (n,).
+    """
+
+    campaign_id: str
+    env_id: str
+    task: str | None
+    agent: str | None
+    seed: int | None
+    steps: np.ndarray
+    run_ids: np.ndarray
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    val_scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_list(paths: Sequence[Path]) -> str:
+    return ", ".join(_sql_string(str(p)) for p in paths)
+
+
+def _group(paths: Sequence[Path], keys: Mapping[Path, _SchemaKey]) -> dict[_SchemaKey, list[Path]]:
+    groups: dict[_SchemaKey, list[Path]] = {}
+    for path in paths:
+        groups.setdefault(keys[path], []).append(path)
+    return groups
+
+
+def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    for column, value in filters.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class Catalog:
+    """An in-memory DuckDB database whose views read a store in place.
+
+    Every query first takes a consistent snapshot of the store's files and, if
+    the set changed, recreates the ``steps`` view. Files that vanish mid-query
+    (compaction) make the query retry on a new snapshot; unreadable files are
+    reported once with a :class:`~researchgym.store.store.CorruptFileWarning`
+    and left out.
+
+    Args:
+        store: The store to read.
+        cache_small_files: Load the rows of small writer files into in-memory
+            tables once, instead of reading every file on every query. Makes
+            repeated queries over a live store as fast as over a compacted
+            one, at the cost of a slower first query.
+    """
+
+    def __init__(self, store: Store, *, cache_small_files: bool = True) -> None:
+        self._store = store
+        self._cache_small_files = cache_small_files
+        self._con = duckdb.connect(":memory:")
+        for setting in ("SET TimeZone='UTC'", "SET parquet_metadata_cache=true"):
+            try:
+                self._con.execute(setting)
+            except duckdb.Error:  # pragma: no cover - setting unknown to this DuckDB
+                pass
+        # A real (empty) table, not a registered Arrow object: cursors see it too.
+        self._con.register("_empty_steps_arrow", _schema.STEP_SCHEMA.empty_table())
+        self._con.execute("CREATE TABLE _empty_steps AS SELECT * FROM _empty_steps_arrow")
+        self._con.unregister("_empty_steps_arrow")
+        self._lock = threading.RLock()
+        self._files: tuple[Path, ...] = ()
+        self._snapshot: Snapshot | None = None
+        self._footers: dict[Path, tuple[_SchemaKey, int]] = {}
+        self._tables: dict[_SchemaKey, str] = {}  # cache table per file schema
+        self._cached: dict[Path, _SchemaKey] = {}  # files whose rows are in a cache table
+        self._view_state: tuple[Any, ...] | None = None
+        self._deep_good: set[Path] = set()
+        self._bad: dict[Path, tuple[int, int]] = {}
+        self._set_steps_view((), ())
+        self._con.execute(_EPISODES_VIEW)
+        self._con.execute(_BEST_RUNS_VIEW)
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        with self._lock:
+            self._con.close()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection (views are current as of the last query)."""
+        return self._con
+
+    @property
+    def skipped_files(self) -> list[Path]:
+        """Files found unreadable and left out of queries."""
+        return sorted(self._bad)
+
+    # ------------------------------------------------------------------ file set
+
+    def _mark_bad(self, path: Path, reason: str) -> None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        self._footers.pop(path, None)
+        self._deep_good.discard(path)
+        if path not in self._bad:
+            warn_corrupt(path, reason)
+        self._bad[path] = (st.st_size, st.st_mtime_ns)
+
+    def _inspect(self, path: Path) -> tuple[_SchemaKey, int] | None:
+        """Return a file's (column names and types, row count), or None if unusable."""
+        footer = self._footers.get(path)
+        if footer is not None:
+            return footer
+        if path in self._bad:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                return None
+            if self._bad[path] == (st.st_size, st.st_mtime_ns):
+                return None
+            del self._bad[path]  # the file changed: look again
+        try:
+            reason = quick_check(path)
+            if reason is None:
+                try:
+                    metadata = pq.read_metadata(path)
+                    schema = metadata.schema.to_arrow_schema()
+                except FileNotFoundError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any footer failure means unreadable
+                    reason = f"unreadable footer ({type(exc).__name__}: {exc})"
+        except FileNotFoundError:
+            return None
+        if reason is not None:
+            self._mark_bad(path, reason)
+            return None
+        footer = (tuple((f.name, str(f.type)) for f in schema), metadata.num_rows)
+        self._footers[path] = footer
+        return footer
+
+    def _sync_cache(self, small: dict[Path, _SchemaKey]) -> None:
+        """Make the cache tables hold exactly the rows of the files in ``small``."""
+        remove = [p for p in self._cached if p not in small]
+        add = [p for p in small if p not in self._cached]
+        if not remove and not add:
+            return
+        new_tables: dict[_SchemaKey, str] = {}
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for key, paths in _group(remove, self._cached).items():
+                con.execute(
+                    f"DELETE FROM {self._tables[key]} WHERE _file IN (SELECT unnest(?::VARCHAR[]))",
+                    [[str(p) for p in paths]],
+                )
+            for key, paths in _group(add, small).items():
+                source = f"read_parquet([{_sql_list(paths)}], filename='_file')"
+                table = self._tables.get(key) or new_tables.get(key)
+                if table is None:
+                    table = f"_live_{len(self._tables) + len(new_tables)}"
+                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM {source}")
+                    new_tables[key] = table
+                else:
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {source}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self._tables.update(new_tables)
+        for path in remove:
+            del self._cached[path]
+        for path in add:
+            self._cached[path] = small[path]
+
+    def _set_steps_view(
+        self, direct: Sequence[tuple[Path, _SchemaKey]], tables: Sequence[str]
+    ) -> None:
+        # Files sharing one schema are read without union_by_name, which halves
+        # the cost of a query over many files; groups with different columns
+        # (files written before and after a column was added) and the cache
+        # tables are combined by column name, as read_parquet(...,
+        # union_by_name=true) would.
+        groups = _group([p for p, _ in direct], dict(direct))
+        parts = [f"SELECT * FROM read_parquet([{_sql_list(paths)}])" for paths in groups.values()]
+        parts += [f"SELECT * EXCLUDE (_file) FROM {table}" for table in tables]
+        source = " UNION ALL BY NAME ".join(parts) or "SELECT * FROM _empty_steps"
+        self._con.execute(f"CREATE OR REPLACE VIEW steps AS {source}")
+
+    def refresh(self) -> Snapshot:
+        """Take a new snapshot of the store and point the views at it.
+
+        Small writer files are loaded once into in-memory tables (files never
+        change once published), so a live store of many small files queries
+        about as fast as a compacted one.
+        """
+        with self._lock:
+            snap = self._store.snapshot()
+            self._snapshot = snap
+            if self._bad:  # forget unreadable files that are gone
+                listed = set(snap.files)
+                self._bad = {p: v for p, v in self._bad.items() if p in listed}
+            direct: list[tuple[Path, _SchemaKey]] = []
+            small: dict[Path, _SchemaKey] = {}
+            small_rows = 0
+            steps_dir = self._store.steps_dir
+            for path in snap.files:
+                footer = self._inspect(path)
+                if footer is None:
+                    continue
+                key, rows = footer
+                if (
+                    self._cache_small_files
+                    and path.parent == steps_dir
+                    and rows <= _CACHE_FILE_ROWS
+                ):
+                    small[path] = key
+                    small_rows += rows
+                else:
+                    direct.append((path, key))
+            if small_rows > _CACHE_TOTAL_ROWS:  # too much to hold in memory: read in place
+                direct += small.items()
+                small = {}
+            self._sync_cache(small)  # reads the new files: may fail, then nothing changed
+            listed = set(snap.files)
+            self._footers = {p: f for p, f in self._footers.items() if p in listed}
+            tables = sorted({self._tables[key] for key in self._cached.values()})
+            state = (tuple(direct), tuple(tables))
+            if state != self._view_state:
+                self._view_state = None  # until the view below is in place
+                self._set_steps_view(direct, tables)  # binding reads the files: may fail
+                self._view_state = state
+            self._files = tuple(p for p, _ in direct) + tuple(small)
+            return snap
+
+    def _recover(self, exc: duckdb.Error) -> bool:
+        """Decide whether a failed query should be retried on a new snapshot."""
+        message = str(exc)
+        # Damaged data surfaces as these types, or as a bare duckdb.Error (e.g. a
+        # Thrift decoding failure); parser, binder and catalog errors are the query's.
+        undiagnosed = type(exc) is duckdb.Error or isinstance(
+            exc, (duckdb.InternalException, duckdb.SerializationException)
+        )
+        if not (
+            undiagnosed
+            or isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException))
+            or ".parquet" in message
+        ):
+            return False
+        files = self._snapshot.files if self._snapshot is not None else ()
+        named = [p for p in files if str(p) in message]
+        progressed = False
+        for path in named:
+            try:
+                reason = deep_check(path)
+            except FileNotFoundError:
+                progressed = True  # deleted by a compaction: a new snapshot will not list it
+                continue
+            if reason is not None:
+                self._mark_bad(path, reason)
+                progressed = True
+        if named:
+            return progressed
+        if any(not p.exists() for p in files):
+            return True
+        if not undiagnosed and "parquet" not in message.lower():
+            return False
+        for path in files:  # a decoding error that names no file: find the culprit
+            if path in self._deep_good:
+                continue
+            try:
+                reason = deep_check(path)
+            except FileNotFoundError:
+                return True
+            if reason is None:
+                self._deep_good.add(path)
+            else:
+                self._mark_bad(path, reason)
+                progressed = True
+        return progressed
+
+    # ------------------------------------------------------------------ SQL
+
+    def _run(self, fetch: Any) -> Any:
+        with self._lock:
+            error: duckdb.Error | None = None
+            for attempt in range(_RETRIES):
+                try:
+                    self.refresh()
+                    return fetch(self._con)
+                except duckdb.Error as exc:
+                    if not self._recover(exc):
+                        raise
+                    error = exc
+                    time.sleep(0.001 * attempt)
+            assert error is not None
+            raise error
+
+    def arrow(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> pa.Table:
+        """Run SQL and return the result as an Arrow table.
+
+        Args:
+            query: DuckDB SQL over the views ``steps``, ``episodes``, ``best_runs``.
+            params: Values for placeholders.
+
+        Returns:
+            The result table.
+        """
+        return self._run(lambda con: con.sql(query, params=params).to_arrow_table())
+
+    def copy_to(self, select: str, path: str | os.PathLike[str], options: str) -> None:
+        """Run ``COPY (select) TO path (options)`` with the store's views current."""
+        target = _sql_string(str(path))
+        self._run(lambda con: con.execute(f"COPY ({select}) TO {target} ({options})"))
+
+    def _column(self, query: str, params: list[Any]) -> list[Any]:
+        return self.arrow(query, params).column(0).to_pylist()
+
+    # ------------------------------------------------------------------ helpers
+
+    def envs(self) -> list[str]:
+        """Return the env ids present, sorted."""
+        return self._column("SELECT DISTINCT env_id FROM steps ORDER BY 1", [])
+
+    def tasks(self, env_id: str | None = None) -> list[str]:
+        """Return the task names present (of one env if given), sorted."""
+        where, params = _where({"env_id": env_id})
+        sql = f"SELECT DISTINCT task FROM steps{where} ORDER BY 1 NULLS LAST"
+        return self._column(sql, params)
+
+    def agents(self, env_id: str | None = None) -> list[str]:
+        """Return the agent names present (of one env if given), sorted."""
+        where, params = _where({"env_id": env_id})
+        sql = f"SELECT DISTINCT agent FROM steps{where} ORDER BY 1 NULLS LAST"
+        return self._column(sql, params)
+
+    def episodes(self, env_id: str | None = None, agent: str | None = None) -> pd.DataFrame:
+        """Return the ``episodes`` view, optionally filtered, oldest first."""
+        where, params = _where({"env_id": env_id, "agent": agent})
+        sql = f"SELECT * FROM episodes{where} ORDER BY started_at, campaign_id"
+        return self.arrow(sql, params).to_pandas()
+
+    def best_runs(self, env_id: str | None = None) -> pd.DataFrame:
+        """Return the ``best_runs`` view (of one env if given)."""
+        where, params = _where({"env_id": env_id})
+        return self.arrow(
+            f"SELECT * FROM best_runs{where} ORDER BY env_id, task", params
+        ).to_pandas()
+
+    def curves(self, run_ids: str | Sequence[str]) -> pd.DataFrame:
+        """Return learning curves in long form.
+
+        Args:
+            run_ids: One run id or several.
+
+        Returns:
+            One row per (run, epoch) with columns ``run_id``, ``epoch`` and
+            one column per key of the per-epoch dicts. Runs without a curve
+            contribute no rows.
+        """
+        import pandas as pd
+
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        table = self.arrow(
+            "SELECT run_id, curve FROM steps WHERE list_contains(?::VARCHAR[], run_id)", [ids]
+        )
+        order = {run_id: i for i, run_id in enumerate(ids)}
+        records: list[dict[str, Any]] = []
+        pairs = zip(table.column("run_id").to_pylist(), table.column("curve").to_pylist())
+        for run_id, curve in sorted(pairs, key=lambda p: order.get(p[0], 0)):
+            try:
+                epochs = json.loads(curve) if curve else []
+            except ValueError:
+                epochs = []
+            for i, point in enumerate(epochs if isinstance(epochs, list) else []):
+                record = {"run_id": run_id, "epoch": i}
+                if isinstance(point, Mapping):
+                    record.update(point)
+                else:
+                    record["value"] = point
+                records.append(record)
+        return pd.DataFrame.from_records(records, columns=None if records else ["run_id", "epoch"])
+
+    def info(self) -> dict[str, Any]:
+        """Summarize the store.
+
+        Returns:
+            ``path``, ``rows``, ``episodes``, ``envs``, ``generation``,
+            ``files`` (``steps``, ``compacted``, ``skipped``, ``temporary``),
+            ``size_bytes`` (visible files), ``disk_bytes`` (whole directory),
+            ``skipped_files`` and ``schema`` (list of (column, type)).
+        """
+        with self._lock:
+            counts = self.arrow(
+                "SELECT count(*) AS n_rows, count(DISTINCT campaign_id) AS n_episodes, "
+                "count(DISTINCT env_id) AS n_envs FROM steps"
+            ).to_pylist()[0]
+            schema = self._con.execute("DESCRIBE steps").fetchall()
+            snap = self._snapshot
+            assert snap is not None
+            files = self._files
+        size = 0
+        for path in files:
+            try:
+                size += path.stat().st_size
+            except FileNotFoundError:
+                pass
+        disk = 0
+        temporary = 0
+        for root, _dirs, names in os.walk(self._store.path):
+            for name in names:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    temporary += 1
+                try:
+                    disk += os.stat(os.path.join(root, name)).st_size
+                except FileNotFoundError:
+                    pass
+        return {
+            "path": str(self._store.path),
+            "rows": counts["n_rows"],
+            "episodes": counts["n_episodes"],
+            "envs": counts["n_envs"],
+            "generation": snap.generation,
+            "files": {
+                "steps": snap.steps_files,
+                "compacted": snap.compacted_files,
+                "skipped": len(self._bad),
+                "temporary": temporary,
+            },
+            "size_bytes": size,
+            "disk_bytes": disk,
+            "skipped_files": [str(p) for p in self.skipped_files],
+            "schema": [(row[0], row[1]) for row in schema],
+        }
+
+    # ------------------------------------------------------------------ episodes
+
+    def iter_episodes(
+        self,
+        env_id: str | None = None,
+        agent: str | None = None,
+        task: str | None = None,
+        *,
+        batch_rows: int = 65536,
+    ) -> Iterator[Episode]:
+        """Iterate over episodes in campaign_id order, streaming from disk.
+
+        Safe against concurrent compaction: if files vanish mid-stream the
+        query resumes after the last episode yielded.
+
+        Args:
+            env_id: Only episodes of this env.
+            agent: Only episodes of this agent.
+            task: Only episodes on this task.
+            batch_rows: Rows fetched per batch.
+
+        Yields:
+            :class:`Episode` objects.
+        """
+        where, params = _where({"env_id": env_id, "agent": agent, "task": task})
+        columns = (
+            "campaign_id, step, run_id, env_id, task, agent, seed, obs, action_flat, "
+            "reward, terminated, truncated, val_score"
+        )
+        last: str | None = None
+        for attempt in range(_RETRIES):
+            resume, resume_params = where, list(params)
+            if last is not None:
+                resume += (" AND " if resume else " WHERE ") + "campaign_id > ?"
+                resume_params.append(last)
+            sql = f"SELECT {columns} FROM steps{resume} ORDER BY campaign_id, step"
+            cursor = self._con.cursor()
+            try:
+                try:
+                    with self._lock:
+                        self.refresh()
+                    reader = cursor.sql(sql, params=resume_params).to_arrow_reader(batch_rows)
+                    carry: pa.Table | None = None
+                    for batch in reader:
+                        table = pa.Table.from_batches([batch])
+                        if carry is not None:
+                            table = pa.concat_tables([carry, table])
+                        table = table.combine_chunks()
+                        episodes, carry = _split_episodes(table, keep_last=True)
+                        for episode in episodes:
+                            yield episode
+                            last = episode.campaign_id
+                    if carry is not None and carry.num_rows:
+                        for episode in _split_episodes(carry, keep_last=False)[0]:
+                            yield episode
+                    return
+                except duckdb.Error as exc:
+                    with self._lock:
+                        if not self._recover(exc):
+                            raise
+                    time.sleep(0.001 * attempt)
+            finally:
+                cursor.close()
+        raise RuntimeError(f"could not read {self._store.path}: files kept vanishing mid-query")
+
+
+class _Vectors:
+    """A list<double> column prepared for slicing rows into (n, d) arrays."""
+
+    def __init__(self, column: pa.ListArray, name: str) -> None:
+        self.name = name
+        self.offsets = np.asarray(column.offsets)
+        self.values = column.values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        self.lengths = np.diff(self.offsets)
+        self.valid = column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else None
+        self.matrix = None  # set when every row has the same length: rows are then views
+        n = len(self.lengths)
+        if n and self.valid is None:
+            d = int(self.lengths[0])
+            if (self.lengths == d).all():
+                start = int(self.offsets[0])
+                self.matrix = self.values[start : start + n * d].reshape(n, d)
+
+    def rows(self, a: int, b: int, campaign_id: str) -> np.ndarray:
+        """Rows a..b as an (n, d) array; rows that are null come out as NaN."""
+        if self.matrix is not None:
+            return self.matrix[a:b]
+        lengths = self.lengths[a:b]
+        valid = np.ones(b - a, dtype=bool) if self.valid is None else self.valid[a:b]
+        dims = np.unique(lengths[valid])
+        if len(dims) == 0:
+            return np.full((b - a, 0), np.nan)
+        if len(dims) > 1:
+            raise ValueError(
+                f"{self.name} vectors of campaign {campaign_id} have differing lengths "
+                f"{dims.tolist()}; a campaign must keep one vector size"
+            )
+        d = int(dims[0])
+        out = np.full((b - a, d), np.nan)
+        starts = self.offsets[a:b][valid]
+        out[valid] = self.values[starts[:, None] + np.arange(d)]
+        return out
+
+
+def _split_episodes(table: pa.Table, keep_last: bool) -> tuple[list[Episode], pa.Table | None]:
+    """Cut a campaign-sorted table into episodes; optionally hold back the last one."""
+    n = table.num_rows
+    if n == 0:
+        return [], None
+    campaign = table.column("campaign_id").chunk(0)
+    change = pc.not_equal(campaign.slice(1), campaign.slice(0, n - 1))
+    bounds = np.flatnonzero(change.to_numpy(zero_copy_only=False)) + 1
+    starts = np.concatenate([[0], bounds]).astype(np.int64)
+    ends = np.concatenate([bounds, [n]]).astype(np.int64)
+    carry = None
+    if keep_last:
+        carry = table.slice(int(starts[-1]))
+        starts, ends = starts[:-1], ends[:-1]
+    if len(starts) == 0:
+        return [], carry
+
+    def col(name: str) -> pa.Array:
+        return table.column(name).chunk(0)
+
+    first = pa.array(starts)  # per-episode values are read from each episode's first row
+    campaigns = campaign.take(first).to_pylist()
+    env_ids = col("env_id").take(first).to_pylist()
+    tasks = col("task").take(first).to_pylist()
+    agents = col("agent").take(first).to_pylist()
+    seeds = col("seed").take(first).to_pylist()
+    steps = col("step").to_numpy(zero_copy_only=False)
+    run_ids = col("run_id").to_numpy(zero_copy_only=False)
+    rewards = col("reward").to_numpy(zero_copy_only=False).astype(np.float64)
+    terminated = pc.fill_null(col("terminated"), False).to_numpy(zero_copy_only=False)
+    truncated = pc.fill_null(col("truncated"), False).to_numpy(zero_copy_only=False)
+    val = col("val_score").to_numpy(zero_copy_only=False).astype(np.float64)
+    obs = _Vectors(col("obs"), "obs")
+    actions = _Vectors(col("action_flat"), "action_flat")
+    out = []
+    for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
+        cid = campaigns[i]
+        out.append(
+            Episode(
+                campaign_id=cid,
+                env_id=env_ids[i],
+                task=tasks[i],
+                agent=agents[i],
+                seed=seeds[i],
+                steps=steps[a:b],
+                run_ids=run_ids[a:b],
+                observations=obs.rows(a, b, cid),
+                actions=actions.rows(a, b, cid),
+                rewards=rewards[a:b],
+                terminations=terminated[a:b],
+                truncations=truncated[a:b],
+                val_scores=val[a:b],
+            )
+        )
+    return out, carry

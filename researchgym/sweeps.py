@@ -1,0 +1,140 @@
+"""Sweeps: many real training jobs from a space-filling design, recorded into a store.
+
+Each job is one campaign of one experiment run through the env, so rows are the
+same as any agent's. Sweeps are resumable: jobs whose (task, metaprogram) is
+already stored under the sweep's agent name (as often as ``repeats``) are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Job", "pending_jobs", "plan_sweep", "run_sweep"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training job of a sweep."""
+
+    task: str
+    metaprogram: dict[str, Any]
+    seed: int
+
+
+def _key(task: str, metaprogram: dict[str, Any]) -> tuple[str, str]:
+    return task, json.dumps(metaprogram)
+
+
+def plan_sweep(
+    env_id: str,
+    *,
+    sampler: str,
+    n: int,
+    seed: int = 0,
+    repeats: int = 1,
+    fixed: dict[str, Any] | None = None,
+    tasks: list[str] | None = None,
+) -> list[Job]:
+    """The jobs of a sweep: ``n`` design points per task, each with ``repeats`` seeds."""
+    import gymnasium as gym
+
+    from researchgym.spaces.sampling import sample
+
+    env = gym.make(env_id, store=False, disable_env_checker=True).unwrapped
+    schema, suite_tasks = env.schema, env.suite.tasks
+    env.close()
+    jobs = []
+    for t, task in enumerate(tasks or suite_tasks):
+        if task not in suite_tasks:
+            raise ValueError(f"task {task!r} is not in {env_id}'s suite: {suite_tasks}")
+        for i, point in enumerate(sample(schema, sampler, n, seed=seed + 1000 * t)):
+            metaprogram = schema.validate(point | (fixed or {}))
+            for r in range(repeats):
+                jobs.append(Job(task, metaprogram, seed=seed * 1_000_003 + t * 10_007 + i * 101 + r))
+    return jobs
+
+
+def pending_jobs(jobs: list[Job], store: Any, env_id: str, agent: str) -> list[Job]:
+    """The jobs not yet recorded in ``store`` under ``agent`` (counting repeats)."""
+    done: Counter = Counter()
+    if store.info()["rows"] > 0:
+        rows = store.sql(
+            "SELECT task, metaprogram FROM steps WHERE env_id = ? AND agent = ?", [env_id, agent]
+        ).to_pylist()
+        done.update((r["task"], r["metaprogram"]) for r in rows)
+    pending = []
+    for job in jobs:
+        key = _key(job.task, job.metaprogram)
+        if done[key] > 0:
+            done[key] -= 1
+        else:
+            pending.append(job)
+    return pending
+
+
+_WORKER_ENVS: dict[tuple[str, str, str], Any] = {}
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_job(env_id: str, store_path: str, agent: str, job: Job) -> tuple[str, float | None]:
+    """Run one job in this process's cached env; returns (status, score)."""
+    import gymnasium as gym
+
+    key = (env_id, store_path, agent)
+    if key not in _WORKER_ENVS:
+        _WORKER_ENVS[key] = gym.make(
+            env_id, store=store_path, budget=1, agent=agent, disable_env_checker=True
+        ).unwrapped
+    env = _WORKER_ENVS[key]
+    env.reset(seed=job.seed, options={"task": job.task})
+    _, _, _, _, info = env.step(env.to_action(job.metaprogram))
+    return info["status"], info["metrics"].get("score")
+
+
+def run_sweep(
+    env_id: str,
+    jobs: list[Job],
+    *,
+    store_path: str | Path,
+    agent: str,
+    workers: int = 1,
+) -> Iterator[tuple[str, float | None]]:
+    """Run jobs (see :func:`pending_jobs` to resume); yields (status, score) as each finishes.
+
+    Args:
+        env_id: the env whose executor trains the jobs.
+        jobs: from :func:`plan_sweep`.
+        store_path: the store that records them.
+        agent: name recorded with every row (and used to resume).
+        workers: parallel processes; each gets ``cores // workers`` torch threads.
+    """
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    if workers <= 1:
+        _init_worker(threads)
+        for job in jobs:
+            yield _run_job(env_id, str(store_path), agent, job)
+        return
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(threads,),
+    ) as pool:
+        futures = {pool.submit(_run_job, env_id, str(store_path), agent, job) for job in jobs}
+        while futures:
+            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield future.result()

@@ -1,0 +1,33 @@
+"""Fixtures of the planner tests: cheap Tabular envs recording into a temporary store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import pytest
+from planner_testing import ENV_ID
+
+import researchgym  # noqa: F401  (registers the envs)
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def make_env(store_dir: Path) -> Iterator[Callable[..., gym.Env]]:
+    """Build Tabular envs (budget 3) recording into ``store_dir``; closed after the test."""
+    made: list[gym.Env] = []
+
+    def make(**kwargs: Any) -> gym.Env:
+        env = gym.make(ENV_ID, **{"store": store_dir, "budget": 3, **kwargs})
+        made.append(env)
+        return env
+
+    yield make
+    for env in made:
+        env.close()

@@ -1,0 +1,193 @@
+"""The planner protocol, the registry, the harness and the pieces agents share."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+from planner_testing import CHEAP, ENV_ID, assert_in_space
+
+from researchgym.planners import (
+    PLANNERS,
+    CampaignArgs,
+    PinSettings,
+    Planner,
+    PlannerError,
+    make_planner,
+    make_trainer,
+    optimize,
+    parse_args,
+    planner_names,
+    register_planner,
+    run_campaign,
+)
+from researchgym.spaces import Categorical, Float, Schema, SettingError
+
+BLACK_BOX = ["random", "sobol", "grid", "tpe", "default"]
+
+
+@pytest.fixture(scope="module")
+def schema() -> Schema:
+    return gym.make(ENV_ID, store=False, disable_env_checker=True).unwrapped.schema
+
+
+def test_every_issue_planner_is_registered() -> None:
+    assert set(planner_names()) >= {"random", "sobol", "grid", "tpe", "default", "ppo-sb3", "ppo-rllib"}
+    for spec in PLANNERS.values():
+        assert ":" in spec.entry_point and spec.description
+
+
+@pytest.mark.parametrize("name", BLACK_BOX)
+def test_black_box_planners_implement_the_protocol(name: str) -> None:
+    planner = make_planner(name)
+    assert isinstance(planner, Planner)
+    assert planner.name == name
+    assert planner.interface is None
+
+
+def test_agents_are_one_runnable_file_each() -> None:
+    modules = {spec.entry_point.partition(":")[0] for spec in PLANNERS.values()}
+    for module in modules:
+        found = importlib.util.find_spec(module)
+        assert found is not None and found.origin.endswith(".py"), module
+        source = Path(found.origin).read_text()
+        assert 'if __name__ == "__main__":' in source and "class Args" in source, module
+
+
+def test_unknown_planner_suggests_the_closest_name() -> None:
+    with pytest.raises(PlannerError, match=r"unknown planner 'tpx'; did you mean 'tpe'\?"):
+        make_planner("tpx")
+
+
+def test_trainers_exist_only_for_learned_planners() -> None:
+    with pytest.raises(PlannerError, match="nothing to train.*ppo-sb3"):
+        make_trainer("random")
+    assert callable(make_trainer("ppo-sb3"))
+
+
+def test_missing_optional_dependency_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    register_planner("needs-missing", "agents.random_search:RandomPlanner", extra="hpo")
+    monkeypatch.setitem(PLANNERS, "needs-missing", PLANNERS.pop("needs-missing"))
+    real_import = importlib.import_module
+
+    def fake_import(name: str, *args, **kwargs):
+        if name == "agents.random_search":
+            raise ModuleNotFoundError("No module named 'optuna'", name="optuna")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", fake_import)
+    with pytest.raises(PlannerError, match=r"needs the package 'optuna'.*researchgym\[hpo\]"):
+        make_planner("needs-missing")
+
+
+def test_register_planner_checks_the_entry_point() -> None:
+    with pytest.raises(PlannerError, match="must look like"):
+        register_planner("broken", "agents.random_search.RandomPlanner")
+
+
+@pytest.mark.parametrize("name", BLACK_BOX)
+def test_proposals_stay_inside_the_full_space(name: str, schema: Schema) -> None:
+    """Hundreds of proposals over every setting (no training): valid, only active settings, pins kept."""
+    fixed = {"optim.name": "sgd", "train.epochs": 3}
+    history = optimize(make_planner(name), schema, lambda m: -m["optim.lr"], n_trials=60, seed=3, fixed=fixed)
+    assert len(history) == 60
+    for metaprogram, _ in history:
+        assert_in_space(schema, metaprogram, fixed)
+        assert "optim.momentum" in metaprogram  # active under the pinned optimizer
+
+
+@pytest.mark.parametrize("name", ["random", "sobol", "grid", "tpe"])
+def test_search_planners_explore_and_are_seeded(name: str, schema: Schema) -> None:
+    def run(seed: int) -> list[dict]:
+        return [m for m, _ in optimize(make_planner(name), schema, lambda m: 0.0, n_trials=12, seed=seed)]
+
+    first = run(0)
+    assert first == run(0)
+    assert first != run(1)
+    assert len({json.dumps(m, sort_keys=True) for m in first}) >= 10
+    seen = {m["model.family"] for m in first} | {m["optim.name"] for m in first}
+    assert {"mlp", "linear"} <= seen and len(seen & {"adam", "adamw", "sgd"}) >= 2
+
+
+def test_harness_converts_once_pins_and_records(make_env, store_dir) -> None:
+    env = make_env(interface="flat")
+    result = run_campaign(env, make_planner("random"), seed=4, fixed=CHEAP)
+    assert [s.step for s in result.steps] == [0, 1, 2]
+    assert result.agent == "random" and env.unwrapped.agent == "random"
+    assert all(s.status == "ok" and s.metaprogram["train.epochs"] == 1 for s in result.steps)
+    assert result.best_score == max(s.score for s in result.steps)
+    assert result.best_so_far()[-1] == result.best_score
+
+
+def test_harness_refuses_an_interface_the_planner_cannot_read(make_env) -> None:
+    class NeedsFlat:
+        name, interface = "needs-flat", "flat"
+
+    with pytest.raises(PlannerError, match="make the env with interface='flat'"):
+        run_campaign(make_env(interface="dict"), NeedsFlat(), seed=0)
+
+
+def test_pins_are_validated(make_env) -> None:
+    with pytest.raises(SettingError, match="train.epochs=0 is outside"):
+        run_campaign(make_env(), make_planner("random"), seed=0, fixed={"train.epochs": 0})
+    with pytest.raises(SettingError, match="did you mean 'train.epochs'"):
+        run_campaign(make_env(), make_planner("random"), seed=0, fixed={"train.epoch": 1})
+
+
+@pytest.mark.parametrize("interface", ["flat", "dict", "text"])
+def test_pin_settings_wrapper_overwrites_any_interface(interface: str) -> None:
+    env = PinSettings(gym.make(ENV_ID, store=False, interface=interface, disable_env_checker=True), {"train.epochs": 2})
+    base = env.unwrapped
+    action = base.to_action({"train.epochs": 50, "optim.lr": 0.01})
+    pinned = base.interface.parse_action(env.action(action))
+    assert pinned["train.epochs"] == 2
+    assert pinned["optim.lr"] == pytest.approx(0.01, rel=1e-4)
+    if interface == "text":
+        assert env.action("not json") == "not json"  # malformed actions reach the env unchanged
+
+
+def test_optimize_is_a_planner_agnostic_seam() -> None:
+    schema = Schema([Categorical("kind", "a", choices=("a", "b")), Float("x", 0.5, low=0.0, high=1.0, when={"kind": ("b",)})])
+    history = optimize(make_planner("grid", levels=4), schema, lambda m: m.get("x", 0.0), n_trials=5, seed=0)
+    assert sorted(json.dumps(m, sort_keys=True) for m, _ in history) == sorted(
+        json.dumps(m, sort_keys=True)
+        for m in [{"kind": "a"}, {"kind": "b", "x": 0.125}, {"kind": "b", "x": 0.375}, {"kind": "b", "x": 0.625}, {"kind": "b", "x": 0.875}]
+    )
+    assert max(v for _, v in history) == 0.875
+
+
+def test_parse_args_gives_every_agent_a_command_line() -> None:
+    from agents.grid import Args
+
+    args = parse_args(Args, ["--env-id", "researchgym/Digits-v0", "--fixed", "train.epochs=2", "optim.lr=0.1", "--levels", "5", "--no-shuffle", "--store", "none"])
+    assert isinstance(args, CampaignArgs)
+    assert (args.env_id, args.fixed, args.levels, args.shuffle, args.store) == (
+        "researchgym/Digits-v0", ["train.epochs=2", "optim.lr=0.1"], 5, False, "none"
+    )
+    assert parse_args(Args, []).levels == 3
+
+
+def test_proposal_vectors_decode_like_the_env(schema: Schema) -> None:
+    """A metaprogram survives the harness's one conversion (to a flat action and back)."""
+    env = gym.make(ENV_ID, store=False, interface="flat", disable_env_checker=True).unwrapped
+    metaprogram = schema.validate({"optim.name": "sgd", "optim.lr": 0.02, "model.width": 64, **CHEAP})
+    decoded = env.interface.parse_action(env.to_action(metaprogram))
+    assert decoded.keys() == metaprogram.keys()
+    for name, value in metaprogram.items():
+        assert decoded[name] == (pytest.approx(value, rel=1e-4) if isinstance(value, float) else value)
+
+
+@pytest.mark.parametrize("module", ["agents.random_search", "agents.sobol", "agents.grid", "agents.tpe", "agents.default"])
+def test_agents_run_as_modules(module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import runpy
+    import sys
+
+    argv = [module, "--budget", "2", "--store", "none", "--fixed", "train.epochs=1", "train.batch_size=256"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.delitem(sys.modules, module, raising=False)  # run it fresh, as `python -m` does
+    runpy.run_module(module, run_name="__main__")
+    out = capsys.readouterr().out
+    assert "campaign 0 step 1" in out and "best validation score" in out

@@ -1,0 +1,76 @@
+"""Shared fixtures: the suites' schemas and cheap executors for env-level tests."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+# One intra-op thread: the models here are tiny, and on a busy 2-core machine
+# torch's thread pool is many times slower than one thread. Set before torch is
+# imported so that executor workers (fresh interpreters) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+import researchgym  # noqa: E402,F401 - registers the envs
+from researchgym.engine import InProcessExecutor, LambdaHook, TrainingState  # noqa: E402
+from researchgym.envs.suites import get_suite  # noqa: E402
+from researchgym.spaces import Float, Schema  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+# Timing varies a lot on a shared machine; examples are judged on results only.
+settings.register_profile("researchgym", deadline=None)
+settings.load_profile("researchgym")
+
+
+def stop_after(epochs: int) -> LambdaHook:
+    """A hook that ends training after ``epochs`` epochs, whatever the metaprogram asks."""
+
+    def stop(state: TrainingState) -> None:
+        if state.epoch + 1 >= epochs:
+            state.stop = True
+
+    return LambdaHook(stop)
+
+
+def capped_executor(epochs: int = 1) -> InProcessExecutor:
+    """A CPU executor that trains at most ``epochs`` epochs (keeps random actions cheap)."""
+    return InProcessExecutor(device="cpu", hooks=[stop_after(epochs)])
+
+
+def assert_same_metaprogram(
+    schema: Schema, got: Mapping[str, Any], want: Mapping[str, Any], range_tol: float = 1e-7
+) -> None:
+    """Equal keys and values; floats to 1e-6 relative or ``range_tol`` of their range.
+
+    The default ``range_tol`` is the resolution of a float32 coordinate in ``[-1, 1]``
+    (flat actions are float32), spread over the setting's range.
+    """
+    assert list(got) == list(want)
+    for name, value in want.items():
+        setting = schema[name]
+        if isinstance(setting, Float):
+            tol = range_tol * (setting.high - setting.low)
+            assert math.isclose(got[name], value, rel_tol=1e-6, abs_tol=tol), (name, got[name], value)
+        else:
+            assert got[name] == value and type(got[name]) is type(value), (name, got[name], value)
+
+
+@pytest.fixture(scope="session")
+def digits_schema() -> Schema:
+    return get_suite("digits").make_schema()
+
+
+@pytest.fixture(scope="session")
+def tabular_schema() -> Schema:
+    return get_suite("tabular").make_schema()
+
+
+@pytest.fixture
+def one_epoch_executor() -> InProcessExecutor:
+    return capped_executor(1)

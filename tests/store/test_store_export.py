@@ -1,0 +1,95 @@
+"""Export to Minari datasets and to plain Parquet/CSV files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import minari
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from store_rows import make_episode
+
+from researchgym.store import Store
+from researchgym.store.export import default_dataset_id
+
+
+@pytest.fixture
+def two_envs(store: Store) -> Store:
+    for n in (3, 5, 2):
+        store.append_many(make_episode(n))
+    store.append_many(make_episode(4, env_id="researchgym/Wine-v0", obs_dim=9, act_dim=2))
+    return store
+
+
+def test_minari_export_loads(
+    two_envs: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    two_envs.export_minari("researchgym/Digits/test-v0", env_id="researchgym/Digits-v0")
+    dataset = minari.load_dataset("researchgym/Digits/test-v0")
+    assert dataset.total_episodes == 3
+    assert dataset.total_steps == 10
+    assert dataset.observation_space.shape == (6,) and dataset.action_space.shape == (3,)
+    stored = {e.campaign_id: e for e in two_envs.iter_episodes(env_id="researchgym/Digits-v0")}
+    lengths = []
+    for episode in dataset.iterate_episodes():
+        n = len(episode.rewards)
+        lengths.append(n)
+        assert episode.observations.shape == (n + 1, 6)
+        assert episode.actions.shape == (n, 3)
+        assert episode.terminations[-1] and not episode.terminations[:-1].any()
+        assert list(episode.infos["step"]) == [-1, *range(n)]
+        match = [
+            e for e in stored.values() if np.array_equal(e.observations, episode.observations[:-1])
+        ]
+        assert len(match) == 1
+        np.testing.assert_array_equal(match[0].actions, episode.actions)
+        np.testing.assert_allclose(match[0].rewards, episode.rewards)
+    assert sorted(lengths) == [2, 3, 5]
+
+
+def test_minari_export_needs_one_vector_size(two_envs: Store, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="export one env at a time"):
+        two_envs.export_minari("researchgym/mixed-v0", datasets_path=tmp_path)
+    dataset = two_envs.export_minari(
+        "researchgym/Wine/test-v0", env_id="researchgym/Wine-v0", datasets_path=tmp_path
+    )
+    assert dataset.total_episodes == 1 and dataset.observation_space.shape == (9,)
+    with pytest.raises(ValueError, match="no episodes"):
+        two_envs.export_minari("x/none-v0", env_id="researchgym/Nope-v0", datasets_path=tmp_path)
+
+
+def test_default_dataset_id() -> None:
+    assert default_dataset_id("researchgym/Digits-v0") == "researchgym/Digits/store-v0"
+    assert default_dataset_id("Plain", "random") == "Plain/random-v0"
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_plain_export(two_envs: Store, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / "out" / f"steps.{fmt}"
+    assert two_envs.export(out, format=fmt, env_id="researchgym/Digits-v0") == 10
+    assert two_envs.export(tmp_path / f"all.{fmt}", format=fmt) == 14
+    if fmt == "parquet":
+        table = pq.read_table(out)
+        assert table.num_rows == 10 and set(table.column("env_id").to_pylist()) == {
+            "researchgym/Digits-v0"
+        }
+        assert (
+            table.column("obs").to_pylist()[0]
+            == two_envs.sql(
+                "SELECT obs FROM steps WHERE env_id = 'researchgym/Digits-v0' ORDER BY campaign_id, step LIMIT 1"
+            )
+            .column(0)
+            .to_pylist()[0]
+        )
+    else:
+        with open(out, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 10 and "campaign_id" in rows[0]
+        assert len(json.loads(rows[0]["obs"])) == 6
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+    with pytest.raises(ValueError, match="unknown export format"):
+        two_envs.export(out, format="xlsx")
