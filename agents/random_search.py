@@ -3,17 +3,21 @@
 Floats and integers marked ``log`` are drawn log-uniformly, categoricals and
 booleans uniformly over their choices; conditional settings are drawn only
 when active. (Drawing a uniform point of the schema's flat ``[-1, 1]``
-encoding and decoding it gives exactly that.)
+encoding and decoding it gives exactly that; the points come from
+:func:`researchgym.spaces.sampling.random_points`, which sweeps share.)
 
     python -m agents.random_search --env-id researchgym/Tabular-v0 --budget 10 --fixed train.epochs=5
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from researchgym.planners import CampaignArgs, SearchPlanner, parse_args, run_from_args
+from researchgym.spaces import Schema
+from researchgym.spaces.sampling import random_points
 
 
 @dataclass
@@ -26,9 +30,12 @@ class RandomPlanner(SearchPlanner):
 
     name = "random"
 
+    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+        super().reset(schema, seed=seed, fixed=fixed)
+        self.points = random_points(schema, seed)
+
     def propose(self, observation: Any) -> dict[str, Any]:
-        point = self.rng.uniform(-1.0, 1.0, size=len(self.schema))
-        return self.schema.decode(point) | self.fixed
+        return next(self.points) | self.fixed
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ read dataset files from a directory you give (``data_dir=...``).
 
 from importlib.metadata import PackageNotFoundError, version
 
-from researchgym.envs import ENV_IDS, FILE_ENV_IDS, register_envs
+from researchgym.envs import ENV_IDS, FAST_ENV_IDS, FILE_ENV_IDS, register_envs
 
 try:
     __version__ = version("researchgym")
@@ -16,4 +16,4 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 register_envs()
 
-__all__ = ["ENV_IDS", "FILE_ENV_IDS", "__version__"]
+__all__ = ["ENV_IDS", "FAST_ENV_IDS", "FILE_ENV_IDS", "__version__"]

@@ -112,8 +112,8 @@ def rerun_command(
 
     try:
         report = rerun(open_store(str(resolve_store_path(store))), run_id, device=device)
-    except (KeyError, ValueError) as exc:
-        _fail(str(exc).strip("'\""))
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
     table = Table(title=f"rerun of {run_id} ({report.env_id}, task {report.task}, seed {report.seed})")
     for column in ("metric", "recorded", "measured", "difference"):
         table.add_column(column, justify="right")

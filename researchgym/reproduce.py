@@ -48,14 +48,14 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
         device: training device; CPU runs are bitwise repeatable.
 
     Raises:
-        KeyError: no step with this run id.
+        LookupError: no step with this run id.
     """
     rows = store.sql(
         "SELECT env_id, task, seed, metaprogram, val_metrics, status FROM steps WHERE run_id = ?",
         [run_id],
     ).to_pylist()
     if not rows:
-        raise KeyError(f"no stored step has run_id {run_id!r}; list some with: researchgym query \"SELECT run_id FROM steps LIMIT 5\"")
+        raise LookupError(f"no stored step has run_id {run_id!r}; list some with: researchgym query \"SELECT run_id FROM steps LIMIT 5\"")
     row = rows[0]
     if row["metaprogram"] in (None, "null"):
         raise ValueError(f"run {run_id} was an invalid action ({row['status']}): there is nothing to re-run")

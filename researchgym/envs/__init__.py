@@ -4,7 +4,7 @@ from gymnasium.envs.registration import register, registry
 
 from researchgym.envs.suites import SUITES, Suite, get_suite
 
-__all__ = ["ENV_IDS", "FILE_ENV_IDS", "SUITES", "Suite", "get_suite", "register_envs"]
+__all__ = ["ENV_IDS", "FAST_ENV_IDS", "FILE_ENV_IDS", "SUITES", "Suite", "get_suite", "register_envs"]
 
 _ENTRY_POINT = "researchgym.envs.research_env:ResearchEnv"
 
@@ -28,8 +28,16 @@ _FILE_ENVS: dict[str, dict] = {
     "researchgym/CIFAR10-v0": {"suite": "cifar10", "budget": 10},
 }
 
+# Envs answered from recorded runs instead of training; `source=` names the env
+# they imitate and `data=` the store of its runs (default: the shipped reference).
+_FAST_ENVS: dict[str, str] = {
+    "researchgym/Replay-v0": "researchgym.envs.replay:make_replay_env",
+    "researchgym/Surrogate-v0": "researchgym.envs.surrogate:make_surrogate_env",
+}
+
 ENV_IDS = tuple(_ENVS)
 FILE_ENV_IDS = tuple(_FILE_ENVS)
+FAST_ENV_IDS = tuple(_FAST_ENVS)
 
 
 def register_envs() -> None:
@@ -37,3 +45,6 @@ def register_envs() -> None:
     for env_id, kwargs in {**_ENVS, **_FILE_ENVS}.items():
         if env_id not in registry:
             register(id=env_id, entry_point=_ENTRY_POINT, kwargs={**kwargs, "env_id": env_id})
+    for env_id, entry_point in _FAST_ENVS.items():
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry_point)

@@ -105,9 +105,7 @@ class DictInterface(Interface):
             settings[i] = step["encoded"]
             scores[i] = -1.0 if step["score"] is None else step["score"]
             mask[i] = 1.0
-        features = np.array(
-            [np.log1p(view.task_features[k]) for k in TASK_FEATURES], dtype=np.float32
-        )
+        features = np.log1p(np.array([view.task_features[k] for k in TASK_FEATURES], dtype=np.float32))
         best = -1.0 if view.best_score is None else view.best_score
         return {
             "task": np.clip(features, 0.0, 20.0),
@@ -141,7 +139,10 @@ class FlatInterface(DictInterface):
         return self.schema.encode(metaprogram)
 
     def observe(self, view: CampaignView) -> np.ndarray:
-        return spaces.flatten(self._dict_observation_space, super().observe(view))
+        # Same as gymnasium's spaces.flatten of the dict observation (all parts are
+        # float32 boxes), without its per-call dispatch.
+        parts = super().observe(view)
+        return np.concatenate([parts[key].ravel() for key in self._dict_observation_space.spaces])
 
 
 class TextInterface(Interface):

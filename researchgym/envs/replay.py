@@ -102,7 +102,7 @@ class ReplayExecutor(Executor):
         return np.concatenate([points for points, _ in self._points.values()])
 
     def run(self, metaprogram: dict[str, Any], *, task: str, seed: int) -> Result:
-        vector = self.schema.encode(metaprogram)
+        vector = self.schema.encode_valid(metaprogram)
         group = self._exact.get((task, _key(vector)))
         if group is None:
             if task not in self._points:

@@ -197,7 +197,7 @@ class ResearchEnv(gym.Env):
         view.history.append(
             {
                 "settings": metaprogram,
-                "encoded": self.schema.encode(metaprogram) if metaprogram else np.zeros(len(self.schema), np.float32),
+                "encoded": self.schema.encode_valid(metaprogram) if metaprogram else np.zeros(len(self.schema), np.float32),
                 "score": score,
                 "status": result.status,
             }
@@ -274,9 +274,13 @@ class ResearchEnv(gym.Env):
             return None
 
     def _estimate(self, metaprogram: dict[str, Any], task: str):
-        """The design's cost; raises ``BudgetError`` (a ``SettingError``) when over a limit."""
+        """The design's cost when the env has limits (``None`` otherwise: estimating
+        builds the model, which would dominate fast executors); raises ``BudgetError``
+        (a ``SettingError``) when over a limit."""
         from researchgym.engine import check_budget
 
+        if not self.limits:
+            return None
         cost = self._cost(metaprogram, task)
         if cost is not None:
             check_budget(cost, **self.limits)
@@ -361,7 +365,7 @@ class ResearchEnv(gym.Env):
                 "metaprogram": json.dumps(metaprogram),
                 "action": _action_json(action),
                 "obs": self._obs_before.tolist(),
-                "action_flat": self.schema.encode(metaprogram).tolist() if metaprogram else None,
+                "action_flat": view.history[-1]["encoded"].tolist() if metaprogram else None,
                 "val_score": result.score,
                 "val_metrics": json.dumps(result.val_metrics),
                 "test_metrics": json.dumps(result.test_metrics),

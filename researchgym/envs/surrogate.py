@@ -287,7 +287,7 @@ class SurrogateExecutor(Executor):
     def run(self, metaprogram: dict[str, Any], *, task: str, seed: int) -> Result:
         if task not in self.model.tasks:
             return Result(status="error", error=f"the surrogate was not fitted on task {task!r}")
-        x = self.model.features(self.schema.encode(metaprogram)[None, :], [task])
+        x = self.model.features(self.schema.encode_valid(metaprogram)[None, :], [task])
         score, log_seconds, log_samples = self.model.predict(x)[0]
         noise = np.random.default_rng(seed).normal(0.0, self.model.noise_std)
         score = float(np.clip(score + noise, -1.0, 1.0))

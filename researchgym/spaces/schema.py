@@ -242,9 +242,14 @@ class Schema:
 
     def encode(self, values: Mapping[str, Any]) -> np.ndarray:
         """Flat vector of a metaprogram; inactive settings encode their default."""
-        full = self.validate(values)
+        return self.encode_valid(self.validate(values))
+
+    def encode_valid(self, metaprogram: Mapping[str, Any]) -> np.ndarray:
+        """:meth:`encode` of a metaprogram that :meth:`validate` or :meth:`decode`
+        returned, without validating it again (the fast path of env steps)."""
         return np.array(
-            [s.encode(full.get(s.name, s.default)) for s in self], dtype=np.float32
+            [s.encode(metaprogram.get(s.name, s.default)) for s in self._settings.values()],
+            dtype=np.float32,
         )
 
     def decode(self, vector: Any) -> dict[str, Any]:
