@@ -17,6 +17,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/researchgym rollout researchgym/Digits-v0 --steps 8 --seed 0 \
 		--set train.epochs=10 --plot runs/demo_campaign.png
+	$(VENV)/bin/researchgym query "SELECT env_id, agent, count(*) AS runs, \
+		round(max(val_score), 4) AS best_val_score FROM steps GROUP BY ALL ORDER BY runs DESC"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

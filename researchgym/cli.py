@@ -214,15 +214,14 @@ def rollout(
     env.close()
 
     table = Table(title=f"{planner.name} on {env_id}")
-    for column in ("ep", "step", "task", "status", "val score", "test score", "seconds", "settings"):
+    for column in ("ep", "step", "task", "status", "val score", "test score", "seconds", "key settings"):
         table.add_column(column, overflow="fold")
     steps_done = [s for campaign in results for s in campaign.steps]
     for s in steps_done:
-        brief = {k: v for k, v in (s.metaprogram or {}).items() if k in ("model.family", "optim.name", "optim.lr", "model.width", "train.epochs")}
         table.add_row(
             str(s.episode), str(s.step), s.task, s.status,
             "-" if s.score is None else f"{s.score:.4f}", "-" if s.test_score is None else f"{s.test_score:.4f}",
-            f"{s.seconds:.2f}", json.dumps(brief, default=str),
+            f"{s.seconds:.2f}", _key_settings(s.metaprogram),
         )
     console.print(table)
     scored = [s for s in steps_done if s.score is not None]
@@ -286,6 +285,19 @@ def train_command(
             _fail_with(exc)
     console.print(f"[bold green]saved[/] {agent} policy to {path}")
     console.print(f"run it: researchgym rollout --agent {agent} --env {env_id} --policy {path}")
+
+
+def _key_settings(metaprogram: dict[str, Any] | None) -> str:
+    """A short summary of a metaprogram for tables: family, optimizer, lr, width, epochs."""
+    if not metaprogram:
+        return "-"
+    parts = [str(metaprogram[k]) for k in ("model.family", "optim.name") if k in metaprogram]
+    if "optim.lr" in metaprogram:
+        parts.append(f"lr={metaprogram['optim.lr']:.2g}")
+    for key, label in (("model.width", "w"), ("arch.width", "w"), ("train.epochs", "ep")):
+        if key in metaprogram:
+            parts.append(f"{label}={metaprogram[key]}")
+    return " ".join(parts)
 
 
 def _register_subcommands() -> None:
