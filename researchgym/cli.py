@@ -46,8 +46,9 @@ def envs(
     schema: Annotated[str | None, typer.Option(help="show the settings of this env id")] = None,
 ) -> None:
     """List registered envs with their tasks and spaces."""
-    from researchgym.envs import get_suite
     from gymnasium.envs.registration import registry
+
+    from researchgym.envs import get_suite
 
     if schema is not None:
         env = _make_env(schema, store=False).unwrapped
@@ -301,11 +302,12 @@ def _key_settings(metaprogram: dict[str, Any] | None) -> str:
 
 
 def _register_subcommands() -> None:
-    from researchgym import datasets_cli
+    from researchgym import datasets_cli, planner_cli
     from researchgym.store import cli as store_cli
 
     store_cli.register(app)
     datasets_cli.register(app)
+    planner_cli.register(app)
 
 
 _register_subcommands()

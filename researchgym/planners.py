@@ -159,6 +159,11 @@ PLANNERS: dict[str, PlannerSpec] = {
         PlannerSpec("grid", "agents.grid:GridPlanner", description="grid over the settings (levels per number), visited in a seeded order"),
         PlannerSpec("tpe", "agents.tpe:TPEPlanner", extra="hpo", description="Optuna TPE, define-by-run over the schema's conditional space"),
         PlannerSpec("default", "agents.default:DefaultPlanner", description="every setting at its default, each step"),
+        PlannerSpec(
+            "transformer", "agents.transformer_planner:TransformerPlanner", extra="transformers",
+            description="GPT-2 trained from scratch on serialized campaigns (`researchgym train-planner`), constrained decoding",
+        ),
+        PlannerSpec("llm", "agents.llm_agent:LLMAgent", description="any language model (callable, local transformers pipeline or HTTP endpoint) replying JSON settings"),
         PlannerSpec("ppo-sb3", "agents.ppo_sb3:PPOPlanner", "agents.ppo_sb3:train", "rl", "stable-baselines3 PPO policy on the flat interface"),
         PlannerSpec(
             "ppo-rllib", "agents.ppo_rllib:RLlibPPOPlanner", "agents.ppo_rllib:train", "rllib",

@@ -12,14 +12,14 @@ from typing import Any
 # imported so that executor workers (fresh interpreters) inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import settings  # noqa: E402
+import pytest
+import torch
+from hypothesis import settings
 
-import researchgym  # noqa: E402,F401 - registers the envs
-from researchgym.engine import InProcessExecutor, LambdaHook, TrainingState  # noqa: E402
-from researchgym.envs.suites import get_suite  # noqa: E402
-from researchgym.spaces import Float, Schema  # noqa: E402
+import researchgym  # noqa: F401 - registers the envs
+from researchgym.engine import InProcessExecutor, LambdaHook, TrainingState
+from researchgym.envs.suites import get_suite
+from researchgym.spaces import Float, Schema
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 

@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 import traceback
-from multiprocessing.connection import Connection
 from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection
 from typing import Any
 
 import torch

@@ -8,6 +8,7 @@ campaign's state as an observation.
 from __future__ import annotations
 
 import json
+import math
 import string
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,14 @@ from researchgym.spaces import Schema, SettingError
 __all__ = ["INTERFACES", "CampaignView", "Interface", "make_interface"]
 
 TASK_FEATURES = ("n_train", "n_features", "n_classes", "is_regression", "is_image")
+OBSERVATION_KEYS = (
+    "task",
+    "history_settings",
+    "history_scores",
+    "history_mask",
+    "best_score",
+    "budget_left",
+)
 TEXT_CHARSET = frozenset(string.printable) - frozenset("\t\r\x0b\x0c")
 
 
@@ -83,7 +92,17 @@ class DictInterface(Interface):
                 "budget_left": spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32),
             }
         )
-        self._empty_settings = np.zeros((history, n), dtype=np.float32)
+        # Where each part lies in the flat observation (the dict space's key order, as
+        # spaces.flatten lays them out).
+        self._parts: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+        start = 0
+        for key, box in self.observation_space.spaces.items():
+            size = int(np.prod(box.shape))
+            self._parts[key] = (start, start + size, box.shape)
+            start += size
+        self._flat_size = start
+        self._at = {key: start for key, (start, _, _) in self._parts.items()}
+        self._task_cache: tuple[dict[str, float], dict[str, float], np.ndarray] | None = None
 
     def parse_action(self, action: Any) -> dict[str, Any]:
         if not isinstance(action, dict):
@@ -97,24 +116,44 @@ class DictInterface(Interface):
         return self.schema.to_space(metaprogram)
 
     def observe(self, view: CampaignView) -> dict[str, np.ndarray]:
-        settings = self._empty_settings.copy()
-        scores = np.zeros(self.history, dtype=np.float32)
-        mask = np.zeros(self.history, dtype=np.float32)
-        recent = view.history[-self.history :]
-        for i, step in enumerate(recent):
-            settings[i] = step["encoded"]
-            scores[i] = -1.0 if step["score"] is None else step["score"]
-            mask[i] = 1.0
-        features = np.log1p(np.array([view.task_features[k] for k in TASK_FEATURES], dtype=np.float32))
-        best = -1.0 if view.best_score is None else view.best_score
-        return {
-            "task": np.clip(features, 0.0, 20.0),
-            "history_settings": settings,
-            "history_scores": np.clip(scores, -1.0, 1.0),
-            "history_mask": mask,
-            "best_score": np.array([np.clip(best, -1.0, 1.0)], dtype=np.float32),
-            "budget_left": np.array([view.budget_left / view.budget], dtype=np.float32),
-        }
+        flat = self._observe_flat(view)
+        parts = {key: self._parts[key] for key in OBSERVATION_KEYS}
+        return {key: flat[a:b].reshape(shape).copy() for key, (a, b, shape) in parts.items()}
+
+    def _observe_flat(self, view: CampaignView) -> np.ndarray:
+        """The observation's parts laid end to end (what spaces.flatten makes of it)."""
+        at = self._at
+        out = np.zeros(self._flat_size, dtype=np.float32)
+        recent = view.history[-self.history :] if self.history else []
+        if recent:
+            k = len(recent)
+            start = at["history_settings"]
+            rows = [step["encoded"] for step in recent]
+            out[start : start + k * len(self.schema)] = np.concatenate(rows)
+            start = at["history_scores"]
+            out[start : start + k] = [
+                -1.0 if (x := step["score"]) is None else x if -1.0 <= x <= 1.0 else _clip(x)
+                for step in recent
+            ]
+            start = at["history_mask"]
+            out[start : start + k] = 1.0
+        start = at["task"]
+        out[start : start + len(TASK_FEATURES)] = self._task_part(view.task_features)
+        out[at["best_score"]] = -1.0 if view.best_score is None else _clip(view.best_score)
+        out[at["budget_left"]] = view.budget_left / view.budget
+        return out
+
+    def _task_part(self, features: dict[str, float]) -> np.ndarray:
+        cached = self._task_cache
+        if cached is None or cached[0] is not features or cached[1] != features:
+            part = np.log1p(np.array([features[k] for k in TASK_FEATURES], dtype=np.float32))
+            cached = self._task_cache = (features, dict(features), np.clip(part, 0.0, 20.0))
+        return cached[2]
+
+
+def _clip(x: float) -> float:
+    """``np.clip(x, -1, 1)`` of a number (NaN stays NaN)."""
+    return x if -1.0 <= x <= 1.0 or math.isnan(x) else (1.0 if x > 1.0 else -1.0)
 
 
 class FlatInterface(DictInterface):
@@ -140,9 +179,8 @@ class FlatInterface(DictInterface):
 
     def observe(self, view: CampaignView) -> np.ndarray:
         # Same as gymnasium's spaces.flatten of the dict observation (all parts are
-        # float32 boxes), without its per-call dispatch.
-        parts = super().observe(view)
-        return np.concatenate([parts[key].ravel() for key in self._dict_observation_space.spaces])
+        # float32 boxes), built in place.
+        return self._observe_flat(view)
 
 
 class TextInterface(Interface):

@@ -54,7 +54,7 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
 
 
 def _key(vector: np.ndarray) -> bytes:
-    return np.round(vector / QUANTUM).astype(np.int64).tobytes()
+    return np.rint(vector / QUANTUM).astype(np.int64).tobytes()
 
 
 class ReplayExecutor(Executor):
@@ -92,6 +92,10 @@ class ReplayExecutor(Executor):
                 groups.append(self._exact[key])
             self._exact[key].append(result)
         self._points = {task: (np.stack(v), g) for task, (v, g) in by_task.items()}
+        # |p - v|^2 = |p|^2 - 2 p.v + |v|^2: the last term does not change the argmin
+        self._half_norms = {
+            task: 0.5 * (points.astype(np.float64) ** 2).sum(axis=1) for task, (points, _) in self._points.items()
+        }
 
     @property
     def tasks(self) -> list[str]:
@@ -114,8 +118,18 @@ class ReplayExecutor(Executor):
                     "use missing='nearest' to answer with the nearest recorded run",
                 )
             points, groups = self._points[task]
-            group = groups[int(np.argmin(((points - vector) ** 2).sum(axis=1)))]
-        return group[seed % len(group)]
+            group = groups[int(np.argmin(self._half_norms[task] - points @ vector.astype(np.float64)))]
+        recorded = group[seed % len(group)]
+        # A fresh result each step: callers may keep or change what a step returned.
+        return Result(
+            status=recorded.status,
+            val_metrics=dict(recorded.val_metrics),
+            test_metrics=dict(recorded.test_metrics),
+            curve=[dict(point) for point in recorded.curve],
+            seconds=recorded.seconds,
+            samples=recorded.samples,
+            error=recorded.error,
+        )
 
 
 def make_replay_env(

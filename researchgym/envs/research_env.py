@@ -12,7 +12,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -173,7 +173,7 @@ class ResearchEnv(gym.Env):
         if self._view.budget_left <= 0:
             raise gym.error.ResetNeeded("the campaign's budget is spent; call reset()")
         view = self._view
-        started_at = datetime.now(timezone.utc)
+        started_at = datetime.now(UTC)
         seed = int(self.np_random.integers(2**31 - 1))
         metaprogram: dict[str, Any] | None = None
         cost = None
@@ -378,7 +378,7 @@ class ResearchEnv(gym.Env):
                 "status": result.status,
                 "error": result.error,
                 "started_at": started_at,
-                "finished_at": datetime.now(timezone.utc),
+                "finished_at": datetime.now(UTC),
             }
         )
         self._obs_before = self._recorded_observation()

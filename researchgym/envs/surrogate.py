@@ -242,7 +242,7 @@ def fit_surrogate(
 
     keys = sorted(train)
     x = inputs(keys)
-    mean = lambda key, f: float(np.mean([f(r) for r in train[key]]))  # noqa: E731
+    mean = lambda key, f: float(np.mean([f(r) for r in train[key]]))
     score = np.array([mean(k, lambda r: json.loads(r["val_metrics"])["score"]) for k in keys])
     log_seconds = np.array([mean(k, lambda r: math.log(max(float(r["cost_seconds"]), 1e-6))) for k in keys])
     log_samples = np.array([mean(k, lambda r: math.log(max(int(r["cost_samples"]), 1))) for k in keys])

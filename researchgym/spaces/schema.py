@@ -45,7 +45,7 @@ _SafeLoader.add_implicit_resolver(
 
 
 def _safe_load(text: str) -> Any:
-    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_SafeLoader)
 
 
 def flatten_dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -247,10 +247,13 @@ class Schema:
     def encode_valid(self, metaprogram: Mapping[str, Any]) -> np.ndarray:
         """:meth:`encode` of a metaprogram that :meth:`validate` or :meth:`decode`
         returned, without validating it again (the fast path of env steps)."""
-        return np.array(
-            [s.encode(metaprogram.get(s.name, s.default)) for s in self._settings.values()],
-            dtype=np.float32,
-        )
+        try:
+            codec = self._codec
+        except AttributeError:
+            from researchgym.spaces.codec import flat_codec
+
+            codec = self._codec = flat_codec(self)
+        return codec.encode_valid(metaprogram)
 
     def decode(self, vector: Any) -> dict[str, Any]:
         """Metaprogram of any vector of the flat space's shape (values are clipped)."""
@@ -260,11 +263,13 @@ class Schema:
                 f"flat action has shape {vector.shape}, expected ({len(self)},); "
                 f"pass one number in [-1, 1] per setting in the order {self.names}"
             )
-        decoded: dict[str, Any] = {}
-        for setting, x in zip(self, vector):
-            if self._active(setting, decoded):
-                decoded[setting.name] = setting.decode(x)
-        return decoded
+        try:
+            codec = self._codec
+        except AttributeError:
+            from researchgym.spaces.codec import flat_codec
+
+            codec = self._codec = flat_codec(self)
+        return codec.decode(vector)
 
     # --- text / JSON / YAML / CLI --------------------------------------------------------
     def to_json(self) -> list[dict[str, Any]]:

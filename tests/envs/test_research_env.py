@@ -322,7 +322,7 @@ FAILURES = {
     "diverged": (TABULAR, "diabetes", lambda: None, DIVERGES, "non-finite", "ok"),
     "error": (TABULAR, "iris", _hook_error_executor, CHEAP, "the loss exploded in a hook", "error"),
     "timeout-in-process": (
-        TABULAR, "breast_cancer", lambda: InProcessExecutor(device="cpu", timeout=0.05), SLOW, "budget", "ok"
+        TABULAR, "breast_cancer", lambda: InProcessExecutor(device="cpu", timeout=0.5), SLOW, "budget", "ok"
     ),
     "timeout-subprocess": (
         TABULAR, "breast_cancer", lambda: SubprocessExecutor(device="cpu", timeout=0.5), SLOW, "0.5s budget", "ok"

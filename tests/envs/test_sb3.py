@@ -11,7 +11,7 @@ import pytest
 from researchgym.envs.research_env import FAILURE_STATUSES
 
 sb3 = pytest.importorskip("stable_baselines3")
-from stable_baselines3.common.monitor import Monitor  # noqa: E402
+from stable_baselines3.common.monitor import Monitor
 
 
 class StepLog(gym.Wrapper):

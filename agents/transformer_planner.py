@@ -1,0 +1,499 @@
+"""A GPT-2 planner trained from scratch on serialized campaigns, decoding only valid settings.
+
+Training data are the stored runs of one env (default: the shipped reference
+runs). Runs are pooled per task and drawn into *pseudo-campaigns* of 2 to
+``campaign_len`` steps, each sorted from worst to best score (failed steps
+first), and serialized with :mod:`researchgym.serialize`. A small
+``transformers`` GPT-2, built from a config (nothing downloaded), learns to
+continue them, so it learns which settings come after a history of worse ones.
+
+Acting replays the same picture: the campaign so far, sorted worst to best,
+then ``[STEP]``; the next step's settings are decoded one by one in the
+schema's order, each sampled from the model's logits masked to that setting's
+value tokens (inactive settings are skipped, pinned ones are forced), so every
+proposal is a valid metaprogram. With ``n_candidates > 1`` several are decoded
+and the one with the best predicted score (the expected value of the model's
+score token) is kept. A proposal identical to an earlier step is resampled.
+
+    researchgym train-planner --env researchgym/Tabular-v0 --steps 2000 --out runs/transformer_planner
+    researchgym rollout --agent transformer --policy runs/transformer_planner --env researchgym/Replay-v0 --steps 20
+    python -m agents.transformer_planner --env-id researchgym/Tabular-v0 --train-steps 500
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from researchgym.planners import (
+    CampaignArgs,
+    PlannerError,
+    SearchPlanner,
+    parse_args,
+    run_from_args,
+)
+from researchgym.serialize import (
+    EOS,
+    STEP,
+    Campaign,
+    SerializeError,
+    Serializer,
+    Step,
+    build_tokenizer,
+    load_campaigns,
+)
+from researchgym.spaces import Schema
+
+DEFAULT_PATH = Path("runs/transformer_planner")
+IGNORE = -100  # label of tokens the loss skips (padding and the header)
+
+
+@dataclass
+class TrainConfig:
+    """What ``train_planner`` does; saved with the checkpoint as ``training.json``."""
+
+    env_id: str = "researchgym/Tabular-v0"
+    """env whose stored runs to learn from (its schema is the planner's)"""
+    store: str | None = None
+    """store to read runs from (default: the shipped reference runs)"""
+    agent: str | None = None
+    """only runs of this agent"""
+    tasks: list[str] | None = None
+    """only these tasks (default: every task in the store)"""
+    exclude_tasks: list[str] = field(default_factory=list)
+    """tasks never trained on (held out)"""
+    steps: int = 2000
+    """optimizer steps"""
+    batch_size: int = 16
+    """pseudo-campaigns per optimizer step"""
+    lr: float = 1e-3
+    """peak learning rate (linear warm-up, cosine decay)"""
+    campaign_len: int = 16
+    """most steps in a pseudo-campaign"""
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    n_positions: int = 1024
+    n_bins: int = 32
+    """bins of each number's flat encoding"""
+    score_bins: int = 64
+    """bins of the validation score over [-1, 1]"""
+    val_fraction: float = 0.1
+    """runs per task kept out of training to measure validation loss"""
+    eval_every: int = 100
+    seed: int = 0
+    device: str = "cpu"
+
+
+# --- data ---------------------------------------------------------------------------------
+def _ordered(steps: Sequence[Step]) -> list[Step]:
+    """Worst to best: failed steps first, then by score."""
+    return sorted(steps, key=lambda s: -math.inf if s.score is None else s.score)
+
+
+class CampaignSampler:
+    """Draws pseudo-campaigns (token ids and labels) from per-task pools of steps."""
+
+    def __init__(self, serializer: Serializer, campaigns: Sequence[Campaign], campaign_len: int):
+        self.serializer = serializer
+        self.campaign_len = campaign_len
+        pools: dict[str, tuple[list[int], list[tuple[float, list[int]]]]] = {}
+        for campaign in campaigns:
+            _, pool = pools.setdefault(
+                campaign.task, (serializer.encode(serializer.header_tokens(campaign.env_id, campaign.features)), [])
+            )
+            for step in campaign.steps:
+                key = -math.inf if step.score is None else step.score
+                pool.append((key, serializer.encode(serializer.step_tokens(step))))
+        self.pools = [(h, p) for h, p in pools.values() if p]
+        if not self.pools:
+            raise PlannerError("no stored steps to train on; check the store, env id and task filters")
+
+    def sample(self, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+        header, pool = self.pools[int(rng.integers(len(self.pools)))]
+        n = int(rng.integers(min(2, len(pool)), min(self.campaign_len, len(pool)) + 1))
+        chosen = sorted((pool[i] for i in rng.choice(len(pool), size=n, replace=False)), key=lambda x: x[0])
+        ids = list(header)
+        for _, step_ids in chosen:
+            ids += step_ids
+        ids.append(self.serializer.vocab[EOS])
+        labels = [IGNORE] * len(header) + ids[len(header) :]
+        return ids, labels
+
+    def batch(self, rng: np.random.Generator, size: int, max_len: int) -> dict[str, torch.Tensor]:
+        rows = [self.sample(rng) for _ in range(size)]
+        width = min(max_len, max(len(ids) for ids, _ in rows))
+        pad = self.serializer.vocab["[PAD]"]
+        input_ids = torch.full((size, width), pad, dtype=torch.long)
+        labels = torch.full((size, width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((size, width), dtype=torch.long)
+        for i, (ids, labs) in enumerate(rows):
+            ids, labs = ids[:width], labs[:width]
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            labels[i, : len(labs)] = torch.tensor(labs)
+            mask[i, : len(ids)] = 1
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
+
+
+def _split(campaigns: Sequence[Campaign], fraction: float, seed: int) -> tuple[list[Campaign], list[Campaign]]:
+    """Split each campaign's steps into train and validation by a seeded draw."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in campaigns:
+        held = rng.random(len(c.steps)) < fraction
+        train.append(Campaign(c.env_id, c.task, c.features, [s for s, h in zip(c.steps, held) if not h]))
+        val.append(Campaign(c.env_id, c.task, c.features, [s for s, h in zip(c.steps, held) if h]))
+    return train, val
+
+
+def _schema_of(env_id: str) -> Schema:
+    import gymnasium as gym
+
+    import researchgym  # noqa: F401 - registers the envs
+    from researchgym.envs.suites import get_suite
+
+    return get_suite(gym.spec(env_id).kwargs["suite"]).make_schema()
+
+
+def build_model(serializer: Serializer, config: TrainConfig) -> Any:
+    """A GPT-2 language model over the serializer's vocabulary, randomly initialised."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    vocab = serializer.vocab
+    gpt = GPT2Config(
+        vocab_size=len(vocab),
+        n_positions=config.n_positions,
+        n_embd=config.n_embd,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        bos_token_id=vocab["[BOS]"],
+        eos_token_id=vocab[EOS],
+        pad_token_id=vocab["[PAD]"],
+    )
+    return GPT2LMHeadModel(gpt)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Hide transformers' own progress bars (loading and saving weights)."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
+
+
+def _plot_losses(history: list[dict[str, float]], path: Path, title: str) -> Path:
+    from researchgym.plotting import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    train = [(h["step"], h["train_loss"]) for h in history if "train_loss" in h]
+    val = [(h["step"], h["val_loss"]) for h in history if "val_loss" in h]
+    ax.plot([s for s, _ in train], [v for _, v in train], label="train loss", alpha=0.7)
+    if val:
+        ax.plot([s for s, _ in val], [v for _, v in val], "o-", label="validation loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy per token")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def train_planner(
+    config: TrainConfig | None = None,
+    *,
+    out: str | Path = DEFAULT_PATH,
+    progress: Callable[[int, float], None] | None = None,
+    **overrides: Any,
+) -> Path:
+    """Train the transformer planner from scratch and save a checkpoint.
+
+    Args:
+        config: what to train (fields of :class:`TrainConfig` may also be given as keywords).
+        out: checkpoint directory: ``save_pretrained`` model and tokenizer,
+            ``serializer.json``, ``training.json`` (config, losses, seconds) and ``loss.png``.
+        progress: called as ``progress(steps_done, train_loss)`` after each optimizer step.
+
+    Returns:
+        The checkpoint directory.
+    """
+    config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
+    from researchgym.envs.replay import REFERENCE_STORE
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    schema = _schema_of(config.env_id)
+    serializer = Serializer(schema, [config.env_id], n_bins=config.n_bins, score_bins=config.score_bins)
+    store = config.store if config.store is not None else REFERENCE_STORE
+    campaigns = load_campaigns(store, config.env_id, schema, agent=config.agent, tasks=config.tasks)
+    campaigns = [c for c in campaigns if c.task not in set(config.exclude_tasks)]
+    if not campaigns:
+        raise PlannerError(
+            f"no stored runs of {config.env_id} in {store} (agent={config.agent}, tasks={config.tasks}, "
+            f"excluding {config.exclude_tasks}); generate some with `researchgym generate`"
+        )
+    train_part, val_part = _split(campaigns, config.val_fraction, config.seed)
+    sampler = CampaignSampler(serializer, train_part, config.campaign_len)
+    val_sampler = CampaignSampler(serializer, val_part, config.campaign_len) if any(c.steps for c in val_part) else None
+
+    device = torch.device(config.device)
+    model = build_model(serializer, config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    warmup = max(1, config.steps // 20)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, config.steps - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    val_rng = np.random.default_rng(config.seed + 1)
+    val_batches = [val_sampler.batch(val_rng, config.batch_size, config.n_positions) for _ in range(4)] if val_sampler else []
+    history: list[dict[str, float]] = []
+    for step in range(config.steps):
+        model.train()
+        batch = {k: v.to(device) for k, v in sampler.batch(rng, config.batch_size, config.n_positions).items()}
+        loss = model(**batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        record = {"step": step + 1, "train_loss": float(loss.detach())}
+        if val_batches and ((step + 1) % config.eval_every == 0 or step + 1 == config.steps):
+            model.eval()
+            with torch.no_grad():
+                record["val_loss"] = float(
+                    np.mean([float(model(**{k: v.to(device) for k, v in b.items()}).loss) for b in val_batches])
+                )
+        history.append(record)
+        if progress is not None:
+            progress(step + 1, record["train_loss"])
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with _quiet():
+        model.cpu().save_pretrained(out)
+    build_tokenizer(serializer).save_pretrained(out)
+    serializer.save(out)
+    (out / "training.json").write_text(
+        json.dumps(
+            {
+                "config": asdict(config),
+                "tasks": sorted({c.task for c in campaigns}),
+                "n_runs": sum(len(c.steps) for c in campaigns),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "seconds": time.perf_counter() - started,
+                "history": history,
+            },
+            indent=1,
+        )
+    )
+    _plot_losses(history, out / "loss.png", f"transformer planner on {config.env_id}")
+    return out
+
+
+# --- acting -------------------------------------------------------------------------------
+def _cache_argument(model: Any) -> str:
+    """Keyword of the key/value cache (``cache`` in transformers 5, ``past_key_values`` before)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(output: Any) -> Any:
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+class TransformerPlanner(SearchPlanner):
+    """Proposes the next metaprogram by constrained decoding from a trained checkpoint.
+
+    Args:
+        policy: checkpoint directory from :func:`train_planner` (default ``runs/transformer_planner``).
+        env_id: env token of the header (default: the env the checkpoint was trained on).
+        temperature: sampling temperature of each setting's token (0: most likely token).
+        n_candidates: proposals decoded per step; the best predicted score is kept.
+        max_tries: resamples of a proposal that repeats an earlier step.
+        device: torch device of the model.
+    """
+
+    name = "transformer"
+    interface = "dict"
+
+    def __init__(
+        self,
+        policy: str | Path | None = None,
+        env_id: str | None = None,
+        temperature: float = 1.0,
+        n_candidates: int = 1,
+        max_tries: int = 5,
+        device: str = "cpu",
+        model: Any = None,
+        serializer: Serializer | None = None,
+    ):
+        if temperature < 0 or n_candidates < 1 or max_tries < 1:
+            raise PlannerError(
+                f"temperature={temperature} must be >= 0, n_candidates={n_candidates} and "
+                f"max_tries={max_tries} >= 1"
+            )
+        self.policy = Path(policy) if policy is not None else DEFAULT_PATH
+        if model is None and not (self.policy / "config.json").exists():
+            raise PlannerError(
+                f"no trained transformer planner at {self.policy}; train one with "
+                "`researchgym train-planner --env ENV --out DIR` and pass --policy DIR"
+            )
+        self.env_id = env_id
+        self.temperature = float(temperature)
+        self.n_candidates = int(n_candidates)
+        self.max_tries = int(max_tries)
+        self.device = torch.device(device)
+        self.model = model
+        self.serializer = serializer
+
+    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+        super().reset(schema, seed=seed, fixed=fixed)
+        if self.serializer is None or self.serializer.schema.names != schema.names:
+            try:
+                self.serializer = Serializer.load(self.policy, schema)
+            except SerializeError as exc:
+                raise PlannerError(f"{self.policy}: {exc}") from None
+        if self.model is None:
+            from transformers import GPT2LMHeadModel
+
+            with _quiet():
+                self.model = GPT2LMHeadModel.from_pretrained(self.policy)
+        self.model.to(self.device).eval()
+        self.generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        self.history: list[Step] = []
+        self.features: Any = None
+        self._last: dict[str, Any] | None = None
+        self.predicted: list[float] = []
+
+    # -- decoding --
+    def _context(self) -> list[int]:
+        s = self.serializer
+        env_id = self.env_id or s.env_ids[0]
+        header = s.encode(s.header_tokens(env_id, self.features))
+        steps = [s.encode(s.step_tokens(step)) for step in _ordered(self.history)]
+        room = self.model.config.n_positions - len(header) - 1 - 2 * len(self.schema) - 1
+        while steps and sum(map(len, steps)) > room:
+            steps.pop(0)  # drop the worst steps first
+        return header + [x for ids in steps for x in ids] + [s.vocab[STEP]]
+
+    def _pick(self, logits: torch.Tensor, allowed: list[int]) -> int:
+        sub = logits[allowed].float()
+        if self.temperature == 0:
+            return allowed[int(torch.argmax(sub))]
+        probs = torch.softmax(sub / self.temperature, dim=-1)
+        return allowed[int(torch.multinomial(probs, 1, generator=self.generator))]
+
+    @torch.no_grad()
+    def decode(self, context: Sequence[int]) -> tuple[dict[str, Any], float]:
+        """One constrained proposal after ``context`` and its predicted score."""
+        s, vocab = self.serializer, self.serializer.vocab
+        out = self.model(torch.tensor([list(context)], device=self.device), use_cache=True)
+        past, logits = _cache_of(out), out.logits[0, -1]
+
+        def feed(token_id: int) -> None:
+            nonlocal past, logits
+            ids = torch.tensor([[token_id]], device=self.device)
+            step = self.model(ids, use_cache=True, **{_cache_argument(self.model): past})
+            past, logits = _cache_of(step), step.logits[0, -1]
+
+        values: dict[str, Any] = {}
+        for setting in self.schema:
+            if not all(values.get(p) in allowed for p, allowed in setting.when.items()):
+                continue
+            if setting.name in self.fixed:
+                values[setting.name] = self.fixed[setting.name]
+                for tok in s.value_tokens(setting, values[setting.name]):
+                    feed(vocab[tok])
+                continue
+            first = self._pick(logits, [vocab[t] for t in s.allowed_values(setting)])
+            feed(first)
+            first_tok = s.inverse_vocab[first]
+            offsets = s.allowed_offsets(setting, first_tok)
+            offset_tok = None
+            if offsets:
+                offset_tok = s.inverse_vocab[self._pick(logits, [vocab[t] for t in offsets])]
+                feed(vocab[offset_tok])
+            values[setting.name] = s.read_value(setting, first_tok, offset_tok)
+        score_ids = [vocab[t] for t in s.score_tokens]
+        probs = torch.softmax(logits[score_ids].float(), dim=-1).cpu().numpy()
+        return self.schema.validate(values), float(probs @ s.score_values())
+
+    def propose(self, observation: Any) -> dict[str, Any]:
+        if self.features is None:
+            task = observation.get("task") if isinstance(observation, Mapping) else None
+            self.features = None if task is None else [float(v) for v in np.asarray(task).reshape(-1)]
+        context = self._context()
+        seen = [step.metaprogram for step in self.history]
+        candidates = []
+        for _ in range(self.n_candidates):
+            for _ in range(self.max_tries):
+                candidate = self.decode(context)
+                if candidate[0] not in seen:
+                    break
+            candidates.append(candidate)
+        best = max(candidates, key=lambda c: c[1])
+        self._last = best[0]
+        self.predicted.append(best[1])
+        return best[0]
+
+    def observe(self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]) -> None:
+        trained = metaprogram or self._last
+        if trained is None:
+            return
+        ok = info.get("status", "ok") == "ok"
+        score = (info.get("metrics") or {}).get("score") if ok else None
+        if ok and score is None and "metrics" not in info:  # optimize(): the value is the score
+            score = reward
+        self.history.append(Step(self.schema.validate(trained), score, info.get("status", "ok")))
+        self._last = None
+
+
+# --- python -m agents.transformer_planner -------------------------------------------------
+@dataclass
+class Args(CampaignArgs):
+    """Train the transformer planner on stored runs, then run campaigns with it."""
+
+    train_steps: int = 500
+    """optimizer steps (0: use the checkpoint at --policy as it is)"""
+    policy: str = str(DEFAULT_PATH)
+    """checkpoint directory to write and act from"""
+    data: str | None = None
+    """store to learn from (default: the shipped reference runs)"""
+    temperature: float = 1.0
+    n_candidates: int = 1
+
+
+if __name__ == "__main__":
+    args = parse_args(Args)
+    if args.train_steps > 0:
+        source = args.env_id
+        from researchgym.envs.replay import REFERENCE_STORE  # noqa: F401
+
+        print(f"training on stored runs of {source} for {args.train_steps} steps ...", flush=True)
+        train_planner(env_id=source, store=args.data, steps=args.train_steps, seed=args.seed, out=args.policy)
+    planner = TransformerPlanner(args.policy, temperature=args.temperature, n_candidates=args.n_candidates)
+    run_from_args(planner, args)
