@@ -97,23 +97,27 @@ def run(
     from researchgym.engine import InProcessExecutor, LambdaHook
     from researchgym.plotting import plot_curve
 
-    env = _make_env(env_id, store=_store_arg(store), budget=1, agent="cli-run").unwrapped
+    env = _make_env(env_id, store=_store_arg(store), budget=1, agent="cli-run", device=device).unwrapped
     try:
         values = env.schema.load_yaml(config) if config else {}
         values |= env.schema.parse_overrides(overrides or [])
         metaprogram = env.schema.validate(values)
     except SettingError as exc:
         _fail(str(exc))
-    task = task or env.suite.tasks[0]
+    task = task or env.tasks[0]
     with _progress() as progress:
-        bar = progress.add_task(f"training on {task}", total=metaprogram["train.epochs"], status="")
+        bar = progress.add_task(f"training on {task}", total=metaprogram.get("train.epochs"), status="")
 
         def advance(state) -> None:
             last = state.curve[-1]
             progress.update(bar, completed=state.epoch + 1, status=f"val score {last.get('val_score', float('nan')):.4f}")
 
-        env.executor = InProcessExecutor(device=device, hooks=[LambdaHook(advance)])
-        env.reset(seed=seed, options={"task": task})
+        if isinstance(env.executor, InProcessExecutor):  # replay/surrogate envs train nothing
+            env.executor.hooks.append(LambdaHook(advance))
+        try:
+            env.reset(seed=seed, options={"task": task})
+        except ValueError as exc:
+            _fail(str(exc))
         _, reward, _, _, info = env.step(env.to_action(metaprogram))
     env.close()
     table = Table(title=f"{env_id} on {task}: {info['status']}")

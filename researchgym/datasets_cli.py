@@ -97,10 +97,13 @@ def surrogate_fit(
     except (FileNotFoundError, ValueError, gym.error.Error) as exc:
         _fail(str(exc))
     with console.status(f"fitting a surrogate of {env} on {len(runs)} runs"):
-        model = fit_surrogate(runs, schema, env, seed=seed)
+        try:
+            model = fit_surrogate(runs, schema, env, seed=seed)
+        except ValueError as exc:
+            _fail(str(exc))
     path = model.save(output)
     f = model.fidelity
-    table = Table(title=f"surrogate of {env}: fidelity on held-out metaprograms")
+    table = Table(title=f"surrogate of {env}: fidelity on held-out (task, metaprogram) pairs")
     for column in ("Spearman", "Kendall", "held-out runs", "training runs", "seed noise (std)"):
         table.add_column(column, justify="right")
     table.add_row(f"{f.spearman:.3f}", f"{f.kendall:.3f}", str(f.n_test), str(f.n_train), f"{model.noise_std:.4f}")
@@ -114,12 +117,14 @@ def rerun_command(
     device: Annotated[str, typer.Option(help="training device; CPU runs are bitwise repeatable")] = "cpu",
 ) -> None:
     """Re-run a stored step from its metaprogram and seed; report whether metrics match."""
+    import gymnasium as gym
+
     from researchgym.reproduce import rerun
     from researchgym.store import open_store, resolve_store_path
 
     try:
         report = rerun(open_store(str(resolve_store_path(store))), run_id, device=device)
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError, FileNotFoundError, gym.error.Error) as exc:
         _fail(str(exc))
     table = Table(title=f"rerun of {run_id} ({report.env_id}, task {report.task}, seed {report.seed})")
     for column in ("metric", "recorded", "measured", "difference"):

@@ -57,8 +57,8 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
     if not rows:
         raise LookupError(f"no stored step has run_id {run_id!r}; list some with: researchgym query \"SELECT run_id FROM steps LIMIT 5\"")
     row = rows[0]
-    if row["metaprogram"] in (None, "null"):
-        raise ValueError(f"run {run_id} was an invalid action ({row['status']}): there is nothing to re-run")
+    if row["status"] == "invalid_action" or row["metaprogram"] in (None, "null"):
+        raise ValueError(f"run {run_id} was an invalid action, never trained: there is nothing to re-run")
     env = gym.make(row["env_id"], store=False, device=device, disable_env_checker=True).unwrapped
     try:
         result = env.executor.run(json.loads(row["metaprogram"]), task=row["task"], seed=int(row["seed"]))

@@ -127,14 +127,17 @@ def run_sweep(
         for job in jobs:
             yield _run_job(env_id, str(store_path), agent, job)
         return
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=get_context("spawn"),
         initializer=_init_worker,
         initargs=(threads,),
-    ) as pool:
+    )
+    try:
         futures = {pool.submit(_run_job, env_id, str(store_path), agent, job) for job in jobs}
         while futures:
             finished, futures = wait(futures, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield future.result()
+    finally:  # on an error or an interrupted consumer, drop the queued jobs instead of running them
+        pool.shutdown(wait=True, cancel_futures=True)

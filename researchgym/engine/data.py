@@ -168,6 +168,17 @@ def task_name(dataset: str, **params: Any) -> str:
     return f"{dataset}?{urlencode({k: str(v) for k, v in params.items()})}"
 
 
+def recorded_task(locator: str) -> str:
+    """The task name the store records for a locator (the data directory removed).
+
+    Envs append ``data_dir=...`` (configuration, never recorded) last to the task
+    names of datasets read from files.
+    """
+    for separator in ("&data_dir=", "?data_dir="):
+        locator = locator.split(separator)[0]
+    return locator
+
+
 def parse_task(task: str) -> tuple[DatasetSpec, dict[str, str]]:
     """The dataset and parameters a task name stands for.
 

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from researchgym.engine.hooks import Deadline, Hook, TrainingTimeout
-from researchgym.engine.train import Result, train
+from researchgym.engine.train import Result, resolve_device, train
 
 __all__ = ["Executor", "InProcessExecutor", "SubprocessExecutor", "failure_result"]
 
@@ -126,7 +126,8 @@ class SubprocessExecutor(Executor):
         timeout: wall-clock seconds per job, or ``None``; on expiry the worker is
             killed and the job gets status ``"timeout"``.
         memory_limit_mb: address-space limit of the worker (``RLIMIT_AS``), or
-            ``None``. Allocations past it fail and the job gets status ``"oom"``.
+            ``None``. Allocations past it fail and the job gets status ``"oom"``. CPU only:
+            CUDA reserves address space in bulk.
     """
 
     def __init__(
@@ -135,6 +136,11 @@ class SubprocessExecutor(Executor):
         timeout: float | None = 600.0,
         memory_limit_mb: int | None = None,
     ):
+        if memory_limit_mb is not None and resolve_device(device).type == "cuda":
+            raise ValueError(
+                f"memory_limit_mb={memory_limit_mb} limits the worker's address space, which CUDA "
+                "reserves in bulk, so every job would fail; use it with device='cpu' or drop it"
+            )
         self.device = device
         self.timeout = timeout
         self.memory_limit_mb = memory_limit_mb
@@ -184,10 +190,14 @@ class SubprocessExecutor(Executor):
             self._kill()
             try:
                 self._start()
-            except RuntimeError as exc:
+            except (RuntimeError, OSError) as exc:
                 return failure_result(exc)
         started = time.perf_counter()
-        self._jobs.send((dict(metaprogram), task, seed))
+        try:
+            self._jobs.send((dict(metaprogram), task, seed))
+        except OSError as exc:  # the worker died between jobs (BrokenPipeError included)
+            self._kill()
+            return failure_result(exc)
         if not self._results.poll(self.timeout):
             self._kill()
             seconds = time.perf_counter() - started

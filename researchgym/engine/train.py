@@ -244,6 +244,10 @@ def train(
             state.curve.append({"epoch": epoch + 1, "train_loss": train_loss})
             break
         val = _evaluate(model, data, data.x_val, data.y_val)
+        if not all(math.isfinite(v) for v in val.values()):  # the last steps blew the weights up
+            status = "diverged"
+            state.curve.append({"epoch": epoch + 1, "train_loss": train_loss})
+            break
         state.curve.append(
             {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_score": val["score"]}
         )
@@ -262,7 +266,7 @@ def train(
         samples=samples,
         n_params=count_parameters(model),
         device=str(dev),
-        error="training loss became non-finite" if status == "diverged" else None,
+        error="the training loss or validation metrics became non-finite" if status == "diverged" else None,
     )
     if status == "ok":
         result.val_metrics = val  # the last epoch's validation is the final model's

@@ -223,7 +223,7 @@ class TextInterface(Interface):
         return self.schema.to_nested(settings)
 
     def observe(self, view: CampaignView) -> str:
-        recent = view.history[-self.history :]
+        recent = view.history[-self.history :] if self.history else []
         payload = {
             "task": view.task,
             "description": view.task_description,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from researchgym.engine import Executor, Result
+from researchgym.engine.data import recorded_task
 from researchgym.spaces import Schema
 
 __all__ = ["REFERENCE_STORE", "REFERENCE_SURROGATES", "ReplayExecutor", "load_runs", "make_replay_env"]
@@ -45,7 +46,7 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
     rows = open_store(str(path)).sql(
         "SELECT task, seed, metaprogram, status, error, val_metrics, test_metrics, curve, "
         "cost_seconds, cost_samples FROM steps WHERE env_id = ? AND metaprogram IS NOT NULL "
-        "AND metaprogram <> 'null' ORDER BY task, run_id",
+        "AND metaprogram <> 'null' AND status <> 'invalid_action' ORDER BY task, run_id",
         [env_id],
     ).to_pylist()
     if not rows:
@@ -106,6 +107,7 @@ class ReplayExecutor(Executor):
         return np.concatenate([points for points, _ in self._points.values()])
 
     def run(self, metaprogram: dict[str, Any], *, task: str, seed: int) -> Result:
+        task = recorded_task(task)
         vector = self.schema.encode_valid(metaprogram)
         group = self._exact.get((task, _key(vector)))
         if group is None:

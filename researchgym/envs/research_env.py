@@ -106,6 +106,8 @@ class ResearchEnv(gym.Env):
             raise ValueError(f"reward={reward!r} is not one of {REWARD_MODES}")
         if budget < 1:
             raise ValueError(f"budget={budget!r} must be a positive number of experiments")
+        if history < 0:
+            raise ValueError(f"history={history!r} must be the number of past steps to show (0 or more)")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not one of {self.metadata['render_modes']}")
         limits = {

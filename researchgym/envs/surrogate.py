@@ -10,10 +10,11 @@ from runs recorded with several seeds (pooled standard deviation of the score
 within a metaprogram) and added to each prediction from the step's seed. Only
 runs with status ``"ok"`` are fitted; the surrogate always answers ``"ok"``.
 
-Fidelity is measured on held-out metaprograms, chosen by a hash of the task and
-metaprogram (so anyone can recompute it): Spearman and Kendall rank
-correlations between predicted and recorded validation scores of every
-held-out run. The saved model is the one fitted without them.
+Fidelity is measured on held-out (task, metaprogram) pairs, chosen by a hash of
+both (so anyone can recompute it; every seed of a pair is held out together):
+Spearman and Kendall rank correlations between predicted and recorded
+validation scores of every held-out run. The saved model is the one fitted
+without them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from researchgym.engine import Executor, Result
+from researchgym.engine.data import recorded_task
 from researchgym.spaces import Schema
 
 __all__ = [
@@ -285,6 +287,7 @@ class SurrogateExecutor(Executor):
         self.schema = schema
 
     def run(self, metaprogram: dict[str, Any], *, task: str, seed: int) -> Result:
+        task = recorded_task(task)
         if task not in self.model.tasks:
             return Result(status="error", error=f"the surrogate was not fitted on task {task!r}")
         x = self.model.features(self.schema.encode_valid(metaprogram)[None, :], [task])

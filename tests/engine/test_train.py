@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import math
 
+import gymnasium as gym
 import pytest
 import torch
 from sklearn import datasets as skdatasets
@@ -248,7 +249,8 @@ def test_divergence_is_a_status_not_an_exception(tabular_schema):
     assert result.status == "diverged"
     assert "non-finite" in result.error
     assert result.val_metrics == {} and result.score is None
-    assert not math.isfinite(result.curve[-1]["train_loss"])
+    assert len(result.curve) < 10  # stopped at the epoch it diverged
+    assert "val_score" not in result.curve[-1]
 
 
 # --- hooks -------------------------------------------------------------------------------
@@ -309,3 +311,16 @@ def test_splits_are_disjoint_and_scaled(task):
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="nope"):
         load_task_data("nope")
+
+
+def test_non_finite_validation_metrics_count_as_divergence():
+    """A finite training loss whose last steps blow the weights up is still a divergence."""
+    schema = gym.make("researchgym/Tabular-v0", store=False).unwrapped.schema
+    metaprogram = schema.validate(
+        {"optim.name": "sgd", "optim.lr": 1.0, "model.depth": 4, "train.epochs": 3, "train.batch_size": 64}
+    )
+    result = train(metaprogram, task="diabetes", seed=0)
+    assert math.isfinite(result.curve[-1]["train_loss"])  # the loss alone did not reveal it
+    assert result.status == "diverged"
+    assert result.val_metrics == {} and result.score is None
+    assert "non-finite" in result.error

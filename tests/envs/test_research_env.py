@@ -353,3 +353,15 @@ def test_failures_give_the_failure_reward_and_the_episode_goes_on(case):
         assert math.isfinite(reward)
     finally:
         env.close()
+
+
+def test_text_interface_with_no_history_shows_none():
+    env = make(TABULAR, interface="text", history=0, budget=3)
+    env.reset(seed=0, options={"task": "iris"})
+    obs, *_ = env.step(json.dumps(CHEAP))
+    assert json.loads(obs)["history"] == []
+
+
+def test_negative_history_is_rejected():
+    with pytest.raises(ValueError, match="history=-1"):
+        make(TABULAR, history=-1)
