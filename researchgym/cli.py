@@ -118,7 +118,7 @@ def run(
             env.reset(seed=seed, options={"task": task})
         except ValueError as exc:
             _fail(str(exc))
-        _, reward, _, _, info = env.step(env.to_action(metaprogram))
+        *_, info = env.step(env.to_action(metaprogram))
     env.close()
     table = Table(title=f"{env_id} on {task}: {info['status']}")
     table.add_column("metric")
