@@ -46,6 +46,7 @@ from researchgym.planners import (
     SearchPlanner,
     parse_args,
     run_from_args,
+    training_kwargs,
 )
 from researchgym.spaces import Schema
 
@@ -232,18 +233,9 @@ class RLlibPPOPlanner(SearchPlanner):
 
 if __name__ == "__main__":
     args = parse_args(Args)
-    schema = gym.make(args.env_id, store=False, disable_env_checker=True).unwrapped.schema
-    store: Any = False if args.store is not None and args.store.lower() == "none" else args.store
     path = train(
         args.env_id,
-        total_timesteps=args.total_timesteps,
-        seed=args.seed,
-        fixed=schema.parse_overrides(args.fixed),
-        save_path=args.save_path,
-        store=store,
-        budget=args.budget,
-        n_envs=args.n_envs,
-        progress=lambda n: print(f"\rtrained {n}/{args.total_timesteps} steps", end="", flush=True),
+        **training_kwargs(args),
         train_batch_size=args.train_batch_size,
         minibatch_size=args.minibatch_size,
         num_epochs=args.num_epochs,

@@ -42,6 +42,7 @@ from researchgym.planners import (
     SearchPlanner,
     parse_args,
     run_from_args,
+    training_kwargs,
 )
 from researchgym.spaces import Schema
 
@@ -227,19 +228,10 @@ class PPOPlanner(SearchPlanner):
 
 if __name__ == "__main__":
     args = parse_args(Args)
-    schema = gym.make(args.env_id, store=False, disable_env_checker=True).unwrapped.schema
-    store: Any = False if args.store is not None and args.store.lower() == "none" else args.store
     path = train(
         args.env_id,
-        total_timesteps=args.total_timesteps,
-        seed=args.seed,
-        fixed=schema.parse_overrides(args.fixed),
-        save_path=args.save_path,
-        store=store,
-        budget=args.budget,
-        n_envs=args.n_envs,
+        **training_kwargs(args),
         vec_env=args.vec_env,
-        progress=lambda n: print(f"\rtrained {n}/{args.total_timesteps} steps", end="", flush=True),
         n_steps=args.n_steps,
         batch_size=args.batch_size,
         n_epochs=args.n_epochs,

@@ -7,24 +7,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 import researchgym
 from researchgym.spaces import SettingError
+from researchgym.store import store_option
+from researchgym.terminal import console, fail, progress_bar
 
 app = typer.Typer(help="ResearchGym: machine-learning research as a Gymnasium environment.", no_args_is_help=True)
-console = Console()
 
 StoreOption = Annotated[
     str | None,
     typer.Option("--store", help="store directory (default: $RESEARCHGYM_STORE or ./datasets_store); 'none' records nothing"),
 ]
-
-
-def _store_arg(store: str | None) -> Any:
-    return False if store is not None and store.lower() == "none" else store
 
 
 def _make_env(env_id: str, **kwargs: Any):
@@ -34,11 +29,6 @@ def _make_env(env_id: str, **kwargs: Any):
         return gym.make(env_id, disable_env_checker=True, **kwargs)
     except gym.error.Error as exc:
         raise typer.BadParameter(f"{exc}; run `researchgym envs` to list the envs") from None
-
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
 
 
 @app.command()
@@ -70,18 +60,6 @@ def envs(
     console.print("interfaces: dict (gymnasium Dict), flat (Box in [-1, 1]), text (JSON)")
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-
-
 @app.command()
 def run(
     env_id: Annotated[str, typer.Argument(help="env id, e.g. researchgym/Digits-v0")],
@@ -97,15 +75,19 @@ def run(
     from researchgym.engine import InProcessExecutor, LambdaHook
     from researchgym.plotting import plot_curve
 
-    env = _make_env(env_id, store=_store_arg(store), budget=1, agent="cli-run", device=device).unwrapped
+    env = _make_env(env_id, store=store_option(store), budget=1, agent="cli-run", device=device).unwrapped
     try:
         values = env.schema.load_yaml(config) if config else {}
         values |= env.schema.parse_overrides(overrides or [])
         metaprogram = env.schema.validate(values)
     except SettingError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     task = task or env.tasks[0]
-    with _progress() as progress:
+    try:
+        env.reset(seed=seed, options={"task": task})
+    except ValueError as exc:
+        fail(str(exc))
+    with progress_bar() as progress:
         bar = progress.add_task(f"training on {task}", total=metaprogram.get("train.epochs"), status="")
 
         def advance(state) -> None:
@@ -114,10 +96,6 @@ def run(
 
         if isinstance(env.executor, InProcessExecutor):  # replay/surrogate envs train nothing
             env.executor.hooks.append(LambdaHook(advance))
-        try:
-            env.reset(seed=seed, options={"task": task})
-        except ValueError as exc:
-            _fail(str(exc))
         *_, info = env.step(env.to_action(metaprogram))
     env.close()
     table = Table(title=f"{env_id} on {task}: {info['status']}")
@@ -134,12 +112,6 @@ def run(
     console.print(f"learning curve: {plot_curve(info['curve'], plot, title=f'{env_id} {task}')}")
 
 
-def _fail_with(exc: Exception) -> None:
-    from rich.markup import escape
-
-    _fail(escape(str(exc)))
-
-
 def _parse_agent_args(items: list[str] | None) -> dict[str, Any]:
     """``key=value`` planner/trainer options; values read as YAML (numbers, booleans, lists)."""
     import yaml
@@ -149,7 +121,7 @@ def _parse_agent_args(items: list[str] | None) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key.isidentifier():
-            _fail_with(ValueError(f"--agent-arg {item!r} is not of the form key=value, e.g. --agent-arg levels=4"))
+            fail(f"--agent-arg {item!r} is not of the form key=value, e.g. --agent-arg levels=4")
         try:
             out[key] = yaml.safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError:
@@ -159,10 +131,10 @@ def _parse_agent_args(items: list[str] | None) -> dict[str, Any]:
 
 def _env_id_of(positional: str | None, option: str | None) -> str:
     if positional and option and positional != option:
-        _fail_with(ValueError(f"two env ids given ({positional!r} and --env {option!r}); give one"))
+        fail(f"two env ids given ({positional!r} and --env {option!r}); give one")
     env_id = option or positional
     if not env_id:
-        _fail("no env given; pass --env ID (run `researchgym envs` to list them)")
+        fail("no env given; pass --env ID (run `researchgym envs` to list them)")
     return env_id
 
 
@@ -190,8 +162,8 @@ def rollout(
     try:
         planner = make_planner(agent, **kwargs)
     except (PlannerError, SettingError, TypeError) as exc:
-        _fail_with(exc)
-    env_kwargs: dict[str, Any] = {"store": _store_arg(store), "agent": planner.name}
+        fail(str(exc))
+    env_kwargs: dict[str, Any] = {"store": store_option(store), "agent": planner.name}
     if steps is not None:
         env_kwargs["budget"] = steps
     if getattr(planner, "interface", None):
@@ -202,9 +174,9 @@ def rollout(
         pinned = schema.parse_overrides(fixed or [])
         schema.validate(pinned)
     except SettingError as exc:
-        _fail_with(exc)
+        fail(str(exc))
     budget = env.unwrapped.budget
-    with _progress() as progress:
+    with progress_bar() as progress:
         bar = progress.add_task(f"{planner.name} on {env_id}", total=episodes * budget, status="")
 
         def advance(record) -> None:
@@ -215,7 +187,7 @@ def rollout(
             results = run_campaigns(env, planner, episodes=episodes, seed=seed, fixed=pinned, callback=advance)
         except (PlannerError, SettingError) as exc:
             env.close()
-            _fail_with(exc)
+            fail(str(exc))
     env.close()
 
     table = Table(title=f"{planner.name} on {env_id}")
@@ -261,17 +233,17 @@ def train_command(
     try:
         trainer = make_trainer(agent)
     except PlannerError as exc:
-        _fail_with(exc)
+        fail(str(exc))
     env = _make_env(env_id, store=False)
     try:
         pinned = env.unwrapped.schema.parse_overrides(fixed or [])
         env.unwrapped.schema.validate(pinned)
     except SettingError as exc:
-        _fail_with(exc)
+        fail(str(exc))
     finally:
         env.close()
     save_path = out or Path("runs") / agent.replace("-", "_")
-    with _progress() as progress:
+    with progress_bar() as progress:
         bar = progress.add_task(f"training {agent} on {env_id}", total=timesteps, status="")
         try:
             path = trainer(
@@ -280,14 +252,14 @@ def train_command(
                 seed=seed,
                 fixed=pinned,
                 save_path=save_path,
-                store=_store_arg(store),
+                store=store_option(store),
                 budget=steps,
                 n_envs=n_envs,
                 progress=lambda done: progress.update(bar, completed=min(done, timesteps), status=f"{done} steps"),
                 **_parse_agent_args(agent_args),
             )
         except (PlannerError, SettingError, TypeError) as exc:
-            _fail_with(exc)
+            fail(str(exc))
     console.print(f"[bold green]saved[/] {agent} policy to {path}")
     console.print(f"run it: researchgym rollout --agent {agent} --env {env_id} --policy {path}")
 

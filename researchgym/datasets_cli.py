@@ -7,26 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from researchgym.spaces import SettingError
+from researchgym.terminal import console, fail, progress_bar
 
-console = Console()
 surrogate_app = typer.Typer(help="Fit and inspect surrogate models of an env.", no_args_is_help=True)
-
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
 
 
 def generate(
@@ -53,7 +39,7 @@ def generate(
         pins = schema.parse_overrides(fixed or [])
         jobs = plan_sweep(env, sampler=sampler, n=n, seed=seed, repeats=repeats, fixed=pins, tasks=task)
     except (SettingError, ValueError, gym.error.Error) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     pending = pending_jobs(jobs, open_store(str(store_path)), env, agent)
     console.print(
         f"{len(jobs)} jobs planned, {len(jobs) - len(pending)} already stored in {store_path}, "
@@ -61,15 +47,12 @@ def generate(
     )
     statuses: dict[str, int] = {}
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[failures]} failed"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console,
-    ) as progress:
-        bar = progress.add_task(f"sweep {env}", total=len(pending), failures=0)
+    with progress_bar() as progress:
+        bar = progress.add_task(f"sweep {env}", total=len(pending), status="0 failed")
         for status, _ in run_sweep(env, pending, store_path=store_path, agent=agent, workers=workers):
             statuses[status] = statuses.get(status, 0) + 1
-            progress.update(bar, advance=1, failures=sum(v for k, v in statuses.items() if k != "ok"))
+            failures = sum(v for k, v in statuses.items() if k != "ok")
+            progress.update(bar, advance=1, status=f"{failures} failed")
     table = Table(title=f"{len(pending)} runs in {time.perf_counter() - started:.1f}s")
     table.add_column("status")
     table.add_column("runs", justify="right")
@@ -95,12 +78,12 @@ def surrogate_fit(
         schema = gym.make(env, store=False, disable_env_checker=True).unwrapped.schema
         runs = load_runs(data, env)
     except (FileNotFoundError, ValueError, gym.error.Error) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     with console.status(f"fitting a surrogate of {env} on {len(runs)} runs"):
         try:
             model = fit_surrogate(runs, schema, env, seed=seed)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     path = model.save(output)
     f = model.fidelity
     table = Table(title=f"surrogate of {env}: fidelity on held-out (task, metaprogram) pairs")
@@ -125,7 +108,7 @@ def rerun_command(
     try:
         report = rerun(open_store(str(resolve_store_path(store))), run_id, device=device)
     except (LookupError, ValueError, FileNotFoundError, gym.error.Error) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = Table(title=f"rerun of {run_id} ({report.env_id}, task {report.task}, seed {report.seed})")
     for column in ("metric", "recorded", "measured", "difference"):
         table.add_column(column, justify="right")

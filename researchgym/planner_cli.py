@@ -6,17 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-console = Console()
+from researchgym.terminal import console, fail, progress_bar
 
 
 def train_planner_command(
@@ -40,8 +31,7 @@ def train_planner_command(
     try:
         from agents.transformer_planner import TrainConfig, train_planner
     except ModuleNotFoundError as exc:
-        console.print(f"[bold red]error:[/] {exc.name} is not installed; `pip install 'researchgym[transformers]'`")
-        raise typer.Exit(code=2) from None
+        fail(f"{exc.name} is not installed; `pip install 'researchgym[transformers]'`")
     from researchgym.planners import PlannerError
 
     config = TrainConfig(
@@ -49,20 +39,14 @@ def train_planner_command(
         exclude_tasks=list(exclude_task or []), steps=steps, batch_size=batch_size, lr=lr,
         campaign_len=campaign_len, n_layer=n_layer, n_head=n_head, n_embd=n_embd, seed=seed, device=device,
     )
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-    ) as progress:
-        bar = progress.add_task(f"training on {env}", total=steps, loss="-")
+    with progress_bar() as progress:
+        bar = progress.add_task(f"training on {env}", total=steps, status="loss -")
         try:
             path = train_planner(
-                config, out=out, progress=lambda done, loss: progress.update(bar, completed=done, loss=f"{loss:.3f}")
+                config, out=out, progress=lambda done, loss: progress.update(bar, completed=done, status=f"loss {loss:.3f}")
             )
         except (PlannerError, ValueError, FileNotFoundError) as exc:
-            from rich.markup import escape
-
-            console.print(f"[bold red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(code=2) from None
+            fail(str(exc))
     console.print(f"[bold green]saved[/] transformer planner to {path} (loss curve: {path / 'loss.png'})")
     console.print(f"run it: researchgym rollout --agent transformer --policy {path} --env {env}")
 

@@ -495,13 +495,33 @@ def parse_args(cls: type, argv: Sequence[str] | None = None) -> Any:
     return cls(**vars(parser.parse_args(argv)))
 
 
+def training_kwargs(args: Any) -> dict[str, Any]:
+    """The ``train`` keywords a learned planner's ``python -m agents.NAME`` takes from its
+    ``Args``: the :class:`CampaignArgs` plus ``total_timesteps``, ``save_path`` and ``n_envs``,
+    and a progress line on stdout."""
+    from researchgym.store import store_option
+
+    schema = gym.make(args.env_id, store=False, disable_env_checker=True).unwrapped.schema
+    return {
+        "total_timesteps": args.total_timesteps,
+        "seed": args.seed,
+        "fixed": schema.parse_overrides(args.fixed),
+        "save_path": args.save_path,
+        "store": store_option(args.store),
+        "budget": args.budget,
+        "n_envs": args.n_envs,
+        "progress": lambda n: print(f"\rtrained {n}/{args.total_timesteps} steps", end="", flush=True),
+    }
+
+
 def run_from_args(planner: Planner, args: CampaignArgs) -> list[CampaignResult]:
     """Make the env named by ``args``, run the planner's campaigns and print what they found."""
-    store: Any = False if args.store is not None and args.store.lower() == "none" else args.store
+    from researchgym.store import store_option
+
     env = gym.make(
         args.env_id,
         budget=args.budget,
-        store=store,
+        store=store_option(args.store),
         agent=planner.name,
         interface=getattr(planner, "interface", None) or "dict",
         disable_env_checker=True,

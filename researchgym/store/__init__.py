@@ -22,6 +22,7 @@ from researchgym.store.store import (
     Store,
     open_store,
     resolve_store_path,
+    store_option,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Store",
     "open_store",
     "resolve_store_path",
+    "store_option",
 ]
 
 

@@ -109,6 +109,15 @@ class CorruptFileWarning(UserWarning):
 # --------------------------------------------------------------------------- location
 
 
+def store_option(text: str | None) -> str | bool | None:
+    """The ``store=`` argument a command-line ``--store`` value stands for.
+
+    ``None`` (not given) means the default location, ``"none"`` (any case) means
+    record nothing (``False``), anything else is a directory.
+    """
+    return False if text is not None and text.lower() == "none" else text
+
+
 def resolve_store_path(store: str | os.PathLike[str] | None = None) -> Path:
     """Return the absolute store directory for an explicit or default location.
 

@@ -129,3 +129,11 @@ def test_export(app: typer.Typer, runner: CliRunner, path: Path, tmp_path: Path)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MINARI_DATASETS_PATH", str(root))
         assert minari.load_dataset("researchgym/Digits/store-v0").total_steps == 7
+
+
+def test_store_option_reads_the_command_line_value():
+    from researchgym.store import store_option
+
+    assert store_option(None) is None
+    assert store_option("none") is False and store_option("NONE") is False
+    assert store_option("runs/store") == "runs/store"
