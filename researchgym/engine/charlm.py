@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from researchgym.engine.splits import TaskSplits
+from researchgym.engine.splits import TaskSplits, int_params
 
 __all__ = [
     "CORPORA",
@@ -133,21 +133,7 @@ def validate_params(corpus: str, **params) -> dict[str, int]:
     """Every parameter of a corpus task (defaults filled), as integers; raises ``ValueError``."""
     if corpus not in CORPORA:
         raise ValueError(f"unknown corpus {corpus!r}; choose one of {sorted(CORPORA)}")
-    out = dict(DEFAULTS)
-    for key, raw in params.items():
-        if key not in DEFAULTS:
-            raise ValueError(
-                f"{corpus}: unknown parameter {key!r}; known parameters: {', '.join(DEFAULTS)}"
-            )
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"{corpus}: {key}={raw!r} is not an integer") from None
-        low, high = LIMITS[key]
-        if not low <= value <= high:
-            raise ValueError(f"{corpus}: {key}={value} is outside [{low}, {high}]")
-        out[key] = value
-    return out
+    return int_params(corpus, params, DEFAULTS, LIMITS)
 
 
 def char_splits(corpus: str, **params) -> TaskSplits:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from researchgym.engine.splits import TaskSplits
+from researchgym.engine.splits import TaskSplits, int_params
 
 __all__ = ["IGNORE", "SEQUENCE_TASKS", "SequenceTask", "generate_splits", "validate_params"]
 
@@ -218,22 +218,9 @@ SEQUENCE_TASKS: dict[str, SequenceTask] = {
 
 # --- splits -------------------------------------------------------------------------------
 def _parse(task: SequenceTask, params: Mapping[str, Any]) -> dict[str, int]:
-    known = {**task.defaults, **SPLIT_DEFAULTS}
-    limits = {**task.limits, **SPLIT_LIMITS}
-    out = dict(known)
-    for key, raw in params.items():
-        if key not in known:
-            raise ValueError(
-                f"{task.name}: unknown parameter {key!r}; known parameters: {', '.join(known)}"
-            )
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"{task.name}: {key}={raw!r} is not an integer") from None
-        low, high = limits[key]
-        if not low <= value <= high:
-            raise ValueError(f"{task.name}: {key}={value} is outside [{low}, {high}]")
-        out[key] = value
+    out = int_params(
+        task.name, params, {**task.defaults, **SPLIT_DEFAULTS}, {**task.limits, **SPLIT_LIMITS}
+    )
     task.check(out)
     return out
 

@@ -2,11 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["TaskSplits"]
+__all__ = ["TaskSplits", "int_params"]
+
+
+def int_params(
+    name: str,
+    params: Mapping[str, Any],
+    defaults: Mapping[str, int],
+    limits: Mapping[str, tuple[int, int]],
+) -> dict[str, int]:
+    """A generated dataset's parameters (from a task name's query) as integers, defaults filled.
+
+    Raises:
+        ValueError: an unknown parameter, a value that is not an integer, or one
+            outside its ``[low, high]`` limits; the message names the dataset.
+    """
+    out = dict(defaults)
+    for key, raw in params.items():
+        if key not in defaults:
+            raise ValueError(
+                f"{name}: unknown parameter {key!r}; known parameters: {', '.join(defaults)}"
+            )
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: {key}={raw!r} is not an integer") from None
+        low, high = limits[key]
+        if not low <= value <= high:
+            raise ValueError(f"{name}: {key}={value} is outside [{low}, {high}]")
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
