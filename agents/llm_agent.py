@@ -159,6 +159,40 @@ def http_backend(
 
 
 # --- the agent ------------------------------------------------------------------------------
+def make_backend(
+    generate: Callable[[str], str] | None = None,
+    model: Any = None,
+    url: str | None = None,
+    key: str | None = None,
+    model_name: str | None = None,
+    *,
+    temperature: float = 0.7,
+    max_new_tokens: int = 128,
+    timeout: float = 60.0,
+) -> tuple[Callable[[list[dict[str, str]]], str], str]:
+    """The chat function ``ask(messages) -> reply`` of the first source given, and its kind.
+
+    Sources, in order: ``generate`` (a text-to-text callable), ``model`` (a local
+    ``transformers`` model directory or pipeline), ``url`` (an OpenAI-compatible
+    endpoint; default ``$RESEARCHGYM_LLM_URL``, key ``$RESEARCHGYM_LLM_KEY``).
+    Returns ``(ask, "callable" | "transformers" | "http")``.
+    """
+    url = url or os.environ.get(URL_VAR)
+    if generate is not None:
+        return callable_backend(generate), "callable"
+    if model is not None:
+        return pipeline_backend(model, max_new_tokens, temperature), "transformers"
+    if url:
+        ask = http_backend(
+            url, key or os.environ.get(KEY_VAR), model_name or os.environ.get(MODEL_VAR, "default"), temperature, timeout
+        )
+        return ask, "http"
+    raise PlannerError(
+        f"the llm agent needs a model: pass generate= (a callable), model= (a local transformers "
+        f"model directory, e.g. --agent-arg model=DIR) or url= (or set ${URL_VAR}, and ${KEY_VAR} for its key)"
+    )
+
+
 class LLMAgent(SearchPlanner):
     """Plans with a language model through the text interface.
 
@@ -192,24 +226,9 @@ class LLMAgent(SearchPlanner):
         if max_retries < 0:
             raise PlannerError(f"max_retries={max_retries} must be >= 0")
         self.max_retries = int(max_retries)
-        url = url or os.environ.get(URL_VAR)
-        if generate is not None:
-            self._ask = callable_backend(generate)
-            self.backend = "callable"
-        elif model is not None:
-            self._ask = pipeline_backend(model, max_new_tokens, temperature)
-            self.backend = "transformers"
-        elif url:
-            self._ask = http_backend(
-                url, key or os.environ.get(KEY_VAR), model_name or os.environ.get(MODEL_VAR, "default"),
-                temperature, timeout,
-            )
-            self.backend = "http"
-        else:
-            raise PlannerError(
-                f"the llm agent needs a model: pass generate= (a callable), model= (a local transformers "
-                f"model directory, e.g. --agent-arg model=DIR) or url= (or set ${URL_VAR}, and ${KEY_VAR} for its key)"
-            )
+        self._ask, self.backend = make_backend(
+            generate, model, url, key, model_name, temperature=temperature, max_new_tokens=max_new_tokens, timeout=timeout
+        )
 
     def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
         super().reset(schema, seed=seed, fixed=fixed)

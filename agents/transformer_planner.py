@@ -13,7 +13,8 @@ schema's order, each sampled from the model's logits masked to that setting's
 value tokens (inactive settings are skipped, pinned ones are forced), so every
 proposal is a valid metaprogram. With ``n_candidates > 1`` several are decoded
 and the one with the best predicted score (the expected value of the model's
-score token) is kept. A proposal identical to an earlier step is resampled.
+score token) is kept; the candidates are decoded together as one batch. A
+proposal identical to an earlier step is resampled.
 
     researchgym train-planner --env researchgym/Tabular-v0 --steps 2000 --out runs/transformer_planner
     researchgym rollout --agent transformer --policy runs/transformer_planner --env researchgym/Replay-v0 --steps 20
@@ -43,6 +44,7 @@ from researchgym.planners import (
 )
 from researchgym.serialize import (
     EOS,
+    PAD,
     STEP,
     Campaign,
     SerializeError,
@@ -63,8 +65,8 @@ class TrainConfig:
 
     env_id: str = "researchgym/Tabular-v0"
     """env whose stored runs to learn from (its schema is the planner's)"""
-    store: str | None = None
-    """store to read runs from (default: the shipped reference runs)"""
+    stores: list[str] = field(default_factory=list)
+    """stores to read runs from (default: the shipped reference runs)"""
     agent: str | None = None
     """only runs of this agent"""
     tasks: list[str] | None = None
@@ -87,6 +89,8 @@ class TrainConfig:
     """bins of each number's flat encoding"""
     score_bins: int = 64
     """bins of the validation score over [-1, 1]"""
+    init_from: str | None = None
+    """checkpoint to continue training from (its architecture and vocabulary are kept)"""
     val_fraction: float = 0.1
     """runs per task kept out of training to measure validation loss"""
     eval_every: int = 100
@@ -132,7 +136,7 @@ class CampaignSampler:
     def batch(self, rng: np.random.Generator, size: int, max_len: int) -> dict[str, torch.Tensor]:
         rows = [self.sample(rng) for _ in range(size)]
         width = min(max_len, max(len(ids) for ids, _ in rows))
-        pad = self.serializer.vocab["[PAD]"]
+        pad = self.serializer.vocab[PAD]
         input_ids = torch.full((size, width), pad, dtype=torch.long)
         labels = torch.full((size, width), IGNORE, dtype=torch.long)
         mask = torch.zeros((size, width), dtype=torch.long)
@@ -177,7 +181,8 @@ def build_model(serializer: Serializer, config: TrainConfig) -> Any:
         n_head=config.n_head,
         bos_token_id=vocab["[BOS]"],
         eos_token_id=vocab[EOS],
-        pad_token_id=vocab["[PAD]"],
+        pad_token_id=vocab[PAD],
+        loss_type="ForCausalLM",
     )
     return GPT2LMHeadModel(gpt)
 
@@ -224,7 +229,7 @@ def train_planner(
     progress: Callable[[int, float], None] | None = None,
     **overrides: Any,
 ) -> Path:
-    """Train the transformer planner from scratch and save a checkpoint.
+    """Train the transformer planner (from scratch, or on from ``config.init_from``) and save a checkpoint.
 
     Args:
         config: what to train (fields of :class:`TrainConfig` may also be given as keywords).
@@ -242,13 +247,23 @@ def train_planner(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     schema = _schema_of(config.env_id)
-    serializer = Serializer(schema, [config.env_id], n_bins=config.n_bins, score_bins=config.score_bins)
-    store = config.store if config.store is not None else REFERENCE_STORE
-    campaigns = load_campaigns(store, config.env_id, schema, agent=config.agent, tasks=config.tasks)
-    campaigns = [c for c in campaigns if c.task not in set(config.exclude_tasks)]
+    if config.init_from is not None:
+        try:
+            serializer = Serializer.load(config.init_from, schema)
+        except SerializeError as exc:
+            raise PlannerError(f"init_from={config.init_from}: {exc}") from None
+    else:
+        serializer = Serializer(schema, [config.env_id], n_bins=config.n_bins, score_bins=config.score_bins)
+    stores = config.stores or [str(REFERENCE_STORE)]
+    campaigns = [
+        c
+        for store in stores
+        for c in load_campaigns(store, config.env_id, schema, agent=config.agent, tasks=config.tasks)
+        if c.task not in set(config.exclude_tasks)
+    ]
     if not campaigns:
         raise PlannerError(
-            f"no stored runs of {config.env_id} in {store} (agent={config.agent}, tasks={config.tasks}, "
+            f"no stored runs of {config.env_id} in {', '.join(stores)} (agent={config.agent}, tasks={config.tasks}, "
             f"excluding {config.exclude_tasks}); generate some with `researchgym generate`"
         )
     train_part, val_part = _split(campaigns, config.val_fraction, config.seed)
@@ -256,7 +271,13 @@ def train_planner(
     val_sampler = CampaignSampler(serializer, val_part, config.campaign_len) if any(c.steps for c in val_part) else None
 
     device = torch.device(config.device)
-    model = build_model(serializer, config).to(device)
+    if config.init_from is not None:
+        from transformers import GPT2LMHeadModel
+
+        with _quiet():
+            model = GPT2LMHeadModel.from_pretrained(config.init_from).to(device)
+    else:
+        model = build_model(serializer, config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     warmup = max(1, config.steps // 20)
 
@@ -267,11 +288,11 @@ def train_planner(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     val_rng = np.random.default_rng(config.seed + 1)
-    val_batches = [val_sampler.batch(val_rng, config.batch_size, config.n_positions) for _ in range(4)] if val_sampler else []
+    val_batches = [val_sampler.batch(val_rng, config.batch_size, model.config.n_positions) for _ in range(4)] if val_sampler else []
     history: list[dict[str, float]] = []
     for step in range(config.steps):
         model.train()
-        batch = {k: v.to(device) for k, v in sampler.batch(rng, config.batch_size, config.n_positions).items()}
+        batch = {k: v.to(device) for k, v in sampler.batch(rng, config.batch_size, model.config.n_positions).items()}
         loss = model(**batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -310,6 +331,41 @@ def train_planner(
     )
     _plot_losses(history, out / "loss.png", f"transformer planner on {config.env_id}")
     return out
+
+
+def train(
+    env_id: str,
+    *,
+    total_timesteps: int,
+    seed: int = 0,
+    fixed: Mapping[str, Any] | None = None,
+    save_path: str | Path = DEFAULT_PATH,
+    store: Any = None,
+    budget: int | None = None,
+    n_envs: int = 1,
+    progress: Callable[[int], None] | None = None,
+    data: str | None = None,
+    **config: Any,
+) -> Path:
+    """``researchgym train --agent transformer``: the trainer protocol over :func:`train_planner`.
+
+    Training is offline: ``total_timesteps`` counts optimizer steps over the stored
+    runs of ``env_id`` in ``data`` (default: the shipped reference runs), and no
+    experiment is run, so ``store``, ``budget``, ``n_envs`` and ``fixed`` (pins
+    apply when acting) have nothing to do. Other keywords are :class:`TrainConfig` fields.
+    """
+    unknown = sorted(set(config) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise PlannerError(f"unknown transformer training options {unknown}; options: {sorted(TrainConfig.__dataclass_fields__)}")
+    return train_planner(
+        env_id=env_id,
+        stores=[] if data is None else [str(data)],
+        steps=total_timesteps,
+        seed=seed,
+        out=save_path,
+        progress=None if progress is None else (lambda done, _loss: progress(done)),
+        **config,
+    )
 
 
 # --- acting -------------------------------------------------------------------------------
@@ -408,39 +464,63 @@ class TransformerPlanner(SearchPlanner):
         return allowed[int(torch.multinomial(probs, 1, generator=self.generator))]
 
     @torch.no_grad()
-    def decode(self, context: Sequence[int]) -> tuple[dict[str, Any], float]:
-        """One constrained proposal after ``context`` and its predicted score."""
+    def decode(self, context: Sequence[int], n: int = 1) -> list[tuple[dict[str, Any], float]]:
+        """``n`` constrained proposals after ``context``, decoded as one batch, with predicted scores.
+
+        Candidates share the context's key/value cache. Where one candidate has a
+        token to feed and another has none (an inactive setting, a value without an
+        offset token) the other is fed a masked pad, and position ids count only
+        real tokens, so each candidate sees exactly its own sequence.
+        """
         s, vocab = self.serializer, self.serializer.vocab
         out = self.model(torch.tensor([list(context)], device=self.device), use_cache=True)
-        past, logits = _cache_of(out), out.logits[0, -1]
+        cache = _cache_of(out)
+        cache.batch_repeat_interleave(n)
+        logits = out.logits[0, -1].repeat(n, 1)
+        positions = torch.full((n, 1), len(context), dtype=torch.long, device=self.device)
+        mask = torch.ones((n, len(context)), dtype=torch.long, device=self.device)
 
-        def feed(token_id: int) -> None:
-            nonlocal past, logits
-            ids = torch.tensor([[token_id]], device=self.device)
-            step = self.model(ids, use_cache=True, **{_cache_argument(self.model): past})
-            past, logits = _cache_of(step), step.logits[0, -1]
+        def feed(tokens: list[int | None]) -> None:
+            nonlocal cache, mask
+            real = torch.tensor([t is not None for t in tokens], device=self.device)
+            if not bool(real.any()):
+                return
+            ids = torch.tensor([[vocab[PAD] if t is None else t] for t in tokens], device=self.device)
+            mask = torch.cat([mask, real[:, None].long()], dim=1)
+            step = self.model(
+                ids, attention_mask=mask, position_ids=positions, use_cache=True, **{_cache_argument(self.model): cache}
+            )
+            cache = _cache_of(step)
+            logits[real] = step.logits[real, -1]
+            positions.add_(real[:, None].long())
 
-        values: dict[str, Any] = {}
+        values: list[dict[str, Any]] = [{} for _ in range(n)]
         for setting in self.schema:
-            if not all(values.get(p) in allowed for p, allowed in setting.when.items()):
+            active = [all(v.get(p) in allowed for p, allowed in setting.when.items()) for v in values]
+            if not any(active):
                 continue
             if setting.name in self.fixed:
-                values[setting.name] = self.fixed[setting.name]
-                for tok in s.value_tokens(setting, values[setting.name]):
-                    feed(vocab[tok])
+                tokens = [vocab[t] for t in s.value_tokens(setting, self.fixed[setting.name])]
+                for token in tokens:
+                    feed([token if a else None for a in active])
+                for v, a in zip(values, active):
+                    if a:
+                        v[setting.name] = self.fixed[setting.name]
                 continue
-            first = self._pick(logits, [vocab[t] for t in s.allowed_values(setting)])
-            feed(first)
-            first_tok = s.inverse_vocab[first]
-            offsets = s.allowed_offsets(setting, first_tok)
-            offset_tok = None
-            if offsets:
-                offset_tok = s.inverse_vocab[self._pick(logits, [vocab[t] for t in offsets])]
-                feed(vocab[offset_tok])
-            values[setting.name] = s.read_value(setting, first_tok, offset_tok)
+            allowed = [vocab[t] for t in s.allowed_values(setting)]
+            firsts = [self._pick(logits[i], allowed) if a else None for i, a in enumerate(active)]
+            feed(firsts)
+            first_toks = [None if f is None else s.inverse_vocab[f] for f in firsts]
+            offsets = [None if t is None else s.allowed_offsets(setting, t) for t in first_toks]
+            seconds = [self._pick(logits[i], [vocab[t] for t in o]) if o else None for i, o in enumerate(offsets)]
+            feed(seconds)
+            for v, first, second in zip(values, first_toks, seconds):
+                if first is not None:
+                    v[setting.name] = s.read_value(setting, first, None if second is None else s.inverse_vocab[second])
         score_ids = [vocab[t] for t in s.score_tokens]
-        probs = torch.softmax(logits[score_ids].float(), dim=-1).cpu().numpy()
-        return self.schema.validate(values), float(probs @ s.score_values())
+        probs = torch.softmax(logits[:, score_ids].float(), dim=-1).cpu().numpy()
+        predicted = probs @ s.score_values()
+        return [(self.schema.validate(v), float(p)) for v, p in zip(values, predicted)]
 
     def propose(self, observation: Any) -> dict[str, Any]:
         if self.features is None:
@@ -448,13 +528,13 @@ class TransformerPlanner(SearchPlanner):
             self.features = None if task is None else [float(v) for v in np.asarray(task).reshape(-1)]
         context = self._context()
         seen = [step.metaprogram for step in self.history]
-        candidates = []
-        for _ in range(self.n_candidates):
-            for _ in range(self.max_tries):
-                candidate = self.decode(context)
-                if candidate[0] not in seen:
-                    break
-            candidates.append(candidate)
+        candidates: list[tuple[dict[str, Any], float]] = []
+        for _ in range(self.max_tries):
+            candidates = self.decode(context, self.n_candidates)
+            fresh = [c for c in candidates if c[0] not in seen]
+            if fresh:
+                candidates = fresh
+                break
         best = max(candidates, key=lambda c: c[1])
         self._last = best[0]
         self.predicted.append(best[1])
@@ -494,6 +574,7 @@ if __name__ == "__main__":
         from researchgym.envs.replay import REFERENCE_STORE  # noqa: F401
 
         print(f"training on stored runs of {source} for {args.train_steps} steps ...", flush=True)
-        train_planner(env_id=source, store=args.data, steps=args.train_steps, seed=args.seed, out=args.policy)
+        stores = [] if args.data is None else [args.data]
+        train_planner(env_id=source, stores=stores, steps=args.train_steps, seed=args.seed, out=args.policy)
     planner = TransformerPlanner(args.policy, temperature=args.temperature, n_candidates=args.n_candidates)
     run_from_args(planner, args)

@@ -216,9 +216,9 @@ def rollout(
 
 @app.command("train")
 def train_command(
-    agent: Annotated[str, typer.Option(help="learned planner to train: ppo-sb3 or ppo-rllib")],
+    agent: Annotated[str, typer.Option(help="learned planner to train: ppo-sb3, ppo-rllib or transformer")],
     env_id: Annotated[str, typer.Option("--env", help="env id, e.g. researchgym/Tabular-v0 (tasks drawn from its suite)")],
-    timesteps: Annotated[int, typer.Option(min=1, help="env steps (experiments) to train for")] = 2048,
+    timesteps: Annotated[int, typer.Option(min=1, help="env steps (experiments) to train for; for the transformer planner, optimizer steps over stored runs")] = 2048,
     n_envs: Annotated[int, typer.Option(min=1, help="envs stepped together (a vectorized env)")] = 1,
     steps: Annotated[int | None, typer.Option(min=1, help="experiments per training campaign (default: the env's budget)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the envs and the policy")] = 0,

@@ -76,6 +76,10 @@ class Planner(Protocol):
         name: recorded as ``agent`` with every step the planner takes.
         interface: the observation form the planner reads (``"dict"``, ``"flat"``
             or ``"text"``), or ``None`` when it ignores observations (black-box search).
+
+    A planner that needs the env itself (its budgets, executor or store, like the
+    architecture designer) also defines ``bind(env)``; :func:`run_campaign` calls
+    it before each campaign.
     """
 
     name: str
@@ -160,10 +164,11 @@ PLANNERS: dict[str, PlannerSpec] = {
         PlannerSpec("tpe", "agents.tpe:TPEPlanner", extra="hpo", description="Optuna TPE, define-by-run over the schema's conditional space"),
         PlannerSpec("default", "agents.default:DefaultPlanner", description="every setting at its default, each step"),
         PlannerSpec(
-            "transformer", "agents.transformer_planner:TransformerPlanner", extra="transformers",
+            "transformer", "agents.transformer_planner:TransformerPlanner", "agents.transformer_planner:train", "transformers",
             description="GPT-2 trained from scratch on serialized campaigns (`researchgym train-planner`), constrained decoding",
         ),
         PlannerSpec("llm", "agents.llm_agent:LLMAgent", description="any language model (callable, local transformers pipeline or HTTP endpoint) replying JSON settings"),
+        PlannerSpec("designer", "agents.designer:DesignerPlanner", description="designer-reviewer loop over unit-tree architectures: propose a change, check it builds within budget, review it with a short run; only accepted designs train in full"),
         PlannerSpec("ppo-sb3", "agents.ppo_sb3:PPOPlanner", "agents.ppo_sb3:train", "rl", "stable-baselines3 PPO policy on the flat interface"),
         PlannerSpec(
             "ppo-rllib", "agents.ppo_rllib:RLlibPPOPlanner", "agents.ppo_rllib:train", "rllib",
@@ -353,6 +358,8 @@ def run_campaign(
             f"interface={base.interface.name!r}; make the env with interface={wanted!r}"
         )
     base.agent = planner.name
+    if hasattr(planner, "bind"):
+        planner.bind(env)
     observation, reset_info = env.reset(seed=seed, options=dict(options) if options else None)
     planner.reset(schema, seed=seed, fixed=pins)
     result = CampaignResult(planner.name, base.env_id, reset_info["task"], seed)

@@ -43,13 +43,16 @@ def plan_sweep(
     fixed: dict[str, Any] | None = None,
     tasks: list[str] | None = None,
 ) -> list[Job]:
-    """The jobs of a sweep: ``n`` design points per task, each with ``repeats`` seeds."""
+    """The jobs of a sweep: ``n`` design points per task, each with ``repeats`` seeds.
+
+    ``tasks`` defaults to every task of the env's suite, held-out ones included.
+    """
     import gymnasium as gym
 
     from researchgym.spaces.sampling import sample
 
     env = gym.make(env_id, store=False, disable_env_checker=True).unwrapped
-    schema, suite_tasks = env.schema, env.suite.tasks
+    schema, suite_tasks = env.schema, env.suite.all_tasks
     env.close()
     jobs = []
     for t, task in enumerate(tasks or suite_tasks):
@@ -95,8 +98,11 @@ def _run_job(env_id: str, store_path: str, agent: str, job: Job) -> tuple[str, f
 
     key = (env_id, store_path, agent)
     if key not in _WORKER_ENVS:
+        from researchgym.envs.suites import get_suite
+
+        tasks = list(get_suite(gym.spec(env_id).kwargs["suite"]).all_tasks)
         _WORKER_ENVS[key] = gym.make(
-            env_id, store=store_path, budget=1, agent=agent, disable_env_checker=True
+            env_id, store=store_path, budget=1, agent=agent, disable_env_checker=True, tasks=tasks
         ).unwrapped
     env = _WORKER_ENVS[key]
     env.reset(seed=job.seed, options={"task": job.task})

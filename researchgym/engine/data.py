@@ -1,7 +1,8 @@
 """Offline datasets: fixed, seeded splits held as tensors on the training device.
 
 Nothing is downloaded. Datasets come from data bundled with scikit-learn,
-seeded sequence-task generators (``researchgym.engine.sequence_tasks``), text
+seeded synthetic tables (``researchgym.engine.synthetic_tables``), seeded
+sequence-task generators (``researchgym.engine.sequence_tasks``), text
 that ships with Python (``researchgym.engine.charlm``), and standard files in a
 user-given directory (``researchgym.engine.file_datasets``). Splits are fixed
 per dataset (they never depend on the training seed) so that runs with
@@ -33,7 +34,7 @@ import torch
 from sklearn import datasets as skdatasets
 from sklearn.model_selection import train_test_split
 
-from researchgym.engine import charlm, file_datasets, sequence_tasks
+from researchgym.engine import charlm, file_datasets, sequence_tasks, synthetic_tables
 from researchgym.engine.splits import TaskSplits
 from researchgym.spaces import Bool, Categorical, Setting
 
@@ -65,7 +66,7 @@ class DatasetSpec:
 
     Attributes:
         name: dataset name (the part of a task name before ``?``).
-        load: ``() -> (x, y)``, split here at random; or, with ``fixed_splits``,
+        load: ``(**params) -> (x, y)``, split here at random; or, with ``fixed_splits``,
             ``(**params) -> TaskSplits`` with the dataset's own splits.
         kind: ``"classification"``, ``"regression"``, ``"sequence"`` or ``"language"``.
         image_shape: ``(channels, height, width)`` of image datasets.
@@ -111,6 +112,17 @@ def _sequence_spec(task: sequence_tasks.SequenceTask) -> DatasetSpec:
     )
 
 
+def _synthetic_spec(name: str, kind: str) -> DatasetSpec:
+    return DatasetSpec(
+        name,
+        functools.partial(synthetic_tables.generate, name),
+        kind,
+        description=f"synthetic {kind} table whose size, columns and noise are drawn from the seed",
+        params=tuple(synthetic_tables.DEFAULTS),
+        check=functools.partial(synthetic_tables.validate_params, name),
+    )
+
+
 def _corpus_spec(corpus: str) -> DatasetSpec:
     return DatasetSpec(
         corpus,
@@ -153,6 +165,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("breast_cancer", _sklearn(skdatasets.load_breast_cancer), "classification", None, "malignant vs benign tumours from 30 cell features"),
         DatasetSpec("iris", _sklearn(skdatasets.load_iris), "classification", None, "iris species from 4 flower measurements, 3 classes"),
         DatasetSpec("diabetes", _sklearn(skdatasets.load_diabetes), "regression", None, "disease progression from 10 baseline variables"),
+        *(_synthetic_spec(name, kind) for name, kind in synthetic_tables.SYNTHETIC_KINDS.items()),
         *(_sequence_spec(task) for task in sequence_tasks.SEQUENCE_TASKS.values()),
         *(_corpus_spec(corpus) for corpus in charlm.CORPORA),
         _file_spec(file_datasets.MNIST, (1, 28, 28)),
@@ -351,7 +364,7 @@ def load_task_data(name: str, scaling: str = "standard", device: str = "cpu") ->
     spec, params = parse_task(name)
     if spec.fixed_splits:
         return _fixed_task_data(spec, name, spec.load(**params), scaling, device)
-    x, y = spec.load()
+    x, y = spec.load(**params)
     x = np.asarray(x, dtype=np.float64)
     x_train, y_train, x_val, y_val, x_test, y_test = _split(x, y, spec.kind)
     x_train, x_val, x_test = _scale(x_train, [x_val, x_test], scaling)

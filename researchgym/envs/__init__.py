@@ -17,6 +17,7 @@ _UNIT_TREE_LIMITS = {"max_params": 200_000, "max_train_flops": 1e11, "max_train_
 _ENVS: dict[str, dict] = {
     "researchgym/Digits-v0": {"suite": "digits", "budget": 10},
     "researchgym/Tabular-v0": {"suite": "tabular", "budget": 10},
+    "researchgym/Synthetic-v0": {"suite": "synthetic", "budget": 20},
     "researchgym/SeqArch-v0": {"suite": "seqarch", "budget": 10, **_UNIT_TREE_LIMITS},
     "researchgym/CharLM-v0": {"suite": "charlm", "budget": 10, **_UNIT_TREE_LIMITS},
 }

@@ -23,7 +23,14 @@ from researchgym.engine import Executor, Result
 from researchgym.engine.data import recorded_task
 from researchgym.spaces import Schema
 
-__all__ = ["REFERENCE_STORE", "REFERENCE_SURROGATES", "ReplayExecutor", "load_runs", "make_replay_env"]
+__all__ = [
+    "REFERENCE_STORE",
+    "REFERENCE_SURROGATES",
+    "ReplayExecutor",
+    "load_runs",
+    "make_replay_env",
+    "pinned_settings",
+]
 
 #: Reference runs shipped with the repository (see datasets_store/README.md).
 REFERENCE_STORE = Path(__file__).resolve().parents[2] / "datasets_store" / "reference"
@@ -52,6 +59,20 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
     if not rows:
         raise ValueError(f"the store at {path} has no recorded runs of {env_id}")
     return rows
+
+
+def pinned_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Settings with one value in every recorded run (e.g. ``train.epochs`` pinned by the sweep)."""
+    values: dict[str, set[str]] = {}
+    metaprograms = [json.loads(row["metaprogram"]) for row in runs]
+    for metaprogram in metaprograms:
+        for name, value in metaprogram.items():
+            values.setdefault(name, set()).add(json.dumps(value))
+    return {
+        name: json.loads(next(iter(seen)))
+        for name, seen in values.items()
+        if len(seen) == 1 and len(runs) > 1 and all(name in m for m in metaprograms)
+    }
 
 
 def _key(vector: np.ndarray) -> bytes:

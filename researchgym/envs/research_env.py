@@ -342,19 +342,31 @@ class ResearchEnv(gym.Env):
             return float(max(0.0, score - baseline))
         return float(-(1.0 - score) / (1.0 - self._chance))
 
+    @property
+    def campaign_id(self) -> str:
+        """Id of the current campaign (episode); empty before the first reset."""
+        return self._campaign_id
+
+    @property
+    def store(self) -> Any:
+        """The store steps are recorded in (opened on first use), or ``None`` with ``store=False``."""
+        if self._store_arg is False:
+            return None
+        if self._store is None:
+            from researchgym.store import open_store
+
+            self._store = open_store(self._store_arg)
+        return self._store
+
     def _recorded_observation(self) -> np.ndarray | None:
         """The flat observation stored with the next step (same for every interface)."""
         return None if self._store_arg is False else self._flat_view.observe(self._view)
 
     def _record(self, action, metaprogram, result, reward, terminated, seed, started_at):
-        if self._store_arg is False:
+        if self.store is None:
             return
-        if self._store is None:
-            from researchgym.store import open_store
-
-            self._store = open_store(self._store_arg)
         view = self._view
-        self._store.append(
+        self.store.append(
             {
                 "campaign_id": self._campaign_id,
                 "step": view.steps_done - 1,

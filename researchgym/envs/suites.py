@@ -27,12 +27,20 @@ class Suite:
             parameters, ``"mqar?n_pairs=16"``).
         make_schema: builds the settings schema (called lazily, once per env).
         description: one line for docs and the CLI.
+        held_out_tasks: tasks of the same datasets that are never drawn by
+            default: planners trained on runs of ``tasks`` are tested on these.
     """
 
     name: str
     tasks: tuple[str, ...]
     make_schema: Callable[[], Schema]
     description: str = ""
+    held_out_tasks: tuple[str, ...] = ()
+
+    @property
+    def all_tasks(self) -> tuple[str, ...]:
+        """The default tasks, then the held-out ones."""
+        return self.tasks + self.held_out_tasks
 
 
 def _digits_schema() -> Schema:
@@ -64,6 +72,11 @@ def _tabular_schema() -> Schema:
     )
 
 
+def _synthetic_tasks(seeds: Iterable[int]) -> tuple[str, ...]:
+    seeds = list(seeds)
+    return tuple(f"{name}?seed={seed}" for name in ("synth_cls", "synth_reg") for seed in seeds)
+
+
 SUITES: dict[str, Suite] = {
     suite.name: suite
     for suite in [
@@ -78,6 +91,14 @@ SUITES: dict[str, Suite] = {
             ("wine", "breast_cancer", "iris", "diabetes"),
             _tabular_schema,
             "scikit-learn's bundled tables (classification and regression)",
+        ),
+        Suite(
+            "synthetic",
+            _synthetic_tasks(range(12)),
+            _tabular_schema,
+            "seeded synthetic tables (classification and regression) whose shape and noise "
+            "are drawn from the task's seed; a held-out split of other seeds tests planners",
+            held_out_tasks=_synthetic_tasks(range(1000, 1004)),
         ),
         Suite(
             "seqarch",

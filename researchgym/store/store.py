@@ -38,6 +38,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import time
 import uuid
 import warnings
@@ -590,6 +591,24 @@ class Store:
             self._catalog = None
 
     # ------------------------------------------------------------------ writing
+
+    def write_table(self, folder: str, name: str, table: pa.Table) -> Path:
+        """Atomically write (or replace) ``<store>/<folder>/<name>.parquet``, beside the steps.
+
+        For records that are not steps (e.g. a planner's rejected proposals): the
+        ``steps`` views and compaction ignore them, and DuckDB reads them with
+        ``read_parquet('<store>/<folder>/*.parquet')``.
+        """
+        plain = all(re.fullmatch(r"\w[\w.-]*", part) for part in (folder, name))
+        if not plain or folder in (STEPS_DIR, COMPACTED_DIR):
+            raise ValueError(
+                f"folder={folder!r} and name={name!r} must be plain file names (letters, digits, _ . -), "
+                f"and the folder not one of the store's own ({STEPS_DIR!r}, {COMPACTED_DIR!r})"
+            )
+        path = self.path / folder / f"{name}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_parquet(table, path)
+        return path
 
     def _ensure_dirs(self) -> None:
         if not self._dirs_ready:

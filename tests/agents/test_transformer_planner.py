@@ -117,3 +117,54 @@ def test_cli_train_planner_then_rollout(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     assert "best found" in result.output
+
+
+def test_batched_candidates_score_exactly_like_their_own_sequences():
+    """Each candidate's predicted score equals a plain forward pass over its own tokens,
+    though candidates with different active settings were decoded together."""
+    import torch
+
+    from researchgym.serialize import Step
+
+    schema = SCHEMAS["tabular"]
+    planner = _random_planner("tabular", 0)
+    planner.reset(schema, seed=3, fixed={"train.epochs": 10})
+    planner.features = [1.0, 2.0, 1.0, 0.0, 0.0]
+    context = planner._context()
+    candidates = planner.decode(context, 8)
+    assert len({c[0]["model.family"] for c in candidates}) == 2  # different conditional branches
+    s = planner.serializer
+    score_ids = [s.vocab[t] for t in s.score_tokens]
+    for values, predicted in candidates:
+        ids = context + s.encode(s.step_tokens(Step(values, 0.0, "ok"))[1:-1])  # no [STEP], no score
+        with torch.no_grad():
+            logits = planner.model(torch.tensor([ids])).logits[0, -1]
+        expected = torch.softmax(logits[score_ids], -1).numpy() @ s.score_values()
+        assert predicted == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_training_on_from_a_checkpoint_keeps_its_weights_and_vocabulary(tmp_path, checkpoint):
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    out = train_planner(
+        env_id=SOURCE, tasks=["iris"], init_from=str(checkpoint), out=tmp_path / "next", **{**TINY, "steps": 2, "lr": 0.0}
+    )
+    before, after = GPT2LMHeadModel.from_pretrained(checkpoint), GPT2LMHeadModel.from_pretrained(out)
+    for (name, a), b in zip(before.state_dict().items(), after.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert (out / "serializer.json").read_text() == (checkpoint / "serializer.json").read_text()
+
+
+def test_cli_train_agent_transformer(tmp_path):
+    out = tmp_path / "policy"
+    result = CliRunner().invoke(app, [
+        "train", "--agent", "transformer", "--env", SOURCE, "--timesteps", "3", "--out", str(out),
+        "--agent-arg", "n_layer=1", "--agent-arg", "n_embd=16", "--agent-arg", "n_head=2",
+        "--agent-arg", "batch_size=2", "--agent-arg", "tasks=[iris]",
+    ])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "training.json").read_text())
+    assert len(record["history"]) == 3 and record["tasks"] == ["iris"]
+    result = CliRunner().invoke(app, ["train", "--agent", "transformer", "--env", SOURCE, "--agent-arg", "depth=3"])
+    assert result.exit_code != 0 and "unknown transformer training options ['depth']" in result.output

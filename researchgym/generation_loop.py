@@ -1,0 +1,197 @@
+"""The generation loop: a planner that learns from the research it does.
+
+Each round trains the transformer planner on every stored run of the env's
+training tasks (the starting data plus all campaigns of earlier rounds;
+round 0 from scratch, later rounds continuing from the previous checkpoint),
+measures its normalized regret on the suite's held-out tasks (replayed from
+recorded runs, see :mod:`researchgym.evaluation`), then lets it run new
+campaigns on the training tasks with real training, recorded into the loop's
+store, so the next round learns from them.
+
+    researchgym generation-loop --env researchgym/Synthetic-v0 --rounds 3 --out runs/generation_loop
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from researchgym.evaluation import RegretBench, summarize
+from researchgym.planners import PlannerError, run_campaign
+
+__all__ = ["RoundReport", "generation_loop", "plot_rounds"]
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """What one round of the loop trained on, how long it took and how well it did."""
+
+    round: int
+    training_runs: int
+    train_seconds: float
+    held_out_median_regret: float
+    held_out_q25: float
+    held_out_q75: float
+    held_out_campaigns: int
+    new_runs: int
+    campaign_best_mean: float | None
+    checkpoint: str
+
+
+def _count_runs(stores: list[str], env_id: str, tasks: list[str]) -> int:
+    from researchgym.store import open_store
+
+    total = 0
+    for store in stores:
+        opened = open_store(store)
+        if opened.info()["rows"]:
+            placeholders = ", ".join("?" for _ in tasks)
+            total += opened.sql(
+                f"SELECT count(*) AS n FROM steps WHERE env_id = ? AND task IN ({placeholders})", [env_id, *tasks]
+            ).to_pylist()[0]["n"]
+    return total
+
+
+def generation_loop(
+    env_id: str,
+    *,
+    out: str | Path,
+    store: str | Path,
+    data: str | Path | None = None,
+    rounds: int = 3,
+    campaigns: int = 24,
+    budget: int = 20,
+    steps: int = 800,
+    later_steps: int | None = None,
+    eval_seeds: int = 10,
+    fixed: Mapping[str, Any] | None = None,
+    n_candidates: int = 4,
+    seed: int = 0,
+    train_options: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[RoundReport]:
+    """Run ``rounds`` rounds of train -> evaluate on held-out tasks -> run campaigns.
+
+    Args:
+        env_id: a real env whose suite has held-out tasks (e.g. ``researchgym/Synthetic-v0``).
+        out: directory of the checkpoints (``round0``, ...), ``rounds.json`` and ``rounds.png``.
+        store: store the planner's campaigns are recorded in (and learned from).
+        data: store of the starting runs, also used to replay the held-out tasks
+            (default: the shipped reference runs).
+        rounds: rounds to run.
+        campaigns: campaigns per round, on the suite's training tasks in turn.
+        budget: experiments per campaign (training and held-out evaluation).
+        steps: optimizer steps of round 0.
+        later_steps: optimizer steps of each later round (default: ``steps // 2``).
+        eval_seeds: held-out campaigns per task and round.
+        fixed: settings pinned in every experiment (default: those the starting runs pinned).
+        n_candidates: proposals decoded per step, the best predicted kept.
+        seed: seed of training and campaigns.
+        train_options: other :class:`agents.transformer_planner.TrainConfig` fields.
+        log: receives one line per phase.
+
+    Returns:
+        One :class:`RoundReport` per round (also written to ``out/rounds.json``).
+    """
+    import gymnasium as gym
+
+    import researchgym  # noqa: F401 - registers the envs
+    from agents.transformer_planner import TransformerPlanner, train_planner
+    from researchgym.envs.replay import REFERENCE_STORE
+    from researchgym.envs.suites import get_suite
+
+    if rounds < 1 or campaigns < 0 or budget < 1 or eval_seeds < 1:
+        raise PlannerError(
+            f"rounds={rounds}, budget={budget} and eval_seeds={eval_seeds} must be >= 1 and campaigns={campaigns} >= 0"
+        )
+    suite = get_suite(gym.spec(env_id).kwargs["suite"])
+    tasks = list(suite.tasks)
+    out, store = Path(out), Path(store)
+    stores = [str(data if data is not None else REFERENCE_STORE), str(store)]
+    bench = RegretBench(env_id, data=data, budget=budget, fixed=fixed)
+    fixed = bench.fixed
+    env = gym.make(env_id, budget=budget, store=str(store), tasks=tasks, agent="transformer", disable_env_checker=True)
+    reports: list[RoundReport] = []
+    checkpoint: Path | None = None
+    try:
+        for r in range(rounds):
+            training_runs = _count_runs([s for s in stores if Path(s).exists()], env_id, tasks)
+            log(f"round {r}: training on {training_runs} runs of {len(tasks)} training tasks")
+            started = time.perf_counter()
+            checkpoint = train_planner(
+                env_id=env_id,
+                stores=[s for s in stores if Path(s).exists()],
+                tasks=tasks,
+                steps=steps if r == 0 else (later_steps or max(1, steps // 2)),
+                seed=seed + r,
+                init_from=None if checkpoint is None else str(checkpoint),
+                out=out / f"round{r}",
+                **dict(train_options or {}),
+            )
+            train_seconds = time.perf_counter() - started
+            planner = TransformerPlanner(checkpoint, n_candidates=n_candidates)
+            held_out = summarize(bench.run(planner, range(eval_seeds), name=f"round{r}"))[0]
+            log(
+                f"round {r}: held-out normalized regret median {held_out.median:.4f} "
+                f"(IQR {held_out.q25:.4f}-{held_out.q75:.4f}, {held_out.campaigns} campaigns)"
+            )
+            bests = []
+            for c in range(campaigns):
+                result = run_campaign(
+                    env, planner, seed=seed + 1000 * (r + 1) + c, fixed=fixed, options={"task": tasks[c % len(tasks)]}
+                )
+                bests.append(result.best_score)
+            scored = [b for b in bests if b is not None]
+            reports.append(
+                RoundReport(
+                    round=r,
+                    training_runs=training_runs,
+                    train_seconds=train_seconds,
+                    held_out_median_regret=held_out.median,
+                    held_out_q25=held_out.q25,
+                    held_out_q75=held_out.q75,
+                    held_out_campaigns=held_out.campaigns,
+                    new_runs=campaigns * budget,
+                    campaign_best_mean=float(np.mean(scored)) if scored else None,
+                    checkpoint=str(checkpoint),
+                )
+            )
+            log(f"round {r}: ran {campaigns} campaigns ({campaigns * budget} experiments) into {store}")
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "rounds.json").write_text(json.dumps([asdict(x) for x in reports], indent=1))
+    finally:
+        env.close()
+        bench.close()
+    plot_rounds(reports, out / "rounds.png", f"generation loop on {env_id}")
+    return reports
+
+
+def plot_rounds(reports: list[RoundReport], path: str | Path, title: str = "") -> Path:
+    """Held-out median regret (with interquartile range) per round."""
+    from researchgym.plotting import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    x = [r.round for r in reports]
+    median = np.array([r.held_out_median_regret for r in reports])
+    ax.errorbar(
+        x, median,
+        yerr=[median - [r.held_out_q25 for r in reports], np.array([r.held_out_q75 for r in reports]) - median],
+        fmt="o-", capsize=4,
+    )
+    ax.set_xticks(x)
+    ax.set_xlabel("round")
+    ax.set_ylabel("held-out normalized regret")
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
