@@ -10,7 +10,7 @@ baseline (same task and seed). Writes ``table.md``, ``results.json`` and
 ``anytime.png`` under ``--out``.
 
 Run: ``python -m benchmarks.planner_regret [--env researchgym/Synthetic-v0] [--seeds 30]
-[--budget 20] [--train-steps 1200] [--n-candidates 4] [--out runs/planner_regret]``
+[--budget 20] [--train-steps 1200] [--n-candidates 8] [--out runs/planner_regret]``
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=int, default=20, help="experiments per campaign")
     parser.add_argument("--set", dest="fixed", nargs="*", default=None, help="pin settings (default: those the recorded runs pinned)")
     parser.add_argument("--train-steps", type=int, default=1200, help="optimizer steps of the transformer planner")
-    parser.add_argument("--n-candidates", type=int, default=4, help="proposals decoded per step (best predicted kept)")
+    parser.add_argument("--n-candidates", type=int, default=8, help="proposals decoded per step (best predicted kept)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", default="runs/planner_regret", help="output directory")
     args = parser.parse_args(argv)

@@ -54,3 +54,10 @@ def test_a_held_out_task_trains_when_asked_for():
     _, reward, terminated, _, info = env.step(env.unwrapped.to_action(env.unwrapped.schema.validate(metaprogram)))
     assert info["status"] == "ok" and info["task"] == held_out and terminated
     assert -1.0 <= reward <= 1.0
+
+
+def test_sweeps_cover_the_held_out_tasks_too():
+    from researchgym.sweeps import plan_sweep
+
+    jobs = plan_sweep("researchgym/Synthetic-v0", sampler="random", n=1)
+    assert [job.task for job in jobs] == list(get_suite("synthetic").all_tasks)

@@ -365,3 +365,12 @@ def test_text_interface_with_no_history_shows_none():
 def test_negative_history_is_rejected():
     with pytest.raises(ValueError, match="history=-1"):
         make(TABULAR, history=-1)
+
+
+def test_campaign_id_and_store_are_public(tmp_path):
+    env = gym.make("researchgym/Tabular-v0", store=tmp_path / "s").unwrapped
+    assert env.campaign_id == ""
+    _, info = env.reset(seed=0)
+    assert env.campaign_id == info["campaign_id"] != ""
+    assert env.store.path == (tmp_path / "s").absolute()
+    assert gym.make("researchgym/Tabular-v0", store=False).unwrapped.store is None

@@ -98,3 +98,20 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path: Path) -> None:
         per = store.sql("SELECT campaign_id, count(*) AS n FROM steps GROUP BY 1").to_pylist()
         assert {r["campaign_id"]: r["n"] for r in per} == dict.fromkeys(campaigns, n_steps)
         assert store.read_manifest().generation > 0  # compactions ran alongside the writers
+
+
+def test_write_table_publishes_side_tables_that_duckdb_reads(tmp_path):
+    import duckdb
+    import pyarrow as pa
+
+    from researchgym.store import open_store
+
+    store = open_store(tmp_path / "s")
+    path = store.write_table("designs", "abc123", pa.table({"x": [1, 2]}))
+    store.write_table("designs", "abc123", pa.table({"x": [3]}))  # replaced whole
+    assert path == store.path / "designs" / "abc123.parquet"
+    assert duckdb.sql(f"SELECT sum(x) FROM read_parquet('{store.path}/designs/*.parquet')").fetchall() == [(3,)]
+    assert store.info()["rows"] == 0  # not steps
+    for folder, name in (("steps", "a"), ("../x", "a"), ("designs", "../a")):
+        with pytest.raises(ValueError, match="plain file names"):
+            store.write_table(folder, name, pa.table({"x": [1]}))
