@@ -344,22 +344,30 @@ def train(
     budget: int | None = None,
     n_envs: int = 1,
     progress: Callable[[int], None] | None = None,
-    data: str | None = None,
+    data: str | Path | Sequence[str | Path] | None = None,
     **config: Any,
 ) -> Path:
     """``researchgym train --agent transformer``: the trainer protocol over :func:`train_planner`.
 
     Training is offline: ``total_timesteps`` counts optimizer steps over the stored
-    runs of ``env_id`` in ``data`` (default: the shipped reference runs), and no
-    experiment is run, so ``store``, ``budget``, ``n_envs`` and ``fixed`` (pins
-    apply when acting) have nothing to do. Other keywords are :class:`TrainConfig` fields.
+    runs of ``env_id`` in ``data`` (one store or several; default: the shipped
+    reference runs), and no experiment is run, so ``store``, ``budget``, ``n_envs``
+    and ``fixed`` (pins apply when acting) have nothing to do. Other keywords are
+    :class:`TrainConfig` fields.
     """
-    unknown = sorted(set(config) - set(TrainConfig.__dataclass_fields__))
+    options = set(TrainConfig.__dataclass_fields__) - {"stores", "steps"}  # given as data= and total_timesteps=
+    unknown = sorted(set(config) - options)
     if unknown:
-        raise PlannerError(f"unknown transformer training options {unknown}; options: {sorted(TrainConfig.__dataclass_fields__)}")
+        raise PlannerError(f"unknown transformer training options {unknown}; options: data, {', '.join(sorted(options))}")
+    if data is None:
+        stores = []
+    elif isinstance(data, (str, Path)):
+        stores = [str(data)]
+    else:
+        stores = [str(d) for d in data]
     return train_planner(
         env_id=env_id,
-        stores=[] if data is None else [str(data)],
+        stores=stores,
         steps=total_timesteps,
         seed=seed,
         out=save_path,

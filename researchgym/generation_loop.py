@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from researchgym.evaluation import RegretBench, summarize
-from researchgym.planners import PlannerError, run_campaign
+from researchgym.planners import PlannerError, make_planner, make_trainer, run_campaign
 
 __all__ = ["RoundReport", "generation_loop", "plot_rounds"]
 
@@ -93,7 +93,7 @@ def generation_loop(
         fixed: settings pinned in every experiment (default: those the starting runs pinned).
         n_candidates: proposals decoded per step, the best predicted kept.
         seed: seed of training and campaigns.
-        train_options: other :class:`agents.transformer_planner.TrainConfig` fields.
+        train_options: other training options of the transformer planner (``TrainConfig`` fields).
         log: receives one line per phase.
 
     Returns:
@@ -102,7 +102,6 @@ def generation_loop(
     import gymnasium as gym
 
     import researchgym  # noqa: F401 - registers the envs
-    from agents.transformer_planner import TransformerPlanner, train_planner
     from researchgym.envs.replay import REFERENCE_STORE
     from researchgym.envs.suites import get_suite
 
@@ -113,7 +112,7 @@ def generation_loop(
     suite = get_suite(gym.spec(env_id).kwargs["suite"])
     tasks = list(suite.tasks)
     out, store = Path(out), Path(store)
-    stores = [str(data if data is not None else REFERENCE_STORE), str(store)]
+    train = make_trainer("transformer")
     bench = RegretBench(env_id, data=data, budget=budget, fixed=fixed)
     fixed = bench.fixed
     env = gym.make(env_id, budget=budget, store=str(store), tasks=tasks, agent="transformer", disable_env_checker=True)
@@ -121,32 +120,34 @@ def generation_loop(
     checkpoint: Path | None = None
     try:
         for r in range(rounds):
-            training_runs = _count_runs([s for s in stores if Path(s).exists()], env_id, tasks)
+            stores = [str(data if data is not None else REFERENCE_STORE)] + ([str(store)] if store.exists() else [])
+            training_runs = _count_runs(stores, env_id, tasks)
             log(f"round {r}: training on {training_runs} runs of {len(tasks)} training tasks")
             started = time.perf_counter()
-            checkpoint = train_planner(
-                env_id=env_id,
-                stores=[s for s in stores if Path(s).exists()],
-                tasks=tasks,
-                steps=steps if r == 0 else (later_steps or max(1, steps // 2)),
+            checkpoint = train(
+                env_id,
+                total_timesteps=steps if r == 0 else (later_steps or max(1, steps // 2)),
                 seed=seed + r,
+                save_path=out / f"round{r}",
+                data=stores,
+                tasks=tasks,
                 init_from=None if checkpoint is None else str(checkpoint),
-                out=out / f"round{r}",
                 **dict(train_options or {}),
             )
             train_seconds = time.perf_counter() - started
-            planner = TransformerPlanner(checkpoint, n_candidates=n_candidates)
+            planner = make_planner("transformer", policy=checkpoint, n_candidates=n_candidates)
             held_out = summarize(bench.run(planner, range(eval_seeds), name=f"round{r}"))[0]
             log(
                 f"round {r}: held-out normalized regret median {held_out.median:.4f} "
                 f"(IQR {held_out.q25:.4f}-{held_out.q75:.4f}, {held_out.campaigns} campaigns)"
             )
-            bests = []
+            bests, new_runs = [], 0
             for c in range(campaigns):
                 result = run_campaign(
                     env, planner, seed=seed + 1000 * (r + 1) + c, fixed=fixed, options={"task": tasks[c % len(tasks)]}
                 )
                 bests.append(result.best_score)
+                new_runs += len(result.steps)
             scored = [b for b in bests if b is not None]
             reports.append(
                 RoundReport(
@@ -157,12 +158,12 @@ def generation_loop(
                     held_out_q25=held_out.q25,
                     held_out_q75=held_out.q75,
                     held_out_campaigns=held_out.campaigns,
-                    new_runs=campaigns * budget,
+                    new_runs=new_runs,
                     campaign_best_mean=float(np.mean(scored)) if scored else None,
                     checkpoint=str(checkpoint),
                 )
             )
-            log(f"round {r}: ran {campaigns} campaigns ({campaigns * budget} experiments) into {store}")
+            log(f"round {r}: ran {campaigns} campaigns ({new_runs} experiments) into {store}")
             out.mkdir(parents=True, exist_ok=True)
             (out / "rounds.json").write_text(json.dumps([asdict(x) for x in reports], indent=1))
     finally:

@@ -72,11 +72,8 @@ def generation_loop_command(
     import gymnasium as gym
     from rich.table import Table
 
-    try:
-        from researchgym.generation_loop import generation_loop
-    except ModuleNotFoundError as exc:
-        fail(f"{exc.name} is not installed; `pip install 'researchgym[transformers]'`")
     from researchgym.envs.suites import get_suite
+    from researchgym.generation_loop import generation_loop
     from researchgym.planners import PlannerError
     from researchgym.spaces import SettingError
 

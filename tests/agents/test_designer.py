@@ -68,7 +68,7 @@ def make_env(store: Any, budget: int = 2, **kwargs: Any) -> gym.Env:
 
 
 def run_bound(env: gym.Env, planner: DesignerPlanner):
-    planner.bind(env)
+    """run_campaign binds the planner to its env."""
     try:
         return run_campaign(env, planner, seed=0, fixed=FIXED)
     finally:
@@ -254,9 +254,9 @@ def test_mutation_edits_are_valid_single_changes_that_respect_pins():
     assert describe_change(START, tree(position="learned")) == "position: none -> learned"
 
 
-def test_an_unbound_campaign_on_seqarch_end_to_end(tmp_path):
+def test_a_campaign_on_seqarch_end_to_end(tmp_path):
     store = tmp_path / "store"
-    planner = make_planner("designer", store=store, max_params=100_000, review_epochs=1)
+    planner = make_planner("designer", review_epochs=1)
     assert isinstance(planner, Planner) and planner.name == "designer"
     env = make_env(store, budget=3)
     try:
@@ -272,7 +272,8 @@ def test_an_unbound_campaign_on_seqarch_end_to_end(tmp_path):
     with open_store(store) as s:
         joined = s.sql(
             "SELECT count(*) AS n FROM steps s "
-            f"JOIN read_parquet('{store}/{DESIGNS_DIR}/*.parquet') d ON d.run_seed = s.seed"
+            f"JOIN read_parquet('{store}/{DESIGNS_DIR}/*.parquet') d "
+            "ON d.campaign_id = s.campaign_id AND d.step = s.step AND d.run_seed = s.seed"
         ).to_pylist()
     assert joined == [{"n": 3}]
 
