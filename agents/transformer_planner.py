@@ -182,7 +182,6 @@ def build_model(serializer: Serializer, config: TrainConfig) -> Any:
         bos_token_id=vocab["[BOS]"],
         eos_token_id=vocab[EOS],
         pad_token_id=vocab[PAD],
-        loss_type="ForCausalLM",
     )
     return GPT2LMHeadModel(gpt)
 
@@ -278,6 +277,7 @@ def train_planner(
             model = GPT2LMHeadModel.from_pretrained(config.init_from).to(device)
     else:
         model = build_model(serializer, config).to(device)
+    model.loss_type = "ForCausalLM"  # the loss it computes anyway, named so transformers does not warn
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     warmup = max(1, config.steps // 20)
 

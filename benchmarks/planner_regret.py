@@ -7,7 +7,7 @@ training data) of ``researchgym/Replay-v0``, and reports the final normalized
 regret (see ``researchgym.evaluation``): median and interquartile range per
 planner, with one-sided paired Wilcoxon tests of the transformer against each
 baseline (same task and seed). Writes ``table.md``, ``results.json`` and
-``anytime.png`` under ``--out``.
+``anytime.png`` under ``--out`` (and, with ``--store``, every step to a store).
 
 Run: ``python -m benchmarks.planner_regret [--env researchgym/Synthetic-v0] [--seeds 30]
 [--budget 20] [--train-steps 1200] [--n-candidates 8] [--out runs/planner_regret]``
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-candidates", type=int, default=8, help="proposals decoded per step (best predicted kept)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", default="runs/planner_regret", help="output directory")
+    parser.add_argument("--store", default=None, help="also record every campaign step in this store")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     train_seconds = time.perf_counter() - started
 
     fixed = suite.make_schema().parse_overrides(args.fixed) if args.fixed else None
-    bench = RegretBench(args.env, data=args.data, budget=args.budget, fixed=fixed)
+    bench = RegretBench(args.env, data=args.data, budget=args.budget, fixed=fixed, store=args.store or False)
     planners = {
         "random": make_planner("random"),
         "tpe": make_planner("tpe"),
