@@ -89,7 +89,7 @@ from researchgym.planners import (
     run_from_args,
 )
 from researchgym.spaces import Categorical, Int, Schema, Setting, Slot, UnitTree
-from researchgym.store import open_store, store_option
+from researchgym.store import open_store
 
 __all__ = [
     "DESIGNS_DIR",
@@ -912,11 +912,8 @@ class Args(CampaignArgs):
 
 if __name__ == "__main__":
     args = parse_args(Args)
-    probe = gym.make(args.env_id, store=False, disable_env_checker=True).unwrapped
-    limits = dict(probe.limits)  # the checker's budgets: those of the env run_from_args makes
-    probe.close()
-    planner = DesignerPlanner(
+    planner = DesignerPlanner(  # run_campaign binds it to the env: its budgets, executor and store
         args.designer, max_attempts=args.max_attempts, review_epochs=args.review_epochs,
-        margin=args.margin, store=store_option(args.store), model=args.model, **limits,
+        margin=args.margin, model=args.model,
     )  # fmt: skip
     run_from_args(planner, args)

@@ -28,13 +28,14 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from researchgym.envs.suites import suite_of
 from researchgym.planners import (
     CampaignArgs,
     PlannerError,
@@ -70,9 +71,9 @@ class TrainConfig:
     agent: str | None = None
     """only runs of this agent"""
     tasks: list[str] | None = None
-    """only these tasks (default: every task in the store)"""
+    """only these tasks (default: every task in the store but the suite's held-out ones)"""
     exclude_tasks: list[str] = field(default_factory=list)
-    """tasks never trained on (held out)"""
+    """tasks never trained on (besides the suite's held-out ones)"""
     steps: int = 2000
     """optimizer steps"""
     batch_size: int = 16
@@ -159,13 +160,6 @@ def _split(campaigns: Sequence[Campaign], fraction: float, seed: int) -> tuple[l
     return train, val
 
 
-def _schema_of(env_id: str) -> Schema:
-    import gymnasium as gym
-
-    import researchgym  # noqa: F401 - registers the envs
-    from researchgym.envs.suites import get_suite
-
-    return get_suite(gym.spec(env_id).kwargs["suite"]).make_schema()
 
 
 def build_model(serializer: Serializer, config: TrainConfig) -> Any:
@@ -201,9 +195,9 @@ def _quiet() -> Iterator[None]:
 
 
 def _plot_losses(history: list[dict[str, float]], path: Path, title: str) -> Path:
-    from researchgym.plotting import _pyplot
+    from researchgym.plotting import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     train = [(h["step"], h["train_loss"]) for h in history if "train_loss" in h]
     val = [(h["step"], h["val_loss"]) for h in history if "val_loss" in h]
@@ -214,11 +208,7 @@ def _plot_losses(history: list[dict[str, float]], path: Path, title: str) -> Pat
     ax.set_ylabel("cross-entropy per token")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def train_planner(
@@ -245,7 +235,8 @@ def train_planner(
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    schema = _schema_of(config.env_id)
+    suite = suite_of(config.env_id)
+    schema = suite.make_schema()
     if config.init_from is not None:
         try:
             serializer = Serializer.load(config.init_from, schema)
@@ -254,16 +245,17 @@ def train_planner(
     else:
         serializer = Serializer(schema, [config.env_id], n_bins=config.n_bins, score_bins=config.score_bins)
     stores = config.stores or [str(REFERENCE_STORE)]
+    excluded = {*config.exclude_tasks, *(suite.held_out_tasks if config.tasks is None else ())}
     campaigns = [
         c
         for store in stores
         for c in load_campaigns(store, config.env_id, schema, agent=config.agent, tasks=config.tasks)
-        if c.task not in set(config.exclude_tasks)
+        if c.task not in excluded
     ]
     if not campaigns:
         raise PlannerError(
             f"no stored runs of {config.env_id} in {', '.join(stores)} (agent={config.agent}, tasks={config.tasks}, "
-            f"excluding {config.exclude_tasks}); generate some with `researchgym generate`"
+            f"excluding {sorted(excluded)}); generate some with `researchgym generate`"
         )
     train_part, val_part = _split(campaigns, config.val_fraction, config.seed)
     sampler = CampaignSampler(serializer, train_part, config.campaign_len)
@@ -278,6 +270,8 @@ def train_planner(
     else:
         model = build_model(serializer, config).to(device)
     model.loss_type = "ForCausalLM"  # the loss it computes anyway, named so transformers does not warn
+    arch = {k: getattr(model.config, k) for k in ("n_layer", "n_head", "n_embd", "n_positions")}
+    config = replace(config, **arch, n_bins=serializer.n_bins, score_bins=serializer.score_bins)  # as trained
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     warmup = max(1, config.steps // 20)
 
@@ -355,7 +349,7 @@ def train(
     and ``fixed`` (pins apply when acting) have nothing to do. Other keywords are
     :class:`TrainConfig` fields.
     """
-    options = set(TrainConfig.__dataclass_fields__) - {"stores", "steps"}  # given as data= and total_timesteps=
+    options = set(TrainConfig.__dataclass_fields__) - {"env_id", "seed", "stores", "steps"}  # given as arguments
     unknown = sorted(set(config) - options)
     if unknown:
         raise PlannerError(f"unknown transformer training options {unknown}; options: data, {', '.join(sorted(options))}")
@@ -536,14 +530,16 @@ class TransformerPlanner(SearchPlanner):
             self.features = None if task is None else [float(v) for v in np.asarray(task).reshape(-1)]
         context = self._context()
         seen = [step.metaprogram for step in self.history]
-        candidates: list[tuple[dict[str, Any], float]] = []
-        for _ in range(self.max_tries):
-            candidates = self.decode(context, self.n_candidates)
-            fresh = [c for c in candidates if c[0] not in seen]
-            if fresh:
-                candidates = fresh
+        fresh: list[tuple[dict[str, Any], float]] = []
+        for _ in range(self.max_tries):  # decode again only the slots that repeated a step
+            batch = self.decode(context, self.n_candidates - len(fresh))
+            for candidate in batch:
+                if candidate[0] not in seen:
+                    seen.append(candidate[0])
+                    fresh.append(candidate)
+            if len(fresh) == self.n_candidates:
                 break
-        best = max(candidates, key=lambda c: c[1])
+        best = max(fresh or batch, key=lambda c: c[1])
         self._last = best[0]
         self.predicted.append(best[1])
         return best[0]

@@ -23,14 +23,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 from scipy.stats import wilcoxon
 
 import researchgym  # noqa: F401 - registers the envs
 from agents.transformer_planner import TrainConfig, TransformerPlanner, train_planner
-from researchgym.envs.suites import get_suite
+from researchgym.envs.suites import suite_of
 from researchgym.evaluation import RegretBench, markdown_table, plot_anytime, summarize
 from researchgym.planners import make_planner
 from researchgym.terminal import progress_bar
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    suite = get_suite(gym.spec(args.env).kwargs["suite"])
+    suite = suite_of(args.env)
 
     config = TrainConfig(
         env_id=args.env, stores=[] if args.data is None else [args.data], tasks=list(suite.tasks),
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, planner in planners.items():
             bar = progress.add_task(f"{name} on {len(bench.tasks)} held-out tasks", total=len(bench.tasks) * args.seeds, status="")
             started = time.perf_counter()
-            results += bench.run(planner, seeds, name=name, progress=lambda: progress.advance(bar))
+            results += bench.run(planner, seeds, name=name, progress=lambda bar=bar: progress.advance(bar))
             seconds[name] = time.perf_counter() - started
     bench.close()
 
@@ -92,8 +91,10 @@ def main(argv: list[str] | None = None) -> None:
         tests[baseline] = {"p_less": float(p), "wins": int((diff < 0).sum()), "ties": int((diff == 0).sum()), "losses": int((diff > 0).sum())}
     command = "python -m benchmarks.planner_regret " + shlex.join(argv if argv is not None else sys.argv[1:])
     lines = [
-        f"Held-out normalized regret after {args.budget} experiments on {args.env} replayed "
-        f"({len(bench.tasks)} held-out tasks x {args.seeds} seeds per planner).",
+        (
+            f"Held-out normalized regret after {args.budget} experiments on {args.env} replayed "
+            f"({len(bench.tasks)} held-out tasks x {args.seeds} seeds per planner)."
+        ),
         "",
         markdown_table(rows),
         "",

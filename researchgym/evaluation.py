@@ -77,26 +77,27 @@ class RegretBench:
         fixed: Mapping[str, Any] | None = None,
         store: Any = False,
     ):
-        import gymnasium as gym
-
-        import researchgym  # noqa: F401 - registers the envs
         from researchgym.envs.replay import load_runs, make_replay_env, pinned_settings
-        from researchgym.envs.suites import get_suite
+        from researchgym.envs.suites import suite_of
 
-        suite = get_suite(gym.spec(source).kwargs["suite"])
+        suite = suite_of(source)
         self.tasks = list(tasks if tasks is not None else suite.held_out_tasks)
         if not self.tasks:
-            raise PlannerError(f"{source}'s suite {suite.name!r} has no held-out tasks; pass tasks=[...]")
+            raise PlannerError(
+                f"{source}'s suite {suite.name!r} has no held-out tasks; use an env that has some "
+                "(researchgym/Synthetic-v0) or name the tasks to measure on"
+            )
         runs = load_runs(data, source)
         self.bounds: dict[str, tuple[float, float]] = {}
         for task in self.tasks:
             scores = [
                 json.loads(r["val_metrics"])["score"] for r in runs if r["task"] == task and r["status"] == "ok"
             ]
-            if len(scores) < 2 or max(scores) == min(scores):
+            if len(set(scores)) < 2:
                 raise PlannerError(
-                    f"task {task!r} has {len(scores)} recorded runs of {source} with distinct scores; "
-                    f"record some with `researchgym generate --env {source} --task '{task}'`"
+                    f"task {task!r} needs recorded runs of {source} with at least two different scores "
+                    f"to normalize regret ({len(scores)} finished runs recorded); record some with "
+                    f"`researchgym generate --env {source} --task '{task}'`"
                 )
             self.bounds[task] = (min(scores), max(scores))
         self.source = source
@@ -158,9 +159,9 @@ def markdown_table(rows: Sequence[RegretSummary]) -> str:
 
 def plot_anytime(results: Sequence[CampaignRegret], path: str | Path, title: str = "") -> Path:
     """Median (and interquartile band of) best-so-far normalized regret per step, per planner."""
-    from researchgym.plotting import _pyplot
+    from researchgym.plotting import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     by_planner: dict[str, list[tuple[float, ...]]] = {}
     for r in results:
@@ -176,9 +177,4 @@ def plot_anytime(results: Sequence[CampaignRegret], path: str | Path, title: str
     ax.set_ylabel("normalized regret (best so far)")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

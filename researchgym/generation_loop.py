@@ -13,6 +13,7 @@ store, so the next round learns from them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -42,20 +43,6 @@ class RoundReport:
     new_runs: int
     campaign_best_mean: float | None
     checkpoint: str
-
-
-def _count_runs(stores: list[str], env_id: str, tasks: list[str]) -> int:
-    from researchgym.store import open_store
-
-    total = 0
-    for store in stores:
-        opened = open_store(store)
-        if opened.info()["rows"]:
-            placeholders = ", ".join("?" for _ in tasks)
-            total += opened.sql(
-                f"SELECT count(*) AS n FROM steps WHERE env_id = ? AND task IN ({placeholders})", [env_id, *tasks]
-            ).to_pylist()[0]["n"]
-    return total
 
 
 def generation_loop(
@@ -101,28 +88,31 @@ def generation_loop(
     """
     import gymnasium as gym
 
-    import researchgym  # noqa: F401 - registers the envs
     from researchgym.envs.replay import REFERENCE_STORE
-    from researchgym.envs.suites import get_suite
+    from researchgym.envs.suites import suite_of
+    from researchgym.store import open_store
 
     if rounds < 1 or campaigns < 0 or budget < 1 or eval_seeds < 1:
         raise PlannerError(
             f"rounds={rounds}, budget={budget} and eval_seeds={eval_seeds} must be >= 1 and campaigns={campaigns} >= 0"
         )
-    suite = get_suite(gym.spec(env_id).kwargs["suite"])
+    suite = suite_of(env_id)
     tasks = list(suite.tasks)
     out, store = Path(out), Path(store)
+    if store.exists() and open_store(store).info()["rows"]:
+        raise PlannerError(f"the store {store} already holds runs; give the loop a new --store, so round 0 learns only from --data")
     train = make_trainer("transformer")
-    bench = RegretBench(env_id, data=data, budget=budget, fixed=fixed)
-    fixed = bench.fixed
-    env = gym.make(env_id, budget=budget, store=str(store), tasks=tasks, agent="transformer", disable_env_checker=True)
     reports: list[RoundReport] = []
     checkpoint: Path | None = None
-    try:
+    with contextlib.ExitStack() as stack:
+        bench = RegretBench(env_id, data=data, budget=budget, fixed=fixed)
+        stack.callback(bench.close)
+        fixed = bench.fixed
+        env = gym.make(env_id, budget=budget, store=str(store), tasks=tasks, agent="transformer", disable_env_checker=True)
+        stack.callback(env.close)
         for r in range(rounds):
             stores = [str(data if data is not None else REFERENCE_STORE)] + ([str(store)] if store.exists() else [])
-            training_runs = _count_runs(stores, env_id, tasks)
-            log(f"round {r}: training on {training_runs} runs of {len(tasks)} training tasks")
+            log(f"round {r}: training on the runs of {len(tasks)} training tasks in {', '.join(stores)}")
             started = time.perf_counter()
             checkpoint = train(
                 env_id,
@@ -135,11 +125,12 @@ def generation_loop(
                 **dict(train_options or {}),
             )
             train_seconds = time.perf_counter() - started
+            training_runs = json.loads((checkpoint / "training.json").read_text())["n_runs"]
             planner = make_planner("transformer", policy=checkpoint, n_candidates=n_candidates)
             held_out = summarize(bench.run(planner, range(eval_seeds), name=f"round{r}"))[0]
             log(
-                f"round {r}: held-out normalized regret median {held_out.median:.4f} "
-                f"(IQR {held_out.q25:.4f}-{held_out.q75:.4f}, {held_out.campaigns} campaigns)"
+                f"round {r}: trained on {training_runs} runs in {train_seconds:.0f} s; held-out normalized regret "
+                f"median {held_out.median:.4f} (IQR {held_out.q25:.4f}-{held_out.q75:.4f}, {held_out.campaigns} campaigns)"
             )
             bests, new_runs = [], 0
             for c in range(campaigns):
@@ -166,18 +157,15 @@ def generation_loop(
             log(f"round {r}: ran {campaigns} campaigns ({new_runs} experiments) into {store}")
             out.mkdir(parents=True, exist_ok=True)
             (out / "rounds.json").write_text(json.dumps([asdict(x) for x in reports], indent=1))
-    finally:
-        env.close()
-        bench.close()
     plot_rounds(reports, out / "rounds.png", f"generation loop on {env_id}")
     return reports
 
 
 def plot_rounds(reports: list[RoundReport], path: str | Path, title: str = "") -> Path:
     """Held-out median regret (with interquartile range) per round."""
-    from researchgym.plotting import _pyplot
+    from researchgym.plotting import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     x = [r.round for r in reports]
     median = np.array([r.held_out_median_regret for r in reports])
@@ -190,9 +178,4 @@ def plot_rounds(reports: list[RoundReport], path: str | Path, title: str = "") -
     ax.set_xlabel("round")
     ax.set_ylabel("held-out normalized regret")
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

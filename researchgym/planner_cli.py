@@ -72,13 +72,13 @@ def generation_loop_command(
     import gymnasium as gym
     from rich.table import Table
 
-    from researchgym.envs.suites import get_suite
+    from researchgym.envs.suites import suite_of
     from researchgym.generation_loop import generation_loop
     from researchgym.planners import PlannerError
     from researchgym.spaces import SettingError
 
     try:
-        schema = get_suite(gym.spec(env).kwargs["suite"]).make_schema()
+        schema = suite_of(env).make_schema()
         pins = schema.parse_overrides(fixed) if fixed else None
         reports = generation_loop(
             env, out=out, store=store, data=data, rounds=rounds, campaigns=campaigns, budget=budget, steps=steps,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["plot_campaign", "plot_curve"]
+__all__ = ["plot_campaign", "plot_curve", "pyplot", "save_figure"]
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,10 +18,19 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out ``fig``, save it as a PNG at ``path`` (folders made) and close it."""
+    path = Path(path)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
 def plot_curve(curve: Sequence[dict[str, float]], path: str | Path, title: str = "") -> Path:
     """Save a learning curve (losses and validation score per epoch) as a PNG."""
-    plt = _pyplot()
-    path = Path(path)
+    plt = pyplot()
     epochs = [row["epoch"] for row in curve]
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(9, 3.5))
     ax_loss.plot(epochs, [row.get("train_loss") for row in curve], label="train loss")
@@ -33,17 +43,12 @@ def plot_curve(curve: Sequence[dict[str, float]], path: str | Path, title: str =
     ax_score.set_xlabel("epoch")
     ax_score.set_ylabel("validation score")
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_campaign(scores: Sequence[float | None], path: str | Path, title: str = "") -> Path:
     """Save a campaign's score per step and best-so-far curve as a PNG."""
-    plt = _pyplot()
-    path = Path(path)
+    plt = pyplot()
     steps = list(range(1, len(scores) + 1))
     best, best_so_far = None, []
     for score in scores:
@@ -58,8 +63,4 @@ def plot_campaign(scores: Sequence[float | None], path: str | Path, title: str =
     ax.set_ylabel("validation score")
     ax.legend()
     ax.set_title(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

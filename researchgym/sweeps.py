@@ -98,9 +98,9 @@ def _run_job(env_id: str, store_path: str, agent: str, job: Job) -> tuple[str, f
 
     key = (env_id, store_path, agent)
     if key not in _WORKER_ENVS:
-        from researchgym.envs.suites import get_suite
+        from researchgym.envs.suites import suite_of
 
-        tasks = list(get_suite(gym.spec(env_id).kwargs["suite"]).all_tasks)
+        tasks = list(suite_of(env_id).all_tasks)
         _WORKER_ENVS[key] = gym.make(
             env_id, store=store_path, budget=1, agent=agent, disable_env_checker=True, tasks=tasks
         ).unwrapped

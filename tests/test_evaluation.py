@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from researchgym.envs.replay import load_runs, pinned_settings
-from researchgym.evaluation import CampaignRegret, RegretBench, markdown_table, plot_anytime, summarize
+from researchgym.evaluation import (
+    CampaignRegret,
+    RegretBench,
+    markdown_table,
+    plot_anytime,
+    summarize,
+)
 from researchgym.planners import PlannerError, SearchPlanner, make_planner
 
 SOURCE = "researchgym/Synthetic-v0"
@@ -52,6 +58,7 @@ def test_the_best_recorded_run_has_zero_regret_and_the_worst_one(bench):
     one_task = RegretBench(SOURCE, tasks=[task], budget=3)
     [good] = one_task.run(Fixed(json.loads(best["metaprogram"])), [0], name="best")
     [bad] = one_task.run(Fixed(json.loads(worst["metaprogram"])), [0], name="worst")
+    one_task.close()
     assert good.curve == (0.0, 0.0, 0.0) and bad.curve == (1.0, 1.0, 1.0)
 
 
@@ -76,6 +83,10 @@ def test_summaries_tables_and_plots(tmp_path):
     assert plot_anytime(results, tmp_path / "anytime.png").stat().st_size > 1000
 
 
-def test_a_suite_without_held_out_tasks_is_a_clear_error():
+def test_envs_without_held_out_tasks_or_runs_are_clear_errors():
     with pytest.raises(PlannerError, match="no held-out tasks"):
         RegretBench("researchgym/Tabular-v0")
+    with pytest.raises(ValueError, match="no tasks of its own"):
+        RegretBench("researchgym/Replay-v0")
+    with pytest.raises(ValueError, match="not a registered env"):
+        RegretBench("researchgym/Nothing-v0")

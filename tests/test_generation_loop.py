@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import pytest
 from typer.testing import CliRunner
 
@@ -25,10 +26,26 @@ def test_two_rounds_learn_from_the_campaigns_they_ran(tmp_path):
     assert [r["round"] for r in rounds] == [0, 1]
     assert rounds[1]["training_runs"] == rounds[0]["training_runs"] + 4  # 2 campaigns x 2 experiments
     assert all(0.0 <= r["held_out_median_regret"] <= 1.0 and r["held_out_campaigns"] == 8 for r in rounds)
-    steps = open_store(store).sql("SELECT agent, task, metaprogram FROM steps").to_pylist()
+    with open_store(store) as opened:
+        steps = opened.sql("SELECT agent, task, metaprogram FROM steps").to_pylist()
     assert len(steps) == 8 and {s["agent"] for s in steps} == {"transformer"}
     assert all(json.loads(s["metaprogram"])["train.epochs"] == 2 for s in steps)
     training = json.loads((out / "round1" / "training.json").read_text())
     assert training["config"]["init_from"] == str(out / "round0")
     assert (out / "rounds.png").stat().st_size > 1000
-    assert "round 1: held-out normalized regret median" in result.output
+    assert "round 1: trained on" in result.output and "held-out normalized regret" in result.output
+
+
+def test_clear_errors_for_envs_without_held_out_tasks_and_used_stores(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["generation-loop", "--env", "researchgym/Replay-v0", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no tasks of its own" in result.output
+    result = runner.invoke(app, ["generation-loop", "--env", "researchgym/Tabular-v0", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no held-out tasks" in result.output
+    used = tmp_path / "used"
+    env = gym.make("researchgym/Replay-v0", source="researchgym/Synthetic-v0", store=str(used), budget=1)
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    env.close()
+    result = runner.invoke(app, ["generation-loop", "--store", str(used), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "give the loop a new --store" in result.output

@@ -174,10 +174,10 @@ def make_replay_env(
     import gymnasium as gym
 
     from researchgym.envs.research_env import ResearchEnv
-    from researchgym.envs.suites import get_suite
+    from researchgym.envs.suites import suite_of
 
     spec = gym.spec(source)
     env_kwargs = {**spec.kwargs, "env_id": "researchgym/Replay-v0", **kwargs, "store": store}
-    schema = get_suite(spec.kwargs["suite"]).make_schema()
+    schema = suite_of(source).make_schema()
     executor = ReplayExecutor(load_runs(data, source), schema, missing)
     return ResearchEnv(executor=executor, **env_kwargs)

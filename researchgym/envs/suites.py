@@ -13,7 +13,7 @@ from typing import Any
 
 from researchgym.spaces import Schema, Setting
 
-__all__ = ["SUITES", "Suite", "get_suite"]
+__all__ = ["SUITES", "Suite", "get_suite", "suite_of"]
 
 
 @dataclass(frozen=True)
@@ -135,3 +135,25 @@ def get_suite(name: str) -> Suite:
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; choose one of {sorted(SUITES)}")
     return SUITES[name]
+
+
+def suite_of(env_id: str) -> Suite:
+    """The suite of a registered env that trains on its own tasks (not Replay-v0 or Surrogate-v0).
+
+    Raises:
+        ValueError: an unknown env id, or an env that answers from another env's runs.
+    """
+    import gymnasium as gym
+
+    import researchgym  # noqa: F401 - registers the envs
+
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as exc:
+        raise ValueError(f"{env_id!r} is not a registered env: {exc}") from None
+    if "suite" not in spec.kwargs:
+        raise ValueError(
+            f"{env_id!r} has no tasks of its own (it answers from another env's runs); name the env "
+            "whose tasks and runs to use, e.g. researchgym/Synthetic-v0"
+        )
+    return get_suite(spec.kwargs["suite"])

@@ -326,10 +326,10 @@ def make_surrogate_env(
 
     from researchgym.envs.replay import REFERENCE_SURROGATES, load_runs
     from researchgym.envs.research_env import ResearchEnv
-    from researchgym.envs.suites import get_suite
+    from researchgym.envs.suites import suite_of
 
     spec = gym.spec(source)
-    schema = get_suite(spec.kwargs["suite"]).make_schema()
+    schema = suite_of(source).make_schema()
     shipped = REFERENCE_SURROGATES / f"{source.split('/')[-1]}.npz"
     if model is None and data is None and shipped.exists():
         model = shipped

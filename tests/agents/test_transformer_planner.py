@@ -168,3 +168,10 @@ def test_cli_train_agent_transformer(tmp_path):
     assert len(record["history"]) == 3 and record["tasks"] == ["iris"]
     result = CliRunner().invoke(app, ["train", "--agent", "transformer", "--env", SOURCE, "--agent-arg", "depth=3"])
     assert result.exit_code != 0 and "unknown transformer training options ['depth']" in result.output
+
+
+def test_the_suites_held_out_tasks_are_never_trained_on_by_default(tmp_path):
+    out = train_planner(env_id="researchgym/Synthetic-v0", out=tmp_path / "ckpt", **{**TINY, "steps": 1})
+    trained = json.loads((out / "training.json").read_text())["tasks"]
+    suite = get_suite("synthetic")
+    assert trained == sorted(suite.tasks) and not set(trained) & set(suite.held_out_tasks)
