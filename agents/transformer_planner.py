@@ -1,7 +1,7 @@
 """A GPT-2 planner trained from scratch on serialized campaigns, decoding only valid settings.
 
 Training data are the stored runs of one env (default: the shipped reference
-runs). Runs are pooled per task and drawn into *pseudo-campaigns* of 2 to
+runs), leaving out its suite's held-out tasks. Runs are pooled per task and drawn into *pseudo-campaigns* of 2 to
 ``campaign_len`` steps, each sorted from worst to best score (failed steps
 first), and serialized with :mod:`researchgym.serialize`. A small
 ``transformers`` GPT-2, built from a config (nothing downloaded), learns to
@@ -16,8 +16,8 @@ and the one with the best predicted score (the expected value of the model's
 score token) is kept; the candidates are decoded together as one batch. A
 proposal identical to an earlier step is resampled.
 
-    researchgym train-planner --env researchgym/Tabular-v0 --steps 2000 --out runs/transformer_planner
-    researchgym rollout --agent transformer --policy runs/transformer_planner --env researchgym/Replay-v0 --steps 20
+    researchgym train-planner --env researchgym/Synthetic-v0 --out runs/transformer_planner
+    researchgym rollout --agent transformer --policy runs/transformer_planner --env researchgym/Synthetic-v0 --steps 20
     python -m agents.transformer_planner --env-id researchgym/Tabular-v0 --train-steps 500
 """
 
@@ -74,17 +74,17 @@ class TrainConfig:
     """only these tasks (default: every task in the store but the suite's held-out ones)"""
     exclude_tasks: list[str] = field(default_factory=list)
     """tasks never trained on (besides the suite's held-out ones)"""
-    steps: int = 2000
+    steps: int = 1200
     """optimizer steps"""
     batch_size: int = 16
     """pseudo-campaigns per optimizer step"""
-    lr: float = 1e-3
+    lr: float = 2e-3
     """peak learning rate (linear warm-up, cosine decay)"""
     campaign_len: int = 16
     """most steps in a pseudo-campaign"""
-    n_layer: int = 4
+    n_layer: int = 2
     n_head: int = 4
-    n_embd: int = 128
+    n_embd: int = 64
     n_positions: int = 1024
     n_bins: int = 32
     """bins of each number's flat encoding"""
@@ -218,7 +218,7 @@ def train_planner(
     progress: Callable[[int, float], None] | None = None,
     **overrides: Any,
 ) -> Path:
-    """Train the transformer planner (from scratch, or on from ``config.init_from``) and save a checkpoint.
+    """Train the transformer planner (from scratch, or on from ``init_from``) and save a checkpoint.
 
     Args:
         config: what to train (fields of :class:`TrainConfig` may also be given as keywords).

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
 
     config = TrainConfig(
         env_id=args.env, stores=[] if args.data is None else [args.data], tasks=list(suite.tasks),
-        steps=args.train_steps, n_layer=2, n_embd=64, n_head=4, lr=2e-3,
+        steps=args.train_steps,
     )
     started = time.perf_counter()
     with progress_bar() as progress:

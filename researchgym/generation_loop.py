@@ -58,7 +58,7 @@ def generation_loop(
     later_steps: int | None = None,
     eval_seeds: int = 10,
     fixed: Mapping[str, Any] | None = None,
-    n_candidates: int = 4,
+    n_candidates: int = 8,
     seed: int = 0,
     train_options: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
