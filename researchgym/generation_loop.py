@@ -99,14 +99,16 @@ def generation_loop(
     suite = suite_of(env_id)
     tasks = list(suite.tasks)
     out, store = Path(out), Path(store)
-    if store.exists() and open_store(store).info()["rows"]:
-        raise PlannerError(f"the store {store} already holds runs; give the loop a new --store, so round 0 learns only from --data")
     train = make_trainer("transformer")
     reports: list[RoundReport] = []
     checkpoint: Path | None = None
     with contextlib.ExitStack() as stack:
         bench = RegretBench(env_id, data=data, budget=budget, fixed=fixed)
         stack.callback(bench.close)
+        if store.exists() and open_store(store).info()["rows"]:
+            raise PlannerError(
+                f"the store {store} already holds runs; give the loop a new --store, so round 0 learns only from --data"
+            )
         fixed = bench.fixed
         env = gym.make(env_id, budget=budget, store=str(store), tasks=tasks, agent="transformer", disable_env_checker=True)
         stack.callback(env.close)

@@ -38,14 +38,15 @@ def test_two_rounds_learn_from_the_campaigns_they_ran(tmp_path):
 
 def test_clear_errors_for_envs_without_held_out_tasks_and_used_stores(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["generation-loop", "--env", "researchgym/Replay-v0", "--out", str(tmp_path)])
+    paths = ["--out", str(tmp_path / "out"), "--store", str(tmp_path / "new")]
+    result = runner.invoke(app, ["generation-loop", "--env", "researchgym/Replay-v0", *paths])
     assert result.exit_code == 2 and "no tasks of its own" in result.output
-    result = runner.invoke(app, ["generation-loop", "--env", "researchgym/Tabular-v0", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["generation-loop", "--env", "researchgym/Tabular-v0", *paths])
     assert result.exit_code == 2 and "no held-out tasks" in result.output
     used = tmp_path / "used"
     env = gym.make("researchgym/Replay-v0", source="researchgym/Synthetic-v0", store=str(used), budget=1)
     env.reset(seed=0)
     env.step(env.action_space.sample())
     env.close()
-    result = runner.invoke(app, ["generation-loop", "--store", str(used), "--out", str(tmp_path)])
+    result = runner.invoke(app, ["generation-loop", "--store", str(used), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "give the loop a new --store" in result.output
