@@ -481,6 +481,7 @@ class TransformerPlanner(SearchPlanner):
         logits = out.logits[0, -1].repeat(n, 1)
         positions = torch.full((n, 1), len(context), dtype=torch.long, device=self.device)
         mask = torch.ones((n, len(context)), dtype=torch.long, device=self.device)
+        cache_keyword = _cache_argument(self.model)
 
         def feed(tokens: list[int | None]) -> None:
             nonlocal cache, mask
@@ -490,7 +491,7 @@ class TransformerPlanner(SearchPlanner):
             ids = torch.tensor([[vocab[PAD] if t is None else t] for t in tokens], device=self.device)
             mask = torch.cat([mask, real[:, None].long()], dim=1)
             step = self.model(
-                ids, attention_mask=mask, position_ids=positions, use_cache=True, **{_cache_argument(self.model): cache}
+                ids, attention_mask=mask, position_ids=positions, use_cache=True, **{cache_keyword: cache}
             )
             cache = _cache_of(step)
             logits[real] = step.logits[real, -1]
