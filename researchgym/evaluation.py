@@ -103,7 +103,7 @@ class RegretBench:
         self.source = source
         self.budget = budget
         self.fixed = dict(fixed) if fixed is not None else pinned_settings(runs)
-        self.env = make_replay_env(source, data=data, budget=budget, tasks=self.tasks, store=store)
+        self.env = make_replay_env(source, data=runs, budget=budget, tasks=self.tasks, store=store)
 
     def regret(self, task: str, best: float | None) -> float:
         """Normalized regret of having found ``best`` (``None``: nothing finished) on ``task``."""

@@ -45,6 +45,13 @@ class RoundReport:
     checkpoint: str
 
 
+def _has_rows(path: Path) -> bool:
+    from researchgym.store import open_store
+
+    with open_store(path) as opened:
+        return opened.info()["rows"] > 0
+
+
 def generation_loop(
     env_id: str,
     *,
@@ -90,7 +97,6 @@ def generation_loop(
 
     from researchgym.envs.replay import REFERENCE_STORE
     from researchgym.envs.suites import suite_of
-    from researchgym.store import open_store
 
     if rounds < 1 or campaigns < 0 or budget < 1 or eval_seeds < 1:
         raise PlannerError(
@@ -105,7 +111,7 @@ def generation_loop(
     with contextlib.ExitStack() as stack:
         bench = RegretBench(env_id, data=data, budget=budget, fixed=fixed)
         stack.callback(bench.close)
-        if store.exists() and open_store(store).info()["rows"]:
+        if store.exists() and _has_rows(store):
             raise PlannerError(
                 f"the store {store} already holds runs; give the loop a new --store, so round 0 learns only from --data"
             )

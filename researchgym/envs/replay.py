@@ -157,7 +157,7 @@ class ReplayExecutor(Executor):
 
 def make_replay_env(
     source: str = "researchgym/Digits-v0",
-    data: str | Path | None = None,
+    data: str | Path | list[dict[str, Any]] | None = None,
     missing: str = "nearest",
     store: Any = False,
     **kwargs: Any,
@@ -166,7 +166,8 @@ def make_replay_env(
 
     Args:
         source: the env whose recorded runs are replayed.
-        data: store holding them (default: the shipped reference runs).
+        data: store holding them (default: the shipped reference runs), or rows
+            already read from one with :func:`load_runs`.
         missing: policy for actions never recorded: ``"nearest"`` or ``"error"``.
         store: where replayed steps are recorded (default: nowhere).
         **kwargs: other :class:`ResearchEnv` arguments (interface, budget, reward, ...).
@@ -179,5 +180,6 @@ def make_replay_env(
     spec = gym.spec(source)
     env_kwargs = {**spec.kwargs, "env_id": "researchgym/Replay-v0", **kwargs, "store": store}
     schema = suite_of(source).make_schema()
-    executor = ReplayExecutor(load_runs(data, source), schema, missing)
+    runs = data if isinstance(data, list) else load_runs(data, source)
+    executor = ReplayExecutor(runs, schema, missing)
     return ResearchEnv(executor=executor, **env_kwargs)
