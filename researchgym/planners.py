@@ -38,6 +38,7 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
+from researchgym.errors import ResearchGymError
 from researchgym.spaces import Schema, SettingError
 
 __all__ = [
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 
-class PlannerError(ValueError):
+class PlannerError(ResearchGymError, ValueError):
     """A planner that cannot be built or cannot run as asked."""
 
 

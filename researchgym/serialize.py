@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from researchgym.errors import ResearchGymError
 from researchgym.spaces import Categorical, Float, Int, Schema, Setting, SettingError
 
 __all__ = [
@@ -70,7 +71,7 @@ FAIL = "score#fail"
 CONFIG_NAME = "serializer.json"
 
 
-class SerializeError(ValueError):
+class SerializeError(ResearchGymError, ValueError):
     """Tokens or values that do not fit the serializer's schema or vocabulary."""
 
 

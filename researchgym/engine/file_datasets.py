@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from researchgym.engine.splits import TaskSplits
+from researchgym.errors import ResearchGymError
 
 __all__ = [
     "FILE_DATASETS",
@@ -54,7 +55,7 @@ SPLIT_SEED = 20240601
 VAL_FRACTION = 0.1
 
 
-class DataFilesNotFound(FileNotFoundError):
+class DataFilesNotFound(ResearchGymError, FileNotFoundError):
     """A file-based dataset's files are not where the configuration points."""
 
 

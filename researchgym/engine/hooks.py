@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from researchgym.errors import ResearchGymError
+
 __all__ = [
     "Deadline",
     "EarlyStopping",
@@ -18,7 +20,7 @@ __all__ = [
 ]
 
 
-class TrainingTimeout(RuntimeError):
+class TrainingTimeout(ResearchGymError, RuntimeError):
     """Training ran past its wall-clock budget."""
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from researchgym.errors import ResearchGymError
+
 __all__ = [
     "Bool",
     "Categorical",
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 
-class SettingError(ValueError):
+class SettingError(ResearchGymError, ValueError):
     """A value or declaration that a setting does not accept."""
 
 
