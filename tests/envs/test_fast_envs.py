@@ -101,7 +101,10 @@ def test_shipped_surrogate_fidelity_on_held_out_runs(source: str, reference_runs
     predicted = model.predict(model.features(vectors, [r["task"] for r in held_out]))[:, 0]
     recorded = [json.loads(r["val_metrics"])["score"] for r in held_out]
     rho = spearmanr(predicted, recorded).statistic
-    assert rho == pytest.approx(model.fidelity.spearman, abs=1e-9)
+    # The shipped Spearman was computed on another machine: BLAS kernels and thread counts
+    # change the last digits of the predictions (observed: 3e-6), so ties and near-ties may
+    # swap ranks. 1e-4 still catches a different model or different runs.
+    assert rho == pytest.approx(model.fidelity.spearman, abs=1e-4)
     assert rho >= 0.8
 
 
