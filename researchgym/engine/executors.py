@@ -112,6 +112,11 @@ def _serve(read_fd: int, write_fd: int, device: str, memory_limit_mb: int | None
             result = train(metaprogram, task=task, seed=seed, device=device)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent
             result = failure_result(exc, time.perf_counter() - started)
+            if result.status == "oom" and memory_limit_mb is not None:
+                result.error = (
+                    f"training needed more memory than the worker's {memory_limit_mb} MB limit "
+                    f"(memory_limit_mb); use a smaller job or raise the limit. {result.error}"
+                )
         results.send(result.to_dict())
 
 
@@ -213,10 +218,17 @@ class SubprocessExecutor(Executor):
             self._kill()
             seconds = time.perf_counter() - started
             # A worker killed by a signal while under a memory limit ran out of memory.
-            status = "oom" if self.memory_limit_mb is not None else "error"
+            if self.memory_limit_mb is None:
+                status, error = "error", f"training worker died (exit code {exitcode})"
+            else:
+                status = "oom"
+                error = (
+                    f"training worker died (exit code {exitcode}) under its "
+                    f"{self.memory_limit_mb} MB memory limit (memory_limit_mb)"
+                )
             return Result(
                 status=status,
-                error=f"training worker died (exit code {exitcode})",
+                error=error,
                 seconds=seconds,
             )
 
@@ -232,5 +244,5 @@ class SubprocessExecutor(Executor):
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown
             pass
