@@ -6,8 +6,14 @@ reply with a JSON object of settings, and validates the reply against the
 schema. An invalid reply (not JSON, an unknown setting, a value out of range)
 is sent back with the validation error, up to ``max_retries`` times; after
 that the agent falls back to the defaults (pins applied). Every attempt —
-prompt, reply, error — is kept in the :class:`Decision` of each step
+prompt, reply, status, error — is kept in the :class:`Decision` of each step
 (``agent.decisions``), with whether the fallback was used.
+
+An endpoint that fails (HTTP 4xx/5xx, a timeout, a body that is not a chat
+completion) is not an invalid reply: HTTP 429 and 5xx are retried, honouring
+``Retry-After`` up to ``max_wait`` seconds, and what still fails is recorded
+as the decision's status and raised as :class:`EndpointError`, so a campaign
+never trains defaults that pass for the model's choice.
 
 Backends, chosen by what is given (first match):
 
@@ -25,14 +31,18 @@ Backends, chosen by what is given (first match):
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from researchgym.errors import shorten
 from researchgym.planners import (
     CampaignArgs,
     PlannerError,
@@ -53,22 +63,51 @@ INSTRUCTION = (
 )
 
 
+class EndpointError(PlannerError, ConnectionError):
+    """The model's endpoint failed to give a reply.
+
+    Attributes:
+        status: ``"client_error"`` (HTTP 4xx other than 429), ``"rate_limited"``
+            (429 after the retries), ``"server_error"`` (5xx after the retries),
+            ``"timeout"``, ``"bad_response"`` (not a chat completion) or
+            ``"unreachable"``.
+    """
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass
 class Attempt:
-    """One request to the model and what came of it."""
+    """One request to the model and what came of it.
+
+    ``status`` is ``"ok"``, ``"invalid_reply"`` (the reply did not validate) or an
+    :class:`EndpointError` status.
+    """
 
     prompt: str
     reply: str | None
     error: str | None = None
+    status: str = "ok"
 
 
 @dataclass
 class Decision:
-    """How one proposal was reached: the attempts and whether the defaults were used."""
+    """How one proposal was reached.
+
+    ``status`` is ``"ok"`` (a valid reply), ``"fallback"`` (no valid reply within the
+    retries: the defaults were used) or the :class:`EndpointError` status that ended it.
+    """
 
     metaprogram: dict[str, Any]
     attempts: list[Attempt] = field(default_factory=list)
-    fallback: bool = False
+    status: str = "ok"
+
+    @property
+    def fallback(self) -> bool:
+        """Whether the defaults were used for want of a valid reply."""
+        return self.status == "fallback"
 
 
 def extract_json(reply: str) -> str:
@@ -131,29 +170,97 @@ def pipeline_backend(model: Any, max_new_tokens: int = 128, temperature: float =
     return generate
 
 
+def _retry_after(value: str | None) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (seconds or an HTTP date), if any."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 def http_backend(
-    url: str, key: str | None = None, model_name: str = "default", temperature: float = 0.7, timeout: float = 60.0
+    url: str,
+    key: str | None = None,
+    model_name: str = "default",
+    temperature: float = 0.7,
+    timeout: float = 60.0,
+    retries: int = 3,
+    max_wait: float = 30.0,
 ) -> Callable[[list[dict[str, str]]], str]:
-    """An OpenAI-compatible ``/chat/completions`` endpoint, called with urllib."""
+    """An OpenAI-compatible ``/chat/completions`` endpoint, called with urllib.
+
+    HTTP 429 and 5xx answers are retried up to ``retries`` times, after the
+    ``Retry-After`` the server asks for (else 1, 2, 4, ... seconds); a wait longer
+    than ``max_wait`` seconds is not made. Every failure raises :class:`EndpointError`.
+    """
     endpoint = url.rstrip("/")
     if not endpoint.endswith("/chat/completions"):
         endpoint += "/chat/completions"
 
-    def generate(messages: list[dict[str, str]]) -> str:
-        body = json.dumps({"model": model_name, "messages": messages, "temperature": temperature}).encode()
+    def post(body: bytes) -> bytes:
         headers = {"Content-Type": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
         request = urllib.request.Request(endpoint, data=body, headers=headers, method="POST")
+        attempt = 0
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    return response.read()
+            except urllib.error.HTTPError as exc:
+                detail = shorten(exc.read().decode(errors="replace"), 200)
+                answer = f"{endpoint} answered HTTP {exc.code} {exc.reason}: {detail}"
+                if exc.code != 429 and exc.code < 500:
+                    raise EndpointError(
+                        "client_error", f"{answer}; check the url, key and model_name"
+                    ) from None
+                status = "rate_limited" if exc.code == 429 else "server_error"
+                wait = _retry_after(exc.headers.get("Retry-After"))
+                if wait is not None and wait > max_wait:
+                    raise EndpointError(
+                        status, f"{answer}; it asks to retry after {wait:g}s, more than "
+                        f"max_wait={max_wait:g}s: try again later or raise max_wait"
+                    ) from None
+                if attempt == retries:
+                    raise EndpointError(
+                        status, f"{answer} ({retries + 1} requests); try again later"
+                    ) from None
+                time.sleep(min(max_wait, 2.0**attempt) if wait is None else wait)
+                attempt += 1
+            except TimeoutError as exc:
+                raise EndpointError(
+                    "timeout", f"{endpoint} sent no reply within {timeout:g}s ({exc}); "
+                    "raise timeout= or check the server"
+                ) from None
+            except urllib.error.URLError as exc:
+                status = "timeout" if isinstance(exc.reason, TimeoutError) else "unreachable"
+                raise EndpointError(
+                    status, f"request to {endpoint} failed: {exc.reason}; check the url"
+                ) from None
+            except OSError as exc:  # the connection broke mid-answer
+                raise EndpointError(
+                    "unreachable", f"request to {endpoint} failed: {exc}; check the server"
+                ) from None
+
+    def generate(messages: list[dict[str, str]]) -> str:
+        body = json.dumps({"model": model_name, "messages": messages, "temperature": temperature})
+        raw = post(body.encode())
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                payload = json.loads(response.read().decode())
-        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
-            raise ConnectionError(f"request to {endpoint} failed: {exc}") from None
-        try:
-            return str(payload["choices"][0]["message"]["content"])
-        except (KeyError, IndexError, TypeError):
-            raise ConnectionError(f"{endpoint} answered without choices[0].message.content: {str(payload)[:200]}") from None
+            return str(json.loads(raw)["choices"][0]["message"]["content"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise EndpointError(
+                "bad_response",
+                f"{endpoint} answered {shorten(raw.decode(errors='replace'), 200)}, not a chat "
+                "completion with choices[0].message.content; check that the url is an "
+                "OpenAI-compatible endpoint",
+            ) from None
 
     return generate
 
@@ -169,12 +276,15 @@ def make_backend(
     temperature: float = 0.7,
     max_new_tokens: int = 128,
     timeout: float = 60.0,
+    retries: int = 3,
+    max_wait: float = 30.0,
 ) -> tuple[Callable[[list[dict[str, str]]], str], str]:
     """The chat function ``ask(messages) -> reply`` of the first source given, and its kind.
 
     Sources, in order: ``generate`` (a text-to-text callable), ``model`` (a local
     ``transformers`` model directory or pipeline), ``url`` (an OpenAI-compatible
-    endpoint; default ``$RESEARCHGYM_LLM_URL``, key ``$RESEARCHGYM_LLM_KEY``).
+    endpoint; default ``$RESEARCHGYM_LLM_URL``, key ``$RESEARCHGYM_LLM_KEY``, with
+    ``timeout``, ``retries`` and ``max_wait`` as in :func:`http_backend`).
     Returns ``(ask, "callable" | "transformers" | "http")``.
     """
     url = url or os.environ.get(URL_VAR)
@@ -184,7 +294,13 @@ def make_backend(
         return pipeline_backend(model, max_new_tokens, temperature), "transformers"
     if url:
         ask = http_backend(
-            url, key or os.environ.get(KEY_VAR), model_name or os.environ.get(MODEL_VAR, "default"), temperature, timeout
+            url,
+            key or os.environ.get(KEY_VAR),
+            model_name or os.environ.get(MODEL_VAR, "default"),
+            temperature,
+            timeout,
+            retries,
+            max_wait,
         )
         return ask, "http"
     raise PlannerError(
@@ -206,6 +322,8 @@ class LLMAgent(SearchPlanner):
         temperature: sampling temperature of the local or remote model.
         max_new_tokens: reply length of a local model.
         timeout: seconds per HTTP request.
+        retries: extra requests after an HTTP 429 or 5xx answer.
+        max_wait: longest wait (seconds) before such a retry; a longer ``Retry-After`` fails.
     """
 
     name = "llm"
@@ -222,12 +340,23 @@ class LLMAgent(SearchPlanner):
         temperature: float = 0.7,
         max_new_tokens: int = 128,
         timeout: float = 60.0,
+        retries: int = 3,
+        max_wait: float = 30.0,
     ):
         if max_retries < 0:
             raise PlannerError(f"max_retries={max_retries} must be >= 0")
         self.max_retries = int(max_retries)
         self._ask, self.backend = make_backend(
-            generate, model, url, key, model_name, temperature=temperature, max_new_tokens=max_new_tokens, timeout=timeout
+            generate,
+            model,
+            url,
+            key,
+            model_name,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            timeout=timeout,
+            retries=retries,
+            max_wait=max_wait,
         )
 
     def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
@@ -243,16 +372,20 @@ class LLMAgent(SearchPlanner):
         return text
 
     def decide(self, observation: Any) -> Decision:
-        """Ask the model until it replies valid settings, or fall back to the defaults."""
+        """Ask the model until it replies valid settings, or fall back to the defaults.
+
+        An endpoint failure ends the decision with that failure's status (no fallback).
+        """
         messages = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": self._prompt(observation)}]
         decision = Decision(metaprogram={})
         for _ in range(self.max_retries + 1):
             prompt = messages[-1]["content"]
             try:
                 reply = self._ask(messages)
-            except ConnectionError as exc:
-                decision.attempts.append(Attempt(prompt, None, str(exc)))
-                continue
+            except EndpointError as exc:
+                decision.attempts.append(Attempt(prompt, None, str(exc), exc.status))
+                decision.status = exc.status
+                return decision
             try:
                 values = self.schema.flatten(json.loads(extract_json(reply)))
                 decision.metaprogram = self.schema.validate({**values, **self.fixed})
@@ -263,18 +396,21 @@ class LLMAgent(SearchPlanner):
             else:
                 decision.attempts.append(Attempt(prompt, reply))
                 return decision
-            decision.attempts.append(Attempt(prompt, reply, error))
+            decision.attempts.append(Attempt(prompt, reply, error, "invalid_reply"))
             messages += [
                 {"role": "assistant", "content": reply},
                 {"role": "user", "content": f"That reply was invalid: {error}. Reply again with only the JSON object."},
             ]
         decision.metaprogram = self.schema.validate(dict(self.fixed))
-        decision.fallback = True
+        decision.status = "fallback"
         return decision
 
     def propose(self, observation: Any) -> dict[str, Any]:
+        """The model's settings; raises :class:`EndpointError` when its endpoint failed."""
         decision = self.decide(observation)
         self.decisions.append(decision)
+        if decision.status not in ("ok", "fallback"):
+            raise EndpointError(decision.status, decision.attempts[-1].error or decision.status)
         return decision.metaprogram
 
 

@@ -11,7 +11,7 @@ import gymnasium as gym
 import pytest
 from typer.testing import CliRunner
 
-from agents.llm_agent import URL_VAR, LLMAgent, extract_json
+from agents.llm_agent import URL_VAR, EndpointError, LLMAgent, extract_json
 from researchgym.cli import app
 from researchgym.envs.suites import get_suite
 from researchgym.planners import PlannerError, make_planner, run_campaign
@@ -131,11 +131,13 @@ def test_http_endpoint_from_env_vars(endpoint):
     assert agent.decisions[0].attempts[0].error and not agent.decisions[0].fallback
 
 
-def test_unreachable_endpoint_falls_back(monkeypatch):
+def test_unreachable_endpoint_fails_without_falling_back():
     agent = LLMAgent(url="http://127.0.0.1:9/v1", max_retries=1, timeout=2)
     agent.reset(SCHEMA)
-    assert agent.propose("{}") == SCHEMA.defaults()
-    assert agent.decisions[0].fallback and "failed" in agent.decisions[0].attempts[0].error
+    with pytest.raises(EndpointError, match="check the url") as caught:
+        agent.propose("{}")
+    assert caught.value.status == agent.decisions[0].status == "unreachable"
+    assert not agent.decisions[0].fallback and len(agent.decisions[0].attempts) == 1
 
 
 def test_rollout_cli_with_the_endpoint(endpoint):
