@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from typing import Any
 
 # One intra-op thread: the models here are tiny, and on a busy 2-core machine
@@ -26,6 +26,11 @@ torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 # Timing varies a lot on a shared machine; examples are judged on results only.
 settings.register_profile("researchgym", deadline=None)
 settings.load_profile("researchgym")
+
+
+def slow_params(values: Iterable[Any], slow: Container[Any]) -> list[Any]:
+    """``values`` for ``pytest.mark.parametrize``, those in ``slow`` (over ~5 s) marked ``slow``."""
+    return [pytest.param(v, marks=pytest.mark.slow) if v in slow else v for v in values]
 
 
 def stop_after(epochs: int) -> LambdaHook:
@@ -59,6 +64,31 @@ def assert_same_metaprogram(
             assert math.isclose(got[name], value, rel_tol=1e-6, abs_tol=tol), (name, got[name], value)
         else:
             assert got[name] == value and type(got[name]) is type(value), (name, got[name], value)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_global_state() -> Iterator[None]:
+    """Fail a test that leaves torch's thread count, the working directory or the
+    environment changed, so that the suite passes in any order (restore them with
+    ``monkeypatch`` or a fixture's ``try``/``finally``)."""
+    before = torch.get_num_threads(), os.getcwd(), _environment()
+    yield
+    after = torch.get_num_threads(), os.getcwd(), _environment()
+    names = ("torch threads", "working directory", "environment")
+    leaked = [
+        name if name != "environment" else f"environment ({_changed_keys(old, new)})"
+        for name, old, new in zip(names, before, after)
+        if old != new
+    ]
+    assert not leaked, f"the test leaked global state: {', '.join(leaked)}"
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+def _changed_keys(old: Mapping[str, str], new: Mapping[str, str]) -> str:
+    return ", ".join(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k)))
 
 
 @pytest.fixture(scope="session")

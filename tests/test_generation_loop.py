@@ -14,6 +14,7 @@ from researchgym.cli import app
 from researchgym.store import open_store
 
 
+@pytest.mark.slow
 def test_two_rounds_learn_from_the_campaigns_they_ran(tmp_path):
     out, store = tmp_path / "loop", tmp_path / "store"
     result = CliRunner().invoke(app, [

@@ -24,6 +24,7 @@ def test_missing_ray_is_a_clear_error() -> None:
             build()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_RAY, reason="needs ray[rllib]: pip install 'researchgym[rllib]'")
 def test_train_save_restore_and_act(tmp_path, make_env, store_dir) -> None:
     import ray

@@ -82,6 +82,7 @@ def test_policy_of_another_env_is_refused(trained) -> None:
         PPOPlanner(path).reset(digits.schema, seed=0)
 
 
+@pytest.mark.slow
 def test_trains_on_subprocess_vector_envs(tmp_path) -> None:
     path = train(
         ENV_ID,

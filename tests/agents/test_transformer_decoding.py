@@ -26,9 +26,11 @@ N_CANDIDATES = 4
 
 def _planner(suite: str, seed: int, temperature: float = 1.0) -> TransformerPlanner:
     serializer = Serializer(SCHEMAS[suite], [f"researchgym/{suite}"], n_bins=8, score_bins=8)
-    torch.manual_seed(seed)
     # n_positions leaves room for a header, two steps and a proposal of the largest schema.
-    model = build_model(serializer, TrainConfig(n_layer=1, n_head=2, n_embd=16, n_positions=1024))
+    config = TrainConfig(n_layer=1, n_head=2, n_embd=16, n_positions=1024)
+    with torch.random.fork_rng():  # seeded weights without touching the global generator
+        torch.manual_seed(seed)
+        model = build_model(serializer, config)
     return TransformerPlanner(
         model=model, serializer=serializer, n_candidates=N_CANDIDATES, temperature=temperature
     )

@@ -11,6 +11,7 @@ pytest.importorskip("transformers")
 from benchmarks import planner_regret
 
 
+@pytest.mark.slow
 def test_a_tiny_leaderboard_run(tmp_path, capsys):
     out = tmp_path / "board"
     planner_regret.main([

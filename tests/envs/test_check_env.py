@@ -9,7 +9,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
 import researchgym
-from tests.conftest import capped_executor
+from tests.conftest import capped_executor, slow_params
 
 sb3_env_checker = pytest.importorskip("stable_baselines3.common.env_checker")
 
@@ -41,7 +41,7 @@ def test_gymnasium_check_env(env_id, interface):
     env.close()
 
 
-@pytest.mark.parametrize("env_id", researchgym.ENV_IDS)
+@pytest.mark.parametrize("env_id", slow_params(researchgym.ENV_IDS, {"researchgym/Digits-v0"}))
 def test_sb3_check_env(env_id):
     env = make(env_id, "flat")
     env.action_space.seed(0)

@@ -13,7 +13,7 @@ from gymnasium import spaces
 from researchgym.engine import InProcessExecutor, LambdaHook, SubprocessExecutor, load_task_data
 from researchgym.envs.suites import get_suite
 from researchgym.spaces import SettingError
-from tests.conftest import assert_same_metaprogram
+from tests.conftest import assert_same_metaprogram, slow_params
 
 TABULAR = "researchgym/Tabular-v0"
 DIGITS = "researchgym/Digits-v0"
@@ -331,7 +331,7 @@ FAILURES = {
 }
 
 
-@pytest.mark.parametrize("case", list(FAILURES))
+@pytest.mark.parametrize("case", slow_params(FAILURES, {"timeout-subprocess", "oom"}))
 def test_failures_give_the_failure_reward_and_the_episode_goes_on(case):
     env_id, task, make_executor, settings, words, next_status = FAILURES[case]
     executor = make_executor()

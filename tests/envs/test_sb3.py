@@ -27,6 +27,7 @@ class StepLog(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+@pytest.mark.slow
 def test_ppo_learns_on_the_flat_interface():
     budget, total = 4, 32
     env = gym.make(

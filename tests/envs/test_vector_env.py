@@ -19,9 +19,11 @@ def parent_threads():
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
-    torch.randn(512, 512) @ torch.randn(512, 512)  # start the pool
-    yield
-    torch.set_num_threads(before)
+    try:
+        torch.randn(512, 512) @ torch.randn(512, 512)  # start the pool
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import researchgym
 from researchgym.envs.suites import get_suite
 from researchgym.spaces import Bool, Categorical, Float, Int, Schema, Setting
 from researchgym.spaces.codec import FlatCodec, SettingwiseCodec, flat_codec
+from tests.conftest import slow_params
 
 SUITE_SCHEMAS = {
     env_id: gym.make(env_id, store=False).unwrapped.schema for env_id in researchgym.ENV_IDS
@@ -122,7 +123,9 @@ def test_suite_schemas_compile():
         assert isinstance(schema._codec, FlatCodec)
 
 
-@pytest.mark.parametrize("env_id", researchgym.ENV_IDS)
+@pytest.mark.parametrize(
+    "env_id", slow_params(researchgym.ENV_IDS, {"researchgym/SeqArch-v0", "researchgym/CharLM-v0"})
+)
 @settings(max_examples=300)
 @given(data=st.data())
 def test_decode_and_encoding_match_the_settings_own_methods(env_id, data):

@@ -67,6 +67,7 @@ def test_compact_skips_when_locked(store: Store) -> None:
     assert store.compact(min_files=1, wait=False).inputs == 3
 
 
+@pytest.mark.slow
 def test_reader_never_sees_a_wrong_count_during_compaction(tmp_path: Path) -> None:
     """A reader process counts rows while compaction rewrites the store many times."""
     path = tmp_path / "store"

@@ -43,6 +43,7 @@ def test_invalid_row_writes_nothing(store: Store) -> None:
     assert _count(store) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("auto_compact", [0, 6], ids=["plain", "compacting"])
 def test_sigkill_loses_at_most_the_step_in_flight(tmp_path: Path, auto_compact: int) -> None:
     """Kill -9 a real writer mid-campaign; every step it reported done is there."""
@@ -79,6 +80,7 @@ def test_sigkill_loses_at_most_the_step_in_flight(tmp_path: Path, auto_compact: 
         assert _count(store) == len(steps)
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     path = tmp_path / "store"
     n_writers, n_steps = 4, 40
