@@ -148,7 +148,7 @@ class StepRecorder:
                 "cost_seconds": result.seconds,
                 "cost_samples": result.samples,
                 "status": result.status,
-                "error": _bounded(result.error),
+                "error": None if result.error is None else _cut(result.error),
                 "started_at": started_at,
                 "finished_at": datetime.now(UTC),
             }
@@ -161,11 +161,11 @@ def _version_of(env_id: str) -> int:
     return int(version) if version.isdigit() else 0
 
 
-def _bounded(text: str | None) -> str | None:
+def _cut(text: str) -> str:
     """``text``, or its start and its length when longer than :data:`MAX_STORED_CHARS`."""
-    if text is None or len(text) <= MAX_STORED_CHARS:
+    if len(text) <= MAX_STORED_CHARS:
         return text
-    return shorten(text, MAX_STORED_CHARS)
+    return f"{text[: MAX_STORED_CHARS - 40]}... ({len(text):,} characters)"
 
 
 def _plain(x: Any) -> Any:
@@ -182,11 +182,13 @@ def _plain(x: Any) -> Any:
 def _action_json(action: Any) -> str:
     """The action as given, as JSON (anything else as its repr), bounded in length.
 
-    An action whose JSON is longer than :data:`MAX_STORED_CHARS` is stored as a
-    JSON string holding its start and its length.
+    A text action longer than :data:`MAX_STORED_CHARS` is stored cut; any other
+    action whose JSON is that long is stored as a JSON string of its JSON, cut.
     """
+    if isinstance(action, str):
+        return json.dumps(_cut(action))
     try:
         text = json.dumps(_plain(action))
     except (TypeError, ValueError, RecursionError):  # not JSON, or nested too deep for it
         return json.dumps(shorten(action, MAX_STORED_CHARS))
-    return text if len(text) <= MAX_STORED_CHARS else json.dumps(shorten(text, MAX_STORED_CHARS))
+    return text if len(text) <= MAX_STORED_CHARS else json.dumps(_cut(text))

@@ -7,11 +7,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import researchgym  # noqa: F401 - registers the envs
 from researchgym.engine.file_datasets import DataFilesNotFound, write_cifar_batch, write_idx
+from tests.conftest import check_env
 
 # Small, fast experiments: the checkers' random designs stay cheap.
 CHEAP = {"store": False, "max_train_steps": 40, "max_params": 200_000}
