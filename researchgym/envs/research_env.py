@@ -11,7 +11,8 @@ import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -79,7 +80,7 @@ class ResearchEnv(gym.Env):
     same seed and actions are replayed on a CPU.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 - as gymnasium.Env
 
     def __init__(
         self,
@@ -290,6 +291,8 @@ class ResearchEnv(gym.Env):
         estimated."""
         from researchgym.engine import estimate
 
+        if self._task_ref is None:
+            raise gym.error.ResetNeeded("call reset() first: the cost depends on the task")
         try:
             return estimate(metaprogram, task=self._task_ref)
         except Exception:  # noqa: BLE001 - such a design fails in training, with its error
@@ -337,7 +340,7 @@ class ResearchEnv(gym.Env):
             if spec.data_dir_var is not None:
                 reads_files = True
                 directory = data_dir if data_dir is not None else os.environ.get(spec.data_dir_var)
-            ref = TaskRef(task, data_dir=directory or None)
+            ref = TaskRef(task, data_dir=Path(directory) if directory else None)
             check_task(ref)
             refs[task] = ref
         if data_dir is not None and not reads_files:
