@@ -73,6 +73,7 @@ from researchgym.engine import (
     BudgetError,
     Executor,
     InProcessExecutor,
+    TaskRef,
     build_model,
     check_budget,
     count_parameters,
@@ -246,7 +247,7 @@ class CheckResult:
 def check_design(
     metaprogram: Mapping[str, Any],
     *,
-    task: str,
+    task: TaskRef | str,
     limits: Mapping[str, float] | None = None,
     batch: int = 8,
     seed: int = 0,
@@ -721,6 +722,7 @@ class DesignerPlanner(SearchPlanner):
     def propose(self, observation: Any) -> dict[str, Any]:
         if self.task is None:
             self.task = _task_of(observation)
+            self.task_ref = self.env.task_ref if self.env is not None else TaskRef(self.task)
             self.designer.reset(self.arch, task=self.task, seed=self.seed, fixed=self.fixed)
         round_, self._rounds = self._rounds, self._rounds + 1
         base = self._best() or (self.records[0] if self.records else None)
@@ -809,7 +811,7 @@ class DesignerPlanner(SearchPlanner):
             return
         self._seen[key] = record.design_id
         check = check_design(
-            metaprogram, task=self.task, limits=self.limits, batch=self.check_batch,
+            metaprogram, task=self.task_ref, limits=self.limits, batch=self.check_batch,
             seed=int(self.rng.integers(2**31 - 1)),
         )  # fmt: skip
         record.check_status, record.check_reason = check.status, check.reason
@@ -825,7 +827,7 @@ class DesignerPlanner(SearchPlanner):
         )
         full = record.metaprogram
         short = {**full, "train.epochs": min(self.review_epochs, full["train.epochs"])}
-        result = self.executor.run(short, task=self.task, seed=int(self.rng.integers(2**31 - 1)))
+        result = self.executor.run(short, task=self.task_ref, seed=int(self.rng.integers(2**31 - 1)))
         record.review_status, record.review_score = result.status, result.score
         record.review_seconds = result.seconds
         score = result.score

@@ -104,7 +104,7 @@ def run(
     table.add_column("test", justify="right")
     for name, value in info["metrics"].items():
         table.add_row(name, f"{value:.4f}", f"{info['test_metrics'].get(name, float('nan')):.4f}")
-    table.add_row("seconds", f"{info['cost'].seconds:.2f}", "")
+    table.add_row("seconds", f"{info['cost']['seconds']:.2f}", "")
     console.print(table)
     if info["error"]:
         console.print(f"[red]{info['error']}[/]")

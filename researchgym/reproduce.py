@@ -9,6 +9,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from researchgym.engine import TaskRef
+
 __all__ = ["RerunReport", "rerun"]
 
 
@@ -61,7 +63,9 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
         raise ValueError(f"run {run_id} was an invalid action, never trained: there is nothing to re-run")
     env = gym.make(row["env_id"], store=False, device=device, disable_env_checker=True).unwrapped
     try:
-        result = env.executor.run(json.loads(row["metaprogram"]), task=row["task"], seed=int(row["seed"]))
+        result = env.executor.run(
+            json.loads(row["metaprogram"]), task=TaskRef(row["task"]), seed=int(row["seed"])
+        )
     finally:
         env.close()
     return RerunReport(

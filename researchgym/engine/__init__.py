@@ -25,6 +25,7 @@ from researchgym.engine.hooks import (
     TrainingTimeout,
 )
 from researchgym.engine.models import build_model, count_parameters, model_settings
+from researchgym.engine.tasks import TaskError, TaskRef
 from researchgym.engine.train import Result, pipeline_settings, resolve_device, train
 from researchgym.engine.unit_tree import ARCH, build_unit_tree, estimate_unit_tree
 
@@ -42,6 +43,8 @@ __all__ = [
     "Result",
     "SubprocessExecutor",
     "TaskData",
+    "TaskError",
+    "TaskRef",
     "TrainingState",
     "TrainingTimeout",
     "build_model",

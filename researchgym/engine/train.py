@@ -20,6 +20,7 @@ from researchgym.engine.data import (
 )
 from researchgym.engine.hooks import EarlyStopping, Hook, TrainingState
 from researchgym.engine.models import build_model, count_parameters
+from researchgym.engine.tasks import TaskRef
 from researchgym.spaces import Categorical, Float, Int, Setting
 
 __all__ = ["Result", "pipeline_settings", "resolve_device", "train"]
@@ -151,7 +152,7 @@ def _evaluate(model: nn.Module, data: TaskData, x: torch.Tensor, y: torch.Tensor
 def train(
     metaprogram: Mapping[str, Any],
     *,
-    task: str,
+    task: TaskRef | str,
     seed: int = 0,
     device: str | torch.device = "auto",
     hooks: Sequence[Hook] = (),
@@ -167,8 +168,9 @@ def train(
 
     Args:
         metaprogram: validated settings with defaults filled (see ``Schema.validate``).
-        task: task name, a dataset name with optional parameters (see
-            ``researchgym.engine.DATASETS`` and ``researchgym.engine.data.parse_task``).
+        task: a :class:`~researchgym.engine.TaskRef`, or a task name: a dataset name
+            with optional parameters, e.g. ``"digits"`` (see ``researchgym.engine.DATASETS``
+            and ``researchgym.engine.data.parse_task``).
         seed: seeds initialization, batch order, dropout and augmentation.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         hooks: extra hooks called during training.

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from researchgym.engine import Executor, Result
-from researchgym.engine.data import recorded_task
+from researchgym.engine import Executor, Result, TaskRef
 from researchgym.spaces import Schema
 
 __all__ = [
@@ -127,21 +126,21 @@ class ReplayExecutor(Executor):
         """Flat encodings of every recorded metaprogram (all tasks)."""
         return np.concatenate([points for points, _ in self._points.values()])
 
-    def run(self, metaprogram: dict[str, Any], *, task: str, seed: int) -> Result:
-        task = recorded_task(task)
+    def run(self, metaprogram: dict[str, Any], *, task: TaskRef, seed: int) -> Result:
+        name = task.name
         vector = self.schema.encode_valid(metaprogram)
-        group = self._exact.get((task, _key(vector)))
+        group = self._exact.get((name, _key(vector)))
         if group is None:
-            if task not in self._points:
-                return Result(status="error", error=f"no recorded runs on task {task!r}")
+            if name not in self._points:
+                return Result(status="error", error=f"no recorded runs on task {name!r}")
             if self.missing == "error":
                 return Result(
                     status="error",
                     error="no recorded run of this metaprogram on this task; "
                     "use missing='nearest' to answer with the nearest recorded run",
                 )
-            points, groups = self._points[task]
-            group = groups[int(np.argmin(self._half_norms[task] - points @ vector.astype(np.float64)))]
+            points, groups = self._points[name]
+            group = groups[int(np.argmin(self._half_norms[name] - points @ vector.astype(np.float64)))]
         recorded = group[seed % len(group)]
         # A fresh result each step: callers may keep or change what a step returned.
         return Result(
@@ -178,7 +177,13 @@ def make_replay_env(
     from researchgym.envs.suites import suite_of
 
     spec = gym.spec(source)
-    env_kwargs = {**spec.kwargs, "env_id": "researchgym/Replay-v0", **kwargs, "store": store}
+    env_kwargs = {
+        **spec.kwargs,
+        "env_id": "researchgym/Replay-v0",
+        **kwargs,
+        "store": store,
+        "source_env_id": source,
+    }
     schema = suite_of(source).make_schema()
     runs = data if isinstance(data, list) else load_runs(data, source)
     executor = ReplayExecutor(runs, schema, missing)
