@@ -14,16 +14,10 @@ Example::
         episode.observations, episode.actions, episode.rewards
 """
 
-from researchgym.store.schema import SCHEMA_VERSION, STEP_SCHEMA
-from researchgym.store.store import (
-    ENV_VAR,
-    CompactionResult,
-    CorruptFileWarning,
-    Store,
-    open_store,
-    resolve_store_path,
-    store_option,
-)
+from researchgym.store.files import CorruptFileWarning
+from researchgym.store.manifest import CompactionResult
+from researchgym.store.schema import SCHEMA_VERSION, STEP_SCHEMA, StoreError
+from researchgym.store.store import ENV_VAR, Store, open_store, resolve_store_path, store_option
 
 __all__ = [
     "ENV_VAR",
@@ -33,15 +27,17 @@ __all__ = [
     "CorruptFileWarning",
     "Episode",
     "Store",
+    "StoreError",
     "open_store",
     "resolve_store_path",
     "store_option",
 ]
 
 
+
 def __getattr__(name: str) -> object:
-    if name == "Episode":  # lives with the DuckDB code, imported on demand
-        from researchgym.store.query import Episode
+    if name == "Episode":  # lives with the DuckDB catalog, loaded on demand
+        from researchgym.store.catalog import Episode
 
         return Episode
     raise AttributeError(f"module 'researchgym.store' has no attribute {name!r}")

@@ -281,7 +281,7 @@ def export(
     s = _open(store)
     try:
         if format is ExportFormat.minari:
-            from researchgym.store.export import default_dataset_id
+            from researchgym.store.export import default_dataset_id, export_minari
 
             if dataset_id is None:
                 envs = [env] if env else s.envs()
@@ -299,8 +299,8 @@ def export(
                     progress.update(task, completed=done, total=total)
 
                 try:
-                    dataset = s.export_minari(
-                        dataset_id, env_id=env, datasets_path=output, progress=advance
+                    dataset = export_minari(
+                        s, dataset_id, env_id=env, datasets_path=output, progress=advance
                     )
                 except ValueError as exc:
                     _err.print(f"[red]error:[/red] {exc}")
@@ -310,8 +310,10 @@ def export(
                 f"{dataset.total_steps} steps) under {output}"
             )
         else:
+            from researchgym.store.export import export_table
+
             with _err.status(f"exporting to {output}"):
-                n = s.export(output, format=format.value, env_id=env)
+                n = export_table(s, output, format=format.value, env_id=env)
             _console.print(f"wrote {n:,} rows to {output}")
     finally:
         s.close()

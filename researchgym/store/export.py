@@ -7,14 +7,12 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from researchgym.store.query import Episode, _sql_string
-
-if TYPE_CHECKING:
-    from researchgym.store.store import Store
+from researchgym.store.catalog import Episode, sql_string
+from researchgym.store.store import Store
 
 FORMATS = ("parquet", "csv")
 
@@ -45,7 +43,7 @@ def export_table(
         raise ValueError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
     path = Path(path).expanduser().absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    where = f" WHERE env_id = {_sql_string(env_id)}" if env_id is not None else ""
+    where = f" WHERE env_id = {sql_string(env_id)}" if env_id is not None else ""
     select = f"SELECT * FROM steps{where} ORDER BY campaign_id, step"
     options = "FORMAT parquet, COMPRESSION zstd" if format == "parquet" else "FORMAT csv, HEADER"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -13,7 +13,7 @@ import pytest
 from store_rows import make_episode
 
 from researchgym.store import Store
-from researchgym.store.export import default_dataset_id
+from researchgym.store.export import default_dataset_id, export_minari, export_table
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_minari_export_loads(
     two_envs: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    two_envs.export_minari("researchgym/Digits/test-v0", env_id="researchgym/Digits-v0")
+    export_minari(two_envs, "researchgym/Digits/test-v0", env_id="researchgym/Digits-v0")
     dataset = minari.load_dataset("researchgym/Digits/test-v0")
     assert dataset.total_episodes == 3
     assert dataset.total_steps == 10
@@ -53,13 +53,13 @@ def test_minari_export_loads(
 
 def test_minari_export_needs_one_vector_size(two_envs: Store, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="export one env at a time"):
-        two_envs.export_minari("researchgym/mixed-v0", datasets_path=tmp_path)
-    dataset = two_envs.export_minari(
+        export_minari(two_envs, "researchgym/mixed-v0", datasets_path=tmp_path)
+    dataset = export_minari(two_envs, 
         "researchgym/Wine/test-v0", env_id="researchgym/Wine-v0", datasets_path=tmp_path
     )
     assert dataset.total_episodes == 1 and dataset.observation_space.shape == (9,)
     with pytest.raises(ValueError, match="no episodes"):
-        two_envs.export_minari("x/none-v0", env_id="researchgym/Nope-v0", datasets_path=tmp_path)
+        export_minari(two_envs, "x/none-v0", env_id="researchgym/Nope-v0", datasets_path=tmp_path)
 
 
 def test_default_dataset_id() -> None:
@@ -70,8 +70,8 @@ def test_default_dataset_id() -> None:
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_plain_export(two_envs: Store, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "out" / f"steps.{fmt}"
-    assert two_envs.export(out, format=fmt, env_id="researchgym/Digits-v0") == 10
-    assert two_envs.export(tmp_path / f"all.{fmt}", format=fmt) == 14
+    assert export_table(two_envs, out, format=fmt, env_id="researchgym/Digits-v0") == 10
+    assert export_table(two_envs, tmp_path / f"all.{fmt}", format=fmt) == 14
     if fmt == "parquet":
         table = pq.read_table(out)
         assert table.num_rows == 10 and set(table.column("env_id").to_pylist()) == {
@@ -92,4 +92,4 @@ def test_plain_export(two_envs: Store, tmp_path: Path, fmt: str) -> None:
         assert len(json.loads(rows[0]["obs"])) == 6
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
     with pytest.raises(ValueError, match="unknown export format"):
-        two_envs.export(out, format="xlsx")
+        export_table(two_envs, out, format="xlsx")

@@ -13,16 +13,16 @@ import pyarrow.parquet as pq
 import pytest
 from store_rows import make_episode, make_row
 
-import researchgym.store.query as query_module
+import researchgym.store.catalog as catalog_module
 from researchgym.store import CorruptFileWarning, Store
-from researchgym.store.store import rows_to_table
+from researchgym.store.tables import rows_to_table
 
 
 @pytest.fixture(autouse=True, params=["cached", "in_place"])
 def read_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run every test with small files cached in memory and with all files read in place."""
     if request.param == "in_place":
-        monkeypatch.setattr(query_module, "_CACHE_FILE_ROWS", 0)
+        monkeypatch.setattr(catalog_module, "_CACHE_FILE_ROWS", 0)
     return request.param
 
 

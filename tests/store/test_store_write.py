@@ -11,7 +11,7 @@ import pytest
 from store_rows import make_episode, make_row, spawn
 
 from researchgym.store import Store
-from researchgym.store.store import rows_to_table
+from researchgym.store.tables import rows_to_table
 
 
 def _count(store: Store) -> int:
