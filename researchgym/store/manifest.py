@@ -335,7 +335,7 @@ class FileSet:
 def merge_candidates(compacted: Mapping[str, int], target_rows: int, full: bool) -> list[str]:
     """Compacted files to merge again: undersized ones of one size tier, or all with ``full``."""
     undersized = sorted(
-        (n for n, r in compacted.items() if r < target_rows // 2), key=compacted.get
+        (n for n, r in compacted.items() if r < target_rows // 2), key=lambda n: compacted[n]
     )
     if full:
         return undersized if len(undersized) > 1 else []
