@@ -276,6 +276,13 @@ def export(
             help="Minari dataset id [default: from --env, e.g. researchgym/Digits/store-v0]."
         ),
     ] = None,
+    with_env: Annotated[
+        bool,
+        typer.Option(
+            "--with-env/--without-env",
+            help="Minari: store the env spec and its flat spaces (the env must be registered).",
+        ),
+    ] = True,
 ) -> None:
     """Export step rows (parquet, csv) or episodes (minari)."""
     s = _open(store)
@@ -300,10 +307,17 @@ def export(
 
                 try:
                     dataset = export_minari(
-                        s, dataset_id, env_id=env, datasets_path=output, progress=advance
+                        s,
+                        dataset_id,
+                        env_id=env,
+                        datasets_path=output,
+                        recover_env=with_env,
+                        progress=advance,
                     )
                 except ValueError as exc:
                     _err.print(f"[red]error:[/red] {exc}")
+                    if with_env:
+                        _err.print("(--without-env exports the episodes without the env)")
                     raise typer.Exit(1) from None
             _console.print(
                 f"wrote Minari dataset {dataset_id} ({dataset.total_episodes} episodes, "
