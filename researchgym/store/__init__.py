@@ -1,7 +1,18 @@
 """Parquet trajectory store with a DuckDB catalog.
 
 Every env step is one row (see :mod:`researchgym.store.schema`), published as
-a Parquet file atomically; DuckDB reads the files in place.
+a Parquet file atomically; DuckDB reads the files in place. Layers, each
+importing only those above it in this list:
+
+* ``schema``: the row schema and provenance columns;
+* ``tables``: rows to Arrow tables typed by the schema;
+* ``files``: atomic publish, listing and integrity checks of Parquet files;
+* ``backend``: the storage interface and the local-disk backend;
+* ``manifest``: which files are visible, snapshots, compaction;
+* ``catalog``: the DuckDB views (``steps``, ``episodes``, ``best_runs``) and queries;
+* ``store``: the :class:`Store` facade and where a store lives;
+* ``export``: Parquet/CSV files and Minari datasets;
+* ``cli``: the ``researchgym store`` commands.
 
 Example::
 
@@ -10,6 +21,7 @@ Example::
     store = open_store("runs/store")   # None: $RESEARCHGYM_STORE, else ./datasets_store
     store.append(row)                  # durable when it returns
     store.sql("SELECT env_id, count(*) FROM steps GROUP BY 1")   # -> pyarrow.Table
+    store.runs("researchgym/Digits-v0", status="ok", columns=["task", "val_score"])
     for episode in store.iter_episodes(env_id="researchgym/Digits-v0"):
         episode.observations, episode.actions, episode.rewards
 """

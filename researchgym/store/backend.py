@@ -41,7 +41,7 @@ class StorageBackend(abc.ABC):
         """Where the file ``folder/name`` is read from (what DuckDB and pyarrow open)."""
 
     @abc.abstractmethod
-    def list(self, folder: str) -> list[str]:
+    def list_files(self, folder: str) -> list[str]:
         """Names of the published Parquet files in ``folder`` (none if it is missing)."""
 
     @abc.abstractmethod
@@ -83,7 +83,7 @@ class LocalBackend(StorageBackend):
     def location(self, folder: str, name: str) -> Path:
         return self.root / folder / name
 
-    def list(self, folder: str) -> list[str]:
+    def list_files(self, folder: str) -> list[str]:
         return files.list_parquet(self.root / folder)
 
     def write_table(self, folder: str, name: str, table: pa.Table) -> Path:

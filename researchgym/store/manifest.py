@@ -147,7 +147,7 @@ class FileSet:
 
     def small_files(self) -> int:
         """How many writer files exist (visible or replaced but not yet deleted)."""
-        return len(self.backend.list(STEPS_DIR))
+        return len(self.backend.list_files(STEPS_DIR))
 
     def read_manifest(self) -> Manifest:
         """Return the currently published manifest (empty if none yet)."""
@@ -180,7 +180,7 @@ class FileSet:
         """
         for _ in range(1000):
             manifest = self.read_manifest()
-            names = self.backend.list(STEPS_DIR)
+            names = self.backend.list_files(STEPS_DIR)
             if self.read_manifest().generation == manifest.generation:
                 break
         else:  # pragma: no cover - compaction publishing continuously
@@ -255,7 +255,7 @@ class FileSet:
         backend = self.backend
         manifest = self.read_manifest()
         removed = self._remove_leftovers(manifest)
-        steps = sorted(n for n in backend.list(STEPS_DIR) if n not in manifest.replaced)
+        steps = sorted(n for n in backend.list_files(STEPS_DIR) if n not in manifest.replaced)
         if max_files is not None:
             steps = steps[:max_files]
         if len(steps) < min_files:
@@ -326,7 +326,7 @@ class FileSet:
         removed = 0
         for name in manifest.replaced:  # inputs of a compaction interrupted before deleting
             removed += backend.delete(STEPS_DIR, name)
-        for name in backend.list(COMPACTED_DIR):  # outputs never published
+        for name in backend.list_files(COMPACTED_DIR):  # outputs never published
             if name not in manifest.compacted:
                 removed += backend.delete(COMPACTED_DIR, name)
         return removed + backend.remove_stale((STEPS_DIR, COMPACTED_DIR, ""))

@@ -1,8 +1,8 @@
 """Arrow schema of a trajectory-store row and the provenance the store adds.
 
 One row is one environment step (one training run). The env builds the row
-dict with the keys of :data:`ROW_FIELDS`; the store adds the keys of
-:data:`STORE_FIELDS` when they are absent. Keys outside the schema are kept as
+dict with the keys of :data:`ROW_FIELDS` (those of :data:`OPTIONAL_KEYS` may be
+left out); the store adds the keys of :data:`STORE_FIELDS` when they are absent. Keys outside the schema are kept as
 extra columns, so a later version can add a column without rewriting old
 files: readers union files by column name and old files read as NULL there.
 """

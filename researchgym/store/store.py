@@ -99,7 +99,7 @@ def open_store(
         return Store(resolve_store_path(store), **kwargs)
     raise TypeError(
         f"store= must be a path, a Store, None (default location) or False (no recording); "
-        f"got {store!r} of type {type(store).__name__}"
+        f"got {shorten(store)} of type {type(store).__name__}"
     )
 
 
@@ -120,6 +120,10 @@ class Store:
             in memory (see :class:`~researchgym.store.catalog.Catalog`); worth it
             when one object runs more than a query or two.
         backend: Name of the storage backend in :data:`BACKENDS`.
+
+    Attributes:
+        path: The store directory.
+        files: The store's files (:class:`~researchgym.store.manifest.FileSet`).
 
     Raises:
         StoreError: If ``path`` is a file or ``backend`` is unknown.

@@ -115,3 +115,10 @@ def test_write_table_publishes_side_tables_that_duckdb_reads(tmp_path):
     for folder, name in (("steps", "a"), ("../x", "a"), ("designs", "../a")):
         with pytest.raises(ValueError, match="plain file names"):
             store.write_table(folder, name, pa.table({"x": [1]}))
+
+
+def test_unknown_backend_is_refused(tmp_path: Path) -> None:
+    from researchgym.store import StoreError
+
+    with pytest.raises(StoreError, match="unknown store backend 's3'; use one of local"):
+        Store(tmp_path / "store", backend="s3")
