@@ -48,8 +48,7 @@ def test_wheel_contains_reference_data(tmp_path: Path) -> None:
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
     return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in root.rglob("*")
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
     }
 
 

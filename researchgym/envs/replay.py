@@ -43,7 +43,7 @@ QUANTUM = 1e-4  # flat-encoding resolution of an exact match
 
 def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
     """Recorded steps of ``env_id`` from a store (default: the shipped reference runs)."""
-    from researchgym.store import open_store
+    from researchgym.store import Store
 
     path = Path(data) if data is not None else REFERENCE_STORE
     if not path.exists():
@@ -51,9 +51,8 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
             f"no store at {path}; generate runs with `researchgym generate --env {env_id} "
             f"--store {path}` or pass data= pointing at a store"
         )
-    rows = (
-        open_store(str(path))
-        .runs(
+    with Store(path) as store:
+        rows = store.runs(
             env_id,
             trained=True,
             columns=(
@@ -61,9 +60,7 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
                 "curve", "cost_seconds", "cost_samples",
             ),
             order_by=("task", "run_id"),
-        )
-        .to_pylist()
-    )
+        ).to_pylist()  # fmt: skip
     if not rows:
         raise ValueError(f"the store at {path} has no recorded runs of {env_id}")
     return rows

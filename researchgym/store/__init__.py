@@ -46,7 +46,6 @@ __all__ = [
 ]
 
 
-
 def __getattr__(name: str) -> object:
     if name == "Episode":  # lives with the DuckDB catalog, loaded on demand
         from researchgym.store.catalog import Episode

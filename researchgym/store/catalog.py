@@ -334,11 +334,7 @@ class Catalog:
                 if footer is None:
                     continue
                 key, rows = footer
-                if (
-                    self._cache_small_files
-                    and path in writer_files
-                    and rows <= _CACHE_FILE_ROWS
-                ):
+                if self._cache_small_files and path in writer_files and rows <= _CACHE_FILE_ROWS:
                     small[path] = key
                     small_rows += rows
                 else:

@@ -43,7 +43,9 @@ def export_table(
         StoreError: If ``format`` is unknown.
     """
     if format not in FORMATS:
-        raise StoreError(f"unknown export format {shorten(format)}; use one of {', '.join(FORMATS)}")
+        raise StoreError(
+            f"unknown export format {shorten(format)}; use one of {', '.join(FORMATS)}"
+        )
     path = Path(path).expanduser().absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     where = f" WHERE env_id = {sql_string(env_id)}" if env_id is not None else ""

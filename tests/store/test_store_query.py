@@ -286,9 +286,10 @@ def test_added_columns_read_null_in_files_written_before_them(store: Store) -> N
     old = old.drop_columns(["task_features", "source_env_id"])
     store.steps_dir.mkdir(parents=True)
     pq.write_table(old, store.steps_dir / "old.parquet")
-    assert store.runs(columns=("task_features", "source_env_id")).to_pylist() == [
-        {"task_features": None, "source_env_id": None}
-    ] * 2
+    assert (
+        store.runs(columns=("task_features", "source_env_id")).to_pylist()
+        == [{"task_features": None, "source_env_id": None}] * 2
+    )
     features = '{"n_train": 10.0}'
     store.append_many(
         make_episode(1, campaign_id="n" * 32, task_features=features, source_env_id="src")

@@ -110,7 +110,9 @@ def test_write_table_publishes_side_tables_that_duckdb_reads(tmp_path):
     path = store.write_table("designs", "abc123", pa.table({"x": [1, 2]}))
     store.write_table("designs", "abc123", pa.table({"x": [3]}))  # replaced whole
     assert path == store.path / "designs" / "abc123.parquet"
-    assert duckdb.sql(f"SELECT sum(x) FROM read_parquet('{store.path}/designs/*.parquet')").fetchall() == [(3,)]
+    assert duckdb.sql(
+        f"SELECT sum(x) FROM read_parquet('{store.path}/designs/*.parquet')"
+    ).fetchall() == [(3,)]
     assert store.info()["rows"] == 0  # not steps
     for folder, name in (("steps", "a"), ("../x", "a"), ("designs", "../a")):
         with pytest.raises(ValueError, match="plain file names"):
