@@ -13,6 +13,7 @@ flat encoding, on the episode's task:
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,8 @@ __all__ = [
     "pinned_settings",
 ]
 
-#: Reference runs shipped with the repository (see datasets_store/README.md).
-REFERENCE_STORE = Path(__file__).resolve().parents[2] / "datasets_store" / "reference"
+#: Reference runs shipped as package data (see researchgym/reference/README.md).
+REFERENCE_STORE = Path(str(importlib.resources.files("researchgym") / "reference"))
 #: Surrogates fitted on the reference runs, one ``<EnvName>.npz`` + ``.json`` per env.
 REFERENCE_SURROGATES = REFERENCE_STORE / "surrogates"
 
@@ -41,7 +42,7 @@ QUANTUM = 1e-4  # flat-encoding resolution of an exact match
 
 def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
     """Recorded steps of ``env_id`` from a store (default: the shipped reference runs)."""
-    from researchgym.store import open_store
+    from researchgym.store import Store
 
     path = Path(data) if data is not None else REFERENCE_STORE
     if not path.exists():
@@ -49,12 +50,16 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
             f"no store at {path}; generate runs with `researchgym generate --env {env_id} "
             f"--store {path}` or pass data= pointing at a store"
         )
-    rows = open_store(str(path)).sql(
-        "SELECT task, seed, metaprogram, status, error, val_metrics, test_metrics, curve, "
-        "cost_seconds, cost_samples FROM steps WHERE env_id = ? AND metaprogram IS NOT NULL "
-        "AND metaprogram <> 'null' AND status <> 'invalid_action' ORDER BY task, run_id",
-        [env_id],
-    ).to_pylist()
+    with Store(path) as store:
+        rows = store.runs(
+            env_id,
+            trained=True,
+            columns=(
+                "task", "seed", "metaprogram", "status", "error", "val_metrics", "test_metrics",
+                "curve", "cost_seconds", "cost_samples",
+            ),
+            order_by=("task", "run_id"),
+        ).to_pylist()  # fmt: skip
     if not rows:
         raise ValueError(f"the store at {path} has no recorded runs of {env_id}")
     return rows
