@@ -22,7 +22,7 @@ from agents.llm_agent import URL_VAR
 from researchgym.engine import ARCH, Executor, Result
 from researchgym.engine import unit_tree as units
 from researchgym.envs.suites import get_suite
-from researchgym.planners import Planner, PlannerError, make_planner, run_campaign
+from researchgym.planning import Planner, PlannerError, make_planner, run_campaign
 from researchgym.store import open_store
 
 ENV_ID = "researchgym/SeqArch-v0"

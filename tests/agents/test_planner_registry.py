@@ -8,12 +8,11 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from planner_testing import CHEAP, ENV_ID, assert_in_space
+from planner_testing import CHEAP, ENV_ID, assert_in_space, rows_by_agent
 
-from researchgym.planners import (
+from researchgym.planning import (
     PLANNERS,
     CampaignArgs,
-    PinSettings,
     Planner,
     PlannerError,
     make_planner,
@@ -25,6 +24,7 @@ from researchgym.planners import (
     run_campaign,
 )
 from researchgym.spaces import Categorical, Float, Schema, SettingError
+from researchgym.wrappers import PinSettings
 
 BLACK_BOX = ["random", "sobol", "grid", "tpe", "default"]
 
@@ -116,7 +116,8 @@ def test_harness_converts_once_pins_and_records(make_env, store_dir) -> None:
     env = make_env(interface="flat")
     result = run_campaign(env, make_planner("random"), seed=4, fixed=CHEAP)
     assert [s.step for s in result.steps] == [0, 1, 2]
-    assert result.agent == "random" and env.unwrapped.agent == "random"
+    assert result.agent == "random"
+    assert rows_by_agent(store_dir) == {"random": 3}  # the agent name travels with reset
     assert all(s.status == "ok" and s.metaprogram["train.epochs"] == 1 for s in result.steps)
     assert result.best_score == max(s.score for s in result.steps)
     assert result.best_so_far()[-1] == result.best_score
@@ -165,7 +166,7 @@ def test_parse_args_gives_every_agent_a_command_line() -> None:
     args = parse_args(Args, ["--env-id", "researchgym/Digits-v0", "--fixed", "train.epochs=2", "optim.lr=0.1", "--levels", "5", "--no-shuffle", "--store", "none"])
     assert isinstance(args, CampaignArgs)
     assert (args.env_id, args.fixed, args.levels, args.shuffle, args.store) == (
-        "researchgym/Digits-v0", ["train.epochs=2", "optim.lr=0.1"], 5, False, "none"
+        "researchgym/Digits-v0", ("train.epochs=2", "optim.lr=0.1"), 5, False, "none"
     )
     assert parse_args(Args, []).levels == 3
 
