@@ -29,13 +29,13 @@ class PinSettings(gym.ActionWrapper):
 
     def __init__(self, env: gym.Env, fixed: Mapping[str, Any] | None = None):
         super().__init__(env)
-        schema = env.unwrapped.schema
+        schema = env.unwrapped.schema  # type: ignore[attr-defined]
         self.fixed = {name: schema[name].validate(value) for name, value in (fixed or {}).items()}
 
     def action(self, action: Any) -> Any:
         if not self.fixed:
             return action
-        base = self.env.unwrapped
+        base: Any = self.env.unwrapped  # a ResearchEnv
         try:
             metaprogram = base.interface.parse_action(action)
         except SettingError:

@@ -123,7 +123,9 @@ def training_kwargs(args: Any) -> dict[str, Any]:
     Taken from its ``Args``: the :class:`CampaignArgs` plus ``total_timesteps``,
     ``save_path`` and ``n_envs``, with a progress line on stdout.
     """
-    schema = gym.make(args.env_id, store=False, disable_env_checker=True).unwrapped.schema
+    env = gym.make(args.env_id, store=False, disable_env_checker=True)
+    schema = env.unwrapped.schema  # type: ignore[attr-defined]
+    env.close()
     return {
         "total_timesteps": args.total_timesteps,
         "seed": args.seed,

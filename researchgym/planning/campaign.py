@@ -67,8 +67,8 @@ class CampaignResult:
     @property
     def best(self) -> StepRecord | None:
         """The step with the best validation score (``None`` until one succeeds)."""
-        scored = [s for s in self.steps if s.score is not None]
-        return max(scored, key=lambda s: s.score) if scored else None
+        scored = [(s.score, s) for s in self.steps if s.score is not None]
+        return max(scored, key=lambda pair: pair[0])[1] if scored else None
 
     @property
     def best_score(self) -> float | None:
@@ -121,7 +121,7 @@ def run_campaign(
         PlannerError: the planner reads another interface than the env's.
         SettingError: a pinned setting that is unknown or out of range.
     """
-    base = env.unwrapped
+    base: Any = env.unwrapped  # a ResearchEnv
     schema: Schema = base.schema
     pins = validate_pins(schema, fixed)
     wanted = getattr(planner, "interface", None)
@@ -226,7 +226,7 @@ def rollout(
         kwargs["budget"] = budget
     env = gym.make(env_id, disable_env_checker=True, **kwargs)
     try:
-        schema: Schema = env.unwrapped.schema
+        schema: Schema = env.unwrapped.schema  # type: ignore[attr-defined]
         if fixed is not None and not isinstance(fixed, Mapping):
             fixed = schema.parse_overrides(list(fixed))
         schema.validate(fixed or {})

@@ -47,7 +47,7 @@ class CampaignContext:
 
 def campaign_context(env: gym.Env, task: str) -> CampaignContext:
     """The context of the campaign ``env`` was just reset to, on ``task``."""
-    base = env.unwrapped
+    base: Any = env.unwrapped  # a ResearchEnv
     task_ref = getattr(base, "task_ref", None)
     if task_ref is None:
         task_ref = base._locators[task]
