@@ -799,7 +799,8 @@ class DesignerPlanner(SearchPlanner):
         )
         full = record.metaprogram
         short = {**full, "train.epochs": min(self.review_epochs, full["train.epochs"])}
-        result = self.executor.run(short, task=self.task_ref, seed=int(self.rng.integers(2**31 - 1)))
+        seed = int(self.rng.integers(2**31 - 1))
+        result = self.executor.run(short, task=self.task_ref, seed=seed)
         record.review_status, record.review_score = result.status, result.score
         record.review_seconds = result.seconds
         score = result.score

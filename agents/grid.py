@@ -29,7 +29,8 @@ class Args(CampaignArgs):
 
     levels: int = arg(3, "points per numeric setting")
     settings: tuple[str, ...] = arg(
-        (), "settings spanned by the grid (default: all that are not pinned); the rest keep their defaults"
+        (),
+        "settings spanned by the grid (default: all that are not pinned); the rest keep defaults",
     )
     shuffle: bool = arg(True, "visit grid points in a seeded random order")
 
@@ -45,7 +46,9 @@ class GridPlanner(SearchPlanner):
 
     name = "grid"
 
-    def __init__(self, levels: int = 3, settings: Sequence[str] | None = None, shuffle: bool = True):
+    def __init__(
+        self, levels: int = 3, settings: Sequence[str] | None = None, shuffle: bool = True
+    ):
         if not isinstance(levels, int) or levels < 1:
             raise SettingError(f"levels={levels!r} must be a positive integer, e.g. 3")
         self.levels = levels

@@ -239,7 +239,9 @@ def test_rollout_makes_the_env_the_planner_reads_and_closes_it(store_dir) -> Non
         make_planner("grid", levels=2), ENV_ID, episodes=2, seed=1, budget=2,
         fixed=["train.epochs=1", "train.batch_size=256"], store=store_dir, callback=seen.append,
     )  # fmt: skip
-    assert [(s.episode, s.step, s.budget) for s in seen] == [(0, 0, 2), (0, 1, 2), (1, 0, 2), (1, 1, 2)]
+    assert [(s.episode, s.step, s.budget) for s in seen] == [
+        (0, 0, 2), (0, 1, 2), (1, 0, 2), (1, 1, 2)
+    ]  # fmt: skip
     assert [r.seed for r in results] == [1, 2]
     assert all(s.metaprogram["train.epochs"] == 1 for s in seen)
     assert rows_by_agent(store_dir) == {"grid": 4}
