@@ -33,10 +33,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from researchgym.planners import (
+from researchgym.planning import (
     CampaignArgs,
     PlannerError,
     SearchPlanner,
+    arg,
     parse_args,
     run_from_args,
 )
@@ -282,10 +283,14 @@ class LLMAgent(SearchPlanner):
 class Args(CampaignArgs):
     """A language model (OpenAI-compatible endpoint from $RESEARCHGYM_LLM_URL, or a local model) as planner."""
 
-    model: str | None = None
-    """local transformers model directory (default: the endpoint at $RESEARCHGYM_LLM_URL)"""
-    max_retries: int = 2
-    """invalid replies answered with the error before falling back to defaults"""
+    model: str | None = arg(
+        None,
+        "local transformers model directory (default: the endpoint at $RESEARCHGYM_LLM_URL)",
+    )
+    max_retries: int = arg(
+        2,
+        "invalid replies answered with the error before falling back to defaults",
+    )
 
 
 if __name__ == "__main__":

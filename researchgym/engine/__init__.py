@@ -26,7 +26,14 @@ from researchgym.engine.hooks import (
 )
 from researchgym.engine.models import build_model, count_parameters, model_settings
 from researchgym.engine.tasks import TaskError, TaskRef
-from researchgym.engine.train import Result, pipeline_settings, resolve_device, train
+from researchgym.engine.train import (
+    Result,
+    TrainCheck,
+    check_trainable,
+    pipeline_settings,
+    resolve_device,
+    train,
+)
 from researchgym.engine.unit_tree import ARCH, build_unit_tree, estimate_unit_tree
 
 __all__ = [
@@ -45,12 +52,14 @@ __all__ = [
     "TaskData",
     "TaskError",
     "TaskRef",
+    "TrainCheck",
     "TrainingState",
     "TrainingTimeout",
     "build_model",
     "build_unit_tree",
     "check_budget",
     "check_task",
+    "check_trainable",
     "count_parameters",
     "data_settings",
     "estimate",
