@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
-from researchgym.engine import TaskRef
 from researchgym.spaces import Schema
+
+if TYPE_CHECKING:
+    from researchgym.engine import TaskRef
 
 __all__ = ["CampaignContext", "campaign_context"]
 
