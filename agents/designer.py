@@ -10,8 +10,8 @@ Every step of a campaign runs an inner loop until one design is accepted:
 2. the **checker** (:func:`check_design`) validates the tree against the schema,
    rejects it when its estimated cost is over the parameter or compute budget,
    then builds the model and runs one forward and backward pass on a small batch
-   of the task's training data, rejecting it on any exception or a non-finite loss
-   or gradient;
+   of the task's training data (:func:`researchgym.engine.check_trainable`),
+   rejecting it on any exception or a non-finite loss or gradient;
 3. the **reviewer** trains the design briefly (``review_epochs`` epochs instead of
    ``train.epochs``) and accepts it when its review score comes within ``margin``
    of the best review score so far (the first reviewed design is accepted).
@@ -35,10 +35,11 @@ in place; with ``store=False`` they are kept in memory only (``planner.records``
     SELECT design_id, round, change, check_status, review_score, accepted, full_score
     FROM read_parquet('datasets_store/designs/*.parquet') ORDER BY campaign_id, design_id
 
-:func:`researchgym.planners.run_campaign` binds the planner to its env
-(:meth:`DesignerPlanner.bind`): it checks against the env's budgets, reviews with
-the env's executor and records into the env's store under the env's campaign
-ids, so accepted designs join the ``steps`` view on ``campaign_id`` and ``step``.
+:func:`researchgym.planning.run_campaign` binds the planner to each campaign
+(:meth:`DesignerPlanner.bind`, given a :class:`~researchgym.planning.CampaignContext`):
+it checks against the env's budgets, reviews with the env's executor and records
+into the env's store under the env's campaign ids, so accepted designs join the
+``steps`` view on ``campaign_id`` and ``step``.
 Unbound, it reads the task from the text observation and uses its own
 ``max_params``, ``max_train_flops``, ``max_train_steps``, ``device`` and ``store``,
 and its own campaign ids; accepted designs then join ``steps`` on ``run_seed = steps.seed``.
@@ -62,29 +63,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import gymnasium as gym
 import numpy as np
 import pyarrow as pa
-import torch
-from torch.nn import functional as F
 
 from agents.llm_agent import extract_json, make_backend
 from researchgym.engine import (
     BudgetError,
     Executor,
     InProcessExecutor,
-    build_model,
+    TaskRef,
     check_budget,
-    count_parameters,
+    check_trainable,
     estimate,
-    load_task_data,
 )
-from researchgym.engine.data import IGNORE
-from researchgym.envs.research_env import ResearchEnv
-from researchgym.planners import (
+from researchgym.planning import (
     CampaignArgs,
+    CampaignContext,
     PlannerError,
     SearchPlanner,
+    arg,
     parse_args,
     run_from_args,
 )
@@ -246,7 +243,7 @@ class CheckResult:
 def check_design(
     metaprogram: Mapping[str, Any],
     *,
-    task: str,
+    task: TaskRef | str,
     limits: Mapping[str, float] | None = None,
     batch: int = 8,
     seed: int = 0,
@@ -255,53 +252,29 @@ def check_design(
 
     The cost is estimated first (no model built) and compared with ``limits``
     (``max_params``, ``max_train_flops``, ``max_train_steps``, as
-    :func:`researchgym.engine.check_budget` takes them); then the model is built on
-    the CPU and one forward and backward pass runs on the first ``batch`` training
-    examples of ``task``. The global torch random state is left as it was.
+    :func:`researchgym.engine.check_budget` takes them); then
+    :func:`researchgym.engine.check_trainable` builds the model on the CPU and runs
+    one forward and backward pass on the first ``batch`` training examples of ``task``
+    (the task as the executor runs it).
 
     Returns:
         A :class:`CheckResult`: ``"ok"``, ``"over_budget"``, ``"error"`` or ``"non_finite"``.
     """
     started = time.perf_counter()
-
-    def result(status: str, reason: str | None = None, **counts: int | None) -> CheckResult:
-        return CheckResult(status, reason, seconds=time.perf_counter() - started, **counts)
-
     try:
         cost = estimate(metaprogram, task=task)
         check_budget(cost, **(limits or {}))
     except BudgetError as exc:
-        return result("over_budget", str(exc), estimated_params=cost.params)
-    except Exception as exc:  # noqa: BLE001 - any failure rejects the design
-        return result("error", f"estimating the design failed: {type(exc).__name__}: {exc}")
-    data = load_task_data(task)
-    x, y = data.x_train[:batch], data.y_train[:batch]
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build_model(metaprogram, data.input_shape, data.n_outputs)
-            out = model(x)
-            loss = F.cross_entropy(
-                out.reshape(-1, out.shape[-1]), y.reshape(-1), ignore_index=IGNORE
-            )
-            loss.backward()
-    except Exception as exc:  # noqa: BLE001 - any failure rejects the design
-        return result(
-            "error",
-            f"the forward/backward pass failed: {type(exc).__name__}: {exc}",
-            estimated_params=cost.params,
+        return CheckResult(
+            "over_budget", str(exc), cost.params, seconds=time.perf_counter() - started
         )
-    counts = {"estimated_params": cost.params, "params": count_parameters(model)}
-    if not math.isfinite(loss.item()):
-        return result("non_finite", f"the loss of one batch is {loss.item()}", **counts)
-    bad = [
-        name
-        for name, p in model.named_parameters()
-        if p.grad is not None and not bool(torch.isfinite(p.grad).all())
-    ]
-    if bad:
-        return result("non_finite", f"non-finite gradients in {', '.join(bad[:3])}", **counts)
-    return result("ok", **counts)
+    except Exception as exc:  # noqa: BLE001 - any failure rejects the design
+        reason = f"estimating the design failed: {type(exc).__name__}: {exc}"
+        return CheckResult("error", reason, seconds=time.perf_counter() - started)
+    check = check_trainable(metaprogram, task=task, batch=batch, seed=seed)
+    return CheckResult(
+        check.status, check.error, cost.params, check.n_params, time.perf_counter() - started
+    )
 
 
 # --- designers --------------------------------------------------------------------------------
@@ -593,7 +566,7 @@ class DesignerPlanner(SearchPlanner):
         check_batch: training examples in the checker's forward/backward pass.
         start: the campaign's first tree (default: the schema's defaults).
         max_params, max_train_flops, max_train_steps: budgets of the checker when
-            the planner is not bound to an env (bound, it takes the env's).
+            the planner is not bound to a campaign (bound, it takes the env's).
         store: where the records go when not bound (as the env's ``store=``:
             a directory, ``None`` for the default location, ``False`` for nowhere).
         device: device of the review runs when not bound.
@@ -676,18 +649,17 @@ class DesignerPlanner(SearchPlanner):
         self.own_limits = {name: value for name, value in limits.items() if value is not None}
         self.own_store = store
         self.own_executor: Executor = InProcessExecutor(device=device)
-        self.env: ResearchEnv | None = None
+        self.context: CampaignContext | None = None
+        self.task: str | None = None  # the campaign's task, by name
+        self.task_ref: TaskRef | None = None  # the task as the checker and the executor take it
         self.records: list[DesignRecord] = []
         self.records_path: Path | None = None
 
-    def bind(self, env: gym.Env) -> None:
-        """Design for ``env``: check against its budgets, review with its executor and record
-        into its store under its campaign ids (instead of this planner's own settings)."""
-        if not isinstance(env.unwrapped, ResearchEnv):
-            raise PlannerError(
-                f"bind() needs a ResearchGym env, got {type(env.unwrapped).__name__}"
-            )
-        self.env = env.unwrapped
+    def bind(self, context: CampaignContext) -> None:
+        """Design for the campaign of ``context``: check against its budgets, review with its
+        executor and record into its store under its campaign id (instead of this planner's
+        own settings)."""
+        self.context = context
 
     def reset(
         self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
@@ -703,26 +675,30 @@ class DesignerPlanner(SearchPlanner):
             self._design(self.start_tree)
         except (ValueError, TypeError) as exc:
             raise PlannerError(f"start tree: {exc}") from None
-        if self.env is not None:  # run_campaign resets the env's campaign before the planner
-            self.limits, self.executor = dict(self.env.limits), self.env.executor
-            self.campaign_id, self.store = self.env.campaign_id, self.env.store
+        context = self.context
+        if context is not None:
+            self.limits, self.executor = dict(context.limits), context.executor
+            self.campaign_id, self.store = context.campaign_id, context.store
+            self.task, self.task_ref = context.task, context.task_ref
         else:
             self.limits, self.executor = dict(self.own_limits), self.own_executor
             self.campaign_id = uuid.uuid4().hex
             self.store = None if self.own_store is False else open_store(self.own_store)
+            self.task, self.task_ref = None, None
         self.records_path = None if self.store is None else self.store.path / DESIGNS_DIR / f"{self.campaign_id}.parquet"
         self.records = []
-        self.task: str | None = None
         self._rounds = 0
         self._seen: dict[str, int] = {}
         self._pending: DesignRecord | None = None
 
     # --- the inner loop ---------------------------------------------------------------------
     def propose(self, observation: Any) -> dict[str, Any]:
-        if self.task is None:
-            self.task = _task_of(observation)
-            self.designer.reset(self.arch, task=self.task, seed=self.seed, fixed=self.fixed)
         round_, self._rounds = self._rounds, self._rounds + 1
+        if round_ == 0:
+            if self.task is None:  # not bound: the task named by the observation
+                self.task = _task_of(observation)
+                self.task_ref = TaskRef(self.task)
+            self.designer.reset(self.arch, task=self.task, seed=self.seed, fixed=self.fixed)
         base = self._best() or (self.records[0] if self.records else None)
         for attempt in range(self.max_attempts):
             if base is None:  # the campaign's first proposal
@@ -809,7 +785,7 @@ class DesignerPlanner(SearchPlanner):
             return
         self._seen[key] = record.design_id
         check = check_design(
-            metaprogram, task=self.task, limits=self.limits, batch=self.check_batch,
+            metaprogram, task=self.task_ref, limits=self.limits, batch=self.check_batch,
             seed=int(self.rng.integers(2**31 - 1)),
         )  # fmt: skip
         record.check_status, record.check_reason = check.status, check.reason
@@ -825,7 +801,8 @@ class DesignerPlanner(SearchPlanner):
         )
         full = record.metaprogram
         short = {**full, "train.epochs": min(self.review_epochs, full["train.epochs"])}
-        result = self.executor.run(short, task=self.task, seed=int(self.rng.integers(2**31 - 1)))
+        seed = int(self.rng.integers(2**31 - 1))
+        result = self.executor.run(short, task=self.task_ref, seed=seed)
         record.review_status, record.review_score = result.status, result.score
         record.review_seconds = result.seconds
         score = result.score
@@ -896,23 +873,23 @@ class DesignerPlanner(SearchPlanner):
 class Args(CampaignArgs):
     """Designer-reviewer loop over the unit-tree architectures of a ResearchGym env."""
 
-    env_id: str = "researchgym/SeqArch-v0"
-    """env to run campaigns on (a unit-tree env: SeqArch-v0 or CharLM-v0)"""
-    designer: str = "mutation"
-    """who proposes changes: mutation (seeded edits) or llm ($RESEARCHGYM_LLM_URL or --model)"""
-    max_attempts: int = 4
-    """proposals per step before falling back to the round's best review"""
-    review_epochs: int = 1
-    """epochs of the short review run"""
-    margin: float = 0.01
-    """accept a review score this far below the best so far"""
-    model: str | None = None
-    """local transformers model directory for --designer llm"""
+    env_id: str = arg(
+        "researchgym/SeqArch-v0",
+        "env to run campaigns on (a unit-tree env: SeqArch-v0 or CharLM-v0)",
+    )
+    designer: str = arg(
+        "mutation",
+        "who proposes changes: mutation (seeded edits) or llm ($RESEARCHGYM_LLM_URL or --model)",
+    )
+    max_attempts: int = arg(4, "proposals per step before falling back to the round's best review")
+    review_epochs: int = arg(1, "epochs of the short review run")
+    margin: float = arg(0.01, "accept a review score this far below the best so far")
+    model: str | None = arg(None, "local transformers model directory for --designer llm")
 
 
 if __name__ == "__main__":
     args = parse_args(Args)
-    planner = DesignerPlanner(  # run_campaign binds it to the env: its budgets, executor and store
+    planner = DesignerPlanner(  # bound to each campaign: the env's budgets, executor and store
         args.designer, max_attempts=args.max_attempts, review_epochs=args.review_epochs,
         margin=args.margin, model=args.model,
     )  # fmt: skip

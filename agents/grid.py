@@ -14,11 +14,11 @@ tried once. When the grid is exhausted it starts over. The points come from
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from researchgym.planners import CampaignArgs, SearchPlanner, parse_args, run_from_args
+from researchgym.planning import CampaignArgs, SearchPlanner, arg, parse_args, run_from_args
 from researchgym.spaces import Schema, SettingError
 from researchgym.spaces.sampling import grid_points
 
@@ -27,12 +27,12 @@ from researchgym.spaces.sampling import grid_points
 class Args(CampaignArgs):
     """Grid search over (some of) a ResearchGym env's settings."""
 
-    levels: int = 3
-    """points per numeric setting"""
-    settings: list[str] = field(default_factory=list)
-    """settings spanned by the grid (default: all that are not pinned); the rest keep their defaults"""
-    shuffle: bool = True
-    """visit grid points in a seeded random order"""
+    levels: int = arg(3, "points per numeric setting")
+    settings: tuple[str, ...] = arg(
+        (),
+        "settings spanned by the grid (default: all that are not pinned); the rest keep defaults",
+    )
+    shuffle: bool = arg(True, "visit grid points in a seeded random order")
 
 
 class GridPlanner(SearchPlanner):
@@ -46,7 +46,9 @@ class GridPlanner(SearchPlanner):
 
     name = "grid"
 
-    def __init__(self, levels: int = 3, settings: list[str] | None = None, shuffle: bool = True):
+    def __init__(
+        self, levels: int = 3, settings: Sequence[str] | None = None, shuffle: bool = True
+    ):
         if not isinstance(levels, int) or levels < 1:
             raise SettingError(f"levels={levels!r} must be a positive integer, e.g. 3")
         self.levels = levels

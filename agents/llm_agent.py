@@ -43,10 +43,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from researchgym.errors import shorten
-from researchgym.planners import (
+from researchgym.planning import (
     CampaignArgs,
     PlannerError,
     SearchPlanner,
+    arg,
     parse_args,
     run_from_args,
 )
@@ -418,10 +419,14 @@ class LLMAgent(SearchPlanner):
 class Args(CampaignArgs):
     """A language model (OpenAI-compatible endpoint from $RESEARCHGYM_LLM_URL, or a local model) as planner."""
 
-    model: str | None = None
-    """local transformers model directory (default: the endpoint at $RESEARCHGYM_LLM_URL)"""
-    max_retries: int = 2
-    """invalid replies answered with the error before falling back to defaults"""
+    model: str | None = arg(
+        None,
+        "local transformers model directory (default: the endpoint at $RESEARCHGYM_LLM_URL)",
+    )
+    max_retries: int = arg(
+        2,
+        "invalid replies answered with the error before falling back to defaults",
+    )
 
 
 if __name__ == "__main__":

@@ -39,16 +39,17 @@ from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.tune.registry import register_env
 
-from researchgym.planners import (
+from researchgym.planning import (
     CampaignArgs,
-    PinSettings,
     PlannerError,
     SearchPlanner,
+    arg,
     parse_args,
     run_from_args,
     training_kwargs,
 )
 from researchgym.spaces import Schema
+from researchgym.wrappers import PinSettings
 
 TRAIN_AGENT = "ppo-rllib-train"
 ENV_NAME = "researchgym-rllib"
@@ -58,24 +59,15 @@ ENV_NAME = "researchgym-rllib"
 class Args(CampaignArgs):
     """Train PPO (RLlib) on a ResearchGym env, save it, then run campaigns with it."""
 
-    total_timesteps: int = 2048
-    """env steps (experiments) to train for"""
-    n_envs: int = 1
-    """envs stepped together while sampling"""
-    train_batch_size: int = 128
-    """env steps per policy update"""
-    minibatch_size: int = 64
-    """minibatch size"""
-    num_epochs: int = 4
-    """passes over each train batch"""
-    lr: float = 3e-4
-    """Adam learning rate"""
-    gamma: float = 0.9
-    """discount: how much later experiments of a campaign count"""
-    num_cpus: int = 2
-    """CPUs of the local Ray instance"""
-    save_path: str = "runs/ppo_rllib"
-    """checkpoint directory of the trained algorithm"""
+    total_timesteps: int = arg(2048, "env steps (experiments) to train for")
+    n_envs: int = arg(1, "envs stepped together while sampling")
+    train_batch_size: int = arg(128, "env steps per policy update")
+    minibatch_size: int = arg(64, "minibatch size")
+    num_epochs: int = arg(4, "passes over each train batch")
+    lr: float = arg(3e-4, "Adam learning rate")
+    gamma: float = arg(0.9, "discount: how much later experiments of a campaign count")
+    num_cpus: int = arg(2, "CPUs of the local Ray instance")
+    save_path: str = arg("runs/ppo_rllib", "checkpoint directory of the trained algorithm")
 
 
 # --- training ---------------------------------------------------------------------------------

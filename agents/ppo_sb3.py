@@ -35,16 +35,17 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-from researchgym.planners import (
+from researchgym.planning import (
     CampaignArgs,
-    PinSettings,
     PlannerError,
     SearchPlanner,
+    arg,
     parse_args,
     run_from_args,
     training_kwargs,
 )
 from researchgym.spaces import Schema
+from researchgym.wrappers import PinSettings
 
 TRAIN_AGENT = "ppo-sb3-train"
 
@@ -53,24 +54,15 @@ TRAIN_AGENT = "ppo-sb3-train"
 class Args(CampaignArgs):
     """Train PPO (stable-baselines3) on a ResearchGym env, save it, then run campaigns with it."""
 
-    total_timesteps: int = 2048
-    """env steps (experiments) to train for"""
-    n_envs: int = 1
-    """envs stepped together while training"""
-    vec_env: str = "dummy"
-    """'dummy' (one process) or 'subproc' (one process per env)"""
-    n_steps: int = 64
-    """steps per env between policy updates"""
-    batch_size: int = 64
-    """minibatch size"""
-    n_epochs: int = 4
-    """passes over each rollout"""
-    learning_rate: float = 3e-4
-    """Adam learning rate"""
-    gamma: float = 0.9
-    """discount: how much later experiments of a campaign count"""
-    save_path: str = "runs/ppo_sb3.zip"
-    """where the trained policy is saved"""
+    total_timesteps: int = arg(2048, "env steps (experiments) to train for")
+    n_envs: int = arg(1, "envs stepped together while training")
+    vec_env: str = arg("dummy", "'dummy' (one process) or 'subproc' (one process per env)")
+    n_steps: int = arg(64, "steps per env between policy updates")
+    batch_size: int = arg(64, "minibatch size")
+    n_epochs: int = arg(4, "passes over each rollout")
+    learning_rate: float = arg(3e-4, "Adam learning rate")
+    gamma: float = arg(0.9, "discount: how much later experiments of a campaign count")
+    save_path: str = arg("runs/ppo_sb3.zip", "where the trained policy is saved")
 
 
 # --- training ---------------------------------------------------------------------------------

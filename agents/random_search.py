@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from researchgym.planners import CampaignArgs, SearchPlanner, parse_args, run_from_args
+from researchgym.planning import CampaignArgs, SearchPlanner, parse_args, run_from_args
 from researchgym.spaces import Schema
 from researchgym.spaces.sampling import random_points
 

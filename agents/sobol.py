@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from researchgym.planners import CampaignArgs, SearchPlanner, parse_args, run_from_args
+from researchgym.planning import CampaignArgs, SearchPlanner, arg, parse_args, run_from_args
 from researchgym.spaces import Schema
 from researchgym.spaces.sampling import sobol_points
 
@@ -25,8 +25,10 @@ from researchgym.spaces.sampling import sobol_points
 class Args(CampaignArgs):
     """Scrambled Sobol search over a ResearchGym env's settings."""
 
-    scramble: bool = True
-    """randomize the sequence (Owen scrambling, seeded); off gives the plain Sobol sequence"""
+    scramble: bool = arg(
+        True,
+        "randomize the sequence (Owen scrambling, seeded); off gives the plain Sobol sequence",
+    )
 
 
 class SobolPlanner(SearchPlanner):

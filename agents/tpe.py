@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 
-from researchgym.planners import CampaignArgs, SearchPlanner, parse_args, run_from_args
+from researchgym.planning import CampaignArgs, SearchPlanner, arg, parse_args, run_from_args
 from researchgym.spaces import Categorical, Float, Int, Schema, Setting
 
 
@@ -31,10 +31,11 @@ from researchgym.spaces import Categorical, Float, Int, Schema, Setting
 class Args(CampaignArgs):
     """Optuna TPE over a ResearchGym env's settings."""
 
-    n_startup_trials: int = 5
-    """random trials before TPE starts modelling"""
-    multivariate: bool = True
-    """model settings jointly (grouped by which settings are active) instead of one by one"""
+    n_startup_trials: int = arg(5, "random trials before TPE starts modelling")
+    multivariate: bool = arg(
+        True,
+        "model settings jointly (grouped by which settings are active) instead of one by one",
+    )
 
 
 def suggest(trial: optuna.Trial, setting: Setting) -> Any:

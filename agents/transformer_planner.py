@@ -36,10 +36,11 @@ import numpy as np
 import torch
 
 from researchgym.envs.suites import suite_of
-from researchgym.planners import (
+from researchgym.planning import (
     CampaignArgs,
     PlannerError,
     SearchPlanner,
+    arg,
     parse_args,
     run_from_args,
 )
@@ -562,14 +563,11 @@ class TransformerPlanner(SearchPlanner):
 class Args(CampaignArgs):
     """Train the transformer planner on stored runs, then run campaigns with it."""
 
-    train_steps: int = 500
-    """optimizer steps (0: use the checkpoint at --policy as it is)"""
-    policy: str = str(DEFAULT_PATH)
-    """checkpoint directory to write and act from"""
-    data: str | None = None
-    """store to learn from (default: the shipped reference runs)"""
-    temperature: float = 1.0
-    n_candidates: int = 1
+    train_steps: int = arg(500, "optimizer steps (0: use the checkpoint at --policy as it is)")
+    policy: str = arg(str(DEFAULT_PATH), "checkpoint directory to write and act from")
+    data: str | None = arg(None, "store to learn from (default: the shipped reference runs)")
+    temperature: float = arg(1.0, "sampling temperature (0: greedy decoding)")
+    n_candidates: int = arg(1, "proposals decoded per step, the best predicted kept")
 
 
 if __name__ == "__main__":
@@ -580,6 +578,10 @@ if __name__ == "__main__":
 
         print(f"training on stored runs of {source} for {args.train_steps} steps ...", flush=True)
         stores = [] if args.data is None else [args.data]
-        train_planner(env_id=source, stores=stores, steps=args.train_steps, seed=args.seed, out=args.policy)
-    planner = TransformerPlanner(args.policy, temperature=args.temperature, n_candidates=args.n_candidates)
+        train_planner(
+            env_id=source, stores=stores, steps=args.train_steps, seed=args.seed, out=args.policy
+        )
+    planner = TransformerPlanner(
+        args.policy, temperature=args.temperature, n_candidates=args.n_candidates
+    )
     run_from_args(planner, args)

@@ -31,7 +31,7 @@ import researchgym  # noqa: F401 - registers the envs
 from agents.transformer_planner import TrainConfig, TransformerPlanner, train_planner
 from researchgym.envs.suites import suite_of
 from researchgym.evaluation import RegretBench, markdown_table, plot_anytime, summarize
-from researchgym.planners import make_planner
+from researchgym.planning import make_planner
 from researchgym.terminal import progress_bar
 
 

@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 import researchgym
+from researchgym.planning import PlannerError, make_planner, make_trainer, planner_names
+from researchgym.planning import rollout as rollout_campaigns
 from researchgym.spaces import SettingError
 from researchgym.store import store_option
 from researchgym.terminal import console, fail, progress_bar
@@ -28,7 +30,11 @@ def _make_env(env_id: str, **kwargs: Any):
     try:
         return gym.make(env_id, disable_env_checker=True, **kwargs)
     except gym.error.Error as exc:
-        raise typer.BadParameter(f"{exc}; run `researchgym envs` to list the envs") from None
+        raise _unknown_env(exc) from None
+
+
+def _unknown_env(exc: Exception) -> typer.BadParameter:
+    return typer.BadParameter(f"{exc}; run `researchgym envs` to list the envs")
 
 
 @app.command()
@@ -104,7 +110,7 @@ def run(
     table.add_column("test", justify="right")
     for name, value in info["metrics"].items():
         table.add_row(name, f"{value:.4f}", f"{info['test_metrics'].get(name, float('nan')):.4f}")
-    table.add_row("seconds", f"{info['cost'].seconds:.2f}", "")
+    table.add_row("seconds", f"{info['cost']['seconds']:.2f}", "")
     console.print(table)
     if info["error"]:
         console.print(f"[red]{info['error']}[/]")
@@ -142,18 +148,18 @@ def _env_id_of(positional: str | None, option: str | None) -> str:
 def rollout(
     env_arg: Annotated[str | None, typer.Argument(help="env id (same as --env)", show_default=False)] = None,
     env_id: Annotated[str | None, typer.Option("--env", help="env id, e.g. researchgym/Tabular-v0")] = None,
-    agent: Annotated[str, typer.Option(help="planner: random, sobol, grid, tpe, default, ppo-sb3, ppo-rllib")] = "random",
+    agent: Annotated[str, typer.Option(help=f"planner: {', '.join(planner_names())}")] = "random",
     episodes: Annotated[int, typer.Option(min=1, help="campaigns to run")] = 1,
     steps: Annotated[int | None, typer.Option(min=1, help="experiments per campaign (default: the env's budget)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the first campaign and of the agent")] = 0,
     fixed: Annotated[list[str] | None, typer.Option("--set", help="pin a setting for every step, e.g. --set train.epochs=10")] = None,
-    policy: Annotated[Path | None, typer.Option(help="trained policy of a learned planner (ppo-sb3, ppo-rllib)")] = None,
+    policy: Annotated[Path | None, typer.Option(help=f"trained policy of a learned planner ({', '.join(planner_names(trainable=True))})")] = None,
     agent_args: Annotated[list[str] | None, typer.Option("--agent-arg", help="planner option as key=value, e.g. --agent-arg n_startup_trials=3")] = None,
     plot: Annotated[Path | None, typer.Option(help="save the best-so-far curve of the last campaign as PNG")] = None,
     store: StoreOption = None,
 ) -> None:
     """Run a planner for N campaigns, recording every step under its name, and show what it found."""
-    from researchgym.planners import PlannerError, make_planner, run_campaigns
+    import gymnasium as gym
 
     env_id = _env_id_of(env_arg, env_id)
     kwargs = _parse_agent_args(agent_args)
@@ -163,32 +169,25 @@ def rollout(
         planner = make_planner(agent, **kwargs)
     except (PlannerError, SettingError, TypeError) as exc:
         fail(str(exc))
-    env_kwargs: dict[str, Any] = {"store": store_option(store), "agent": planner.name}
-    if steps is not None:
-        env_kwargs["budget"] = steps
-    if getattr(planner, "interface", None):
-        env_kwargs["interface"] = planner.interface
-    env = _make_env(env_id, **env_kwargs)
-    schema = env.unwrapped.schema
-    try:
-        pinned = schema.parse_overrides(fixed or [])
-        schema.validate(pinned)
-    except SettingError as exc:
-        fail(str(exc))
-    budget = env.unwrapped.budget
     with progress_bar() as progress:
-        bar = progress.add_task(f"{planner.name} on {env_id}", total=episodes * budget, status="")
+        bar = progress.add_task(f"{planner.name} on {env_id}", total=None, status="")
 
         def advance(record) -> None:
             best = record.info["best_score"]
-            progress.update(bar, advance=1, status=f"best {best:.4f}" if best is not None else record.status)
+            progress.update(
+                bar, total=episodes * record.budget, advance=1,
+                status=f"best {best:.4f}" if best is not None else record.status,
+            )  # fmt: skip
 
         try:
-            results = run_campaigns(env, planner, episodes=episodes, seed=seed, fixed=pinned, callback=advance)
+            results = rollout_campaigns(
+                planner, env_id, episodes=episodes, seed=seed, fixed=fixed or [], budget=steps,
+                store=store_option(store), callback=advance,
+            )  # fmt: skip
+        except gym.error.Error as exc:
+            raise _unknown_env(exc) from None
         except (PlannerError, SettingError) as exc:
-            env.close()
             fail(str(exc))
-    env.close()
 
     table = Table(title=f"{planner.name} on {env_id}")
     for column in ("ep", "step", "task", "status", "val score", "test score", "seconds", "key settings"):
@@ -216,7 +215,7 @@ def rollout(
 
 @app.command("train")
 def train_command(
-    agent: Annotated[str, typer.Option(help="learned planner to train: ppo-sb3, ppo-rllib or transformer")],
+    agent: Annotated[str, typer.Option(help=f"learned planner to train: {', '.join(planner_names(trainable=True))}")],
     env_id: Annotated[str, typer.Option("--env", help="env id, e.g. researchgym/Tabular-v0 (tasks drawn from its suite)")],
     timesteps: Annotated[int, typer.Option(min=1, help="env steps (experiments) to train for; for the transformer planner, optimizer steps over stored runs")] = 2048,
     n_envs: Annotated[int, typer.Option(min=1, help="envs stepped together (a vectorized env)")] = 1,
@@ -228,8 +227,6 @@ def train_command(
     store: StoreOption = None,
 ) -> None:
     """Train a learned planner's policy across an env's tasks and save it for `rollout --policy`."""
-    from researchgym.planners import PlannerError, make_trainer
-
     try:
         trainer = make_trainer(agent)
     except PlannerError as exc:

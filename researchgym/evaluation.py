@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from researchgym.planners import Planner, PlannerError, run_campaign
+from researchgym.planning import Planner, PlannerError, run_campaign
 
 __all__ = ["CampaignRegret", "RegretBench", "RegretSummary", "markdown_table", "plot_anytime", "summarize"]
 

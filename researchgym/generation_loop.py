@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from researchgym.evaluation import RegretBench, summarize
-from researchgym.planners import PlannerError, make_planner, make_trainer, run_campaign
+from researchgym.planning import PlannerError, make_planner, make_trainer, run_campaign
 
 __all__ = ["RoundReport", "generation_loop", "plot_rounds"]
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from researchgym.planning import PlannerError, planner_names
 from researchgym.terminal import console, fail, progress_bar
 
 
@@ -23,7 +24,7 @@ def train_planner_command(
     n_embd: Annotated[int, typer.Option(min=8, help="width")] = 64,
     task: Annotated[list[str] | None, typer.Option(help="train only on these tasks (repeatable)")] = None,
     exclude_task: Annotated[list[str] | None, typer.Option(help="hold these tasks out (repeatable)")] = None,
-    agent: Annotated[str | None, typer.Option(help="only runs of this agent")] = None,
+    agent: Annotated[str | None, typer.Option(help=f"only runs of this agent, e.g. one of {', '.join(planner_names())}")] = None,
     seed: Annotated[int, typer.Option(help="seed of the model and the data draws")] = 0,
     device: Annotated[str, typer.Option(help="torch device")] = "cpu",
 ) -> None:
@@ -32,7 +33,6 @@ def train_planner_command(
         from agents.transformer_planner import TrainConfig, train_planner
     except ModuleNotFoundError as exc:
         fail(f"{exc.name} is not installed; `pip install 'researchgym[transformers]'`")
-    from researchgym.planners import PlannerError
 
     config = TrainConfig(
         env_id=env, stores=[str(s) for s in store or []], agent=agent, tasks=task,
@@ -74,7 +74,6 @@ def generation_loop_command(
 
     from researchgym.envs.suites import suite_of
     from researchgym.generation_loop import generation_loop
-    from researchgym.planners import PlannerError
     from researchgym.spaces import SettingError
 
     try:

@@ -9,6 +9,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from researchgym.engine import TaskRef
+
 __all__ = ["RerunReport", "rerun"]
 
 
@@ -50,18 +52,16 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
     Raises:
         LookupError: no step with this run id.
     """
-    rows = store.sql(
-        "SELECT env_id, task, seed, metaprogram, val_metrics, status FROM steps WHERE run_id = ?",
-        [run_id],
-    ).to_pylist()
-    if not rows:
+    row = store.run(run_id)
+    if row is None:
         raise LookupError(f"no stored step has run_id {run_id!r}; list some with: researchgym query \"SELECT run_id FROM steps LIMIT 5\"")
-    row = rows[0]
     if row["status"] == "invalid_action" or row["metaprogram"] in (None, "null"):
         raise ValueError(f"run {run_id} was an invalid action, never trained: there is nothing to re-run")
     env = gym.make(row["env_id"], store=False, device=device, disable_env_checker=True).unwrapped
     try:
-        result = env.executor.run(json.loads(row["metaprogram"]), task=row["task"], seed=int(row["seed"]))
+        result = env.executor.run(
+            json.loads(row["metaprogram"]), task=TaskRef(row["task"]), seed=int(row["seed"])
+        )
     finally:
         env.close()
     return RerunReport(

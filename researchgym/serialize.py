@@ -43,13 +43,13 @@ from typing import Any
 
 import numpy as np
 
+from researchgym.envs.interfaces import TASK_FEATURES
 from researchgym.errors import ResearchGymError
 from researchgym.spaces import Categorical, Float, Int, Schema, Setting, SettingError
 
 __all__ = [
     "BOS",
     "EOS",
-    "FEATURE_NAMES",
     "PAD",
     "SEP",
     "STEP",
@@ -64,7 +64,6 @@ __all__ = [
 
 PAD, BOS, EOS, SEP, STEP, UNK = "[PAD]", "[BOS]", "[EOS]", "[SEP]", "[STEP]", "[UNK]"
 SPECIAL_TOKENS = (PAD, BOS, EOS, SEP, STEP, UNK)
-FEATURE_NAMES = ("n_train", "n_features", "n_classes", "is_regression", "is_image")
 FEATURE_RESOLUTION = 2  # feature tokens per unit of log1p(feature)
 FEATURE_MAX = 20.0  # log1p features are clipped to [0, FEATURE_MAX], as in the dict observation
 FAIL = "score#fail"
@@ -158,7 +157,7 @@ class Serializer:
         self.env_tokens = [f"env:{e}" for e in self.env_ids]
         self.feature_tokens = [
             f"f:{name}={q}"
-            for name in FEATURE_NAMES
+            for name in TASK_FEATURES
             for q in range(int(FEATURE_MAX * FEATURE_RESOLUTION) + 1)
         ]
         self.name_tokens = [f"@{name}" for name in schema.names]
@@ -312,16 +311,16 @@ class Serializer:
         return token if token in self.vocab else self.env_tokens[0]
 
     def feature_tokens_of(self, features: Mapping[str, float] | Sequence[float] | None) -> list[str]:
-        """Quantized ``log1p`` task features (a mapping by name, or values in FEATURE_NAMES order)."""
+        """Quantized ``log1p`` task features (a mapping by name, or values in TASK_FEATURES order)."""
         if features is None:
-            values = [0.0] * len(FEATURE_NAMES)
+            values = [0.0] * len(TASK_FEATURES)
         elif isinstance(features, Mapping):
-            values = [float(features.get(name, 0.0)) for name in FEATURE_NAMES]
+            values = [float(features.get(name, 0.0)) for name in TASK_FEATURES]
         else:
             values = [float(v) for v in features]
         top = int(FEATURE_MAX * FEATURE_RESOLUTION)
         out = []
-        for name, v in zip(FEATURE_NAMES, values):
+        for name, v in zip(TASK_FEATURES, values):
             q = 0 if not math.isfinite(v) else min(top, max(0, round(v * FEATURE_RESOLUTION)))
             out.append(f"f:{name}={q}")
         return out
@@ -412,22 +411,10 @@ def build_tokenizer(serializer: Serializer) -> Any:
 
 
 # --- reading campaigns from a store ---------------------------------------------------
-def _features_of_obs(obs: Any, n_settings: int) -> dict[str, float] | None:
-    """The ``log1p`` task features inside a recorded flat observation."""
-    from gymnasium import spaces
-
-    from researchgym.envs.interfaces import DictInterface
-
-    if obs is None:
-        return None
-    vector = np.asarray(obs, dtype=np.float64)
-    history, rest = divmod(vector.size - len(FEATURE_NAMES) - 2, n_settings + 2)
-    if rest or history < 1:
-        return None
-    layout = DictInterface(Schema([]), history)
-    layout.observation_space.spaces["history_settings"] = spaces.Box(-1.0, 1.0, shape=(history, n_settings))
-    parts = spaces.unflatten(layout.observation_space, vector)
-    return {name: float(v) for name, v in zip(FEATURE_NAMES, parts["task"])}
+def _log1p_features(text: str | None) -> dict[str, float]:
+    """``log1p`` of a recorded ``task_features`` object, as the observation holds them."""
+    features = json.loads(text) if text else {}
+    return {name: float(np.log1p(np.float32(v))) for name, v in features.items()}
 
 
 def load_campaigns(
@@ -451,21 +438,16 @@ def load_campaigns(
 
     if not hasattr(store, "sql"):
         store = open_store(str(store))
-    where, params = ["env_id = ?", "metaprogram IS NOT NULL", "metaprogram <> 'null'"], [env_id]
-    if agent is not None:
-        where.append("agent = ?")
-        params.append(agent)
-    rows = store.sql(
-        "SELECT campaign_id, step, task, metaprogram, val_score, status, obs FROM steps "
-        f"WHERE {' AND '.join(where)} ORDER BY campaign_id, step",
-        params,
+    rows = store.runs(
+        env_id,
+        agent=agent,
+        tasks=tasks,
+        trained=True,
+        columns=("campaign_id", "task", "task_features", "metaprogram", "val_score", "status"),
     ).to_pylist()
-    wanted = set(tasks) if tasks is not None else None
     campaigns: dict[str, Campaign] = {}
     task_features: dict[str, dict[str, float]] = {}
     for row in rows:
-        if wanted is not None and row["task"] not in wanted:
-            continue
         try:
             metaprogram = schema.validate(json.loads(row["metaprogram"]))
         except SettingError:
@@ -474,7 +456,7 @@ def load_campaigns(
         if campaign is None:
             features = task_features.get(row["task"])
             if features is None:
-                features = _features_of_obs(row["obs"], len(schema)) or {}
+                features = _log1p_features(row["task_features"])
                 task_features[row["task"]] = features
             campaign = campaigns[row["campaign_id"]] = Campaign(env_id, row["task"], features)
         score = row["val_score"]

@@ -68,11 +68,8 @@ def plan_sweep(
 def pending_jobs(jobs: list[Job], store: Any, env_id: str, agent: str) -> list[Job]:
     """The jobs not yet recorded in ``store`` under ``agent`` (counting repeats)."""
     done: Counter = Counter()
-    if store.info()["rows"] > 0:
-        rows = store.sql(
-            "SELECT task, metaprogram FROM steps WHERE env_id = ? AND agent = ?", [env_id, agent]
-        ).to_pylist()
-        done.update((r["task"], r["metaprogram"]) for r in rows)
+    rows = store.runs(env_id, agent=agent, columns=("task", "metaprogram"), order_by=()).to_pylist()
+    done.update((r["task"], r["metaprogram"]) for r in rows)
     pending = []
     for job in jobs:
         key = _key(job.task, job.metaprogram)

@@ -12,12 +12,15 @@ from typing import Any
 # imported so that executor workers (fresh interpreters) inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import gymnasium as gym
 import pytest
 import torch
+from gymnasium.utils import env_checker
 from hypothesis import settings
 
 import researchgym  # noqa: F401 - registers the envs
 from researchgym.engine import InProcessExecutor, LambdaHook, TrainingState
+from researchgym.envs.research_env import MEASURED_INFO
 from researchgym.envs.suites import get_suite
 from researchgym.spaces import Float, Schema
 
@@ -46,6 +49,31 @@ def stop_after(epochs: int) -> LambdaHook:
 def capped_executor(epochs: int = 1) -> InProcessExecutor:
     """A CPU executor that trains at most ``epochs`` epochs (keeps random actions cheap)."""
     return InProcessExecutor(device="cpu", hooks=[stop_after(epochs)])
+
+
+def without_measurements(info: Any) -> Any:
+    """``info`` without the entries of ``MEASURED_INFO`` (wall-clock seconds); other values as is."""
+    if not isinstance(info, Mapping):
+        return info
+    info = dict(info)
+    for key, entry in MEASURED_INFO:
+        if isinstance(info.get(key), Mapping):
+            info[key] = {k: v for k, v in info[key].items() if k != entry}
+    return info
+
+
+def check_env(env: gym.Env, **kwargs: Any) -> None:
+    """gymnasium's ``check_env``, whose step-determinism check compares infos exactly,
+    comparing them without their measurements (``MEASURED_INFO``): seconds vary from run
+    to run, everything else must not."""
+
+    def equivalent(a: Any, b: Any, exact: bool = False) -> bool:
+        return compare(without_measurements(a), without_measurements(b), exact)
+
+    compare = env_checker.data_equivalence
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(env_checker, "data_equivalence", equivalent)
+        env_checker.check_env(env, **kwargs)
 
 
 def assert_same_metaprogram(

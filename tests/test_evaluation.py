@@ -15,7 +15,7 @@ from researchgym.evaluation import (
     plot_anytime,
     summarize,
 )
-from researchgym.planners import PlannerError, SearchPlanner, make_planner
+from researchgym.planning import PlannerError, SearchPlanner, make_planner
 
 SOURCE = "researchgym/Synthetic-v0"
 

@@ -25,7 +25,15 @@ from researchgym.engine.hooks import (
     TrainingTimeout,
 )
 from researchgym.engine.models import build_model, count_parameters, model_settings
-from researchgym.engine.train import Result, pipeline_settings, resolve_device, train
+from researchgym.engine.tasks import TaskError, TaskRef
+from researchgym.engine.train import (
+    Result,
+    TrainCheck,
+    check_trainable,
+    pipeline_settings,
+    resolve_device,
+    train,
+)
 from researchgym.engine.unit_tree import ARCH, build_unit_tree, estimate_unit_tree
 
 __all__ = [
@@ -42,12 +50,16 @@ __all__ = [
     "Result",
     "SubprocessExecutor",
     "TaskData",
+    "TaskError",
+    "TaskRef",
+    "TrainCheck",
     "TrainingState",
     "TrainingTimeout",
     "build_model",
     "build_unit_tree",
     "check_budget",
     "check_task",
+    "check_trainable",
     "count_parameters",
     "data_settings",
     "estimate",

@@ -9,8 +9,9 @@ per dataset (they never depend on the training seed) so that runs with
 different seeds are compared on the same examples.
 
 A task is named by a string: a dataset name, optionally followed by parameters
-in URL query form, e.g. ``"mqar?n_pairs=16&vocab=64"`` or
-``"mnist?data_dir=%2Fdata%2Fmnist"`` (see :func:`task_name`).
+in URL query form, e.g. ``"mqar?n_pairs=16&vocab=64"`` (see :func:`task_name`);
+a :class:`~researchgym.engine.tasks.TaskRef` adds the directory of datasets read
+from files.
 
 Kinds of dataset:
 
@@ -24,10 +25,11 @@ Kinds of dataset:
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import numpy as np
 import torch
@@ -36,6 +38,8 @@ from sklearn.model_selection import train_test_split
 
 from researchgym.engine import charlm, file_datasets, sequence_tasks, synthetic_tables
 from researchgym.engine.splits import TaskSplits
+from researchgym.engine.tasks import TaskError, TaskRef
+from researchgym.errors import shorten
 from researchgym.spaces import Bool, Categorical, Setting
 
 __all__ = [
@@ -77,7 +81,8 @@ class DatasetSpec:
             (parameters in range, files present); raises ``ValueError`` or
             ``FileNotFoundError``.
         data_dir_var: for datasets read from files: the environment variable
-            naming their directory when the ``data_dir`` parameter is absent.
+            naming their directory when the task reference gives none. Their
+            ``load`` and ``check`` also take the directory as ``data_dir``.
     """
 
     name: str
@@ -150,7 +155,7 @@ def _file_spec(
         "classification",
         image_shape,
         f"{dataset.title} image classification, 10 classes (files from a user-given directory)",
-        params=("data_dir", "n_train"),
+        params=("n_train",),
         fixed_splits=True,
         check=check,
         data_dir_var=dataset.env_var,
@@ -181,51 +186,52 @@ def task_name(dataset: str, **params: Any) -> str:
     return f"{dataset}?{urlencode({k: str(v) for k, v in params.items()})}"
 
 
-def recorded_task(locator: str) -> str:
-    """The task name the store records for a locator (the data directory removed).
-
-    Envs append ``data_dir=...`` (configuration, never recorded) last to the task
-    names of datasets read from files.
-    """
-    for separator in ("&data_dir=", "?data_dir="):
-        locator = locator.split(separator)[0]
-    return locator
-
-
-def parse_task(task: str) -> tuple[DatasetSpec, dict[str, str]]:
-    """The dataset and parameters a task name stands for.
+def parse_task(task: TaskRef | str) -> tuple[DatasetSpec, dict[str, str]]:
+    """The dataset and parameters a task name stands for (the directory not included).
 
     Raises:
-        ValueError: an unknown dataset, a malformed query, or a parameter the
+        TaskError: an unknown dataset, a malformed query, or a parameter the
             dataset does not take.
     """
-    name, sep, query = str(task).partition("?")
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    spec = DATASETS[name]
-    params: dict[str, str] = {}
-    if sep:
-        try:
-            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
-        except ValueError:
-            raise ValueError(
-                f"task {task!r}: parameters must look like {name}?key=value&key=value"
-            ) from None
-        for key, value in pairs:
-            if key not in spec.params:
-                known = ", ".join(spec.params) if spec.params else "none"
-                raise ValueError(
-                    f"task {task!r}: dataset {name!r} has no parameter {key!r} (parameters: {known})"
-                )
-            if key in params:
-                raise ValueError(f"task {task!r}: parameter {key!r} is given twice")
-            params[key] = value
+    ref = TaskRef.of(task)
+    spec = DATASETS.get(ref.dataset)
+    if spec is None:
+        raise TaskError(
+            f"unknown dataset {shorten(ref.dataset)}; choose one of {sorted(DATASETS)}"
+        )
+    params = ref.params
+    for key in params:
+        if key == "data_dir" and spec.data_dir_var is not None:
+            raise TaskError(
+                f"task {shorten(ref.name)} names a directory, which is configuration and not "
+                "part of the task: give it as data_dir=... (gym.make(..., data_dir=...) or "
+                "TaskRef(name, data_dir=...))"
+            )
+        if key not in spec.params:
+            known = ", ".join(spec.params) if spec.params else "none"
+            raise TaskError(
+                f"task {shorten(ref.name)}: dataset {spec.name!r} has no parameter "
+                f"{shorten(key)} (parameters: {known})"
+            )
     return spec, params
 
 
-def check_task(task: str) -> DatasetSpec:
-    """Check that a task can be loaded (name, parameters, files) without loading it."""
+def _loader_arguments(task: TaskRef) -> tuple[DatasetSpec, dict[str, str]]:
+    """The dataset of a task and the keyword arguments of its ``load`` and ``check``."""
     spec, params = parse_task(task)
+    if task.data_dir is not None:
+        if spec.data_dir_var is None:
+            raise TaskError(
+                f"task {shorten(task.name)} reads no files, but the reference gives "
+                f"data_dir={os.fspath(task.data_dir)!r}; drop data_dir"
+            )
+        params["data_dir"] = os.fspath(task.data_dir)
+    return spec, params
+
+
+def check_task(task: TaskRef | str) -> DatasetSpec:
+    """Check that a task can be loaded (name, parameters, files) without loading it."""
+    spec, params = _loader_arguments(TaskRef.of(task))
     if spec.check is not None:
         spec.check(**params)
     return spec
@@ -352,16 +358,22 @@ def _fixed_task_data(
     )
 
 
-@functools.lru_cache(maxsize=32)
-def load_task_data(name: str, scaling: str = "standard", device: str = "cpu") -> TaskData:
+def load_task_data(task: TaskRef | str, scaling: str = "standard", device: str = "cpu") -> TaskData:
     """Load, split and scale a task's dataset onto ``device`` (cached: loaded once per process).
 
     Args:
-        name: a task name: a dataset name, optionally with parameters (see :func:`parse_task`).
+        task: a task reference, or a task name: a dataset name, optionally with
+            parameters (see :func:`parse_task`).
         scaling: feature scaling of tabular and image data (ignored for token sequences).
         device: where the tensors live.
     """
-    spec, params = parse_task(name)
+    return _load_task_data(TaskRef.of(task), scaling, device)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_task_data(task: TaskRef, scaling: str, device: str) -> TaskData:
+    spec, params = _loader_arguments(task)
+    name = task.name
     if spec.fixed_splits:
         return _fixed_task_data(spec, name, spec.load(**params), scaling, device)
     x, y = spec.load(**params)

@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from researchgym.engine.data import load_task_data
 from researchgym.engine.models import build_model, count_parameters
+from researchgym.engine.tasks import TaskRef
 from researchgym.engine.unit_tree import estimate_unit_tree, is_unit_tree
 from researchgym.spaces import SettingError
 
@@ -85,12 +86,12 @@ def _generic_cost(
     return count_parameters(model), int(counter.get_total_flops())
 
 
-def estimate(metaprogram: Mapping[str, Any], *, task: str) -> Estimate:
+def estimate(metaprogram: Mapping[str, Any], *, task: TaskRef | str) -> Estimate:
     """Parameters and FLOPs of training a (validated) metaprogram on a task.
 
     Args:
         metaprogram: validated settings with defaults filled.
-        task: task name (see ``researchgym.engine.data.parse_task``).
+        task: a task reference or name (see ``researchgym.engine.TaskRef``).
     """
     data = load_task_data(task)
     n, epochs = len(data.x_train), int(metaprogram.get("train.epochs", 1))

@@ -11,6 +11,7 @@ The env does not care which executor runs a step:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 
 from researchgym.engine.hooks import Deadline, Hook, TrainingTimeout
+from researchgym.engine.tasks import TaskRef
 from researchgym.engine.train import Result, resolve_device, train
 
 __all__ = ["Executor", "InProcessExecutor", "SubprocessExecutor", "failure_result"]
@@ -51,8 +53,14 @@ def failure_result(exc: BaseException, seconds: float = 0.0) -> Result:
 class Executor:
     """Runs training jobs. Subclasses implement :meth:`run`."""
 
-    def run(self, metaprogram: Mapping[str, Any], *, task: str, seed: int) -> Result:
-        """Train and return a result; never raises for a failed job."""
+    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
+        """Train and return a result; never raises for a failed job.
+
+        Args:
+            metaprogram: validated settings with defaults filled.
+            task: the task to train on (its name and, for file datasets, their directory).
+            seed: seeds the job.
+        """
         raise NotImplementedError
 
     def close(self) -> None:
@@ -78,7 +86,7 @@ class InProcessExecutor(Executor):
         self.timeout = timeout
         self.hooks = list(hooks)
 
-    def run(self, metaprogram: Mapping[str, Any], *, task: str, seed: int) -> Result:
+    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
         hooks = list(self.hooks)
         if self.timeout is not None:
             hooks.append(Deadline(self.timeout))
@@ -90,7 +98,7 @@ class InProcessExecutor(Executor):
 
 
 def _serve(read_fd: int, write_fd: int, device: str, memory_limit_mb: int | None) -> None:
-    """Worker loop: receive (metaprogram, task, seed), send back a Result dict."""
+    """Worker loop: receive (metaprogram, task reference, seed), send back a Result dict."""
     # Pay torch's lazy imports (the first optimizer imports torch._dynamo, ~1-2 s)
     # before reporting ready: job timeouts start counting from the ready message.
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
@@ -190,7 +198,7 @@ class SubprocessExecutor(Executor):
                 conn.close()
         self._process = self._jobs = self._results = None
 
-    def run(self, metaprogram: Mapping[str, Any], *, task: str, seed: int) -> Result:
+    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
         if self._process is None or self._process.poll() is not None:
             self._kill()
             try:
@@ -242,7 +250,5 @@ class SubprocessExecutor(Executor):
         self._kill()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown
             self.close()
-        except Exception:  # noqa: BLE001, S110 - interpreter shutdown
-            pass

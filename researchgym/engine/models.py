@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -12,7 +12,14 @@ from torch import nn
 from researchgym.engine.unit_tree import build_unit_tree, is_unit_tree
 from researchgym.spaces import Categorical, Float, Int, Setting
 
-__all__ = ["ACTIVATIONS", "build_model", "count_parameters", "model_settings"]
+__all__ = [
+    "ACTIVATIONS",
+    "MODEL_FAMILIES",
+    "ModelFamily",
+    "build_model",
+    "count_parameters",
+    "model_settings",
+]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -21,47 +28,18 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
 }
 
-# Which model families use each setting; a setting is active only for them.
-_SETTING_FAMILIES: dict[str, tuple[str, ...]] = {
-    "model.depth": ("mlp",),
-    "model.width": ("mlp", "cnn"),
-    "model.activation": ("mlp", "cnn"),
-    "model.norm": ("mlp", "cnn"),
-    "model.dropout": ("mlp", "cnn"),
-    "model.channels": ("cnn",),
-    "model.kernel": ("cnn",),
-    "model.pooling": ("cnn",),
-    "model.conv_depth": ("cnn",),
-}
-
-
-def model_settings(families: Sequence[str]) -> list[Setting]:
-    """Settings of a model component offering the given families.
-
-    Args:
-        families: model families an agent may choose from, among ``"linear"``,
-            ``"mlp"`` and ``"cnn"`` (the first is the default).
-    """
-    declared = [
-        Int("model.depth", 2, low=1, high=4, help="hidden layers of the MLP"),
-        Int("model.width", 128, low=16, high=1024, log=True, help="units per hidden layer"),
-        Categorical("model.activation", "relu", choices=tuple(ACTIVATIONS), help="nonlinearity"),
-        Categorical("model.norm", "none", choices=("none", "batch", "layer"), help="normalization after each layer"),
-        Float("model.dropout", 0.0, low=0.0, high=0.5, help="dropout probability"),
-        Int("model.channels", 16, low=4, high=64, log=True, help="channels of the first conv layer (doubling per layer)"),
-        Categorical("model.kernel", 3, choices=(3, 5), help="convolution kernel size"),
-        Categorical("model.pooling", "max", choices=("max", "avg"), help="2x2 pooling after each conv layer"),
-        Int("model.conv_depth", 2, low=1, high=3, help="convolutional layers"),
-    ]
-    families = tuple(families)
-    settings: list[Setting] = [
-        Categorical("model.family", families[0], choices=families, help="model family")
-    ]
-    for setting in declared:
-        users = tuple(f for f in _SETTING_FAMILIES[setting.name] if f in families)
-        if users:
-            settings.append(replace(setting, when={"model.family": users}))
-    return settings
+# Settings of the model component; each is active for the families that read it.
+_SETTINGS: tuple[Setting, ...] = (
+    Int("model.depth", 2, low=1, high=4, help="hidden layers of the MLP"),
+    Int("model.width", 128, low=16, high=1024, log=True, help="units per hidden layer"),
+    Categorical("model.activation", "relu", choices=tuple(ACTIVATIONS), help="nonlinearity"),
+    Categorical("model.norm", "none", choices=("none", "batch", "layer"), help="normalization after each layer"),
+    Float("model.dropout", 0.0, low=0.0, high=0.5, help="dropout probability"),
+    Int("model.channels", 16, low=4, high=64, log=True, help="channels of the first conv layer (doubling per layer)"),
+    Categorical("model.kernel", 3, choices=(3, 5), help="convolution kernel size"),
+    Categorical("model.pooling", "max", choices=("max", "avg"), help="2x2 pooling after each conv layer"),
+    Int("model.conv_depth", 2, low=1, high=3, help="convolutional layers"),
+)
 
 
 def _norm(kind: str, features: int, conv: bool) -> nn.Module:
@@ -72,9 +50,9 @@ def _norm(kind: str, features: int, conv: bool) -> nn.Module:
     return nn.Identity()
 
 
-def _mlp(m: Mapping[str, Any], n_inputs: int, n_outputs: int) -> nn.Module:
+def _mlp(m: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
-    width = n_inputs
+    width = int(torch.Size(input_shape).numel())
     for _ in range(m["model.depth"]):
         layers.append(nn.Linear(width, m["model.width"]))
         if m["model.norm"] != "none":
@@ -114,6 +92,71 @@ def _cnn(m: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> 
     return nn.Sequential(*layers)
 
 
+@dataclass(frozen=True)
+class ModelFamily:
+    """A kind of model: the settings it reads and how to build it.
+
+    ``build(metaprogram, input_shape, n_outputs)`` returns the module.
+    """
+
+    settings: tuple[str, ...]
+    build: Callable[[Mapping[str, Any], tuple[int, ...], int], nn.Module]
+
+
+def _linear(m: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(int(torch.Size(input_shape).numel()), n_outputs))
+
+
+#: Every model family by name. A new family is one entry here (and a builder above);
+#: a suite offers it by naming it in its ``model_settings(...)``.
+MODEL_FAMILIES: dict[str, ModelFamily] = {
+    "linear": ModelFamily((), _linear),
+    "mlp": ModelFamily(
+        ("model.depth", "model.width", "model.activation", "model.norm", "model.dropout"), _mlp
+    ),
+    "cnn": ModelFamily(
+        (
+            "model.width",
+            "model.activation",
+            "model.norm",
+            "model.dropout",
+            "model.channels",
+            "model.kernel",
+            "model.pooling",
+            "model.conv_depth",
+        ),
+        _cnn,
+    ),
+}
+
+
+def model_settings(families: Sequence[str]) -> list[Setting]:
+    """Settings of a model component offering the given families.
+
+    Args:
+        families: model families an agent may choose from, names of
+            :data:`MODEL_FAMILIES` (the first is the default).
+    """
+    unknown = [f for f in families if f not in MODEL_FAMILIES]
+    if not families or unknown:
+        raise ValueError(
+            f"families={tuple(families)!r}: unknown {unknown}; choose from {sorted(MODEL_FAMILIES)}"
+        )
+    families = tuple(families)
+    settings: list[Setting] = [
+        Categorical("model.family", families[0], choices=families, help="model family")
+    ]
+    for setting in _SETTINGS:
+        users = tuple(
+            name
+            for name, family in MODEL_FAMILIES.items()
+            if name in families and setting.name in family.settings
+        )
+        if users:
+            settings.append(replace(setting, when={"model.family": users}))
+    return settings
+
+
 def build_model(
     metaprogram: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int
 ) -> nn.Module:
@@ -127,14 +170,9 @@ def build_model(
     if is_unit_tree(metaprogram):
         return build_unit_tree(metaprogram, n_outputs, input_shape[0], n_outputs)
     family = metaprogram.get("model.family", "mlp")
-    n_inputs = int(torch.Size(input_shape).numel())
-    if family == "linear":
-        return nn.Sequential(nn.Flatten(), nn.Linear(n_inputs, n_outputs))
-    if family == "mlp":
-        return _mlp(metaprogram, n_inputs, n_outputs)
-    if family == "cnn":
-        return _cnn(metaprogram, input_shape, n_outputs)
-    raise ValueError(f"unknown model family {family!r}; choose 'linear', 'mlp' or 'cnn'")
+    if family not in MODEL_FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; choose from {sorted(MODEL_FAMILIES)}")
+    return MODEL_FAMILIES[family].build(metaprogram, input_shape, n_outputs)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -20,9 +20,17 @@ from researchgym.engine.data import (
 )
 from researchgym.engine.hooks import EarlyStopping, Hook, TrainingState
 from researchgym.engine.models import build_model, count_parameters
+from researchgym.engine.tasks import TaskRef
 from researchgym.spaces import Categorical, Float, Int, Setting
 
-__all__ = ["Result", "pipeline_settings", "resolve_device", "train"]
+__all__ = [
+    "Result",
+    "TrainCheck",
+    "check_trainable",
+    "pipeline_settings",
+    "resolve_device",
+    "train",
+]
 
 
 def pipeline_settings(classification: bool = True) -> list[Setting]:
@@ -129,6 +137,20 @@ def _token_metrics(out: torch.Tensor, y: torch.Tensor, kind: str) -> dict[str, t
     return {"loss": loss, "accuracy": accuracy, "sequence_accuracy": sequences, "score": accuracy}
 
 
+def _loss(
+    out: torch.Tensor, y: torch.Tensor, *, classification: bool, smoothing: float
+) -> torch.Tensor:
+    """The training loss: cross entropy over the scored targets, or mean squared error."""
+    if classification:
+        return nn.functional.cross_entropy(
+            out.reshape(-1, out.shape[-1]),
+            y.reshape(-1),
+            label_smoothing=smoothing,
+            ignore_index=IGNORE,
+        )
+    return nn.functional.mse_loss(out.squeeze(1), y)
+
+
 @torch.no_grad()
 def _evaluate(model: nn.Module, data: TaskData, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     model.eval()
@@ -151,7 +173,7 @@ def _evaluate(model: nn.Module, data: TaskData, x: torch.Tensor, y: torch.Tensor
 def train(
     metaprogram: Mapping[str, Any],
     *,
-    task: str,
+    task: TaskRef | str,
     seed: int = 0,
     device: str | torch.device = "auto",
     hooks: Sequence[Hook] = (),
@@ -167,8 +189,9 @@ def train(
 
     Args:
         metaprogram: validated settings with defaults filled (see ``Schema.validate``).
-        task: task name, a dataset name with optional parameters (see
-            ``researchgym.engine.DATASETS`` and ``researchgym.engine.data.parse_task``).
+        task: a :class:`~researchgym.engine.TaskRef`, or a task name: a dataset name
+            with optional parameters, e.g. ``"digits"`` (see ``researchgym.engine.DATASETS``
+            and ``researchgym.engine.data.parse_task``).
         seed: seeds initialization, batch order, dropout and augmentation.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         hooks: extra hooks called during training.
@@ -217,16 +240,7 @@ def train(
             xb, yb = data.x_train[idx], data.y_train[idx]
             if augment:
                 xb = augment_images(xb, generator)
-            out = model(xb)
-            if classification:
-                loss = nn.functional.cross_entropy(
-                    out.reshape(-1, out.shape[-1]),
-                    yb.reshape(-1),
-                    label_smoothing=smoothing,
-                    ignore_index=IGNORE,
-                )
-            else:
-                loss = nn.functional.mse_loss(out.squeeze(1), yb)
+            loss = _loss(model(xb), yb, classification=classification, smoothing=smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip > 0:
@@ -273,3 +287,70 @@ def train(
         result.test_metrics = _evaluate(model, data, data.x_test, data.y_test)
     result.seconds = time.perf_counter() - state.started
     return result
+
+
+@dataclass(frozen=True)
+class TrainCheck:
+    """What :func:`check_trainable` found.
+
+    Attributes:
+        status: ``"ok"``, ``"error"`` (building the model or the pass raised) or
+            ``"non_finite"`` (the loss or a gradient).
+        error: why the check failed.
+        n_params: parameters of the built model (``None`` when it could not be built).
+    """
+
+    status: str
+    error: str | None = None
+    n_params: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def check_trainable(
+    metaprogram: Mapping[str, Any], *, task: str, batch: int = 8, seed: int = 0
+) -> TrainCheck:
+    """Check that a metaprogram's model builds and trains one step, without training it.
+
+    Builds the model on the CPU and runs one forward and backward pass of
+    :func:`train`'s loss on the first ``batch`` training examples of ``task``.
+    The global torch random state is left as it was.
+
+    Args:
+        metaprogram: validated settings with defaults filled.
+        task: the task, as :func:`train` takes it.
+        batch: training examples in the pass.
+        seed: seeds the model's initialization.
+
+    Returns:
+        A :class:`TrainCheck`; failures of the model are reported, not raised.
+    """
+    m = dict(metaprogram)
+    data = load_task_data(task, m.get("data.scaling", "standard"), "cpu")
+    classification = data.kind != "regression"
+    smoothing = m.get("train.label_smoothing", 0.0) if classification else 0.0
+    model: nn.Module | None = None
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(m, data.input_shape, data.n_outputs)
+            x, y = data.x_train[:batch], data.y_train[:batch]
+            loss = _loss(model(x), y, classification=classification, smoothing=smoothing)
+            loss.backward()
+    except Exception as exc:  # noqa: BLE001 - any failure of the model fails the check
+        n_params = None if model is None else count_parameters(model)
+        reason = f"the forward/backward pass failed: {type(exc).__name__}: {exc}"
+        return TrainCheck("error", reason, n_params)
+    n_params = count_parameters(model)
+    if not math.isfinite(loss.item()):
+        return TrainCheck("non_finite", f"the loss of one batch is {loss.item()}", n_params)
+    bad = [
+        name
+        for name, p in model.named_parameters()
+        if p.grad is not None and not bool(torch.isfinite(p.grad).all())
+    ]
+    if bad:
+        return TrainCheck("non_finite", f"non-finite gradients in {', '.join(bad[:3])}", n_params)
+    return TrainCheck("ok", n_params=n_params)

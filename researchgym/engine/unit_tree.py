@@ -28,9 +28,9 @@ activations and the recurrent scan are elementwise and not counted.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -177,8 +177,20 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
-class Attention(nn.Module):
+class UnitModule(nn.Module):
+    """A unit of the tree: a module whose size and cost are known before it is built."""
+
+    @staticmethod
+    def cost(*args: Any, **kwargs: Any) -> UnitCost:
+        """Parameters and training FLOPs per example, from the unit's settings."""
+        raise NotImplementedError
+
+
+class Attention(UnitModule):
     """Causal multi-head softmax attention, optionally with rotary position embedding."""
+
+    cos: torch.Tensor  # rotary tables (buffers, present with rope)
+    sin: torch.Tensor
 
     def __init__(self, width: int, seq_len: int, heads: int, rope: bool):
         super().__init__()
@@ -205,7 +217,7 @@ class Attention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(b, t, c))
 
     @staticmethod
-    def cost(width: int, seq_len: int, heads: int, rope: bool) -> UnitCost:
+    def cost(width: int, seq_len: int, heads: int, rope: bool = False) -> UnitCost:
         return UnitCost(
             4 * width * width, 8 * seq_len * width * width + 4 * seq_len * seq_len * width
         )
@@ -213,6 +225,8 @@ class Attention(nn.Module):
 
 class LinearAttention(Attention):
     """Causal kernel attention: normalized ``phi(q) phi(k)^T``, ``phi = elu + 1``, no softmax."""
+
+    mask: torch.Tensor  # causal mask (buffer)
 
     def __init__(self, width: int, seq_len: int, heads: int):
         super().__init__(width, seq_len, heads, rope=False)
@@ -226,12 +240,8 @@ class LinearAttention(Attention):
         y = (scores @ v) / (scores.sum(dim=-1, keepdim=True) + 1e-6)
         return self.out(y.transpose(1, 2).reshape(b, t, c))
 
-    @staticmethod
-    def cost(width: int, seq_len: int, heads: int) -> UnitCost:
-        return Attention.cost(width, seq_len, heads, rope=False)
 
-
-class ShortConv(nn.Module):
+class ShortConv(UnitModule):
     """Causal depthwise convolution over ``kernel`` positions, SiLU, then a projection."""
 
     def __init__(self, width: int, seq_len: int, kernel: int):
@@ -267,7 +277,7 @@ def linear_recurrence(decay: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor
     return h
 
 
-class Recurrent(nn.Module):
+class Recurrent(UnitModule):
     """Gated linear recurrence ``h[t] = a[t] h[t-1] + (1 - a[t]) v[t]``, decays from the input."""
 
     def __init__(self, width: int, seq_len: int, gate: bool):
@@ -293,8 +303,10 @@ class Recurrent(nn.Module):
         return UnitCost(params, 2 * seq_len * (k + 1) * width * width)
 
 
-class TokenMLP(nn.Module):
+class TokenMLP(UnitModule):
     """A learned causal linear map over positions, shared by all channels (MLP-Mixer style)."""
+
+    mask: torch.Tensor  # causal mask (buffer)
 
     def __init__(self, width: int, seq_len: int):
         super().__init__()
@@ -312,7 +324,7 @@ class TokenMLP(nn.Module):
         return UnitCost(seq_len * seq_len + seq_len, 2 * seq_len * seq_len * width)
 
 
-MIXERS: dict[str, type[nn.Module] | None] = {
+MIXERS: dict[str, type[UnitModule] | None] = {
     "attention": Attention,
     "linear_attention": LinearAttention,
     "conv": ShortConv,
@@ -323,10 +335,14 @@ MIXERS: dict[str, type[nn.Module] | None] = {
 
 
 # --- feed-forward -----------------------------------------------------------------------
-_ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu}
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "relu": F.relu,
+    "silu": F.silu,
+}
 
 
-class MLP(nn.Module):
+class MLP(UnitModule):
     """``Linear -> activation -> Linear`` with hidden width ``mult * width``."""
 
     def __init__(self, width: int, seq_len: int, mult: int, activation: str):
@@ -344,10 +360,10 @@ class MLP(nn.Module):
         return UnitCost(2 * width * hidden + hidden + width, 4 * seq_len * width * hidden)
 
 
-class GLU(nn.Module):
-    """Gated linear unit ``down(gate_fn(g) * a)`` with ``a, g = up(x)`` (no biases)."""
+class GLU(UnitModule):
+    """Gated linear unit ``down(gate(g) * a)`` with ``a, g = up(x)`` (no biases)."""
 
-    gate_fn = staticmethod(F.silu)
+    gate: ClassVar[str] = "silu"
 
     def __init__(self, width: int, seq_len: int, mult: int):
         super().__init__()
@@ -356,7 +372,7 @@ class GLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, g = self.up(x).chunk(2, dim=-1)
-        return self.down(self.gate_fn(g) * a)
+        return self.down(_ACTIVATIONS[self.gate](g) * a)
 
     @staticmethod
     def cost(width: int, seq_len: int, mult: int) -> UnitCost:
@@ -365,18 +381,18 @@ class GLU(nn.Module):
 
 
 class SwiGLU(GLU):
-    gate_fn = staticmethod(F.silu)
+    gate = "silu"
 
 
 class GeGLU(GLU):
-    gate_fn = staticmethod(F.gelu)
+    gate = "gelu"
 
 
 class ReGLU(GLU):
-    gate_fn = staticmethod(F.relu)
+    gate = "relu"
 
 
-FFNS: dict[str, type[nn.Module] | None] = {
+FFNS: dict[str, type[UnitModule] | None] = {
     "mlp": MLP,
     "swiglu": SwiGLU,
     "geglu": GeGLU,

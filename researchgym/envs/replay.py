@@ -13,14 +13,14 @@ flat encoding, on the episode's task:
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from researchgym.engine import Executor, Result
-from researchgym.engine.data import recorded_task
+from researchgym.engine import Executor, Result, TaskRef
 from researchgym.spaces import Schema
 
 __all__ = [
@@ -32,8 +32,8 @@ __all__ = [
     "pinned_settings",
 ]
 
-#: Reference runs shipped with the repository (see datasets_store/README.md).
-REFERENCE_STORE = Path(__file__).resolve().parents[2] / "datasets_store" / "reference"
+#: Reference runs shipped as package data (see researchgym/reference/README.md).
+REFERENCE_STORE = Path(str(importlib.resources.files("researchgym") / "reference"))
 #: Surrogates fitted on the reference runs, one ``<EnvName>.npz`` + ``.json`` per env.
 REFERENCE_SURROGATES = REFERENCE_STORE / "surrogates"
 
@@ -42,7 +42,7 @@ QUANTUM = 1e-4  # flat-encoding resolution of an exact match
 
 def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
     """Recorded steps of ``env_id`` from a store (default: the shipped reference runs)."""
-    from researchgym.store import open_store
+    from researchgym.store import Store
 
     path = Path(data) if data is not None else REFERENCE_STORE
     if not path.exists():
@@ -50,12 +50,16 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
             f"no store at {path}; generate runs with `researchgym generate --env {env_id} "
             f"--store {path}` or pass data= pointing at a store"
         )
-    rows = open_store(str(path)).sql(
-        "SELECT task, seed, metaprogram, status, error, val_metrics, test_metrics, curve, "
-        "cost_seconds, cost_samples FROM steps WHERE env_id = ? AND metaprogram IS NOT NULL "
-        "AND metaprogram <> 'null' AND status <> 'invalid_action' ORDER BY task, run_id",
-        [env_id],
-    ).to_pylist()
+    with Store(path) as store:
+        rows = store.runs(
+            env_id,
+            trained=True,
+            columns=(
+                "task", "seed", "metaprogram", "status", "error", "val_metrics", "test_metrics",
+                "curve", "cost_seconds", "cost_samples",
+            ),
+            order_by=("task", "run_id"),
+        ).to_pylist()  # fmt: skip
     if not rows:
         raise ValueError(f"the store at {path} has no recorded runs of {env_id}")
     return rows
@@ -127,21 +131,21 @@ class ReplayExecutor(Executor):
         """Flat encodings of every recorded metaprogram (all tasks)."""
         return np.concatenate([points for points, _ in self._points.values()])
 
-    def run(self, metaprogram: dict[str, Any], *, task: str, seed: int) -> Result:
-        task = recorded_task(task)
+    def run(self, metaprogram: dict[str, Any], *, task: TaskRef, seed: int) -> Result:
+        name = task.name
         vector = self.schema.encode_valid(metaprogram)
-        group = self._exact.get((task, _key(vector)))
+        group = self._exact.get((name, _key(vector)))
         if group is None:
-            if task not in self._points:
-                return Result(status="error", error=f"no recorded runs on task {task!r}")
+            if name not in self._points:
+                return Result(status="error", error=f"no recorded runs on task {name!r}")
             if self.missing == "error":
                 return Result(
                     status="error",
                     error="no recorded run of this metaprogram on this task; "
                     "use missing='nearest' to answer with the nearest recorded run",
                 )
-            points, groups = self._points[task]
-            group = groups[int(np.argmin(self._half_norms[task] - points @ vector.astype(np.float64)))]
+            points, groups = self._points[name]
+            group = groups[int(np.argmin(self._half_norms[name] - points @ vector.astype(np.float64)))]
         recorded = group[seed % len(group)]
         # A fresh result each step: callers may keep or change what a step returned.
         return Result(
@@ -178,7 +182,13 @@ def make_replay_env(
     from researchgym.envs.suites import suite_of
 
     spec = gym.spec(source)
-    env_kwargs = {**spec.kwargs, "env_id": "researchgym/Replay-v0", **kwargs, "store": store}
+    env_kwargs = {
+        **spec.kwargs,
+        "env_id": "researchgym/Replay-v0",
+        **kwargs,
+        "store": store,
+        "source_env_id": source,
+    }
     schema = suite_of(source).make_schema()
     runs = data if isinstance(data, list) else load_runs(data, source)
     executor = ReplayExecutor(runs, schema, missing)

@@ -6,40 +6,33 @@ metaprogram the action describes and returns the validation score as reward.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
 from researchgym.envs.interfaces import CampaignView, FlatInterface, make_interface
+from researchgym.envs.recording import StepRecorder
 from researchgym.envs.suites import get_suite
+from researchgym.errors import shorten
 from researchgym.spaces import SettingError
 
-__all__ = ["FAILURE_STATUSES", "REWARD_MODES", "Cost", "ResearchEnv"]
+if TYPE_CHECKING:
+    from researchgym.engine import TaskRef
+
+__all__ = ["FAILURE_STATUSES", "MEASURED_INFO", "REWARD_MODES", "ResearchEnv"]
 
 REWARD_MODES = ("metric", "improvement", "regret")
 FAILURE_STATUSES = ("invalid_action", "diverged", "error", "timeout", "oom")
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What a step cost: training examples processed and wall-clock seconds.
-
-    ``seconds`` is a measurement, so it takes no part in equality: the same job
-    run twice has the same cost, as gymnasium's determinism checks expect.
-    """
-
-    samples: int
-    seconds: float = field(compare=False)
+#: Paths of ``info`` entries that are measurements (``info["cost"]["seconds"]``, wall-clock
+#: time): the only values that differ between two runs of the same seed and actions.
+MEASURED_INFO = (("cost", "seconds"),)
 
 
 class ResearchEnv(gym.Env):
@@ -73,11 +66,21 @@ class ResearchEnv(gym.Env):
         timeout: wall-clock seconds per training job for the default executor.
         history: past steps shown in observations.
         failure_reward: reward of a failed step (any status but ``"ok"``).
-        agent: name recorded with every step.
+        agent: name recorded with every step of a campaign, unless ``reset`` is given
+            another with ``options={"agent": ...}``.
         env_id: recorded id; set by ``gymnasium.make``.
+        source_env_id: recorded id of the env whose training produces the metrics;
+            set by Replay-v0 and Surrogate-v0 (default: ``env_id``).
+
+    ``reset(options=...)`` takes ``"task"`` (one of :attr:`tasks`; default: drawn
+    at random) and ``"agent"``. A step's ``info`` holds ``status``, ``error``,
+    ``metrics``, ``test_metrics``, ``curve``, ``cost`` (``{"samples": int,
+    "seconds": float}``), ``metaprogram``, ``estimate``, ``best_score`` and
+    ``seed``; every value but those in :data:`MEASURED_INFO` is the same when the
+    same seed and actions are replayed on a CPU.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 - as gymnasium.Env
 
     def __init__(
         self,
@@ -100,6 +103,7 @@ class ResearchEnv(gym.Env):
         failure_reward: float = -1.0,
         agent: str = "unknown",
         env_id: str | None = None,
+        source_env_id: str | None = None,
         render_mode: str | None = None,
     ):
         if reward not in REWARD_MODES:
@@ -118,9 +122,10 @@ class ResearchEnv(gym.Env):
         for name, limit in limits.items():
             if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
                 raise ValueError(f"{name}={limit!r} must be a positive number or None (no budget)")
+        _check_agent(agent)
         self.suite = get_suite(suite)
-        self._locators = self._locate_tasks(tasks, data_dir)
-        self.tasks = tuple(self._locators)
+        self._task_refs = self._task_references(tasks, data_dir)
+        self.tasks = tuple(self._task_refs)
         self.limits = {name: limit for name, limit in limits.items() if limit is not None}
         self.schema = self.suite.make_schema()
         self.interface = make_interface(interface, self.schema, history)
@@ -139,12 +144,14 @@ class ResearchEnv(gym.Env):
 
             executor = InProcessExecutor(device=device, timeout=timeout)
         self.executor = executor
-        self._store_arg = store
-        self._store = None
+        self.recorder = StepRecorder(
+            store,
+            env_id=self.env_id,
+            source_env_id=source_env_id,
+            observe=FlatInterface(self.schema, history).observe,
+        )
         self._view: CampaignView | None = None
-        self._campaign_id = ""
-        self._flat_view = FlatInterface(self.schema, history)
-        self._obs_before: np.ndarray | None = None
+        self._task_ref: TaskRef | None = None
 
     # --- gymnasium API ---------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -153,11 +160,14 @@ class ResearchEnv(gym.Env):
         task = options.get("task")
         if task is None:
             task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
-        elif task not in self._locators:
+        elif task not in self._task_refs:
             raise ValueError(f"task={task!r} is not one of this env's tasks: {self.tasks}")
+        agent = options.get("agent", self.agent)
+        _check_agent(agent)
         from researchgym.engine import load_task_data
 
-        data = load_task_data(self._locators[task])
+        self._task_ref = self._task_refs[task]
+        data = load_task_data(self._task_ref)
         self._view = CampaignView(
             task=task,
             task_description=data.description,
@@ -165,9 +175,9 @@ class ResearchEnv(gym.Env):
             budget=self.budget,
         )
         self._chance = data.chance
-        self._campaign_id = uuid.uuid4().hex
-        self._obs_before = self._recorded_observation()
-        return self.interface.observe(self._view), {"task": task, "campaign_id": self._campaign_id, "budget": self.budget}
+        self.recorder.start_campaign(self._view, campaign_id=uuid.uuid4().hex, agent=agent)
+        info = {"task": task, "campaign_id": self.campaign_id, "budget": self.budget}
+        return self.interface.observe(self._view), info
 
     def step(self, action: Any):
         if self._view is None:
@@ -181,7 +191,7 @@ class ResearchEnv(gym.Env):
         cost = None
         try:
             metaprogram = self.interface.parse_action(action)
-            cost = self._estimate(metaprogram, view.task)  # raises for designs over budget
+            cost = self._estimate(metaprogram)  # raises for designs over budget
         except SettingError as exc:
             if self.strict:
                 raise
@@ -189,17 +199,18 @@ class ResearchEnv(gym.Env):
 
             result = Result(status="invalid_action", error=str(exc))
         else:
-            result = self.executor.run(metaprogram, task=self._locators[view.task], seed=seed)
+            result = self.executor.run(metaprogram, task=self._task_ref, seed=seed)
 
         score = result.score
         reward = self._reward(score)
+        encoded = None if metaprogram is None else self.schema.encode_valid(metaprogram)
         view.steps_done += 1
         if score is not None and (view.best_score is None or score > view.best_score):
             view.best_score = score
         view.history.append(
             {
                 "settings": metaprogram,
-                "encoded": self.schema.encode_valid(metaprogram) if metaprogram else np.zeros(len(self.schema), np.float32),
+                "encoded": np.zeros(len(self.schema), np.float32) if encoded is None else encoded,
                 "score": score,
                 "status": result.status,
             }
@@ -212,13 +223,22 @@ class ResearchEnv(gym.Env):
             "metrics": result.val_metrics,
             "test_metrics": result.test_metrics,
             "curve": result.curve,
-            "cost": Cost(samples=result.samples, seconds=result.seconds),
+            "cost": {"samples": int(result.samples), "seconds": float(result.seconds)},
             "metaprogram": metaprogram,
             "estimate": None if cost is None else cost.to_dict(),
             "best_score": view.best_score,
             "seed": seed,
         }
-        self._record(action, metaprogram, result, reward, terminated, seed, started_at)
+        self.recorder.record(
+            action=action,
+            metaprogram=metaprogram,
+            action_flat=encoded,
+            result=result,
+            reward=reward,
+            terminated=terminated,
+            seed=seed,
+            started_at=started_at,
+        )
         return self.interface.observe(view), reward, terminated, False, info
 
     def render(self) -> str | None:
@@ -256,7 +276,7 @@ class ResearchEnv(gym.Env):
         from researchgym.engine import BudgetError, check_budget
 
         metaprogram = self.interface.parse_action(action)
-        cost = self._cost(metaprogram, self._view.task)
+        cost = self._cost(metaprogram)
         if cost is None:
             raise SettingError("this design's cost cannot be estimated before training")
         try:
@@ -266,16 +286,19 @@ class ResearchEnv(gym.Env):
             rejected = str(exc)
         return {**cost.to_dict(), "rejected": rejected}
 
-    def _cost(self, metaprogram: dict[str, Any], task: str):
-        """The design's estimated cost, or ``None`` when it cannot be estimated."""
+    def _cost(self, metaprogram: dict[str, Any]):
+        """The design's estimated cost on the campaign's task, or ``None`` when it cannot be
+        estimated."""
         from researchgym.engine import estimate
 
+        if self._task_ref is None:
+            raise gym.error.ResetNeeded("call reset() first: the cost depends on the task")
         try:
-            return estimate(metaprogram, task=self._locators[task])
+            return estimate(metaprogram, task=self._task_ref)
         except Exception:  # noqa: BLE001 - such a design fails in training, with its error
             return None
 
-    def _estimate(self, metaprogram: dict[str, Any], task: str):
+    def _estimate(self, metaprogram: dict[str, Any]):
         """The design's cost when the env has limits (``None`` otherwise: estimating
         builds the model, which would dominate fast executors); raises ``BudgetError``
         (a ``SettingError``) when over a limit."""
@@ -283,53 +306,49 @@ class ResearchEnv(gym.Env):
 
         if not self.limits:
             return None
-        cost = self._cost(metaprogram, task)
+        cost = self._cost(metaprogram)
         if cost is not None:
             check_budget(cost, **self.limits)
         return cost
 
-    def _locate_tasks(self, tasks: Sequence[str] | None, data_dir: Any) -> dict[str, str]:
-        """Map each task name to the name training loads (with the data directory, if any).
+    def _task_references(
+        self, tasks: Sequence[str] | None, data_dir: Any
+    ) -> dict[str, TaskRef]:
+        """Map each task name to its reference (with the data directory, if any).
 
-        The data directory is added here, from configuration, and never recorded
-        as part of the task; tasks and their files are checked now, so a missing
-        dataset fails at ``gym.make`` with a message naming the files expected.
+        The data directory comes from configuration (``data_dir``, else the
+        dataset's environment variable, read now) and is never recorded as part
+        of the task; tasks and their files are checked now, so a missing dataset
+        fails at ``gym.make`` with a message naming the files expected.
         """
-        from researchgym.engine.data import check_task, parse_task
+        from researchgym.engine import TaskRef, check_task, parse_task
 
         names = tuple(self.suite.tasks if tasks is None else tasks)
         if not names or any(not isinstance(t, str) for t in names):
             raise ValueError(f"tasks={tasks!r} must be a non-empty list of task names")
         datasets = {parse_task(t)[0].name for t in self.suite.tasks}
-        locators: dict[str, str] = {}
+        refs: dict[str, TaskRef] = {}
         reads_files = False
         for task in names:
-            spec, params = parse_task(task)
+            spec, _ = parse_task(task)
             if spec.name not in datasets:
                 raise ValueError(
                     f"task {task!r} is not a task of suite {self.suite.name!r}; its datasets are "
                     f"{sorted(datasets)}"
                 )
-            locator = task
+            directory = None
             if spec.data_dir_var is not None:
                 reads_files = True
-                if "data_dir" in params:
-                    raise ValueError(
-                        f"task {task!r} names a directory; give it as data_dir=... "
-                        "(configuration), not in the task name"
-                    )
                 directory = data_dir if data_dir is not None else os.environ.get(spec.data_dir_var)
-                if directory:
-                    query = urlencode({"data_dir": os.fspath(Path(directory).expanduser())})
-                    locator = f"{task}{'&' if '?' in task else '?'}{query}"
-            check_task(locator)
-            locators[task] = locator
+            ref = TaskRef(task, data_dir=Path(directory) if directory else None)
+            check_task(ref)
+            refs[task] = ref
         if data_dir is not None and not reads_files:
             raise ValueError(
                 f"data_dir={os.fspath(data_dir)!r} is for envs that read dataset files; suite "
                 f"{self.suite.name!r} reads none"
             )
-        return locators
+        return refs
 
     def _reward(self, score: float | None) -> float:
         if score is None:
@@ -345,57 +364,25 @@ class ResearchEnv(gym.Env):
     @property
     def campaign_id(self) -> str:
         """Id of the current campaign (episode); empty before the first reset."""
-        return self._campaign_id
+        return self.recorder.campaign_id
+
+    @property
+    def task_ref(self) -> TaskRef | None:
+        """The current campaign's task reference; ``None`` before the first reset."""
+        return self._task_ref
 
     @property
     def store(self) -> Any:
         """The store steps are recorded in (opened on first use), or ``None`` with ``store=False``."""
-        if self._store_arg is False:
-            return None
-        if self._store is None:
-            from researchgym.store import open_store
+        return self.recorder.store
 
-            self._store = open_store(self._store_arg)
-        return self._store
 
-    def _recorded_observation(self) -> np.ndarray | None:
-        """The flat observation stored with the next step (same for every interface)."""
-        return None if self._store_arg is False else self._flat_view.observe(self._view)
-
-    def _record(self, action, metaprogram, result, reward, terminated, seed, started_at):
-        if self.store is None:
-            return
-        view = self._view
-        self.store.append(
-            {
-                "campaign_id": self._campaign_id,
-                "step": view.steps_done - 1,
-                "run_id": uuid.uuid4().hex,
-                "env_id": self.env_id,
-                "env_version": _version_of(self.env_id),
-                "task": view.task,
-                "agent": self.agent,
-                "seed": seed,
-                "metaprogram": json.dumps(metaprogram),
-                "action": _action_json(action),
-                "obs": self._obs_before.tolist(),
-                "action_flat": view.history[-1]["encoded"].tolist() if metaprogram else None,
-                "val_score": result.score,
-                "val_metrics": json.dumps(result.val_metrics),
-                "test_metrics": json.dumps(result.test_metrics),
-                "curve": json.dumps(result.curve),
-                "reward": reward,
-                "terminated": terminated,
-                "truncated": False,
-                "cost_seconds": result.seconds,
-                "cost_samples": result.samples,
-                "status": result.status,
-                "error": result.error,
-                "started_at": started_at,
-                "finished_at": datetime.now(UTC),
-            }
+def _check_agent(agent: Any) -> None:
+    if not isinstance(agent, str) or not agent:
+        raise ValueError(
+            f"agent={shorten(agent)} must be a non-empty name, e.g. "
+            "reset(options={'agent': 'tpe'})"
         )
-        self._obs_before = self._recorded_observation()
 
 
 def _single_threaded_after_fork() -> None:
@@ -411,28 +398,3 @@ def _single_threaded_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_single_threaded_after_fork)
-
-
-def _version_of(env_id: str) -> int:
-    _, _, version = env_id.rpartition("-v")
-    return int(version) if version.isdigit() else 0
-
-
-def _action_json(action: Any) -> str:
-    """The action as given, as JSON (numpy values made plain; anything else as repr)."""
-
-    def plain(x: Any) -> Any:
-        if isinstance(x, np.ndarray):
-            return x.tolist()
-        if isinstance(x, np.generic):
-            return x.item()
-        if isinstance(x, dict):
-            return {str(k): plain(v) for k, v in x.items()}
-        return x
-
-    if isinstance(action, str):
-        return json.dumps(action)
-    try:
-        return json.dumps(plain(action))
-    except (TypeError, ValueError):
-        return json.dumps(repr(action))

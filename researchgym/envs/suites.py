@@ -1,14 +1,14 @@
 """Task suites: which tasks an env draws from and which metaprogram schema it offers.
 
-Adding an env is two lines: a :class:`Suite` here and a ``register`` call in
-``researchgym/envs/__init__.py``.
+Adding an env on existing data is one :class:`Suite` entry in :data:`SUITES`, with
+the ``env_id`` it is registered under and that env's keyword arguments.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from researchgym.spaces import Schema, Setting
@@ -29,6 +29,9 @@ class Suite:
         description: one line for docs and the CLI.
         held_out_tasks: tasks of the same datasets that are never drawn by
             default: planners trained on runs of ``tasks`` are tested on these.
+        env_id: the gymnasium id registered for this suite (``None``: none).
+        env_kwargs: keyword arguments of that env's ``ResearchEnv`` (budget, limits, ...).
+        reads_files: the tasks read dataset files from a user-given directory.
     """
 
     name: str
@@ -36,6 +39,9 @@ class Suite:
     make_schema: Callable[[], Schema]
     description: str = ""
     held_out_tasks: tuple[str, ...] = ()
+    env_id: str | None = None
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    reads_files: bool = False
 
     @property
     def all_tasks(self) -> tuple[str, ...]:
@@ -52,6 +58,11 @@ def _digits_schema() -> Schema:
 def _with_defaults(settings: Iterable[Setting], defaults: Mapping[str, Any]) -> list[Setting]:
     return [replace(s, default=defaults[s.name]) if s.name in defaults else s for s in settings]
 
+
+# Limits of the unit-tree envs keep every accepted experiment to seconds on a
+# 2-core CPU (the default design uses a third to a half of them); pass None or
+# larger values to gym.make for bigger designs.
+_UNIT_TREE_LIMITS = {"max_params": 200_000, "max_train_flops": 1e11, "max_train_steps": 600}
 
 # Unit-tree suites train for few, larger steps: seconds per experiment on two CPU cores.
 _SEQUENCE_TRAINING = {"optim.lr": 3e-3, "train.batch_size": 32, "train.epochs": 4}
@@ -85,12 +96,16 @@ SUITES: dict[str, Suite] = {
             ("digits",),
             _digits_schema,
             "8x8 digit classification; the model family (MLP or CNN) is a setting",
+            env_id="researchgym/Digits-v0",
+            env_kwargs={"budget": 10},
         ),
         Suite(
             "tabular",
             ("wine", "breast_cancer", "iris", "diabetes"),
             _tabular_schema,
             "scikit-learn's bundled tables (classification and regression)",
+            env_id="researchgym/Tabular-v0",
+            env_kwargs={"budget": 10},
         ),
         Suite(
             "synthetic",
@@ -99,6 +114,8 @@ SUITES: dict[str, Suite] = {
             "seeded synthetic tables (classification and regression) whose shape and noise "
             "are drawn from the task's seed; a held-out split of other seeds tests planners",
             held_out_tasks=_synthetic_tasks(range(1000, 1004)),
+            env_id="researchgym/Synthetic-v0",
+            env_kwargs={"budget": 20},
         ),
         Suite(
             "seqarch",
@@ -106,6 +123,8 @@ SUITES: dict[str, Suite] = {
             functools.partial(_unit_tree_schema, _SEQUENCE_TRAINING),
             "architecture search on generated sequence tasks (recall, copying, arithmetic, "
             "parity, brackets); the model is a tree of units",
+            env_id="researchgym/SeqArch-v0",
+            env_kwargs={"budget": 10, **_UNIT_TREE_LIMITS},
         ),
         Suite(
             "charlm",
@@ -113,18 +132,26 @@ SUITES: dict[str, Suite] = {
             functools.partial(_unit_tree_schema, _CHARLM_TRAINING),
             "character-level language modelling of text that ships with Python; "
             "score = 1 - bits per character / 8",
+            env_id="researchgym/CharLM-v0",
+            env_kwargs={"budget": 10, **_UNIT_TREE_LIMITS},
         ),
         Suite(
             "mnist",
             ("mnist",),
             _digits_schema,
             "MNIST digits from IDX files in a user-given directory; MLP or CNN",
+            env_id="researchgym/MNIST-v0",
+            env_kwargs={"budget": 10},
+            reads_files=True,
         ),
         Suite(
             "cifar10",
             ("cifar10",),
             _digits_schema,
             "CIFAR-10 images from the python batch files in a user-given directory; MLP or CNN",
+            env_id="researchgym/CIFAR10-v0",
+            env_kwargs={"budget": 10},
+            reads_files=True,
         ),
     ]
 }

@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from researchgym.engine import Executor, Result
-from researchgym.engine.data import recorded_task
+from researchgym.engine import Executor, Result, TaskRef
 from researchgym.spaces import Schema
 
 __all__ = [
@@ -286,11 +285,11 @@ class SurrogateExecutor(Executor):
         self.model = model
         self.schema = schema
 
-    def run(self, metaprogram: dict[str, Any], *, task: str, seed: int) -> Result:
-        task = recorded_task(task)
-        if task not in self.model.tasks:
-            return Result(status="error", error=f"the surrogate was not fitted on task {task!r}")
-        x = self.model.features(self.schema.encode_valid(metaprogram)[None, :], [task])
+    def run(self, metaprogram: dict[str, Any], *, task: TaskRef, seed: int) -> Result:
+        name = task.name
+        if name not in self.model.tasks:
+            return Result(status="error", error=f"the surrogate was not fitted on task {name!r}")
+        x = self.model.features(self.schema.encode_valid(metaprogram)[None, :], [name])
         score, log_seconds, log_samples = self.model.predict(x)[0]
         noise = np.random.default_rng(seed).normal(0.0, self.model.noise_std)
         score = float(np.clip(score + noise, -1.0, 1.0))
@@ -337,5 +336,11 @@ def make_surrogate_env(
         model = fit_surrogate(load_runs(data, source), schema, source)
     elif not isinstance(model, SurrogateModel):
         model = SurrogateModel.load(model)
-    env_kwargs = {**spec.kwargs, "env_id": "researchgym/Surrogate-v0", **kwargs, "store": store}
+    env_kwargs = {
+        **spec.kwargs,
+        "env_id": "researchgym/Surrogate-v0",
+        **kwargs,
+        "store": store,
+        "source_env_id": source,
+    }
     return ResearchEnv(executor=SurrogateExecutor(model, schema), **env_kwargs)

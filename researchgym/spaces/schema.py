@@ -69,8 +69,11 @@ class NestedForm(Protocol):
         names: the flat settings the form stands for (all under ``prefix``).
     """
 
-    prefix: str
-    names: tuple[str, ...]
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
 
     def expand(self, value: Any) -> dict[str, Any]:
         """Flat settings (dotted names) of a nested value; raises ``SettingError``."""

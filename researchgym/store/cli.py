@@ -276,12 +276,19 @@ def export(
             help="Minari dataset id [default: from --env, e.g. researchgym/Digits/store-v0]."
         ),
     ] = None,
+    with_env: Annotated[
+        bool,
+        typer.Option(
+            "--with-env/--without-env",
+            help="Minari: store the env spec and its flat spaces (the env must be registered).",
+        ),
+    ] = True,
 ) -> None:
     """Export step rows (parquet, csv) or episodes (minari)."""
     s = _open(store)
     try:
         if format is ExportFormat.minari:
-            from researchgym.store.export import default_dataset_id
+            from researchgym.store.export import default_dataset_id, export_minari
 
             if dataset_id is None:
                 envs = [env] if env else s.envs()
@@ -299,19 +306,28 @@ def export(
                     progress.update(task, completed=done, total=total)
 
                 try:
-                    dataset = s.export_minari(
-                        dataset_id, env_id=env, datasets_path=output, progress=advance
+                    dataset = export_minari(
+                        s,
+                        dataset_id,
+                        env_id=env,
+                        datasets_path=output,
+                        recover_env=with_env,
+                        progress=advance,
                     )
                 except ValueError as exc:
                     _err.print(f"[red]error:[/red] {exc}")
+                    if with_env:
+                        _err.print("(--without-env exports the episodes without the env)")
                     raise typer.Exit(1) from None
             _console.print(
                 f"wrote Minari dataset {dataset_id} ({dataset.total_episodes} episodes, "
                 f"{dataset.total_steps} steps) under {output}"
             )
         else:
+            from researchgym.store.export import export_table
+
             with _err.status(f"exporting to {output}"):
-                n = s.export(output, format=format.value, env_id=env)
+                n = export_table(s, output, format=format.value, env_id=env)
             _console.print(f"wrote {n:,} rows to {output}")
     finally:
         s.close()

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from researchgym.store.query import Episode, _sql_string
-
-if TYPE_CHECKING:
-    from researchgym.store.store import Store
+from researchgym.errors import shorten
+from researchgym.store.catalog import Episode, sql_string
+from researchgym.store.schema import StoreError
+from researchgym.store.store import Store
 
 FORMATS = ("parquet", "csv")
 
@@ -39,13 +40,15 @@ def export_table(
         The number of rows written.
 
     Raises:
-        ValueError: If ``format`` is unknown.
+        StoreError: If ``format`` is unknown.
     """
     if format not in FORMATS:
-        raise ValueError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+        raise StoreError(
+            f"unknown export format {shorten(format)}; use one of {', '.join(FORMATS)}"
+        )
     path = Path(path).expanduser().absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    where = f" WHERE env_id = {_sql_string(env_id)}" if env_id is not None else ""
+    where = f" WHERE env_id = {sql_string(env_id)}" if env_id is not None else ""
     select = f"SELECT * FROM steps{where} ORDER BY campaign_id, step"
     options = "FORMAT parquet, COMPRESSION zstd" if format == "parquet" else "FORMAT csv, HEADER"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -107,16 +110,22 @@ def export_minari(
     datasets_path: str | os.PathLike[str] | None = None,
     author: str | None = "researchgym",
     description: str | None = None,
+    recover_env: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """Write episodes as a Minari dataset that ``minari.load_dataset`` loads.
 
-    Observations and actions are the flat ``obs`` and ``action_flat`` vectors,
-    with unbounded ``gymnasium.spaces.Box`` spaces. Minari wants one more
-    observation than actions; the store keeps the observation *before* each
-    step, so the final observation repeats the last one. Steps recorded
-    without a flat action get NaN actions. Per-step ``infos`` hold
-    ``val_score`` (NaN when none), ``run_id`` and ``step``.
+    Observations and actions are the flat ``obs`` and ``action_flat`` vectors.
+    With ``recover_env`` the dataset carries the env's spec (its registered
+    keyword arguments with ``interface="flat"`` and ``store=False``; pass
+    ``store=`` to ``recover_environment`` to record) and the flat interface's
+    spaces, so ``dataset.recover_environment()`` makes the env; otherwise the
+    spaces are unbounded boxes of the recorded sizes and there is no spec.
+    Minari wants one more observation than actions; the store keeps the
+    observation *before* each step, so the final observation repeats the last
+    one. Steps recorded without a flat action (invalid actions) get NaN
+    actions. Per-step ``infos`` hold ``val_score`` (NaN when none), ``run_id``
+    and ``step``.
 
     Args:
         store: Store to read.
@@ -127,14 +136,17 @@ def export_minari(
             (``MINARI_DATASETS_PATH`` or ``~/.minari/datasets``).
         author: Recorded in the dataset metadata.
         description: Recorded in the dataset metadata.
+        recover_env: Attach the env spec and its real spaces (the env must be
+            registered with gymnasium).
         progress: Called with (episodes done, episodes total).
 
     Returns:
         The created ``minari.MinariDataset``.
 
     Raises:
-        ValueError: If there are no episodes, vector sizes differ between
-            episodes, or no step has a flat action.
+        StoreError: If there are no episodes, vector sizes differ between
+            episodes or from the env's spaces, no step has a flat action, or
+            ``recover_env`` is set and the episodes are not of one registered env.
         ImportError: If minari is not installed.
     """
     try:
@@ -160,7 +172,7 @@ def export_minari(
     )
     if total == 0:
         scope = f" for env {env_id!r}" if env_id else ""
-        raise ValueError(f"no episodes to export{scope} in store {store.path}")
+        raise StoreError(f"no episodes to export{scope} in store {store.path}")
 
     buffers = []
     obs_dim: int | None = None
@@ -175,16 +187,21 @@ def export_minari(
         if progress is not None:
             progress(i + 1, total)
     if act_dim is None:
-        raise ValueError(
+        raise StoreError(
             "no step in the selection has a flat action (action_flat is null everywhere); "
             "Minari needs fixed-size actions"
         )
     assert obs_dim is not None
+    spec = None
+    if recover_env:
+        spec, observation_space, action_space = _flat_env(sorted(env_ids), obs_dim, act_dim)
+    else:
+        observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float64)
+        action_space = gym.spaces.Box(-np.inf, np.inf, shape=(act_dim,), dtype=np.float64)
     episodes = [
-        _to_buffer(EpisodeBuffer, index, episode, act_dim) for index, episode in enumerate(buffers)
+        _to_buffer(EpisodeBuffer, index, episode, observation_space, action_space)
+        for index, episode in enumerate(buffers)
     ]
-    observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float64)
-    action_space = gym.spaces.Box(-np.inf, np.inf, shape=(act_dim,), dtype=np.float64)
     text = description or (
         f"ResearchGym trajectories of {', '.join(sorted(env_ids))} exported from "
         f"{store.path}; observations are the flat observation before each step and the "
@@ -195,6 +212,7 @@ def export_minari(
         return minari.create_dataset_from_buffers(
             dataset_id=dataset_id,
             buffer=episodes,
+            env=spec,
             algorithm_name=agent or "researchgym-store",
             author=author,
             description=text,
@@ -204,22 +222,59 @@ def export_minari(
         )
 
 
+def _flat_env(env_ids: list[str], obs_dim: int, act_dim: int) -> tuple[Any, Any, Any]:
+    """The flat-interface spec of the one env in ``env_ids``, and its spaces."""
+    import gymnasium as gym
+
+    if len(env_ids) != 1:
+        raise StoreError(
+            f"the episodes are of several envs {shorten(env_ids)}; export one env at a time "
+            f"(env_id=...) or pass recover_env=False"
+        )
+    try:
+        registered = gym.spec(env_ids[0])
+    except gym.error.Error as exc:
+        raise StoreError(
+            f"env {env_ids[0]!r} is not registered with gymnasium, so the dataset cannot "
+            f"carry its spec; import the module that registers it or pass recover_env=False"
+        ) from exc
+    spec = dataclasses.replace(
+        registered, kwargs={**registered.kwargs, "interface": "flat", "store": False}
+    )
+    env = gym.make(spec)
+    try:
+        observation_space, action_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    recorded = ((obs_dim,), (act_dim,))
+    if (observation_space.shape, action_space.shape) != recorded:
+        raise StoreError(
+            f"recorded vectors of {env_ids[0]} have sizes obs {obs_dim}, action {act_dim}, "
+            f"but the env's flat spaces have shapes {observation_space.shape} and "
+            f"{action_space.shape}; export a store written by this env, or pass "
+            f"recover_env=False"
+        )
+    return spec, observation_space, action_space
+
+
 def _check_dim(name: str, current: int | None, array: np.ndarray, episode: Episode) -> int:
     dim = int(array.shape[1])
     if current is not None and dim != current:
-        raise ValueError(
+        raise StoreError(
             f"{name} size {dim} in campaign {episode.campaign_id} ({episode.env_id}) differs "
             f"from {current} in earlier episodes; export one env at a time (env_id=...)"
         )
     return dim
 
 
-def _to_buffer(buffer_type: Any, index: int, episode: Episode, act_dim: int) -> Any:
+def _to_buffer(
+    buffer_type: Any, index: int, episode: Episode, observation_space: Any, action_space: Any
+) -> Any:
     n = len(episode)
     observations = np.concatenate([episode.observations, episode.observations[-1:]], axis=0)
     actions = episode.actions
-    if actions.shape[1] != act_dim:
-        actions = np.full((n, act_dim), np.nan)
+    if actions.shape[1] != action_space.shape[0]:
+        actions = np.full((n, action_space.shape[0]), np.nan)
     # Plain lists: Minari's arrow storage cannot decode 1-D numpy info arrays.
     infos = {
         "val_score": [float("nan"), *episode.val_scores.tolist()],
@@ -229,8 +284,8 @@ def _to_buffer(buffer_type: Any, index: int, episode: Episode, act_dim: int) -> 
     return buffer_type(
         id=index,
         seed=episode.seed,
-        observations=observations,
-        actions=actions,
+        observations=observations.astype(observation_space.dtype),
+        actions=actions.astype(action_space.dtype),
         rewards=episode.rewards,
         terminations=episode.terminations,
         truncations=episode.truncations,

@@ -1,8 +1,8 @@
 """Arrow schema of a trajectory-store row and the provenance the store adds.
 
 One row is one environment step (one training run). The env builds the row
-dict with the keys of :data:`ROW_FIELDS`; the store adds the keys of
-:data:`STORE_FIELDS` when they are absent. Keys outside the schema are kept as
+dict with the keys of :data:`ROW_FIELDS` (those of :data:`OPTIONAL_KEYS` may be
+left out); the store adds the keys of :data:`STORE_FIELDS` when they are absent. Keys outside the schema are kept as
 extra columns, so a later version can add a column without rewriting old
 files: readers union files by column name and old files read as NULL there.
 """
@@ -18,6 +18,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from researchgym.errors import ResearchGymError
+
+
+class StoreError(ResearchGymError, ValueError):
+    """A request to the store named something it does not hold or cannot do."""
+
+
 #: Version of the row layout written by this code. Bump it when the meaning or
 #: type of an existing column changes; adding a column does not need a bump.
 SCHEMA_VERSION = 1
@@ -25,14 +32,19 @@ SCHEMA_VERSION = 1
 _UTC_TS = pa.timestamp("us", tz="UTC")
 _VECTOR = pa.list_(pa.float64())
 
-#: Columns the environment provides, in storage order.
+#: Columns the environment provides, in storage order. ``source_env_id`` is the
+#: env whose runs answered (the recorded env for Replay-v0 and Surrogate-v0,
+#: else ``env_id``); ``task_features`` is a JSON object of the task's features
+#: (feature name -> number).
 ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("campaign_id", pa.string(), nullable=False),
     pa.field("step", pa.int64(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
     pa.field("env_id", pa.string(), nullable=False),
     pa.field("env_version", pa.int64()),
+    pa.field("source_env_id", pa.string()),
     pa.field("task", pa.string()),
+    pa.field("task_features", pa.string()),
     pa.field("agent", pa.string()),
     pa.field("seed", pa.int64()),
     pa.field("metaprogram", pa.string()),
@@ -66,8 +78,12 @@ STORE_FIELDS: tuple[pa.Field, ...] = (
 #: The full, typed schema of every file the store writes (before extra columns).
 STEP_SCHEMA = pa.schema(ROW_FIELDS + STORE_FIELDS)
 
+#: Columns added after the first layout: rows may omit them, and files written
+#: before them read NULL there.
+OPTIONAL_KEYS: frozenset[str] = frozenset({"source_env_id", "task_features"})
+
 #: Names of the keys a row dict must contain.
-REQUIRED_KEYS: frozenset[str] = frozenset(f.name for f in ROW_FIELDS)
+REQUIRED_KEYS: frozenset[str] = frozenset(f.name for f in ROW_FIELDS) - OPTIONAL_KEYS
 
 #: Column types by name, for the known columns.
 FIELD_TYPES: dict[str, pa.DataType] = {f.name: f.type for f in STEP_SCHEMA}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from planner_testing import CHEAP, ENV_ID, assert_in_space, rows_by_agent
 
-from researchgym.planners import make_planner, optimize, run_campaigns
+from researchgym.planning import make_planner, optimize, run_campaigns
 from researchgym.spaces import Bool, Categorical, Float, Int, Schema
 
 

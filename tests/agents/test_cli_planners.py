@@ -90,3 +90,17 @@ def test_train_ppo_rllib_without_ray_names_the_extra() -> None:
     result, out = invoke("train", "--agent", "ppo-rllib", "--env", ENV_ID)
     assert result.exit_code == 2
     assert "pip install 'researchgym[rllib]'" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("command", "trainable"), [("rollout", False), ("train", True), ("train-planner", False)]
+)
+def test_every_agent_option_lists_the_planner_registry(command: str, trainable: bool) -> None:
+    from researchgym.planning import planner_names
+
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    agent_help = next(line for line in result.output.splitlines() if "--agent " in line)
+    names = planner_names(trainable=trainable)
+    assert {"transformer"} <= set(names) and ("designer" in names) != trainable
+    assert ", ".join(names) in agent_help

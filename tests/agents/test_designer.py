@@ -22,7 +22,13 @@ from agents.llm_agent import URL_VAR
 from researchgym.engine import ARCH, Executor, Result
 from researchgym.engine import unit_tree as units
 from researchgym.envs.suites import get_suite
-from researchgym.planners import Planner, PlannerError, make_planner, run_campaign
+from researchgym.planning import (
+    CampaignContext,
+    Planner,
+    PlannerError,
+    make_planner,
+    run_campaign,
+)
 from researchgym.store import open_store
 
 ENV_ID = "researchgym/SeqArch-v0"
@@ -292,3 +298,23 @@ def test_clear_errors(monkeypatch):
         DesignerPlanner().reset(get_suite("tabular").make_schema())
     with pytest.raises(PlannerError, match="start tree: .*lstm"):
         DesignerPlanner(start={"layers": [{"mixer": "lstm"}]}).reset(SCHEMA)
+
+
+def test_a_bound_designer_needs_only_its_campaign_context():
+    """No env and no observation: the task, budgets, executor and ids come from the context."""
+    context = CampaignContext(
+        env_id=ENV_ID, schema=SCHEMA, task="mqar-small", task_ref=TASK, campaign_id="c1",
+        budget=1, limits={"max_params": 30_000}, executor=WidthScore(), store=None,
+    )  # fmt: skip
+    big = tree(width=256, layers=START["layers"] * 3)
+    planner = DesignerPlanner(Scripted(big), max_attempts=1)
+    planner.bind(context)
+    planner.reset(SCHEMA, seed=0, fixed=FIXED)
+    planner.propose(None)
+    planner.observe(None, 0.0, {"status": "ok", "metrics": {"score": 0.5}, "seed": 7})
+    planner.propose(None)
+    start, over = planner.records[:2]
+    assert {r.campaign_id for r in planner.records} == {"c1"} and planner.records_path is None
+    assert {r.task for r in planner.records} == {"mqar-small"}
+    assert start.review_score == START["width"] / 1000  # reviewed by the context's executor
+    assert over.check_status == "over_budget" and "max_params=30,000" in over.check_reason

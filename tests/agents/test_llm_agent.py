@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from agents.llm_agent import URL_VAR, EndpointError, LLMAgent, extract_json
 from researchgym.cli import app
 from researchgym.envs.suites import get_suite
-from researchgym.planners import PlannerError, make_planner, run_campaign
+from researchgym.planning import PlannerError, make_planner, run_campaign
 
 SCHEMA = get_suite("tabular").make_schema()
 GOOD = {"model.family": "linear", "optim.lr": 0.01}

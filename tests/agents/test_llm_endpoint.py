@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from agents.llm_agent import EndpointError, LLMAgent
 from researchgym.cli import app
 from researchgym.envs.suites import get_suite
-from researchgym.planners import PlannerError, run_campaign
+from researchgym.planning import PlannerError, run_campaign
 from researchgym.store import open_store
 
 SCHEMA = get_suite("tabular").make_schema()

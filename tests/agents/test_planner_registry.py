@@ -8,23 +8,28 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from planner_testing import CHEAP, ENV_ID, assert_in_space
+from planner_testing import CHEAP, ENV_ID, assert_in_space, rows_by_agent
 
-from researchgym.planners import (
+from researchgym.planning import (
     PLANNERS,
     CampaignArgs,
-    PinSettings,
+    CampaignContext,
     Planner,
     PlannerError,
+    SearchPlanner,
+    StepRecord,
     make_planner,
     make_trainer,
     optimize,
     parse_args,
     planner_names,
     register_planner,
+    rollout,
     run_campaign,
+    run_campaigns,
 )
 from researchgym.spaces import Categorical, Float, Schema, SettingError
+from researchgym.wrappers import PinSettings
 
 BLACK_BOX = ["random", "sobol", "grid", "tpe", "default"]
 
@@ -116,7 +121,8 @@ def test_harness_converts_once_pins_and_records(make_env, store_dir) -> None:
     env = make_env(interface="flat")
     result = run_campaign(env, make_planner("random"), seed=4, fixed=CHEAP)
     assert [s.step for s in result.steps] == [0, 1, 2]
-    assert result.agent == "random" and env.unwrapped.agent == "random"
+    assert result.agent == "random"
+    assert rows_by_agent(store_dir) == {"random": 3}  # the agent name travels with reset
     assert all(s.status == "ok" and s.metaprogram["train.epochs"] == 1 for s in result.steps)
     assert result.best_score == max(s.score for s in result.steps)
     assert result.best_so_far()[-1] == result.best_score
@@ -165,7 +171,7 @@ def test_parse_args_gives_every_agent_a_command_line() -> None:
     args = parse_args(Args, ["--env-id", "researchgym/Digits-v0", "--fixed", "train.epochs=2", "optim.lr=0.1", "--levels", "5", "--no-shuffle", "--store", "none"])
     assert isinstance(args, CampaignArgs)
     assert (args.env_id, args.fixed, args.levels, args.shuffle, args.store) == (
-        "researchgym/Digits-v0", ["train.epochs=2", "optim.lr=0.1"], 5, False, "none"
+        "researchgym/Digits-v0", ("train.epochs=2", "optim.lr=0.1"), 5, False, "none"
     )
     assert parse_args(Args, []).levels == 3
 
@@ -191,3 +197,64 @@ def test_agents_run_as_modules(module: str, monkeypatch: pytest.MonkeyPatch, cap
     runpy.run_module(module, run_name="__main__")
     out = capsys.readouterr().out
     assert "campaign 0 step 1" in out and "best validation score" in out
+
+
+class Binds(SearchPlanner):
+    """Proposes the defaults; keeps every context it is bound to."""
+
+    name = "binds"
+
+    def __init__(self) -> None:
+        self.contexts: list[CampaignContext] = []
+
+    def bind(self, context: CampaignContext) -> None:
+        self.contexts.append(context)
+
+    def propose(self, observation) -> dict:
+        return {}
+
+
+def test_run_campaign_binds_each_campaign_context(make_env, store_dir) -> None:
+    env = make_env(max_params=10**6)
+    planner = Binds()
+    results = run_campaigns(env, planner, episodes=2, seed=0, fixed=CHEAP, options={"task": "wine"})
+    first, second = planner.contexts
+    base = env.unwrapped
+    assert isinstance(first, CampaignContext)
+    assert (first.env_id, first.task, first.budget) == (ENV_ID, "wine", 3)
+    assert first.schema is base.schema and first.executor is base.executor
+    assert first.store is base.store and first.store.path == store_dir
+    assert dict(first.limits) == {"max_params": 10**6}
+    assert first.campaign_id != second.campaign_id == base.campaign_id
+    assert [r.task for r in results] == ["wine", "wine"]
+    with pytest.raises(AttributeError):
+        first.task = "iris"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        first.limits["max_params"] = 1  # type: ignore[index]
+
+
+def test_rollout_makes_the_env_the_planner_reads_and_closes_it(store_dir) -> None:
+    seen: list[StepRecord] = []
+    results = rollout(
+        make_planner("grid", levels=2), ENV_ID, episodes=2, seed=1, budget=2,
+        fixed=["train.epochs=1", "train.batch_size=256"], store=store_dir, callback=seen.append,
+    )  # fmt: skip
+    assert [(s.episode, s.step, s.budget) for s in seen] == [
+        (0, 0, 2), (0, 1, 2), (1, 0, 2), (1, 1, 2)
+    ]  # fmt: skip
+    assert [r.seed for r in results] == [1, 2]
+    assert all(s.metaprogram["train.epochs"] == 1 for s in seen)
+    assert rows_by_agent(store_dir) == {"grid": 4}
+    with pytest.raises(SettingError, match="train.epochs=0 is outside"):
+        rollout(make_planner("random"), ENV_ID, fixed=["train.epochs=0"], store=False)
+
+
+def test_parse_args_takes_help_from_field_metadata(capsys: pytest.CaptureFixture) -> None:
+    from agents.grid import Args
+
+    with pytest.raises(SystemExit):
+        parse_args(Args, ["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--levels LEVELS points per numeric setting (default: 3)" in out
+    assert "--fixed [FIXED ...] settings pinned for every step" in out
+    assert "Grid search over (some of) a ResearchGym env's settings." in out

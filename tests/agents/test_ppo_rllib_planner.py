@@ -12,7 +12,7 @@ import json
 import pytest
 from planner_testing import CHEAPEST, ENV_ID, assert_in_space, rows_by_agent
 
-from researchgym.planners import Planner, PlannerError, make_planner, make_trainer, run_campaign
+from researchgym.planning import Planner, PlannerError, make_planner, make_trainer, run_campaign
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 

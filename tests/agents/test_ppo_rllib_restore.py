@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from researchgym.planners import make_planner, run_campaign
+from researchgym.planning import make_planner, run_campaign
 
 pytestmark = [
     pytest.mark.slow,

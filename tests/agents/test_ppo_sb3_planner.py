@@ -7,7 +7,7 @@ import json
 import pytest
 from planner_testing import CHEAPEST, ENV_ID, assert_in_space, rows_by_agent
 
-from researchgym.planners import Planner, PlannerError, make_planner, run_campaign
+from researchgym.planning import Planner, PlannerError, make_planner, run_campaign
 
 pytest.importorskip("stable_baselines3")
 

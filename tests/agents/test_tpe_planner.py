@@ -12,7 +12,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from planner_testing import CHEAP, ENV_ID
 from scipy import stats
 
-from researchgym.planners import make_planner, optimize
+from researchgym.planning import make_planner, optimize
 from researchgym.spaces import Bool, Categorical, Float, Int, Schema
 
 # A seeded synthetic objective over a small but realistic space: a log-scale

@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 from agents.transformer_planner import TrainConfig, TransformerPlanner, build_model, train_planner
 from researchgym.cli import app
 from researchgym.envs.suites import get_suite
-from researchgym.planners import PlannerError, make_planner, run_campaign
+from researchgym.planning import PlannerError, make_planner, run_campaign
 from researchgym.serialize import Serializer
 from researchgym.spaces import Categorical, Int
 

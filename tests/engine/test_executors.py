@@ -11,6 +11,7 @@ from researchgym.engine import (
     InProcessExecutor,
     LambdaHook,
     SubprocessExecutor,
+    TaskRef,
     TrainingTimeout,
     failure_result,
     train,
@@ -59,7 +60,7 @@ def test_failure_result_of_an_error_includes_where_it_happened():
 # --- in-process ------------------------------------------------------------------------------
 def test_in_process_gives_the_same_result_as_train(tabular_schema):
     m = cheap(tabular_schema)
-    result = InProcessExecutor(device="cpu").run(m, task="iris", seed=3)
+    result = InProcessExecutor(device="cpu").run(m, task=TaskRef("iris"), seed=3)
     direct = train(m, task="iris", seed=3, device="cpu")
     assert result.status == "ok"
     assert result.val_metrics == direct.val_metrics and result.curve == direct.curve
@@ -70,20 +71,20 @@ def test_in_process_hook_exception_becomes_error(tabular_schema):
         raise RuntimeError(f"hook failed at epoch {state.epoch}")
 
     executor = InProcessExecutor(device="cpu", hooks=[LambdaHook(explode)])
-    result = executor.run(cheap(tabular_schema), task="iris", seed=0)
+    result = executor.run(cheap(tabular_schema), task=TaskRef("iris"), seed=0)
     assert result.status == "error"
     assert "RuntimeError: hook failed at epoch 0" in result.error
     assert result.seconds > 0
 
 
 def test_in_process_unknown_task_becomes_error(tabular_schema):
-    result = InProcessExecutor(device="cpu").run(cheap(tabular_schema), task="nope", seed=0)
+    result = InProcessExecutor(device="cpu").run(cheap(tabular_schema), task=TaskRef("nope"), seed=0)
     assert result.status == "error" and "nope" in result.error
 
 
 def test_in_process_timeout(digits_schema):
     executor = InProcessExecutor(device="cpu", timeout=0.05)
-    result = executor.run(digits_schema.validate({"train.epochs": 100}), task="digits", seed=0)
+    result = executor.run(digits_schema.validate({"train.epochs": 100}), task=TaskRef("digits"), seed=0)
     assert result.status == "timeout"
     assert "0.05s budget" in result.error
     match = re.search(r"stopped after epoch (\d+) of 100", result.error)
@@ -94,7 +95,7 @@ def test_in_process_propagates_nothing_for_a_diverged_run(tabular_schema):
     m = tabular_schema.validate(
         {"optim.name": "sgd", "optim.lr": 1.0, "optim.momentum": 0.99, "model.depth": 4, "data.scaling": "none"}
     )
-    result = InProcessExecutor(device="cpu").run(m, task="diabetes", seed=0)
+    result = InProcessExecutor(device="cpu").run(m, task=TaskRef("diabetes"), seed=0)
     assert result.status == "diverged" and result.error
 
 
@@ -108,7 +109,7 @@ def worker():
 
 def test_subprocess_matches_in_process(worker, tabular_schema):
     m = cheap(tabular_schema, **{"model.family": "mlp"})
-    remote = worker.run(m, task="wine", seed=4)
+    remote = worker.run(m, task=TaskRef("wine"), seed=4)
     local = train(m, task="wine", seed=4, device="cpu")
     assert remote.status == "ok"
     assert remote.val_metrics == local.val_metrics  # bitwise: same seed, same CPU
@@ -118,10 +119,10 @@ def test_subprocess_matches_in_process(worker, tabular_schema):
 
 
 def test_subprocess_error_keeps_the_worker(worker, tabular_schema):
-    failed = worker.run(cheap(tabular_schema), task="nope", seed=0)
+    failed = worker.run(cheap(tabular_schema), task=TaskRef("nope"), seed=0)
     assert failed.status == "error" and "nope" in failed.error
     pid = worker._process.pid
-    ok = worker.run(cheap(tabular_schema), task="iris", seed=0)
+    ok = worker.run(cheap(tabular_schema), task=TaskRef("iris"), seed=0)
     assert ok.status == "ok"
     assert worker._process.pid == pid
 
@@ -129,22 +130,22 @@ def test_subprocess_error_keeps_the_worker(worker, tabular_schema):
 def test_subprocess_timeout_stops_the_job_and_the_next_job_gets_a_fresh_worker(
     worker, digits_schema, tabular_schema, monkeypatch
 ):
-    assert worker.run(cheap(tabular_schema), task="iris", seed=0).status == "ok"
+    assert worker.run(cheap(tabular_schema), task=TaskRef("iris"), seed=0).status == "ok"
     old = worker._process
     monkeypatch.setattr(worker, "timeout", 0.5)
-    slow = worker.run(digits_schema.validate({"train.epochs": 100}), task="digits", seed=0)
+    slow = worker.run(digits_schema.validate({"train.epochs": 100}), task=TaskRef("digits"), seed=0)
     assert slow.status == "timeout"
     assert "0.5s budget" in slow.error
     assert 0.5 <= slow.seconds < 10
     assert old.poll() is not None  # the runaway worker was killed
     # a fresh worker, and the job's 0.5 s do not include its start-up
-    fast = worker.run(cheap(tabular_schema), task="iris", seed=0)
+    fast = worker.run(cheap(tabular_schema), task=TaskRef("iris"), seed=0)
     assert fast.status == "ok", fast.error
     assert worker._process is not old
 
 
 def test_subprocess_close_is_idempotent(worker, tabular_schema):
-    assert worker.run(cheap(tabular_schema), task="iris", seed=0).status == "ok"
+    assert worker.run(cheap(tabular_schema), task=TaskRef("iris"), seed=0).status == "ok"
     process = worker._process
     worker.close()
     assert process.poll() is not None
@@ -154,5 +155,5 @@ def test_subprocess_close_is_idempotent(worker, tabular_schema):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.gpu
 def test_in_process_on_cuda(tabular_schema):
-    result = InProcessExecutor(device="cuda").run(cheap(tabular_schema), task="iris", seed=0)
+    result = InProcessExecutor(device="cuda").run(cheap(tabular_schema), task=TaskRef("iris"), seed=0)
     assert result.status == "ok" and result.device.startswith("cuda")

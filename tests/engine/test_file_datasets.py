@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from researchgym.engine import load_task_data, task_name
+from researchgym.engine import (
+    SubprocessExecutor,
+    TaskRef,
+    check_task,
+    load_task_data,
+    task_name,
+    train,
+)
 from researchgym.engine.file_datasets import (
     DataFilesNotFound,
     check_files,
@@ -19,6 +26,7 @@ from researchgym.engine.file_datasets import (
     write_cifar_batch,
     write_idx,
 )
+from researchgym.envs.suites import get_suite
 
 
 def make_mnist(
@@ -144,3 +152,26 @@ def test_the_directory_can_come_from_the_environment(tmp_path, monkeypatch):
     data = load_task_data(task_name("mnist", n_train=20))
     assert data.x_train.shape == (20, 1, 28, 28) and data.kind == "classification"
     assert abs(float(data.x_train.mean())) < 1e-4  # standard scaling on the training split
+
+
+def test_a_task_reference_carries_the_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("RESEARCHGYM_MNIST_DIR", raising=False)
+    ref = TaskRef("mnist?n_train=20", data_dir=make_mnist(tmp_path / "mnist"))
+    data = load_task_data(ref)
+    assert data.name == "mnist?n_train=20" and data.x_train.shape == (20, 1, 28, 28)
+    with pytest.raises(DataFilesNotFound, match="none was given"):
+        check_task("mnist")
+
+
+@pytest.mark.slow
+def test_a_worker_process_trains_from_a_task_reference(tmp_path, monkeypatch):
+    monkeypatch.delenv("RESEARCHGYM_MNIST_DIR", raising=False)
+    ref = TaskRef("mnist?n_train=20", data_dir=make_mnist(tmp_path / "mnist"))
+    metaprogram = get_suite("mnist").make_schema().validate({"train.epochs": 1})
+    worker = SubprocessExecutor(device="cpu", timeout=120)
+    try:
+        result = worker.run(metaprogram, task=ref, seed=0)
+    finally:
+        worker.close()
+    assert result.status == "ok", result.error
+    assert result.val_metrics == train(metaprogram, task=ref, seed=0, device="cpu").val_metrics

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from researchgym.engine import SubprocessExecutor
+from researchgym.engine import SubprocessExecutor, TaskRef
 from researchgym.envs.suites import get_suite
 
 pytestmark = [
@@ -17,7 +17,8 @@ pytestmark = [
 ]
 
 # A parity task whose training inputs alone are 10**6 x 1024 int64 values (8 GiB).
-OVERSIZED_TASK = "parity?length=1024&n_train=1000000"
+OVERSIZED_TASK = TaskRef("parity?length=1024&n_train=1000000")
+IRIS = TaskRef("iris")
 
 
 def _peak_mb(pid: int) -> int:
@@ -32,14 +33,14 @@ def test_small_job_is_ok_and_an_oversized_one_is_oom(tabular_schema):
     # depends on the build and the thread count), plus 1 GiB: far below the oversized job.
     unlimited = SubprocessExecutor(device="cpu", timeout=120)
     try:
-        assert unlimited.run(small, task="iris", seed=0).status == "ok"
+        assert unlimited.run(small, task=IRIS, seed=0).status == "ok"
         limit_mb = _peak_mb(unlimited._process.pid) + 1024
     finally:
         unlimited.close()
 
     executor = SubprocessExecutor(device="cpu", timeout=120, memory_limit_mb=limit_mb)
     try:
-        fits = executor.run(small, task="iris", seed=0)
+        fits = executor.run(small, task=IRIS, seed=0)
         assert fits.status == "ok", fits.error
         seqarch = get_suite("seqarch").make_schema().validate({"train.epochs": 1})
         oversized = executor.run(seqarch, task=OVERSIZED_TASK, seed=0)
@@ -48,7 +49,7 @@ def test_small_job_is_ok_and_an_oversized_one_is_oom(tabular_schema):
         assert "MemoryError" in oversized.error and "raise the limit" in oversized.error
         assert oversized.score is None
         # the worker survives a failed allocation and runs the next job
-        again = executor.run(small, task="iris", seed=0)
+        again = executor.run(small, task=IRIS, seed=0)
         assert again.status == "ok" and again.val_metrics == fits.val_metrics
     finally:
         executor.close()

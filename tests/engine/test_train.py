@@ -16,6 +16,7 @@ from researchgym.engine import (
     Result,
     TrainingState,
     build_model,
+    check_trainable,
     count_parameters,
     load_task_data,
     train,
@@ -324,3 +325,46 @@ def test_non_finite_validation_metrics_count_as_divergence():
     assert result.status == "diverged"
     assert result.val_metrics == {} and result.score is None
     assert "non-finite" in result.error
+
+
+# --- the one-batch check -------------------------------------------------------------------
+@pytest.mark.parametrize("task", ["wine", "diabetes"])
+def test_check_trainable_builds_and_runs_one_step_without_touching_the_rng(tabular_schema, task):
+    metaprogram = tabular_schema.validate({"model.width": 16})
+    before = torch.get_rng_state()
+    check = check_trainable(metaprogram, task=task, batch=4, seed=1)
+    assert torch.equal(torch.get_rng_state(), before)
+    data = load_task_data(task)
+    model = build_model(metaprogram, data.input_shape, data.n_outputs)
+    assert check.ok and check.error is None and check.n_params == count_parameters(model)
+
+
+class _NaNOut(torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x) * float("nan")
+
+
+class _Raises(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(3))
+
+    def forward(self, x):
+        raise RuntimeError("kernel unavailable")
+
+
+def test_check_trainable_reports_non_finite_losses_and_failures(tabular_schema, monkeypatch):
+    metaprogram = tabular_schema.validate({})
+    real = train_module.build_model
+    monkeypatch.setattr(train_module, "build_model", lambda *a: _NaNOut(real(*a)))
+    nan = check_trainable(metaprogram, task="wine")
+    assert nan.status == "non_finite" and "the loss of one batch is nan" in nan.error
+    assert nan.n_params is not None and nan.n_params > 0
+    monkeypatch.setattr(train_module, "build_model", lambda *a: _Raises())
+    broken = check_trainable(metaprogram, task="wine")
+    assert broken.status == "error" and not broken.ok
+    assert "RuntimeError: kernel unavailable" in broken.error and broken.n_params == 3

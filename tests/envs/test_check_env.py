@@ -6,10 +6,9 @@ import warnings
 
 import gymnasium as gym
 import pytest
-from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
 import researchgym
-from tests.conftest import capped_executor, slow_params
+from tests.conftest import capped_executor, check_env, slow_params
 
 sb3_env_checker = pytest.importorskip("stable_baselines3.common.env_checker")
 
@@ -36,7 +35,7 @@ def test_gymnasium_check_env(env_id, interface):
     env.action_space.seed(0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gymnasium_check_env(env.unwrapped)
+        check_env(env.unwrapped)
     assert unexpected(caught) == []
     env.close()
 

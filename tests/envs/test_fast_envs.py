@@ -66,7 +66,7 @@ def test_replay_returns_exactly_the_stored_metrics(source: str, reference_runs) 
         ]
         assert info["metrics"] in [json.loads(r["val_metrics"]) for r in candidates]
         assert info["curve"] in [json.loads(r["curve"]) for r in candidates]
-        assert info["cost"].seconds in [r["cost_seconds"] for r in candidates]
+        assert info["cost"]["seconds"] in [r["cost_seconds"] for r in candidates]
         assert info["status"] == "ok"
         assert reward == info["metrics"]["score"]
 

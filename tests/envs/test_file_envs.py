@@ -7,11 +7,13 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import researchgym  # noqa: F401 - registers the envs
+from researchgym.engine import TaskRef
 from researchgym.engine.file_datasets import DataFilesNotFound, write_cifar_batch, write_idx
+from researchgym.store import open_store
+from tests.conftest import check_env
 
 # Small, fast experiments: the checkers' random designs stay cheap.
 CHEAP = {"store": False, "max_train_steps": 40, "max_params": 200_000}
@@ -97,6 +99,12 @@ def test_data_directory_from_the_environment_and_never_recorded(tmp_path, monkey
     assert json.loads(obs)["task"] == "mnist"
     with pytest.raises(ValueError, match="give it as data_dir"):
         gym.make("researchgym/MNIST-v0", store=False, tasks=[f"mnist?data_dir={tmp_path}"])
-    small = gym.make("researchgym/MNIST-v0", store=False, tasks=["mnist?n_train=10"])
+    small = gym.make("researchgym/MNIST-v0", store=tmp_path / "store", tasks=["mnist?n_train=10"])
     small.reset(seed=0)
+    assert small.unwrapped.task_ref == TaskRef("mnist?n_train=10", data_dir=tmp_path / "mnist")
     assert small.unwrapped.estimate({})["train_examples"] == 10 * 10
+    small.step(small.unwrapped.to_action({"model.width": 16, "train.epochs": 1}))
+    with open_store(tmp_path / "store") as store:
+        (row,) = store.sql("SELECT * FROM steps").to_pylist()
+    assert row["task"] == "mnist?n_train=10" and row["status"] == "ok"
+    assert str(tmp_path) not in json.dumps(row, default=str)

@@ -5,11 +5,11 @@ import warnings
 
 import gymnasium as gym
 import pytest
-from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import researchgym
 from researchgym.spaces import SettingError
+from tests.conftest import check_env
 
 SMALL = "n_train=64&n_val=32&n_test=32"
 # Cheap configurations: small tasks, and limits that keep the checkers' random designs quick.

@@ -57,6 +57,8 @@ def test_make_vec_steps_through_campaigns(mode: str, interface: str, schema, tmp
             obs, reward, term, _, info = envs.step(action)
             assert envs.observation_space.contains(obs)
             assert list(info["status"]) == ["ok", "ok"], info.get("error")
+            assert info["cost"]["seconds"].dtype == np.float64  # plain numbers, not objects
+            assert info["cost"]["samples"].dtype.kind == "i"
             rewards.append(reward)
             terminated.append(term)
         assert not terminated[0].any() and terminated[1].all()

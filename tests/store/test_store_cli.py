@@ -123,9 +123,15 @@ def test_export(app: typer.Typer, runner: CliRunner, path: Path, tmp_path: Path)
     assert pq.read_table(out).num_rows == 7
     root = tmp_path / "minari"
     text = _ok(
-        runner.invoke(app, ["export", "-f", "minari", "-o", str(root), "--store", str(path)])
+        runner.invoke(
+            app,
+            ["export", "-f", "minari", "-o", str(root), "--store", str(path), "--without-env"],
+        )
     )
     assert "researchgym/Digits/store-v0" in text and "2 episodes" in text
+    refused = runner.invoke(app, ["export", "-f", "minari", "-o", str(root), "--store", str(path)])
+    assert refused.exit_code == 1 and "--without-env exports" in refused.output
+    assert "flat spaces" in refused.output
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MINARI_DATASETS_PATH", str(root))
         assert minari.load_dataset("researchgym/Digits/store-v0").total_steps == 7

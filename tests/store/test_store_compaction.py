@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from store_rows import make_episode, make_row, spawn
 
-import researchgym.store.store as store_module
+import researchgym.store.files as files_module
 from researchgym.store import Store
 
 
@@ -62,7 +62,7 @@ def test_tiered_merges_bound_rewrites(store: Store) -> None:
 
 def test_compact_skips_when_locked(store: Store) -> None:
     _fill(store, 3)
-    with store._lock(wait=True):
+    with store.files.lock(wait=True):
         assert store.compact(min_files=1, wait=False).skipped
     assert store.compact(min_files=1, wait=False).inputs == 3
 
@@ -113,7 +113,7 @@ def test_interrupted_compaction_recovers(store: Store, monkeypatch: pytest.Monke
     def crash(path: Path) -> int:
         raise RuntimeError("killed before deleting inputs")
 
-    monkeypatch.setattr(store_module, "_unlink", crash)
+    monkeypatch.setattr(files_module, "unlink", crash)
     with pytest.raises(RuntimeError, match="killed"):
         store.compact(min_files=1)
     monkeypatch.undo()

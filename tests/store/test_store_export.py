@@ -6,14 +6,16 @@ import csv
 import json
 from pathlib import Path
 
+import gymnasium as gym
 import minari
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from store_rows import make_episode
 
-from researchgym.store import Store
-from researchgym.store.export import default_dataset_id
+from researchgym.store import Store, StoreError
+from researchgym.store.export import default_dataset_id, export_minari, export_table
+from tests.conftest import capped_executor
 
 
 @pytest.fixture
@@ -28,8 +30,11 @@ def test_minari_export_loads(
     two_envs: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    two_envs.export_minari("researchgym/Digits/test-v0", env_id="researchgym/Digits-v0")
+    export_minari(
+        two_envs, "researchgym/Digits/test-v0", env_id="researchgym/Digits-v0", recover_env=False
+    )
     dataset = minari.load_dataset("researchgym/Digits/test-v0")
+    assert dataset.env_spec is None
     assert dataset.total_episodes == 3
     assert dataset.total_steps == 10
     assert dataset.observation_space.shape == (6,) and dataset.action_space.shape == (3,)
@@ -53,13 +58,72 @@ def test_minari_export_loads(
 
 def test_minari_export_needs_one_vector_size(two_envs: Store, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="export one env at a time"):
-        two_envs.export_minari("researchgym/mixed-v0", datasets_path=tmp_path)
-    dataset = two_envs.export_minari(
-        "researchgym/Wine/test-v0", env_id="researchgym/Wine-v0", datasets_path=tmp_path
+        export_minari(two_envs, "researchgym/mixed-v0", datasets_path=tmp_path)
+    dataset = export_minari(
+        two_envs,
+        "researchgym/Wine/test-v0",
+        env_id="researchgym/Wine-v0",
+        datasets_path=tmp_path,
+        recover_env=False,
     )
     assert dataset.total_episodes == 1 and dataset.observation_space.shape == (9,)
     with pytest.raises(ValueError, match="no episodes"):
-        two_envs.export_minari("x/none-v0", env_id="researchgym/Nope-v0", datasets_path=tmp_path)
+        export_minari(two_envs, "x/none-v0", env_id="researchgym/Nope-v0", datasets_path=tmp_path)
+
+
+def test_minari_export_with_env_needs_the_envs_spaces(two_envs: Store, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not registered with gymnasium"):
+        export_minari(two_envs, "x/wine-v0", env_id="researchgym/Wine-v0", datasets_path=tmp_path)
+    with pytest.raises(StoreError, match=r"flat spaces have shapes \(\d+,\) and \(\d+,\)"):
+        export_minari(
+            two_envs, "x/digits-v0", env_id="researchgym/Digits-v0", datasets_path=tmp_path
+        )
+
+
+def test_minari_export_of_real_campaigns_recovers_the_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("RESEARCHGYM_STORE", str(tmp_path / "default_store"))
+    env = gym.make(
+        "researchgym/Tabular-v0",
+        interface="flat",
+        store=tmp_path / "store",
+        executor=capped_executor(1),
+        budget=3,
+    )
+    invalid = np.zeros(2, dtype=np.float32)  # wrong shape: an invalid action
+    for seed, task in ((0, "iris"), (1, "wine")):
+        env.reset(seed=seed, options={"task": task})
+        env.action_space.seed(seed)
+        for action in (env.action_space.sample(), invalid, env.action_space.sample()):
+            env.step(action)
+    env.close()
+    store = Store(tmp_path / "store")
+    statuses = store.sql("SELECT status, count(*) AS n FROM steps GROUP BY 1").to_pylist()
+    assert {r["status"]: r["n"] for r in statuses}["invalid_action"] == 2
+
+    export_minari(store, "researchgym/Tabular/campaigns-v0", env_id="researchgym/Tabular-v0")
+    dataset = minari.load_dataset("researchgym/Tabular/campaigns-v0")
+    stored = {e.campaign_id: e for e in store.iter_episodes()}
+    assert dataset.total_episodes == len(stored) == 2
+    assert dataset.total_steps == sum(len(e) for e in stored.values()) == 6
+    episodes = sorted(dataset.iterate_episodes(), key=lambda e: e.infos["run_id"][1])
+    recorded = sorted(stored.values(), key=lambda e: e.run_ids[0])
+    for episode, want in zip(episodes, recorded):
+        np.testing.assert_array_equal(episode.rewards, want.rewards)
+        assert np.isnan(episode.actions[1]).all()  # the invalid action has no flat vector
+        np.testing.assert_array_equal(episode.actions[[0, 2]], want.actions[[0, 2]])
+
+    recovered = dataset.recover_environment(executor=capped_executor(1))
+    assert recovered.spec.kwargs["interface"] == "flat"
+    assert recovered.observation_space == dataset.observation_space
+    assert recovered.action_space == dataset.action_space == env.action_space
+    assert recovered.observation_space == env.observation_space
+    recovered.reset(seed=0, options={"task": "iris"})
+    obs, reward, *_ = recovered.step(recovered.action_space.sample())
+    assert recovered.observation_space.contains(obs) and np.isfinite(reward)
+    recovered.close()
 
 
 def test_default_dataset_id() -> None:
@@ -70,8 +134,8 @@ def test_default_dataset_id() -> None:
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_plain_export(two_envs: Store, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "out" / f"steps.{fmt}"
-    assert two_envs.export(out, format=fmt, env_id="researchgym/Digits-v0") == 10
-    assert two_envs.export(tmp_path / f"all.{fmt}", format=fmt) == 14
+    assert export_table(two_envs, out, format=fmt, env_id="researchgym/Digits-v0") == 10
+    assert export_table(two_envs, tmp_path / f"all.{fmt}", format=fmt) == 14
     if fmt == "parquet":
         table = pq.read_table(out)
         assert table.num_rows == 10 and set(table.column("env_id").to_pylist()) == {
@@ -92,4 +156,4 @@ def test_plain_export(two_envs: Store, tmp_path: Path, fmt: str) -> None:
         assert len(json.loads(rows[0]["obs"])) == 6
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
     with pytest.raises(ValueError, match="unknown export format"):
-        two_envs.export(out, format="xlsx")
+        export_table(two_envs, out, format="xlsx")

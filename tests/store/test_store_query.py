@@ -13,16 +13,16 @@ import pyarrow.parquet as pq
 import pytest
 from store_rows import make_episode, make_row
 
-import researchgym.store.query as query_module
-from researchgym.store import CorruptFileWarning, Store
-from researchgym.store.store import rows_to_table
+import researchgym.store.catalog as catalog_module
+from researchgym.store import CorruptFileWarning, Store, StoreError
+from researchgym.store.tables import rows_to_table
 
 
 @pytest.fixture(autouse=True, params=["cached", "in_place"])
 def read_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run every test with small files cached in memory and with all files read in place."""
     if request.param == "in_place":
-        monkeypatch.setattr(query_module, "_CACHE_FILE_ROWS", 0)
+        monkeypatch.setattr(catalog_module, "_CACHE_FILE_ROWS", 0)
     return request.param
 
 
@@ -235,3 +235,70 @@ def test_iteration_survives_compaction_between_episodes(store: Store) -> None:
             other.compact(min_files=1)
     assert seen == campaigns
     assert _count(store) == 38
+
+
+# ---------------------------------------------------------------------- typed reads
+
+
+def test_runs_filters_and_orders(filled: Store) -> None:
+    runs = filled.runs("researchgym/Digits-v0", columns=("campaign_id", "step", "task"))
+    assert runs.column_names == ["campaign_id", "step", "task"]
+    assert runs.to_pylist()[:2] == [
+        {"campaign_id": "a" * 32, "step": 0, "task": "t1"},
+        {"campaign_id": "a" * 32, "step": 1, "task": "t1"},
+    ]
+    assert runs.num_rows == 8
+    assert filled.runs(agent="tpe", columns=("task",))["task"].to_pylist() == ["t2"] * 3 + ["t1"]
+    assert filled.runs(tasks=["t2", "wine"], columns=("task",)).num_rows == 5
+    assert filled.runs(tasks=[], columns=("task",)).num_rows == 0
+    assert filled.runs(status="ok").num_rows == _count(filled) - 1
+
+
+def test_runs_trained_leaves_out_invalid_actions(store: Store) -> None:
+    rows = make_episode(3)
+    rows[1].update(metaprogram="null", status="invalid_action", action_flat=None)
+    rows[2].update(metaprogram=None)
+    store.append_many(rows)
+    trained = store.runs(trained=True, columns=("step",))
+    assert trained["step"].to_pylist() == [0]
+
+
+def test_run_by_id(filled: Store) -> None:
+    run_id = filled.runs(columns=("run_id",))["run_id"][3].as_py()
+    row = filled.run(run_id)
+    assert row is not None and row["run_id"] == run_id and row["step"] == 3
+    assert filled.run("no-such-run") is None
+
+
+def test_runs_rejects_unknown_columns(filled: Store) -> None:
+    with pytest.raises(StoreError, match=r"unknown store column\(s\) \['steps; DROP'\]"):
+        filled.runs(columns=("steps; DROP",))
+    with pytest.raises(ValueError, match="unknown store column"):
+        filled.runs(order_by=("nope",))
+
+
+def test_runs_of_an_empty_store(store: Store) -> None:
+    assert store.runs("researchgym/Digits-v0", columns=("task", "metaprogram")).num_rows == 0
+
+
+def test_added_columns_read_null_in_files_written_before_them(store: Store) -> None:
+    old = rows_to_table(make_episode(2, campaign_id="o" * 32))
+    old = old.drop_columns(["task_features", "source_env_id"])
+    store.steps_dir.mkdir(parents=True)
+    pq.write_table(old, store.steps_dir / "old.parquet")
+    assert (
+        store.runs(columns=("task_features", "source_env_id")).to_pylist()
+        == [{"task_features": None, "source_env_id": None}] * 2
+    )
+    features = '{"n_train": 10.0}'
+    store.append_many(
+        make_episode(1, campaign_id="n" * 32, task_features=features, source_env_id="src")
+    )
+    rows = store.runs(columns=("campaign_id", "task_features", "source_env_id")).to_pylist()
+    assert rows == [
+        {"campaign_id": "n" * 32, "task_features": features, "source_env_id": "src"},
+        {"campaign_id": "o" * 32, "task_features": None, "source_env_id": None},
+        {"campaign_id": "o" * 32, "task_features": None, "source_env_id": None},
+    ]
+    store.compact(min_files=1)
+    assert store.runs(columns=("campaign_id", "task_features", "source_env_id")).to_pylist() == rows

@@ -12,7 +12,7 @@ from store_rows import make_row
 
 from researchgym.store import SCHEMA_VERSION, STEP_SCHEMA, Store, open_store
 from researchgym.store.schema import REQUIRED_KEYS, provenance
-from researchgym.store.store import normalize_table, rows_to_table
+from researchgym.store.tables import normalize_table, rows_to_table
 
 
 def test_schema_covers_row_contract() -> None:

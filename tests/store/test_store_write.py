@@ -11,7 +11,7 @@ import pytest
 from store_rows import make_episode, make_row, spawn
 
 from researchgym.store import Store
-from researchgym.store.store import rows_to_table
+from researchgym.store.tables import rows_to_table
 
 
 def _count(store: Store) -> int:
@@ -112,8 +112,17 @@ def test_write_table_publishes_side_tables_that_duckdb_reads(tmp_path):
     path = store.write_table("designs", "abc123", pa.table({"x": [1, 2]}))
     store.write_table("designs", "abc123", pa.table({"x": [3]}))  # replaced whole
     assert path == store.path / "designs" / "abc123.parquet"
-    assert duckdb.sql(f"SELECT sum(x) FROM read_parquet('{store.path}/designs/*.parquet')").fetchall() == [(3,)]
+    assert duckdb.sql(
+        f"SELECT sum(x) FROM read_parquet('{store.path}/designs/*.parquet')"
+    ).fetchall() == [(3,)]
     assert store.info()["rows"] == 0  # not steps
     for folder, name in (("steps", "a"), ("../x", "a"), ("designs", "../a")):
         with pytest.raises(ValueError, match="plain file names"):
             store.write_table(folder, name, pa.table({"x": [1]}))
+
+
+def test_unknown_backend_is_refused(tmp_path: Path) -> None:
+    from researchgym.store import StoreError
+
+    with pytest.raises(StoreError, match="unknown store backend 's3'; use one of local"):
+        Store(tmp_path / "store", backend="s3")

@@ -28,18 +28,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from researchgym.errors import shorten
 from researchgym.store import schema as _schema
-from researchgym.store.store import (
-    Snapshot,
-    deep_check,
-    quick_check,
-    warn_corrupt,
-)
+from researchgym.store.files import deep_check, quick_check, warn_corrupt
+from researchgym.store.manifest import FileSet, Snapshot
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from researchgym.store.store import Store
 
 _RETRIES = 20
 _SchemaKey = tuple[tuple[str, str], ...]
@@ -125,12 +120,13 @@ class Episode:
         return len(self.rewards)
 
 
-def _sql_string(value: str) -> str:
+def sql_string(value: str) -> str:
+    """``value`` as a quoted SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
 
 def _sql_list(paths: Sequence[Path]) -> str:
-    return ", ".join(_sql_string(str(p)) for p in paths)
+    return ", ".join(sql_string(str(p)) for p in paths)
 
 
 def _group(paths: Sequence[Path], keys: Mapping[Path, _SchemaKey]) -> dict[_SchemaKey, list[Path]]:
@@ -149,25 +145,34 @@ def _where(filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def _check_columns(names: Sequence[str]) -> None:
+    unknown = [n for n in names if n not in _schema.FIELD_TYPES]
+    if unknown:
+        raise _schema.StoreError(
+            f"unknown store column(s) {shorten(unknown)}; use columns of "
+            f"researchgym.store.STEP_SCHEMA: {', '.join(_schema.FIELD_TYPES)}"
+        )
+
+
 class Catalog:
     """An in-memory DuckDB database whose views read a store in place.
 
     Every query first takes a consistent snapshot of the store's files and, if
     the set changed, recreates the ``steps`` view. Files that vanish mid-query
     (compaction) make the query retry on a new snapshot; unreadable files are
-    reported once with a :class:`~researchgym.store.store.CorruptFileWarning`
+    reported once with a :class:`~researchgym.store.files.CorruptFileWarning`
     and left out.
 
     Args:
-        store: The store to read.
+        fileset: The files of the store to read.
         cache_small_files: Load the rows of small writer files into in-memory
             tables once, instead of reading every file on every query. Makes
             repeated queries over a live store as fast as over a compacted
             one, at the cost of a slower first query.
     """
 
-    def __init__(self, store: Store, *, cache_small_files: bool = True) -> None:
-        self._store = store
+    def __init__(self, fileset: FileSet, *, cache_small_files: bool = True) -> None:
+        self._fileset = fileset
         self._cache_small_files = cache_small_files
         self._con = duckdb.connect(":memory:")
         for setting in ("SET TimeZone='UTC'", "SET parquet_metadata_cache=true"):
@@ -294,10 +299,17 @@ class Catalog:
         # (files written before and after a column was added) and the cache
         # tables are combined by column name, as read_parquet(...,
         # union_by_name=true) would.
+        # Schema columns no file has (all written before the column was added)
+        # come from the empty table, so they read as NULL rather than fail to bind.
         groups = _group([p for p, _ in direct], dict(direct))
         parts = [f"SELECT * FROM read_parquet([{_sql_list(paths)}])" for paths in groups.values()]
         parts += [f"SELECT * EXCLUDE (_file) FROM {table}" for table in tables]
-        source = " UNION ALL BY NAME ".join(parts) or "SELECT * FROM _empty_steps"
+        names = {table: key for key, table in self._tables.items()}
+        keys = [*groups, *(names[table] for table in tables)]
+        present = {column for key in keys for column, _ in key}
+        if not parts or not present.issuperset(_schema.FIELD_TYPES):
+            parts.append("SELECT * FROM _empty_steps")
+        source = " UNION ALL BY NAME ".join(parts)
         self._con.execute(f"CREATE OR REPLACE VIEW steps AS {source}")
 
     def refresh(self) -> Snapshot:
@@ -308,7 +320,7 @@ class Catalog:
         about as fast as a compacted one.
         """
         with self._lock:
-            snap = self._store.snapshot()
+            snap = self._fileset.snapshot()
             self._snapshot = snap
             if self._bad:  # forget unreadable files that are gone
                 listed = set(snap.files)
@@ -316,17 +328,13 @@ class Catalog:
             direct: list[tuple[Path, _SchemaKey]] = []
             small: dict[Path, _SchemaKey] = {}
             small_rows = 0
-            steps_dir = self._store.steps_dir
+            writer_files = set(snap.files[snap.compacted_files :])
             for path in snap.files:
                 footer = self._inspect(path)
                 if footer is None:
                     continue
                 key, rows = footer
-                if (
-                    self._cache_small_files
-                    and path.parent == steps_dir
-                    and rows <= _CACHE_FILE_ROWS
-                ):
+                if self._cache_small_files and path in writer_files and rows <= _CACHE_FILE_ROWS:
                     small[path] = key
                     small_rows += rows
                 else:
@@ -425,7 +433,7 @@ class Catalog:
 
     def copy_to(self, select: str, path: str | os.PathLike[str], options: str) -> None:
         """Run ``COPY (select) TO path (options)`` with the store's views current."""
-        target = _sql_string(str(path))
+        target = sql_string(str(path))
         self._run(lambda con: con.execute(f"COPY ({select}) TO {target} ({options})"))
 
     def _column(self, query: str, params: list[Any]) -> list[Any]:
@@ -496,6 +504,59 @@ class Catalog:
                 records.append(record)
         return pd.DataFrame.from_records(records, columns=None if records else ["run_id", "epoch"])
 
+    def runs(
+        self,
+        env_id: str | None = None,
+        *,
+        agent: str | None = None,
+        tasks: Sequence[str] | None = None,
+        status: str | None = None,
+        trained: bool = False,
+        columns: Sequence[str] | None = None,
+        order_by: Sequence[str] = ("campaign_id", "step"),
+    ) -> pa.Table:
+        """Return step rows, filtered, as an Arrow table.
+
+        Args:
+            env_id: Only steps of this env.
+            agent: Only steps of this agent.
+            tasks: Only steps on these tasks.
+            status: Only steps with this status (e.g. ``"ok"``).
+            trained: Only steps that trained a metaprogram (one was recorded
+                and the action was valid).
+            columns: Columns to return (default: all).
+            order_by: Columns to sort by.
+
+        Returns:
+            The rows; columns of files written before a column existed are NULL.
+
+        Raises:
+            StoreError: If a column name is not a column of the store.
+        """
+        _check_columns([*(columns or ()), *order_by])
+        where, params = _where({"env_id": env_id, "agent": agent, "status": status})
+        clauses = [where[len(" WHERE ") :]] if where else []
+        if tasks is not None:
+            clauses.append("list_contains(?::VARCHAR[], task)")
+            params.append(list(tasks))
+        if trained:
+            clauses.append(
+                "metaprogram IS NOT NULL AND metaprogram <> 'null' "
+                "AND status IS DISTINCT FROM 'invalid_action'"
+            )
+        select = ", ".join(columns) if columns else "*"
+        sql = f"SELECT {select} FROM steps"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        if order_by:
+            sql += " ORDER BY " + ", ".join(order_by)
+        return self.arrow(sql, params)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """Return the step row with this ``run_id`` as a dict, or None when there is none."""
+        rows = self.arrow("SELECT * FROM steps WHERE run_id = ? LIMIT 1", [run_id]).to_pylist()
+        return rows[0] if rows else None
+
     def info(self) -> dict[str, Any]:
         """Summarize the store.
 
@@ -522,7 +583,7 @@ class Catalog:
                 pass
         disk = 0
         temporary = 0
-        for root, _dirs, names in os.walk(self._store.path):
+        for root, _dirs, names in os.walk(self._fileset.root):
             for name in names:
                 if name.startswith(".") and name.endswith(".tmp"):
                     temporary += 1
@@ -531,7 +592,7 @@ class Catalog:
                 except FileNotFoundError:
                     pass
         return {
-            "path": str(self._store.path),
+            "path": str(self._fileset.root),
             "rows": counts["n_rows"],
             "episodes": counts["n_episodes"],
             "envs": counts["n_envs"],
@@ -611,7 +672,7 @@ class Catalog:
                     time.sleep(0.001 * attempt)
             finally:
                 cursor.close()
-        raise RuntimeError(f"could not read {self._store.path}: files kept vanishing mid-query")
+        raise RuntimeError(f"could not read {self._fileset.root}: files kept vanishing mid-query")
 
 
 class _Vectors:

@@ -1,0 +1,194 @@
+"""Recording: the one place that turns an env step into a row of the trajectory store.
+
+A :class:`StepRecorder` belongs to a :class:`~researchgym.envs.research_env.ResearchEnv`:
+the env starts a campaign on it at every reset and records every step. It
+builds the row the store's schema describes (``researchgym.store.schema``), plus
+the task's features and the env whose training produced the metrics, and keeps
+every text column bounded: an action or an error longer than
+:data:`MAX_STORED_CHARS` is stored cut, saying how long it was.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from researchgym.envs.interfaces import CampaignView
+from researchgym.errors import shorten
+
+if TYPE_CHECKING:
+    from researchgym.engine import Result
+
+__all__ = ["MAX_STORED_CHARS", "StepRecorder"]
+
+#: Longest action (as JSON) or error a row stores; longer ones are cut to about this
+#: length, with their original length noted.
+MAX_STORED_CHARS = 10_000
+
+
+class StepRecorder:
+    """Appends one store row per env step.
+
+    Args:
+        store: where rows go: a path, ``None`` for the default location
+            (``RESEARCHGYM_STORE`` or ``datasets_store/``), or ``False`` for nowhere.
+            Opened on first use.
+        env_id: the env recorded with every row.
+        source_env_id: the env whose training produced the metrics (Replay-v0 and
+            Surrogate-v0 answer from another env's runs); defaults to ``env_id``.
+        observe: the flat observation of a campaign, stored with each step (the
+            same whatever the env's interface).
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        env_id: str,
+        source_env_id: str | None = None,
+        observe: Callable[[CampaignView], np.ndarray],
+    ):
+        self.env_id = env_id
+        self.source_env_id = source_env_id or env_id
+        self.agent = ""
+        self.campaign_id = ""
+        self._store_arg = store
+        self._store: Any = None
+        self._observe = observe
+        self._view: CampaignView | None = None
+        self._task_features = "{}"
+        self._obs_before: list[float] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether steps are recorded (``False`` with ``store=False``)."""
+        return self._store_arg is not False
+
+    @property
+    def store(self) -> Any:
+        """The store rows go to (opened on first use), or ``None`` with ``store=False``."""
+        if not self.enabled:
+            return None
+        if self._store is None:
+            from researchgym.store import open_store
+
+            self._store = open_store(self._store_arg)
+        return self._store
+
+    def start_campaign(self, view: CampaignView, *, campaign_id: str, agent: str) -> None:
+        """Record the following steps as steps of a new campaign.
+
+        Args:
+            view: the campaign's state; the env updates it before each :meth:`record`.
+            campaign_id: the campaign's id.
+            agent: who acts in this campaign (recorded with every step).
+        """
+        self._view, self.campaign_id, self.agent = view, campaign_id, agent
+        if self.enabled:
+            self._task_features = json.dumps(view.task_features)
+            self._obs_before = self._observe(view).tolist()
+
+    def record(
+        self,
+        *,
+        action: Any,
+        metaprogram: dict[str, Any] | None,
+        action_flat: np.ndarray | None,
+        result: Result,
+        reward: float,
+        terminated: bool,
+        seed: int,
+        started_at: datetime,
+    ) -> None:
+        """Append the row of the campaign's latest step (already counted in its view).
+
+        Args:
+            action: the action as given.
+            metaprogram: the settings it stood for (``None`` for a malformed action).
+            action_flat: the metaprogram's flat encoding (``None`` for a malformed action).
+            result: the step's :class:`~researchgym.engine.Result`.
+            reward: the step's reward.
+            terminated: whether the step ended the campaign.
+            seed: the training seed.
+            started_at: when the step began.
+        """
+        if not self.enabled:
+            return
+        view = self._view
+        if view is None:
+            raise RuntimeError("start_campaign() must come before record()")
+        self.store.append(
+            {
+                "campaign_id": self.campaign_id,
+                "step": view.steps_done - 1,
+                "run_id": uuid.uuid4().hex,
+                "env_id": self.env_id,
+                "env_version": _version_of(self.env_id),
+                "source_env_id": self.source_env_id,
+                "task": view.task,
+                "task_features": self._task_features,
+                "agent": self.agent,
+                "seed": seed,
+                "metaprogram": json.dumps(metaprogram),
+                "action": _action_json(action),
+                "obs": self._obs_before,
+                "action_flat": None if action_flat is None else action_flat.tolist(),
+                "val_score": result.score,
+                "val_metrics": json.dumps(result.val_metrics),
+                "test_metrics": json.dumps(result.test_metrics),
+                "curve": json.dumps(result.curve),
+                "reward": reward,
+                "terminated": terminated,
+                "truncated": False,
+                "cost_seconds": result.seconds,
+                "cost_samples": result.samples,
+                "status": result.status,
+                "error": None if result.error is None else _cut(result.error),
+                "started_at": started_at,
+                "finished_at": datetime.now(UTC),
+            }
+        )
+        self._obs_before = self._observe(view).tolist()
+
+
+def _version_of(env_id: str) -> int:
+    _, _, version = env_id.rpartition("-v")
+    return int(version) if version.isdigit() else 0
+
+
+def _cut(text: str) -> str:
+    """``text``, or its start and its length when longer than :data:`MAX_STORED_CHARS`."""
+    if len(text) <= MAX_STORED_CHARS:
+        return text
+    return f"{text[: MAX_STORED_CHARS - 40]}... ({len(text):,} characters)"
+
+
+def _plain(x: Any) -> Any:
+    """``x`` with numpy arrays and scalars made Python lists and numbers."""
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    return x
+
+
+def _action_json(action: Any) -> str:
+    """The action as given, as JSON (anything else as its repr), bounded in length.
+
+    A text action longer than :data:`MAX_STORED_CHARS` is stored cut; any other
+    action whose JSON is that long is stored as a JSON string of its JSON, cut.
+    """
+    if isinstance(action, str):
+        return json.dumps(_cut(action))
+    try:
+        text = json.dumps(_plain(action))
+    except (TypeError, ValueError, RecursionError):  # not JSON, or nested too deep for it
+        return json.dumps(shorten(action, MAX_STORED_CHARS))
+    return text if len(text) <= MAX_STORED_CHARS else json.dumps(_cut(text))

@@ -1,0 +1,272 @@
+"""The campaign loop: a planner proposes, the env trains, the planner learns.
+
+::
+
+    import gymnasium as gym
+    from researchgym.planning import make_planner, run_campaign
+
+    env = gym.make("researchgym/Tabular-v0", store=False)
+    result = run_campaign(env, make_planner("tpe"), seed=0, fixed={"train.epochs": 5})
+    result.best_score, result.best_metaprogram
+
+:func:`rollout` makes the env for a planner and runs its campaigns (what
+``researchgym rollout`` and every ``python -m agents.NAME`` do), and
+:func:`optimize` runs a planner against any function of a metaprogram (no env,
+no training): the seam for testing and comparing search strategies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+from researchgym.planning.context import campaign_context
+from researchgym.planning.protocol import Planner, PlannerError, validate_pins
+from researchgym.spaces import Schema
+
+__all__ = [
+    "CampaignResult",
+    "StepRecord",
+    "optimize",
+    "rollout",
+    "run_campaign",
+    "run_campaigns",
+]
+
+
+@dataclass
+class StepRecord:
+    """One step of a campaign, as the campaign loop saw it."""
+
+    episode: int
+    step: int
+    budget: int
+    task: str
+    metaprogram: dict[str, Any] | None
+    reward: float
+    status: str
+    score: float | None
+    test_score: float | None
+    seconds: float
+    info: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+@dataclass
+class CampaignResult:
+    """The steps of one campaign (episode) and what it found."""
+
+    agent: str
+    env_id: str
+    task: str
+    seed: int | None
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def best(self) -> StepRecord | None:
+        """The step with the best validation score (``None`` until one succeeds)."""
+        scored = [(s.score, s) for s in self.steps if s.score is not None]
+        return max(scored, key=lambda pair: pair[0])[1] if scored else None
+
+    @property
+    def best_score(self) -> float | None:
+        return None if self.best is None else self.best.score
+
+    @property
+    def best_metaprogram(self) -> dict[str, Any] | None:
+        return None if self.best is None else self.best.metaprogram
+
+    def best_so_far(self) -> list[float | None]:
+        """Best validation score after each step (``None`` until one succeeds)."""
+        out: list[float | None] = []
+        best: float | None = None
+        for s in self.steps:
+            if s.score is not None and (best is None or s.score > best):
+                best = s.score
+            out.append(best)
+        return out
+
+
+def run_campaign(
+    env: gym.Env,
+    planner: Planner,
+    *,
+    seed: int | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    episode: int = 0,
+    callback: Callable[[StepRecord], None] | None = None,
+) -> CampaignResult:
+    """Run one campaign (episode) of ``planner`` on ``env`` until its budget is spent.
+
+    The env is reset with ``options`` plus ``{"agent": planner.name}``, so every
+    step is recorded under the planner's name. A planner that defines
+    ``bind(context)`` is then given the campaign's
+    :class:`~researchgym.planning.CampaignContext`. Each proposal, with ``fixed``
+    settings pinned on top, is the one metaprogram turned into an action.
+
+    Args:
+        env: a ResearchGym env (any interface; a planner that reads observations
+            needs the interface it names in ``planner.interface``).
+        planner: the planner.
+        seed: seeds the env's reset and the planner.
+        fixed: settings pinned for every step, e.g. ``{"train.epochs": 2}``.
+        options: passed to ``env.reset`` (e.g. ``{"task": "wine"}``).
+        episode: index stored in each :class:`StepRecord`.
+        callback: called with each step's record as it finishes.
+
+    Raises:
+        PlannerError: the planner reads another interface than the env's.
+        SettingError: a pinned setting that is unknown or out of range.
+    """
+    base: Any = env.unwrapped  # a ResearchEnv
+    schema: Schema = base.schema
+    pins = validate_pins(schema, fixed)
+    wanted = getattr(planner, "interface", None)
+    if wanted is not None and base.interface.name != wanted:
+        raise PlannerError(
+            f"planner {planner.name!r} reads {wanted!r} observations but the env uses "
+            f"interface={base.interface.name!r}; make the env with interface={wanted!r}"
+        )
+    observation, reset_info = env.reset(
+        seed=seed, options={**(options or {}), "agent": planner.name}
+    )
+    task = reset_info["task"]
+    if hasattr(planner, "bind"):
+        planner.bind(campaign_context(env, task))
+    planner.reset(schema, seed=seed, fixed=pins)
+    result = CampaignResult(planner.name, base.env_id, task, seed)
+    while True:
+        metaprogram = schema.validate({**planner.propose(observation), **pins})
+        observation, reward, terminated, truncated, info = env.step(base.to_action(metaprogram))
+        trained = info.get("metaprogram") or metaprogram
+        planner.observe(trained, float(reward), info)
+        ok = info["status"] == "ok"
+        record = StepRecord(
+            episode=episode,
+            step=len(result.steps),
+            budget=base.budget,
+            task=info["task"],
+            metaprogram=trained,
+            reward=float(reward),
+            status=info["status"],
+            score=info["metrics"].get("score") if ok else None,
+            test_score=info["test_metrics"].get("score") if ok else None,
+            seconds=info["cost"]["seconds"],
+            info=info,
+        )
+        result.steps.append(record)
+        if callback is not None:
+            callback(record)
+        if terminated or truncated:
+            return result
+
+
+def run_campaigns(
+    env: gym.Env,
+    planner: Planner,
+    *,
+    episodes: int = 1,
+    seed: int = 0,
+    fixed: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    callback: Callable[[StepRecord], None] | None = None,
+) -> list[CampaignResult]:
+    """Run ``episodes`` campaigns of ``planner``; campaign ``i`` is seeded ``seed + i``.
+
+    The arguments are those of :func:`run_campaign`.
+    """
+    return [
+        run_campaign(
+            env, planner, seed=seed + i, fixed=fixed, options=options, episode=i, callback=callback
+        )
+        for i in range(episodes)
+    ]
+
+
+def rollout(
+    planner: Planner,
+    env_id: str,
+    *,
+    episodes: int = 1,
+    seed: int = 0,
+    fixed: Mapping[str, Any] | Sequence[str] | None = None,
+    budget: int | None = None,
+    store: Any = None,
+    options: Mapping[str, Any] | None = None,
+    callback: Callable[[StepRecord], None] | None = None,
+) -> list[CampaignResult]:
+    """Make ``env_id`` for ``planner`` (the interface it reads), run its campaigns, close the env.
+
+    Args:
+        planner: the planner.
+        env_id: a registered env id, e.g. ``"researchgym/Tabular-v0"``.
+        episodes: campaigns to run; campaign ``i`` is seeded ``seed + i``.
+        seed: seed of the first campaign and of the planner.
+        fixed: settings pinned for every step, as a mapping or as ``name=value``
+            strings (``["train.epochs=2"]``).
+        budget: experiments per campaign (default: the env's).
+        store: the env's ``store=`` (a directory, ``None`` for the default, ``False``
+            for nothing recorded).
+        options: passed to every ``env.reset`` (e.g. ``{"task": "wine"}``).
+        callback: called with each step's record as it finishes.
+
+    Raises:
+        gymnasium.error.Error: an unknown env id.
+        SettingError: a pinned setting that is malformed, unknown or out of range.
+        PlannerError: the planner cannot run on this env.
+    """
+    kwargs: dict[str, Any] = {
+        "store": store,
+        "interface": getattr(planner, "interface", None) or "dict",
+    }
+    if budget is not None:
+        kwargs["budget"] = budget
+    env = gym.make(env_id, disable_env_checker=True, **kwargs)
+    try:
+        schema: Schema = env.unwrapped.schema  # type: ignore[attr-defined]
+        if fixed is not None and not isinstance(fixed, Mapping):
+            fixed = schema.parse_overrides(list(fixed))
+        schema.validate(fixed or {})
+        return run_campaigns(
+            env,
+            planner,
+            episodes=episodes,
+            seed=seed,
+            fixed=fixed,
+            options=options,
+            callback=callback,
+        )
+    finally:
+        env.close()
+
+
+def optimize(
+    planner: Planner,
+    schema: Schema,
+    objective: Callable[[dict[str, Any]], float],
+    *,
+    n_trials: int,
+    seed: int | None = None,
+    fixed: Mapping[str, Any] | None = None,
+) -> list[tuple[dict[str, Any], float]]:
+    """Run a black-box planner against ``objective(metaprogram) -> value`` (higher is better).
+
+    No env and no training: each proposal (pins applied, defaults filled) is
+    scored by ``objective`` and fed back with ``info={"status": "ok"}``. The
+    planner's observation is ``None``.
+
+    Returns:
+        ``(metaprogram, value)`` per trial, in order.
+    """
+    pins = validate_pins(schema, fixed)
+    planner.reset(schema, seed=seed, fixed=pins)
+    history: list[tuple[dict[str, Any], float]] = []
+    for _ in range(n_trials):
+        metaprogram = schema.validate({**planner.propose(None), **pins})
+        value = float(objective(metaprogram))
+        planner.observe(metaprogram, value, {"status": "ok", "metaprogram": metaprogram})
+        history.append((metaprogram, value))
+    return history

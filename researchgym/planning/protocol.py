@@ -1,0 +1,101 @@
+"""The planner protocol: what proposes the next experiment of a research campaign.
+
+A planner works in *metaprogram* space (a dict of settings by dotted name). It
+is told the schema when a campaign starts, proposes a metaprogram from the
+env's observation, and may learn from each step's result::
+
+    planner.reset(schema, seed=0, fixed={"train.epochs": 2})
+    metaprogram = planner.propose(observation)
+    ...  # the campaign loop trains it with env.step
+    planner.observe(metaprogram, reward, info)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from researchgym.errors import ResearchGymError
+from researchgym.spaces import Schema
+
+__all__ = ["Planner", "PlannerError", "SearchPlanner", "validate_pins"]
+
+
+class PlannerError(ResearchGymError, ValueError):
+    """A planner that cannot be built or cannot run as asked."""
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """What every planner implements.
+
+    Attributes:
+        name: recorded as ``agent`` with every step the planner takes.
+        interface: the observation form the planner reads (``"dict"``, ``"flat"``
+            or ``"text"``), or ``None`` when it ignores observations (black-box search).
+
+    A planner that needs more than observations (the campaign's budgets, executor
+    or store, like the architecture designer) also defines
+    ``bind(context: CampaignContext)``; :func:`~researchgym.planning.run_campaign`
+    calls it before each campaign.
+    """
+
+    name: str
+    interface: str | None
+
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
+        """Start a campaign over ``schema``; ``fixed`` settings are pinned for every step."""
+
+    def propose(self, observation: Any) -> dict[str, Any]:
+        """The next metaprogram to train (settings by name; omitted ones take defaults)."""
+
+    def observe(
+        self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]
+    ) -> None:
+        """Learn from a step: what was trained, its reward and the env's ``info``."""
+
+
+class SearchPlanner:
+    """Shared plumbing for planners: keeps the schema, the pins and a seeded RNG.
+
+    Subclasses implement :meth:`propose` and, when they learn, :meth:`observe`.
+    """
+
+    name = "search"
+    interface: str | None = None
+
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
+        self.schema = schema
+        self.fixed = validate_pins(schema, fixed)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def propose(self, observation: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def observe(
+        self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]
+    ) -> None:
+        pass
+
+    def free_settings(self) -> list[str]:
+        """Names of the settings the planner chooses (every setting that is not pinned)."""
+        return [name for name in self.schema.names if name not in self.fixed]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def validate_pins(schema: Schema, fixed: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check pinned settings (names and values) and return them in canonical form.
+
+    Raises:
+        SettingError: an unknown setting or a value outside its range.
+    """
+    return {name: schema[name].validate(value) for name, value in (fixed or {}).items()}

@@ -1,0 +1,109 @@
+"""StepRecorder: the rows an env writes, the agent of each campaign, bounded text, sources."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+
+import researchgym  # noqa: F401 - registers the envs
+from researchgym.engine import TaskRef, load_task_data
+from researchgym.envs.recording import MAX_STORED_CHARS
+from researchgym.store import open_store
+from researchgym.store.schema import ROW_FIELDS
+
+TABULAR = "researchgym/Tabular-v0"
+CHEAP = {"model.family": "linear", "train.epochs": 1}
+
+
+def rows(path) -> list[dict]:
+    with open_store(path) as store:
+        return store.sql("SELECT * FROM steps ORDER BY started_at").to_pylist()
+
+
+def store_bytes(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def test_a_row_has_every_column_the_task_features_and_the_source(tmp_path):
+    env = gym.make(TABULAR, store=tmp_path, budget=2, device="cpu", agent="me")
+    env.reset(seed=0, options={"task": "iris"})
+    env.step(env.unwrapped.to_action(CHEAP))
+    env.step("not an action")
+    env.close()
+    first, second = rows(tmp_path)
+    assert {field.name for field in ROW_FIELDS} <= first.keys()
+    assert json.loads(first["task_features"]) == load_task_data("iris").features()
+    assert first["source_env_id"] == TABULAR == first["env_id"]
+    assert (first["task"], first["agent"], first["status"]) == ("iris", "me", "ok")
+    assert (second["step"], second["status"], second["action_flat"]) == (1, "invalid_action", None)
+    assert second["task_features"] == first["task_features"]
+
+
+def test_reset_options_name_the_agent_of_one_campaign(tmp_path):
+    env = gym.make(TABULAR, store=tmp_path, budget=1, device="cpu", agent="default")
+    for options in ({"agent": "tpe"}, {}):
+        env.reset(seed=0, options={"task": "iris", **options})
+        env.step(env.unwrapped.to_action(CHEAP))
+    assert [row["agent"] for row in rows(tmp_path)] == ["tpe", "default"]
+    for bad in ("", 3):
+        with pytest.raises(ValueError, match="agent=.* must be a non-empty name"):
+            env.reset(seed=0, options={"agent": bad})
+    with pytest.raises(ValueError, match="agent="):
+        gym.make(TABULAR, store=False, agent="")
+
+
+def test_a_huge_text_action_is_stored_cut(tmp_path):
+    env = gym.make(TABULAR, store=tmp_path, budget=1, interface="text", device="cpu")
+    env.reset(seed=0)
+    huge = json.dumps({"model.family": "x" * 5_000_000})
+    _, _, _, _, info = env.step(huge)
+    assert info["status"] == "invalid_action"
+    (row,) = rows(tmp_path)
+    assert store_bytes(tmp_path) < 100_000
+    stored = json.loads(row["action"])
+    assert stored.startswith('{"model.family": "xxx') and stored.endswith(f"({len(huge):,} characters)")
+    assert len(stored) <= MAX_STORED_CHARS
+    assert len(row["error"]) <= MAX_STORED_CHARS
+
+
+def test_a_huge_training_error_is_stored_cut(tmp_path):
+    class Failing:
+        def run(self, metaprogram, *, task, seed):
+            from researchgym.engine import Result
+
+            return Result(status="error", error="e" * 1_000_000)
+
+        def close(self):
+            pass
+
+    env = gym.make(TABULAR, store=tmp_path, budget=1, executor=Failing())
+    env.reset(seed=0)
+    env.step(env.unwrapped.to_action(CHEAP))
+    (row,) = rows(tmp_path)
+    assert row["error"].startswith("eee") and row["error"].endswith("(1,000,000 characters)")
+    assert len(row["error"]) <= MAX_STORED_CHARS
+
+
+@pytest.mark.parametrize("env_id", ["researchgym/Replay-v0", "researchgym/Surrogate-v0"])
+def test_fast_envs_record_the_env_whose_runs_answer(env_id, tmp_path):
+    for source in ("researchgym/Digits-v0", "researchgym/Tabular-v0"):
+        env = gym.make(env_id, source=source, store=tmp_path, budget=1)
+        env.reset(seed=0)
+        _, _, _, _, info = env.step(env.unwrapped.to_action({}))
+        assert info["status"] == "ok"
+    recorded = [(row["env_id"], row["source_env_id"]) for row in rows(tmp_path)]
+    assert sorted(recorded) == [
+        (env_id, "researchgym/Digits-v0"),
+        (env_id, "researchgym/Tabular-v0"),
+    ]
+
+
+def test_task_ref_is_the_campaigns_task():
+    env = gym.make(TABULAR, store=False).unwrapped
+    assert env.task_ref is None
+    env.reset(seed=0, options={"task": "wine"})
+    assert env.task_ref == TaskRef("wine")
+    with pytest.raises(AttributeError):
+        env.task_ref = TaskRef("iris")
