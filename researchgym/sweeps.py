@@ -126,9 +126,15 @@ def run_sweep(
     """
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     if workers <= 1:
+        import torch
+
+        before = torch.get_num_threads()
         _init_worker(threads)
-        for job in jobs:
-            yield _run_job(env_id, str(store_path), agent, job)
+        try:
+            for job in jobs:
+                yield _run_job(env_id, str(store_path), agent, job)
+        finally:
+            torch.set_num_threads(before)  # the caller's own setting
         return
     pool = ProcessPoolExecutor(
         max_workers=workers,

@@ -97,8 +97,8 @@ def assert_same_metaprogram(
 @pytest.fixture(autouse=True)
 def _no_leaked_global_state() -> Iterator[None]:
     """Fail a test that leaves torch's thread count, the working directory or the
-    environment changed, so that the suite passes in any order (restore them with
-    ``monkeypatch`` or a fixture's ``try``/``finally``)."""
+    environment variables the code reads changed, so that the suite passes in any
+    order (restore them with ``monkeypatch`` or a fixture's ``try``/``finally``)."""
     before = torch.get_num_threads(), os.getcwd(), _environment()
     yield
     after = torch.get_num_threads(), os.getcwd(), _environment()
@@ -111,8 +111,12 @@ def _no_leaked_global_state() -> Iterator[None]:
     assert not leaked, f"the test leaked global state: {', '.join(leaked)}"
 
 
+# Variables that change what the code does (libraries set others of their own once, on import).
+_WATCHED_PREFIXES = ("RESEARCHGYM_", "MINARI_", "OMP_", "MKL_", "CUDA_")
+
+
 def _environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    return {k: v for k, v in os.environ.items() if k.startswith(_WATCHED_PREFIXES)}
 
 
 def _changed_keys(old: Mapping[str, str], new: Mapping[str, str]) -> str:
