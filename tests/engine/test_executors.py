@@ -127,6 +127,7 @@ def test_subprocess_error_keeps_the_worker(worker, tabular_schema):
     assert worker._process.pid == pid
 
 
+@pytest.mark.slow
 def test_subprocess_timeout_stops_the_job_and_the_next_job_gets_a_fresh_worker(
     worker, digits_schema, tabular_schema, monkeypatch
 ):

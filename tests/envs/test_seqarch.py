@@ -162,6 +162,7 @@ def test_tasks_are_configuration_checked_at_make():
         env.unwrapped.estimate({})
 
 
+@pytest.mark.slow
 def test_attention_beats_a_token_mlp_mixer_at_equal_parameter_budget():
     """On associative recall, content-based routing matters: the search space is meaningful."""
     env = make("researchgym/SeqArch-v0", tasks=["mqar"], max_params=25_000)
