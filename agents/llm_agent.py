@@ -226,8 +226,9 @@ def http_backend(
                 wait = _retry_after(exc.headers.get("Retry-After"))
                 if wait is not None and wait > max_wait:
                     raise EndpointError(
-                        status, f"{answer}; it asks to retry after {wait:g}s, more than "
-                        f"max_wait={max_wait:g}s: try again later or raise max_wait"
+                        status,
+                        f"{answer}; it asks to retry after {wait:g}s, more than "
+                        f"max_wait={max_wait:g}s: try again later or raise max_wait",
                     ) from None
                 if attempt == retries:
                     raise EndpointError(
@@ -237,8 +238,9 @@ def http_backend(
                 attempt += 1
             except TimeoutError as exc:
                 raise EndpointError(
-                    "timeout", f"{endpoint} sent no reply within {timeout:g}s ({exc}); "
-                    "raise timeout= or check the server"
+                    "timeout",
+                    f"{endpoint} sent no reply within {timeout:g}s ({exc}); "
+                    "raise timeout= or check the server",
                 ) from None
             except urllib.error.URLError as exc:
                 status = "timeout" if isinstance(exc.reason, TimeoutError) else "unreachable"

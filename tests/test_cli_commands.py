@@ -36,8 +36,22 @@ def test_run_trains_yaml_plus_overrides_records_the_step_and_plots_it(tmp_path: 
     config.write_text("model:\n  family: linear\ntrain:\n  epochs: 3\noptim:\n  lr: 0.01\n")
     plot, store = tmp_path / "plots" / "curve.png", tmp_path / "store"
     result, output = invoke(
-        "run", ENV_ID, "optim.lr=0.05", "data.scaling=minmax", "--config", config,
-        "--task", "iris", "--seed", "2", "--plot", plot, "--store", store, "--device", "cpu",
+        "run",
+        ENV_ID,
+        "optim.lr=0.05",
+        "data.scaling=minmax",
+        "--config",
+        config,
+        "--task",
+        "iris",
+        "--seed",
+        "2",
+        "--plot",
+        plot,
+        "--store",
+        store,
+        "--device",
+        "cpu",
     )
     assert result.exit_code == 0, result.output
     assert f"{ENV_ID} on iris: ok" in output
@@ -48,7 +62,9 @@ def test_run_trains_yaml_plus_overrides_records_the_step_and_plots_it(tmp_path: 
     assert metaprogram["model.family"] == "linear" and metaprogram["train.epochs"] == 3  # YAML
     assert metaprogram["optim.lr"] == 0.05  # the override wins over the YAML
     assert metaprogram["data.scaling"] == "minmax"
-    assert metaprogram == get_suite("tabular").make_schema().validate(metaprogram)  # defaults filled
+    assert metaprogram == get_suite("tabular").make_schema().validate(
+        metaprogram
+    )  # defaults filled
     assert (row["task"], row["agent"], row["status"]) == ("iris", "cli-run", "ok")
     assert len(json.loads(row["curve"])) == 3
     assert f"{json.loads(row['val_metrics'])['score']:.4f}" in output
@@ -114,8 +130,18 @@ def sweep(tmp_path_factory) -> Sweep:
     assert result.exit_code == 0, result.output
     first_rows = rows(store)
     result, resumed_output = invoke(
-        "generate", "--env", ENV_ID, *SWEEP, "--task", "iris", "--task", "wine", "--workers", "2",
-        "--store", store,
+        "generate",
+        "--env",
+        ENV_ID,
+        *SWEEP,
+        "--task",
+        "iris",
+        "--task",
+        "wine",
+        "--workers",
+        "2",
+        "--store",
+        store,
     )
     assert result.exit_code == 0, result.output
     return Sweep(store, first_output, first_rows, resumed_output)
@@ -140,7 +166,16 @@ def test_generate_with_two_workers_resumes_without_redoing_a_run(sweep: Sweep) -
 
     # Everything is stored: nothing runs.
     result, output = invoke(
-        "generate", "--env", ENV_ID, *SWEEP, "--task", "iris", "--task", "wine", "--store", sweep.store
+        "generate",
+        "--env",
+        ENV_ID,
+        *SWEEP,
+        "--task",
+        "iris",
+        "--task",
+        "wine",
+        "--store",
+        sweep.store,
     )
     assert result.exit_code == 0, result.output
     assert "32 jobs planned, 32 already stored" in output and "0 to run" in output
@@ -183,7 +218,14 @@ def test_surrogate_fit_on_too_few_runs_fails_clearly(tmp_path: Path) -> None:
     env.step(env.unwrapped.to_action({"model.family": "linear", "train.epochs": 1}))
     env.close()
     result, output = invoke(
-        "surrogate", "fit", "--env", ENV_ID, "--data", tmp_path / "store", "--output", tmp_path / "m.npz"
+        "surrogate",
+        "fit",
+        "--env",
+        ENV_ID,
+        "--data",
+        tmp_path / "store",
+        "--output",
+        tmp_path / "m.npz",
     )
     assert result.exit_code == 2
     assert "too few to fit a surrogate" in output

@@ -26,7 +26,9 @@ from researchgym.store import open_store
 
 SCHEMA = get_suite("tabular").make_schema()
 GOOD = {"model.family": "linear", "optim.lr": 0.01}
-COMPLETION = json.dumps({"choices": [{"message": {"role": "assistant", "content": json.dumps(GOOD)}}]})
+COMPLETION = json.dumps(
+    {"choices": [{"message": {"role": "assistant", "content": json.dumps(GOOD)}}]}
+)
 
 
 @dataclass
@@ -127,7 +129,11 @@ def test_a_client_error_fails_at_once(server, code: int) -> None:
 
 def test_a_server_error_is_retried_then_succeeds(server) -> None:
     url, script = server
-    script(Answer(503, headers={"Retry-After": "0"}), Answer(500, headers={"Retry-After": "0"}), Answer())
+    script(
+        Answer(503, headers={"Retry-After": "0"}),
+        Answer(500, headers={"Retry-After": "0"}),
+        Answer(),
+    )
     agent = _agent(url)
     assert agent.propose("{}") == SCHEMA.validate(GOOD)
     assert agent.decisions[-1].status == "ok" and script.requests == 3
@@ -192,8 +198,12 @@ def test_a_campaign_stops_on_an_endpoint_failure(server, tmp_path) -> None:
     url, script = server
     script(Answer(), Answer(403, body="quota exhausted"))
     env = gym.make(
-        "researchgym/Replay-v0", source="researchgym/Tabular-v0", interface="text",
-        store=tmp_path, budget=3, disable_env_checker=True,
+        "researchgym/Replay-v0",
+        source="researchgym/Tabular-v0",
+        interface="text",
+        store=tmp_path,
+        budget=3,
+        disable_env_checker=True,
     )
     agent = _agent(url)
     with pytest.raises(EndpointError, match="quota exhausted"):
@@ -207,10 +217,24 @@ def test_a_campaign_stops_on_an_endpoint_failure(server, tmp_path) -> None:
 def test_rollout_cli_fails_clearly_on_an_endpoint_failure(server) -> None:
     url, script = server
     script(Answer(401, body="invalid api key"))
-    result = CliRunner().invoke(app, [
-        "rollout", "--agent", "llm", "--env", "researchgym/Replay-v0", "--steps", "1", "--store", "none",
-        "--agent-arg", f"url={url}", "--agent-arg", "timeout=5",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "rollout",
+            "--agent",
+            "llm",
+            "--env",
+            "researchgym/Replay-v0",
+            "--steps",
+            "1",
+            "--store",
+            "none",
+            "--agent-arg",
+            f"url={url}",
+            "--agent-arg",
+            "timeout=5",
+        ],
+    )
     assert result.exit_code != 0
     output = " ".join(result.output.split())
     assert "HTTP 401" in output and "invalid api key" in output

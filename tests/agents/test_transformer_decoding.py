@@ -67,8 +67,12 @@ def test_every_candidate_is_valid_on_every_suite(suite, data, seed, temperature)
             assert_in_space(schema, metaprogram, active_pins)
             assert -1.0 <= predicted <= 1.0
         proposal = planner.propose({"task": FEATURES})
-        assert_in_space(schema, proposal, {k: schema[k].validate(v) for k, v in pins.items() if k in proposal})
-        planner.observe(proposal, 0.5, {"status": "ok" if step else "diverged", "metrics": {"score": 0.5}})
+        assert_in_space(
+            schema, proposal, {k: schema[k].validate(v) for k, v in pins.items() if k in proposal}
+        )
+        planner.observe(
+            proposal, 0.5, {"status": "ok" if step else "diverged", "metrics": {"score": 0.5}}
+        )
 
 
 @pytest.mark.parametrize("suite", sorted(SUITES))

@@ -13,7 +13,9 @@ from researchgym.envs.suites import get_suite
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to size the limit"),
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="reads /proc to size the limit"
+    ),
 ]
 
 # A parity task whose training inputs alone are 10**6 x 1024 int64 values (8 GiB).
