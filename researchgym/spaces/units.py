@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from researchgym.errors import shorten
 from researchgym.spaces.schema import flatten_dotted
 from researchgym.spaces.settings import Categorical, Int, Setting, SettingError
 
@@ -37,8 +38,10 @@ def _check_identifier(name: str, what: str) -> None:
         raise SettingError(f"{what} name {name!r} must be an identifier like 'mixer'")
 
 
-def _suggest(word: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(known), n=1)
+def _suggest(word: object, known: Sequence[str]) -> str:
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(known), n=1)
     return f"did you mean {close[0]!r}? " if close else ""
 
 
@@ -268,13 +271,13 @@ class UnitTree:
             given = {k: v for k, v in value.items() if k != self.TYPE_KEY}
         else:
             raise SettingError(
-                f"{path}={value!r} is not a unit; give a unit name like {item.default!r} or "
+                f"{path}={shorten(value)} is not a unit; give a unit name like {item.default!r} or "
                 f'an object like {{"{self.TYPE_KEY}": "{item.default}", ...}} '
                 f"(units: {', '.join(item.unit_names)})"
             )
         if unit_name not in item.unit_names:
             raise SettingError(
-                f"{path}: unknown {item.name} unit {unit_name!r}; "
+                f"{path}: unknown {item.name} unit {shorten(unit_name)}; "
                 f"{_suggest(unit_name, item.unit_names)}"
                 f"the known {item.name} units are {', '.join(item.unit_names)}"
             )
@@ -285,7 +288,7 @@ class UnitTree:
             if key not in own:
                 what = f"its settings are {', '.join(own)}" if own else "it has no settings"
                 raise SettingError(
-                    f"{path}: {item.name} unit {unit_name!r} has no setting {key!r}; "
+                    f"{path}: {item.name} unit {unit_name!r} has no setting {shorten(key)}; "
                     f"{_suggest(key, own)}{what}"
                 )
             out[f"{base}_{key}"] = self._validated(f"{base}_{key}", setting_value, f"{path}.{key}")
@@ -295,7 +298,7 @@ class UnitTree:
         path = f"{self.prefix}.{self.LAYERS_KEY}[{index}]"
         if not isinstance(layer, Mapping):
             raise SettingError(
-                f"{path}={layer!r} is not a layer; give an object of "
+                f"{path}={shorten(layer)} is not a layer; give an object of "
                 f"{', '.join(item.name for item in self.layer)}"
             )
         items = {item.name: item for item in self.layer}
@@ -303,7 +306,7 @@ class UnitTree:
         for key, value in layer.items():
             if key not in items:
                 raise SettingError(
-                    f"{path}: unknown layer item {key!r}; {_suggest(key, list(items))}"
+                    f"{path}: unknown layer item {shorten(key)}; {_suggest(key, list(items))}"
                     f"a layer has {', '.join(items)}"
                 )
             out.update(
@@ -323,7 +326,7 @@ class UnitTree:
         """
         if not isinstance(tree, Mapping):
             raise SettingError(
-                f"{self.prefix} must be an object (the tree), got {type(tree).__name__}"
+                f"{self.prefix} must be an object (the tree), got {shorten(tree)}"
             )
         top = {item.name: item for item in self.top}
         out: dict[str, Any] = {}
@@ -334,7 +337,7 @@ class UnitTree:
                 if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
                     raise SettingError(
                         f"{path} must be a list of 1 to {self.max_depth} layer objects, "
-                        f"got {type(value).__name__}"
+                        f"got {shorten(value)}"
                     )
                 if not 1 <= len(value) <= self.max_depth:
                     raise SettingError(
