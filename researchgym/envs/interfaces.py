@@ -114,8 +114,8 @@ class DictInterface(Interface):
     def parse_action(self, action: Any) -> dict[str, Any]:
         if not isinstance(action, dict):
             raise SettingError(
-                f"action must be a dict of settings (an element of env.action_space), "
-                f"got {shorten(action)}"
+                f"action must be a dict of settings, got {shorten(action)}; pass an element "
+                "of env.action_space or a partial dict like {'optim.lr': 0.001}"
             )
         return self.schema.from_space(action)
 
@@ -218,7 +218,8 @@ class TextInterface(Interface):
     def parse_action(self, action: Any) -> dict[str, Any]:
         if not isinstance(action, (str, bytes)):
             raise SettingError(
-                f"action must be a JSON string of settings, got {shorten(action)}"
+                f"action must be a JSON string of settings, got {shorten(action)}; "
+                """send text like '{"optim.lr": 0.001}'"""
             )
         return self.schema.parse_json(action)
 

@@ -76,7 +76,7 @@ def _flatten_into(out: dict[str, Any], values: Mapping[Any, Any], prefix: str, l
         if not isinstance(key, str):
             where = f" under {shorten(prefix)}" if prefix else ""
             raise SettingError(
-                f"setting names are strings like 'optim.lr', got {shorten(key)}{where}"
+                f"setting name {shorten(key)}{where} is not a string; name settings like 'optim.lr'"
             )
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
@@ -175,8 +175,8 @@ class Schema:
 
     def _unknown_message(self, name: object) -> str:
         if not isinstance(name, str):
-            return f"setting names are strings like 'optim.lr', got {shorten(name)}"
-        close = difflib.get_close_matches(name, self.names, n=1)
+            return f"setting name {shorten(name)} is not a string; name settings like 'optim.lr'"
+        close = difflib.get_close_matches(name, self.names, n=1) if len(name) < 200 else []
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"unknown setting {shorten(name)}; {hint}known settings: {self._names_shown()}"
 

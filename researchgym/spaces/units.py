@@ -39,7 +39,7 @@ def _check_identifier(name: str, what: str) -> None:
 
 
 def _suggest(word: object, known: Sequence[str]) -> str:
-    if not isinstance(word, str):
+    if not isinstance(word, str) or len(word) >= 200:
         return ""
     close = difflib.get_close_matches(word, list(known), n=1)
     return f"did you mean {close[0]!r}? " if close else ""
@@ -326,7 +326,8 @@ class UnitTree:
         """
         if not isinstance(tree, Mapping):
             raise SettingError(
-                f"{self.prefix} must be an object (the tree), got {shorten(tree)}"
+                f"{self.prefix}={shorten(tree)} is not a tree; give an object of its items "
+                f"and {self.LAYERS_KEY!r}"
             )
         top = {item.name: item for item in self.top}
         out: dict[str, Any] = {}
@@ -336,8 +337,8 @@ class UnitTree:
             if key == self.LAYERS_KEY:
                 if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
                     raise SettingError(
-                        f"{path} must be a list of 1 to {self.max_depth} layer objects, "
-                        f"got {shorten(value)}"
+                        f"{path}={shorten(value)} is not a list; give a list of 1 to "
+                        f"{self.max_depth} layer objects"
                     )
                 if not 1 <= len(value) <= self.max_depth:
                     raise SettingError(
