@@ -34,8 +34,8 @@ MAX_JSON_CHARS = 65_536
 #: Deepest nesting of objects and lists accepted in settings (a tree of units needs 5).
 MAX_NESTING = 32
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
+# A JSON string (one left open runs to the end of the text) or a bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -55,6 +55,14 @@ _SafeLoader.add_implicit_resolver(
 
 def _safe_load(text: str) -> Any:
     return yaml.load(text, Loader=_SafeLoader)
+
+
+def suggest(word: object, known: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the known name closest to ``word``, or ``""``."""
+    if not isinstance(word, str) or len(word) > 200:  # no use comparing long junk
+        return ""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def flatten_dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -176,9 +184,10 @@ class Schema:
     def _unknown_message(self, name: object) -> str:
         if not isinstance(name, str):
             return f"setting name {shorten(name)} is not a string; name settings like 'optim.lr'"
-        close = difflib.get_close_matches(name, self.names, n=1) if len(name) < 200 else []
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"unknown setting {shorten(name)}; {hint}known settings: {self._names_shown()}"
+        return (
+            f"unknown setting {shorten(name)}; {suggest(name, self.names)}"
+            f"known settings: {self._names_shown()}"
+        )
 
     def _names_shown(self, limit: int = 200) -> str:
         """The setting names, comma-separated, cut after about ``limit`` characters."""
@@ -325,9 +334,9 @@ class Schema:
             raise SettingError(
                 f"flat action has shape {array.shape}, expected ({len(self)},); {fix}"
             )
-        array = array.astype(np.float64).reshape(-1)
-        bad = np.flatnonzero(~np.isfinite(array))
-        if bad.size:
+        array = np.asarray(array, dtype=np.float64).reshape(-1)
+        if not np.isfinite(array).all():
+            bad = np.flatnonzero(~np.isfinite(array))
             names = ", ".join(f"{self.names[i]}={array[i]}" for i in bad[:3])
             more = f" and {bad.size - 3} more" if bad.size > 3 else ""
             raise SettingError(f"flat action has non-finite entries: {names}{more}; {fix}")
@@ -379,7 +388,7 @@ class Schema:
                     f"action bytes are not UTF-8 ({exc.reason} at byte {exc.start}); "
                     f"{example}, as text or UTF-8 bytes"
                 ) from None
-        depth = _json_depth(text)
+        depth = _json_depth(text) if text.count("[") + text.count("{") > MAX_NESTING else 0
         if depth > MAX_NESTING:
             raise SettingError(
                 f"action JSON is nested {depth} levels deep, over the limit of {MAX_NESTING}; "
@@ -446,9 +455,12 @@ class Schema:
 def _json_depth(text: str) -> int:
     """How deep objects and lists nest in JSON text (brackets inside strings not counted)."""
     depth = deepest = 0
-    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
-        depth += 1 if bracket in "[{" else -1
-        deepest = max(deepest, depth)
+    for token in _JSON_TOKEN.findall(text):  # one pass: linear in the text's length
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
     return deepest
 
 

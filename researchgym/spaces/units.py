@@ -21,13 +21,12 @@ accepts both forms everywhere (dicts, JSON, YAML).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from researchgym.errors import shorten
-from researchgym.spaces.schema import flatten_dotted
+from researchgym.spaces.schema import flatten_dotted, suggest
 from researchgym.spaces.settings import Categorical, Int, Setting, SettingError
 
 __all__ = ["Slot", "Unit", "UnitTree"]
@@ -36,13 +35,6 @@ __all__ = ["Slot", "Unit", "UnitTree"]
 def _check_identifier(name: str, what: str) -> None:
     if not isinstance(name, str) or not name.isidentifier():
         raise SettingError(f"{what} name {name!r} must be an identifier like 'mixer'")
-
-
-def _suggest(word: object, known: Sequence[str]) -> str:
-    if not isinstance(word, str) or len(word) >= 200:
-        return ""
-    close = difflib.get_close_matches(word, list(known), n=1)
-    return f"did you mean {close[0]!r}? " if close else ""
 
 
 @dataclass(frozen=True)
@@ -278,7 +270,7 @@ class UnitTree:
         if unit_name not in item.unit_names:
             raise SettingError(
                 f"{path}: unknown {item.name} unit {shorten(unit_name)}; "
-                f"{_suggest(unit_name, item.unit_names)}"
+                f"{suggest(unit_name, item.unit_names)}"
                 f"the known {item.name} units are {', '.join(item.unit_names)}"
             )
         unit = item.unit(unit_name)
@@ -289,7 +281,7 @@ class UnitTree:
                 what = f"its settings are {', '.join(own)}" if own else "it has no settings"
                 raise SettingError(
                     f"{path}: {item.name} unit {unit_name!r} has no setting {shorten(key)}; "
-                    f"{_suggest(key, own)}{what}"
+                    f"{suggest(key, own)}{what}"
                 )
             out[f"{base}_{key}"] = self._validated(f"{base}_{key}", setting_value, f"{path}.{key}")
         return out
@@ -306,7 +298,7 @@ class UnitTree:
         for key, value in layer.items():
             if key not in items:
                 raise SettingError(
-                    f"{path}: unknown layer item {shorten(key)}; {_suggest(key, list(items))}"
+                    f"{path}: unknown layer item {shorten(key)}; {suggest(key, items)}"
                     f"a layer has {', '.join(items)}"
                 )
             out.update(

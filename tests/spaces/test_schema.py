@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -325,6 +326,23 @@ def test_parse_json_errors(small, text, words):
         small.parse_json(text)
     assert words in str(err.value)
     assert len(str(err.value)) <= MAX_ERROR_CHARS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"' + '\\"' * 30_000,  # one string left open, full of escaped quotes
+        '"\\' * 30_000,
+        '"' * MAX_JSON_CHARS,
+        "[" * MAX_JSON_CHARS,
+        '{"a": ' + "1," * 30_000 + "1}",
+    ],
+)
+def test_parse_json_takes_linear_time_on_the_longest_texts(small, text):
+    started = time.perf_counter()
+    with pytest.raises(SettingError):
+        small.parse_json(text)
+    assert time.perf_counter() - started < 2.0  # about 10 ms; a quadratic scan takes 10 s+
 
 
 def test_parse_json_reads_utf8_bytes_and_text_up_to_the_limits(small):
