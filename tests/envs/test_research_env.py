@@ -291,17 +291,19 @@ def test_strict_mode_raises_a_setting_error(interface, action, words):
         assert word in str(err.value)
 
 
-def test_flat_actions_are_clipped_never_invalid():
+def test_finite_flat_actions_are_clipped_and_non_finite_ones_invalid():
     env = make(interface="flat", budget=2)
     schema = env.unwrapped.schema
     env.reset(seed=0, options={"task": "iris"})
     action = np.full(len(schema), -5.0, dtype=np.float32)
-    action[schema.names.index("model.family")] = np.nan
     _, _, _, _, info = env.step(action)
     assert info["status"] == "ok"
-    clipped = np.clip(np.nan_to_num(action, nan=0.0), -1, 1)
-    assert info["metaprogram"] == schema.decode(clipped)
+    assert info["metaprogram"] == schema.decode(np.clip(action, -1, 1))
     assert info["metaprogram"]["train.epochs"] == 1
+    action[schema.names.index("model.family")] = np.nan
+    _, _, _, _, info = env.step(action)
+    assert info["status"] == "invalid_action"
+    assert "non-finite entries: model.family=nan" in info["error"]
 
 
 def _hook_error_executor():
