@@ -289,9 +289,17 @@ class Categorical(Setting):
         return spaces.Discrete(len(self.choices))
 
     def from_space(self, sample: Any) -> Any:
-        sample = _scalar(sample)
-        if not isinstance(sample, (int, np.integer)) or not 0 <= sample < len(self.choices):
-            raise self._reject(sample, f"is not a choice index in [0, {len(self.choices) - 1}]")
+        """A numpy integer (what the ``Discrete`` space holds) is a choice's index;
+        any other value is the choice itself, so plain dicts such as
+        ``{"model.family": "cnn"}`` are actions too."""
+        if not isinstance(sample, (np.integer, np.ndarray)):
+            return self.validate(sample)
+        if isinstance(sample, np.ndarray) and sample.size == 1:
+            sample = sample.reshape(())[()]  # the numpy scalar
+        if not isinstance(sample, np.integer) or not 0 <= sample < len(self.choices):
+            raise self._reject(
+                sample, f"is not a choice index in [0, {len(self.choices) - 1}] (a numpy integer)"
+            )
         return self.choices[int(sample)]
 
     def to_space(self, value: Any) -> np.int64:

@@ -13,7 +13,7 @@ from gymnasium import spaces
 from researchgym.engine import InProcessExecutor, LambdaHook, SubprocessExecutor, load_task_data
 from researchgym.envs.suites import get_suite
 from researchgym.spaces import SettingError
-from tests.conftest import assert_same_metaprogram, without_measurements
+from tests.conftest import assert_same_metaprogram, capped_executor, without_measurements
 
 TABULAR = "researchgym/Tabular-v0"
 DIGITS = "researchgym/Digits-v0"
@@ -379,3 +379,18 @@ def test_campaign_id_and_store_are_public(tmp_path):
     assert env.campaign_id == info["campaign_id"] != ""
     assert env.store.path == (tmp_path / "s").absolute()
     assert gym.make("researchgym/Tabular-v0", store=False).unwrapped.store is None
+
+
+def test_a_plain_dict_of_settings_is_an_action_of_the_dict_interface():
+    env = make("researchgym/Digits-v0", executor=capped_executor(1))
+    env.reset(seed=0)
+    _, _, _, _, info = env.step({"model.family": "cnn", "optim.lr": 3e-3, "model.kernel": 5})
+    assert info["status"] == "ok"
+    m = info["metaprogram"]
+    assert (m["model.family"], m["optim.lr"], m["model.kernel"]) == ("cnn", 3e-3, 5)
+    # the space's own elements still work, and hold choice indices
+    sample = env.action_space.sample()
+    _, _, _, _, info = env.step(sample)
+    assert info["status"] == "ok"
+    family = env.unwrapped.schema["model.family"]
+    assert info["metaprogram"]["model.family"] == family.choices[int(sample["model.family"])]

@@ -165,7 +165,7 @@ def test_values_of_inactive_settings_are_checked_too(small):
     with pytest.raises(SettingError, match="optim.momentum=nan is not a finite number"):
         small.validate({"optim.name": "adam", "optim.momentum": float("nan")})
     with pytest.raises(SettingError, match="optim.momentum='fast' is not a number"):
-        small.from_space({"optim.name": 0, "optim.momentum": "fast"})
+        small.from_space({"optim.name": np.int64(0), "optim.momentum": "fast"})
 
 
 def test_conditions_in_the_suite_schemas():

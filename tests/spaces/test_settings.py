@@ -246,9 +246,13 @@ def test_to_json_describes_the_declaration():
     assert Bool("a.b", True).to_json() == {"name": "a.b", "type": "bool", "default": True}
 
 
-def test_categorical_from_space_rejects_bad_indices():
+def test_categorical_from_space_reads_numpy_integers_as_indices_and_other_values_as_choices():
     setting = Categorical("model.family", "mlp", choices=("mlp", "cnn"))
     assert setting.from_space(np.int64(1)) == "cnn"
-    for bad in (2, -1, "cnn", 0.5):
+    assert setting.from_space(np.array(1)) == "cnn"
+    assert setting.from_space("cnn") == "cnn"
+    for bad in (np.int64(2), np.int64(-1), np.float64(0.5), 1, "rnn", 0.5):
         with pytest.raises(SettingError, match="model.family"):
             setting.from_space(bad)
+    numbers = Categorical("model.kernel", 3, choices=(3, 5))
+    assert numbers.from_space(5) == 5 and numbers.from_space(np.int64(1)) == 5
