@@ -1,8 +1,9 @@
 """Interfaces: the same campaign seen through dict, flat or text spaces.
 
 An interface owns the action and observation spaces, turns an action into a
-metaprogram (raising :class:`SettingError` for malformed ones) and renders the
-campaign's state as an observation.
+metaprogram and renders the campaign's state as an observation. Any malformed
+action, however large, deep or oddly typed, raises :class:`SettingError` with a
+message of at most :data:`~researchgym.errors.MAX_ERROR_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from researchgym.errors import shorten
 from researchgym.spaces import Schema, SettingError
 
 __all__ = ["INTERFACES", "CampaignView", "Interface", "make_interface"]
@@ -62,7 +64,12 @@ class Interface:
     observation_space: spaces.Space
 
     def parse_action(self, action: Any) -> dict[str, Any]:
-        """The validated metaprogram of an action; raises ``SettingError``."""
+        """The validated metaprogram of an action.
+
+        Raises:
+            SettingError: the action is malformed; the message names the problem,
+                quotes the value shortened and says what to send instead.
+        """
         raise NotImplementedError
 
     def to_action(self, metaprogram: dict[str, Any]) -> Any:
@@ -107,8 +114,8 @@ class DictInterface(Interface):
     def parse_action(self, action: Any) -> dict[str, Any]:
         if not isinstance(action, dict):
             raise SettingError(
-                f"action must be a dict of settings (an element of env.action_space), "
-                f"got {type(action).__name__}"
+                f"action must be a dict of settings, got {shorten(action)}; pass an element "
+                "of env.action_space or a partial dict like {'optim.lr': 0.001}"
             )
         return self.schema.from_space(action)
 
@@ -188,7 +195,8 @@ class TextInterface(Interface):
 
     The observation is a JSON object with the task, the settings schema, the
     history so far and the budget; the action is a JSON object of settings
-    (omitted ones take their defaults).
+    (omitted ones take their defaults), as text or UTF-8 bytes of at most
+    :data:`~researchgym.spaces.schema.MAX_JSON_CHARS` characters.
 
     Schemas with nested forms (a model as a tree of units) also describe each
     form under ``"nested_forms"``, show past settings in the nested form, and
@@ -208,9 +216,10 @@ class TextInterface(Interface):
         self._forms_json = schema.forms_json()
 
     def parse_action(self, action: Any) -> dict[str, Any]:
-        if not isinstance(action, str):
+        if not isinstance(action, (str, bytes)):
             raise SettingError(
-                f"action must be a JSON string of settings, got {type(action).__name__}"
+                f"action must be a JSON string of settings, got {shorten(action)}; "
+                """send text like '{"optim.lr": 0.001}'"""
             )
         return self.schema.parse_json(action)
 

@@ -172,8 +172,6 @@ def suite_of(env_id: str) -> Suite:
     """
     import gymnasium as gym
 
-    import researchgym  # noqa: F401 - registers the envs
-
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:

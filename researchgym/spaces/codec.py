@@ -127,12 +127,16 @@ class FlatCodec(SettingwiseCodec):
         n = len(settings)
         lo, span, vmin, vmax = np.zeros(n), np.ones(n), np.zeros(n), np.zeros(n)
         rounded, floored = [], []  # ints rounded half to even; categoricals rounded down
-        tabled, table_start, table_values, table_codes = [], [], [], []  # ints, categoricals
+        # ints and categoricals: their positions, table rows, values and codes
+        tabled: list[int] = []
+        table_start: list[float] = []
+        table_values: list[Any] = []
+        table_codes: list[float] = []
         logs = []  # (index, is an int, lo, hi - lo, low, high)
         self._generic: list[tuple[int, Setting]] = []  # decoded by the setting's own methods
         for i, s in enumerate(settings):
-            kind = type(s)
-            if kind is Float:
+            values: list[Any]
+            if type(s) is Float:
                 a, b = s._transform(s.low), s._transform(s.high)
                 lo[i], span[i], vmin[i], vmax[i] = a, b - a, s.low, s.high
                 if not (_plain_bound(s.low) and _plain_bound(s.high)):
@@ -140,7 +144,7 @@ class FlatCodec(SettingwiseCodec):
                 elif s.log:
                     logs.append((i, False, a, b - a, s.low, s.high))
                 continue
-            if kind is Int:
+            if type(s) is Int:
                 if max(abs(s.low), abs(s.high)) >= _EXACT_INT:
                     raise _Unsupported(f"{s.name}: a bound beyond 2**53")
                 a, b = s._bounds()
@@ -153,7 +157,7 @@ class FlatCodec(SettingwiseCodec):
                 else:
                     rounded.append(i)
                 values = list(range(s.low, s.high + 1))
-            elif kind is Categorical or kind is Bool:
+            elif isinstance(s, Categorical) and type(s) in (Categorical, Bool):
                 k = len(s.choices)
                 if any(s.index(c) != j for j, c in enumerate(s.choices)):
                     raise _Unsupported(f"{s.name}: a choice that does not encode as its own index")
@@ -161,7 +165,7 @@ class FlatCodec(SettingwiseCodec):
                 floored.append(i)
                 values = list(s.choices)
             else:
-                raise _Unsupported(f"{s.name}: setting type {kind.__name__}")
+                raise _Unsupported(f"{s.name}: setting type {type(s).__name__}")
             tabled.append(i)
             table_start.append(len(table_values) - vmin[i])  # a key's row: start + key
             table_values += values
@@ -198,13 +202,15 @@ class FlatCodec(SettingwiseCodec):
         settings = self.settings
         position = {s.name: i for i, s in enumerate(settings)}
         level = [0] * len(settings)
-        conditions = []  # (child's level, child, parent, allowed)
+        conditions: list[tuple[int, int, int, tuple[Any, ...]]] = []  # level, child, parent, allowed
         for i, s in enumerate(settings):
             parents = [(position[name], allowed) for name, allowed in s.when.items()]
             level[i] = max((level[p] + 1 for p, _ in parents), default=0)
             conditions += [(level[i], i, p, allowed) for p, allowed in parents]
         conditions.sort(key=lambda condition: condition[0])  # stable: by level, then order
-        pair_parent, pair_key, pair_start = [], [], []
+        pair_parent: list[int] = []
+        pair_key: list[float] = []
+        pair_start: list[int] = []
         for _, _, p, allowed in conditions:
             parent = settings[p]
             if isinstance(parent, Categorical):
@@ -228,15 +234,15 @@ class FlatCodec(SettingwiseCodec):
             if not ks:
                 continue
             children = [conditions[k][1] for k in ks]
-            parents = [conditions[k][2] for k in ks]
+            parent_ids = [conditions[k][2] for k in ks]
             none_ok = np.array([None in conditions[k][3] for k in ks], dtype=bool)
             self._levels.append(
                 (
                     slice(ks[0], ks[-1] + 1),
                     np.array(children, dtype=np.intp),
                     None
-                    if all(level[p] == 0 for p in parents)
-                    else np.array(parents, dtype=np.intp),
+                    if all(level[p] == 0 for p in parent_ids)
+                    else np.array(parent_ids, dtype=np.intp),
                     none_ok if none_ok.any() else None,
                     len(set(children)) == len(children),
                 )

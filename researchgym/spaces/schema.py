@@ -24,9 +24,18 @@ import numpy as np
 import yaml
 from gymnasium import spaces
 
+from researchgym.errors import shorten
 from researchgym.spaces.settings import Setting, SettingError
 
-__all__ = ["NestedForm", "Schema", "flatten_dotted"]
+__all__ = ["MAX_JSON_CHARS", "MAX_NESTING", "NestedForm", "Schema", "flatten_dotted"]
+
+#: Longest JSON action (characters, or bytes of UTF-8) read; longer ones are rejected unread.
+MAX_JSON_CHARS = 65_536
+#: Deepest nesting of objects and lists accepted in settings (a tree of units needs 5).
+MAX_NESTING = 32
+
+# A JSON string (one left open runs to the end of the text) or a bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -48,16 +57,47 @@ def _safe_load(text: str) -> Any:
     return yaml.load(text, Loader=_SafeLoader)
 
 
+def suggest(word: object, known: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the known name closest to ``word``, or ``""``."""
+    if not isinstance(word, str) or len(word) > 200:  # no use comparing long junk
+        return ""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def flatten_dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Turn nested mappings ``{"model": {"width": 8}}`` into ``{"model.width": 8}``."""
+    """Turn nested mappings ``{"model": {"width": 8}}`` into ``{"model.width": 8}``.
+
+    An empty mapping stays the value of its name (so it is checked as one).
+
+    Raises:
+        SettingError: a key that is not a string, a name given twice (nested and
+            dotted), or mappings nested more than :data:`MAX_NESTING` deep.
+    """
     out: dict[str, Any] = {}
+    _flatten_into(out, values, prefix, MAX_NESTING)
+    return out
+
+
+def _flatten_into(out: dict[str, Any], values: Mapping[Any, Any], prefix: str, levels: int) -> None:
     for key, value in values.items():
+        if not isinstance(key, str):
+            where = f" under {shorten(prefix)}" if prefix else ""
+            raise SettingError(
+                f"setting name {shorten(key)}{where} is not a string; name settings like 'optim.lr'"
+            )
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten_dotted(value, prefix=f"{name}."))
+        if isinstance(value, Mapping) and value:
+            if levels <= 1:
+                raise SettingError(
+                    f"settings under {shorten(name)} are nested more than {MAX_NESTING} levels "
+                    "deep; give settings by dotted name, e.g. {\"optim.lr\": 0.001}"
+                )
+            _flatten_into(out, value, f"{name}.", levels - 1)
+        elif name in out:
+            raise SettingError(f"{shorten(name)} is given twice; give each setting once")
         else:
             out[name] = value
-    return out
 
 
 @runtime_checkable
@@ -144,10 +184,20 @@ class Schema:
         """The schema's nested forms (empty for most schemas)."""
         return tuple(self._forms.values())
 
-    def _unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self.names, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"unknown setting {name!r}; {hint}known settings: {', '.join(self.names)}"
+    def _unknown_message(self, name: object) -> str:
+        if not isinstance(name, str):
+            return f"setting name {shorten(name)} is not a string; name settings like 'optim.lr'"
+        return (
+            f"unknown setting {shorten(name)}; {suggest(name, self.names)}"
+            f"known settings: {self._names_shown()}"
+        )
+
+    def _names_shown(self, limit: int = 200) -> str:
+        """The setting names, comma-separated, cut after about ``limit`` characters."""
+        names = ", ".join(self.names)
+        if len(names) <= limit:
+            return names
+        return f"{names[: names.rfind(', ', 0, limit)]}, ... ({len(self)} in all)"
 
     # --- validation ----------------------------------------------------------------
     @staticmethod
@@ -204,17 +254,18 @@ class Schema:
             Every active setting, in declaration order, in canonical Python form.
 
         Raises:
-            SettingError: an unknown name or a value outside its setting's range.
+            SettingError: an unknown name or a value outside its setting's range
+                (values of inactive settings are checked too).
         """
         given = self.flatten(values or {})
-        for name in given:
-            if name not in self._settings:
-                raise SettingError(self._unknown_message(name))
+        return self._resolve({name: self[name].validate(value) for name, value in given.items()})
+
+    def _resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The active settings of checked values, in order, with defaults filled in."""
         out: dict[str, Any] = {}
         for name, setting in self._settings.items():
-            if not self._active(setting, out):
-                continue
-            out[name] = setting.validate(given[name]) if name in given else setting.default
+            if self._active(setting, out):
+                out[name] = given.get(name, setting.default)
         return out
 
     def defaults(self) -> dict[str, Any]:
@@ -228,10 +279,7 @@ class Schema:
 
     def from_space(self, sample: Mapping[str, Any]) -> dict[str, Any]:
         """Validate an element of :meth:`space` (missing keys take defaults)."""
-        given: dict[str, Any] = {}
-        for name, value in sample.items():
-            given[name] = self[name].from_space(value)
-        return self.validate(given)
+        return self._resolve({name: self[name].from_space(value) for name, value in sample.items()})
 
     def to_space(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The element of :meth:`space` for a metaprogram (inactive settings at defaults)."""
@@ -259,13 +307,13 @@ class Schema:
         return codec.encode_valid(metaprogram)
 
     def decode(self, vector: Any) -> dict[str, Any]:
-        """Metaprogram of any vector of the flat space's shape (values are clipped)."""
-        vector = np.asarray(vector, dtype=np.float64).reshape(-1)
-        if vector.shape != (len(self),):
-            raise SettingError(
-                f"flat action has shape {vector.shape}, expected ({len(self)},); "
-                f"pass one number in [-1, 1] per setting in the order {self.names}"
-            )
+        """Metaprogram of any finite vector of the flat space's size (values are clipped).
+
+        Raises:
+            SettingError: not an array of real numbers, of another size, or with
+                NaN or infinite entries.
+        """
+        vector = self._flat_vector(vector)
         try:
             codec = self._codec
         except AttributeError:
@@ -273,6 +321,29 @@ class Schema:
 
             codec = self._codec = flat_codec(self)
         return codec.decode(vector)
+
+    def _flat_vector(self, vector: Any) -> np.ndarray:
+        fix = f"pass {len(self)} finite numbers in [-1, 1], one per setting: {self._names_shown()}"
+        try:
+            array = np.asarray(vector)
+        except (ValueError, TypeError):  # ragged or too deeply nested lists
+            array = None
+        if array is None or array.dtype.kind not in "biuf":
+            what = "" if array is None else f" (dtype {array.dtype})"
+            raise SettingError(
+                f"flat action {shorten(vector)} is not an array of real numbers{what}; {fix}"
+            )
+        if array.size != len(self):
+            raise SettingError(
+                f"flat action has shape {array.shape}, expected ({len(self)},); {fix}"
+            )
+        array = np.asarray(array, dtype=np.float64).reshape(-1)
+        if not np.isfinite(array).all():
+            bad = np.flatnonzero(~np.isfinite(array))
+            names = ", ".join(f"{self.names[i]}={array[i]}" for i in bad[:3])
+            more = f" and {bad.size - 3} more" if bad.size > 3 else ""
+            raise SettingError(f"flat action has non-finite entries: {names}{more}; {fix}")
+        return array
 
     # --- text / JSON / YAML / CLI --------------------------------------------------------
     def to_json(self) -> list[dict[str, Any]]:
@@ -295,19 +366,50 @@ class Schema:
             lines.append(f"{s.name}: {s.describe()}, default {s.default!r}{cond}")
         return "\n".join(lines)
 
-    def parse_json(self, text: str) -> dict[str, Any]:
-        """Validate a JSON object of settings (the text interface's action)."""
+    def parse_json(self, text: str | bytes) -> dict[str, Any]:
+        """Validate a JSON object of settings (the text interface's action).
+
+        Args:
+            text: the JSON, as text or UTF-8 bytes, at most :data:`MAX_JSON_CHARS`
+                long and nested at most :data:`MAX_NESTING` deep.
+
+        Raises:
+            SettingError: text that is too long, too deep, not JSON, not an object,
+                has a key twice, or holds settings :meth:`validate` rejects.
+        """
+        example = 'send an object like {"optim.lr": 0.001}'
+        if len(text) > MAX_JSON_CHARS:
+            raise SettingError(
+                f"action is {len(text):,} characters long, over the limit of {MAX_JSON_CHARS:,}; "
+                f"{example}"
+            )
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SettingError(
+                    f"action bytes are not UTF-8 ({exc.reason} at byte {exc.start}); "
+                    f"{example}, as text or UTF-8 bytes"
+                ) from None
+        depth = _json_depth(text) if text.count("[") + text.count("{") > MAX_NESTING else 0
+        if depth > MAX_NESTING:
+            raise SettingError(
+                f"action JSON is nested {depth} levels deep, over the limit of {MAX_NESTING}; "
+                f"{example}"
+            )
         try:
-            values = json.loads(text)
+            values = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise SettingError(
-                f"action is not valid JSON ({exc.msg} at position {exc.pos}); "
-                'send an object like {"optim.lr": 0.001}'
+                f"action is not valid JSON ({exc.msg} at position {exc.pos}); {example}"
+            ) from None
+        except ValueError as exc:  # e.g. an integer too long to convert
+            raise SettingError(
+                f"action JSON cannot be read ({shorten(str(exc))}); {example}"
             ) from None
         if not isinstance(values, dict):
             raise SettingError(
-                f"action JSON must be an object of settings, got {type(values).__name__}; "
-                'send an object like {"optim.lr": 0.001}'
+                f"action JSON must be an object of settings, got {shorten(values)}; {example}"
             )
         return self.validate(values)
 
@@ -340,7 +442,7 @@ class Schema:
             name = name.strip()
             if not sep or not name:
                 raise SettingError(
-                    f"override {item!r} is not of the form name=value, e.g. optim.lr=0.01"
+                    f"override {shorten(item)} is not of the form name=value, e.g. optim.lr=0.01"
                 )
             self[name]  # unknown names fail here, with a suggestion
             try:
@@ -348,6 +450,30 @@ class Schema:
             except yaml.YAMLError:
                 value = raw
             if isinstance(value, (dict, list)):
-                raise SettingError(f"override {item!r}: the value must be a single scalar")
+                raise SettingError(f"override {shorten(item)}: the value must be a single scalar")
             out[name] = value
         return out
+
+
+def _json_depth(text: str) -> int:
+    """How deep objects and lists nest in JSON text (brackets inside strings not counted)."""
+    depth = deepest = 0
+    for token in _JSON_TOKEN.findall(text):  # one pass: linear in the text's length
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's dict; a key given twice raises ``SettingError``."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise SettingError(
+                f"the action JSON gives {shorten(key)} twice in one object; give each setting once"
+            )
+        out[key] = value
+    return out

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from researchgym.errors import ResearchGymError
+from researchgym.errors import ResearchGymError, shorten
 
 __all__ = [
     "Bool",
@@ -69,7 +69,7 @@ class Setting:
         if isinstance(value, np.generic):  # show np.int64(7) as 7
             value = value.item()
         return SettingError(
-            f"{self.name}={value!r} {why}; pass {self.describe()} or omit it for the "
+            f"{self.name}={shorten(value)} {why}; pass {self.describe()} or omit it for the "
             f"default {self.default!r}"
         )
 
@@ -151,10 +151,16 @@ class Float(Setting):
         value = _scalar(value)
         if not _is_number(value):
             raise self._reject(value, "is not a number")
-        value = float(value)
-        if not math.isfinite(value) or not self.low <= value <= self.high:
-            raise self._reject(value, f"is outside [{self.low:g}, {self.high:g}]")
-        return value
+        outside = f"is outside [{self.low:g}, {self.high:g}]"
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond the float range
+            raise self._reject(value, outside) from None
+        if not math.isfinite(number):
+            raise self._reject(number, "is not a finite number")
+        if not self.low <= number <= self.high:
+            raise self._reject(number, outside)
+        return number
 
     def _transform(self, value: float) -> float:
         return math.log(value) if self.log else value
@@ -283,9 +289,17 @@ class Categorical(Setting):
         return spaces.Discrete(len(self.choices))
 
     def from_space(self, sample: Any) -> Any:
-        sample = _scalar(sample)
-        if not isinstance(sample, (int, np.integer)) or not 0 <= sample < len(self.choices):
-            raise self._reject(sample, f"is not a choice index in [0, {len(self.choices) - 1}]")
+        """A numpy integer (what the ``Discrete`` space holds) is a choice's index;
+        any other value is the choice itself, so plain dicts such as
+        ``{"model.family": "cnn"}`` are actions too."""
+        if not isinstance(sample, (np.integer, np.ndarray)):
+            return self.validate(sample)
+        if isinstance(sample, np.ndarray) and sample.size == 1:
+            sample = sample.reshape(())[()]  # the numpy scalar
+        if not isinstance(sample, np.integer) or not 0 <= sample < len(self.choices):
+            raise self._reject(
+                sample, f"is not a choice index in [0, {len(self.choices) - 1}] (a numpy integer)"
+            )
         return self.choices[int(sample)]
 
     def to_space(self, value: Any) -> np.int64:

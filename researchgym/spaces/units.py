@@ -21,12 +21,12 @@ accepts both forms everywhere (dicts, JSON, YAML).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from researchgym.spaces.schema import flatten_dotted
+from researchgym.errors import shorten
+from researchgym.spaces.schema import flatten_dotted, suggest
 from researchgym.spaces.settings import Categorical, Int, Setting, SettingError
 
 __all__ = ["Slot", "Unit", "UnitTree"]
@@ -35,11 +35,6 @@ __all__ = ["Slot", "Unit", "UnitTree"]
 def _check_identifier(name: str, what: str) -> None:
     if not isinstance(name, str) or not name.isidentifier():
         raise SettingError(f"{what} name {name!r} must be an identifier like 'mixer'")
-
-
-def _suggest(word: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(known), n=1)
-    return f"did you mean {close[0]!r}? " if close else ""
 
 
 @dataclass(frozen=True)
@@ -268,14 +263,14 @@ class UnitTree:
             given = {k: v for k, v in value.items() if k != self.TYPE_KEY}
         else:
             raise SettingError(
-                f"{path}={value!r} is not a unit; give a unit name like {item.default!r} or "
+                f"{path}={shorten(value)} is not a unit; give a unit name like {item.default!r} or "
                 f'an object like {{"{self.TYPE_KEY}": "{item.default}", ...}} '
                 f"(units: {', '.join(item.unit_names)})"
             )
         if unit_name not in item.unit_names:
             raise SettingError(
-                f"{path}: unknown {item.name} unit {unit_name!r}; "
-                f"{_suggest(unit_name, item.unit_names)}"
+                f"{path}: unknown {item.name} unit {shorten(unit_name)}; "
+                f"{suggest(unit_name, item.unit_names)}"
                 f"the known {item.name} units are {', '.join(item.unit_names)}"
             )
         unit = item.unit(unit_name)
@@ -285,8 +280,8 @@ class UnitTree:
             if key not in own:
                 what = f"its settings are {', '.join(own)}" if own else "it has no settings"
                 raise SettingError(
-                    f"{path}: {item.name} unit {unit_name!r} has no setting {key!r}; "
-                    f"{_suggest(key, own)}{what}"
+                    f"{path}: {item.name} unit {unit_name!r} has no setting {shorten(key)}; "
+                    f"{suggest(key, own)}{what}"
                 )
             out[f"{base}_{key}"] = self._validated(f"{base}_{key}", setting_value, f"{path}.{key}")
         return out
@@ -295,7 +290,7 @@ class UnitTree:
         path = f"{self.prefix}.{self.LAYERS_KEY}[{index}]"
         if not isinstance(layer, Mapping):
             raise SettingError(
-                f"{path}={layer!r} is not a layer; give an object of "
+                f"{path}={shorten(layer)} is not a layer; give an object of "
                 f"{', '.join(item.name for item in self.layer)}"
             )
         items = {item.name: item for item in self.layer}
@@ -303,7 +298,7 @@ class UnitTree:
         for key, value in layer.items():
             if key not in items:
                 raise SettingError(
-                    f"{path}: unknown layer item {key!r}; {_suggest(key, list(items))}"
+                    f"{path}: unknown layer item {shorten(key)}; {suggest(key, items)}"
                     f"a layer has {', '.join(items)}"
                 )
             out.update(
@@ -323,7 +318,8 @@ class UnitTree:
         """
         if not isinstance(tree, Mapping):
             raise SettingError(
-                f"{self.prefix} must be an object (the tree), got {type(tree).__name__}"
+                f"{self.prefix}={shorten(tree)} is not a tree; give an object of its items "
+                f"and {self.LAYERS_KEY!r}"
             )
         top = {item.name: item for item in self.top}
         out: dict[str, Any] = {}
@@ -333,8 +329,8 @@ class UnitTree:
             if key == self.LAYERS_KEY:
                 if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
                     raise SettingError(
-                        f"{path} must be a list of 1 to {self.max_depth} layer objects, "
-                        f"got {type(value).__name__}"
+                        f"{path}={shorten(value)} is not a list; give a list of 1 to "
+                        f"{self.max_depth} layer objects"
                     )
                 if not 1 <= len(value) <= self.max_depth:
                     raise SettingError(

@@ -13,7 +13,12 @@ from gymnasium import spaces
 from researchgym.engine import InProcessExecutor, LambdaHook, SubprocessExecutor, load_task_data
 from researchgym.envs.suites import get_suite
 from researchgym.spaces import SettingError
-from tests.conftest import assert_same_metaprogram, slow_params, without_measurements
+from tests.conftest import (
+    assert_same_metaprogram,
+    capped_executor,
+    slow_params,
+    without_measurements,
+)
 
 TABULAR = "researchgym/Tabular-v0"
 DIGITS = "researchgym/Digits-v0"
@@ -291,17 +296,19 @@ def test_strict_mode_raises_a_setting_error(interface, action, words):
         assert word in str(err.value)
 
 
-def test_flat_actions_are_clipped_never_invalid():
+def test_finite_flat_actions_are_clipped_and_non_finite_ones_invalid():
     env = make(interface="flat", budget=2)
     schema = env.unwrapped.schema
     env.reset(seed=0, options={"task": "iris"})
     action = np.full(len(schema), -5.0, dtype=np.float32)
-    action[schema.names.index("model.family")] = np.nan
     _, _, _, _, info = env.step(action)
     assert info["status"] == "ok"
-    clipped = np.clip(np.nan_to_num(action, nan=0.0), -1, 1)
-    assert info["metaprogram"] == schema.decode(clipped)
+    assert info["metaprogram"] == schema.decode(np.clip(action, -1, 1))
     assert info["metaprogram"]["train.epochs"] == 1
+    action[schema.names.index("model.family")] = np.nan
+    _, _, _, _, info = env.step(action)
+    assert info["status"] == "invalid_action"
+    assert "non-finite entries: model.family=nan" in info["error"]
 
 
 def _hook_error_executor():
@@ -377,3 +384,18 @@ def test_campaign_id_and_store_are_public(tmp_path):
     assert env.campaign_id == info["campaign_id"] != ""
     assert env.store.path == (tmp_path / "s").absolute()
     assert gym.make("researchgym/Tabular-v0", store=False).unwrapped.store is None
+
+
+def test_a_plain_dict_of_settings_is_an_action_of_the_dict_interface():
+    env = make("researchgym/Digits-v0", executor=capped_executor(1))
+    env.reset(seed=0)
+    _, _, _, _, info = env.step({"model.family": "cnn", "optim.lr": 3e-3, "model.kernel": 5})
+    assert info["status"] == "ok"
+    m = info["metaprogram"]
+    assert (m["model.family"], m["optim.lr"], m["model.kernel"]) == ("cnn", 3e-3, 5)
+    # the space's own elements still work, and hold choice indices
+    sample = env.action_space.sample()
+    _, _, _, _, info = env.step(sample)
+    assert info["status"] == "ok"
+    family = env.unwrapped.schema["model.family"]
+    assert info["metaprogram"]["model.family"] == family.choices[int(sample["model.family"])]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,19 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from researchgym.envs.suites import get_suite
-from researchgym.spaces import Bool, Categorical, Float, Int, Schema, SettingError
+from researchgym.envs.suites import SUITES, get_suite
+from researchgym.errors import MAX_ERROR_CHARS
+from researchgym.spaces import (
+    MAX_JSON_CHARS,
+    MAX_NESTING,
+    Bool,
+    Categorical,
+    Float,
+    Int,
+    Schema,
+    SettingError,
+    flatten_dotted,
+)
 from tests.conftest import assert_same_metaprogram
 
 SUITE_NAMES = ("digits", "tabular")
@@ -118,14 +130,13 @@ def test_cli_overrides_round_trip(suite, seed):
 
 @pytest.mark.parametrize("suite", SUITE_NAMES)
 @given(data=st.data())
-def test_decode_of_any_vector_is_valid(suite, data):
+def test_decode_of_any_finite_vector_is_valid(suite, data):
     schema = SCHEMAS[suite]
-    floats = st.floats(allow_nan=True, allow_infinity=True)
+    floats = st.floats(allow_nan=False, allow_infinity=False)
     vector = np.array(data.draw(st.lists(floats, min_size=len(schema), max_size=len(schema))))
     m = schema.decode(vector)
     assert schema.validate(m) == m
-    clipped = schema.decode(np.clip(np.nan_to_num(vector, nan=0.0), -1, 1))
-    assert clipped == m
+    assert schema.decode(np.clip(vector, -1, 1)) == m
 
 
 # --- validation and conditions -------------------------------------------------------------
@@ -148,6 +159,13 @@ def test_conditional_setting_is_dropped_when_inactive(small):
     assert small.validate({"optim.name": "sgd"})["optim.momentum"] == 0.9
     with pytest.raises(SettingError, match="optim.momentum"):
         small.validate({"optim.name": "sgd", "optim.momentum": 1.5})
+
+
+def test_values_of_inactive_settings_are_checked_too(small):
+    with pytest.raises(SettingError, match="optim.momentum=nan is not a finite number"):
+        small.validate({"optim.name": "adam", "optim.momentum": float("nan")})
+    with pytest.raises(SettingError, match="optim.momentum='fast' is not a number"):
+        small.from_space({"optim.name": np.int64(0), "optim.momentum": "fast"})
 
 
 def test_conditions_in_the_suite_schemas():
@@ -206,6 +224,73 @@ def test_flat_action_of_the_wrong_shape(small):
     assert "optim.lr" in str(err.value)
 
 
+def test_flat_actions_of_any_numeric_dtype_and_a_batch_of_one_are_read(small):
+    want = small.decode(np.zeros(len(small)))
+    assert small.decode(np.zeros(len(small), dtype=np.int8)) == want
+    assert small.decode([[0.0] * len(small)]) == want
+    assert small.decode([False] * len(small)) == want
+
+
+@pytest.mark.parametrize(
+    "vector, words",
+    [
+        ([0.0, np.nan, 0.0, np.inf, 0.0], "non-finite entries: optim.lr=nan, train.epochs=inf;"),
+        (np.full(5, -np.inf, dtype=np.float32), "optim.momentum=-inf and 2 more"),
+        (["0.1"] * 5, "not an array of real numbers (dtype <U3)"),
+        (np.zeros(5, dtype=complex), "(dtype complex128)"),
+        ([0.0] * 4 + [None], "(dtype object)"),
+        ([0.0] * 4 + [10**400], "(dtype object)"),
+        ([[0.0], [0.0, 0.0], 0.0, 0.0, 0.0], "not an array of real numbers;"),
+        (None, "flat action None is not an array"),
+        ({"optim.lr": 0.1}, "flat action {'optim.lr': 0.1} is not an array"),
+    ],
+)
+def test_flat_actions_that_are_not_finite_real_vectors(small, vector, words):
+    with pytest.raises(SettingError) as err:
+        small.decode(vector)
+    assert words in str(err.value)
+    assert "pass 5 finite numbers in [-1, 1], one per setting: optim.name, optim.lr" in str(
+        err.value
+    )
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+def test_every_suite_rejects_huge_and_unknown_values_in_few_words(suite):
+    schema = get_suite(suite).make_schema()
+    huge = "x" * 1_000_000
+    messages = []
+    for values in [{"x" * 300: 1}, {"optim.lrr": 1}, {huge: 1}] + [{s.name: huge} for s in schema]:
+        with pytest.raises(SettingError) as err:
+            schema.validate(values)
+        messages.append(str(err.value))
+    for vector in (np.zeros(len(schema) + 1), np.full(len(schema), np.nan), [huge] * len(schema)):
+        with pytest.raises(SettingError) as err:
+            schema.decode(vector)
+        messages.append(str(err.value))
+    assert all(len(message) <= MAX_ERROR_CHARS for message in messages), max(messages, key=len)
+    assert "(1,000,002 characters)" in messages[-4]
+
+
+def test_nested_values_are_flattened_with_their_rules():
+    assert flatten_dotted({"optim": {"lr": 0.1}, "train.epochs": 3}) == {
+        "optim.lr": 0.1,
+        "train.epochs": 3,
+    }
+    assert flatten_dotted({"model": {}}) == {"model": {}}  # checked as a value later
+    with pytest.raises(SettingError, match="'optim.lr' is given twice"):
+        flatten_dotted({"optim": {"lr": 0.1}, "optim.lr": 0.2})
+    with pytest.raises(SettingError, match="setting name 3 under 'optim.' is not a string"):
+        flatten_dotted({"optim": {3: 0.1}})
+    deep: dict = {"a": 1}
+    for _ in range(MAX_NESTING - 1):
+        deep = {"a": deep}
+    assert flatten_dotted(deep) == {".".join(["a"] * MAX_NESTING): 1}
+    for _ in range(100_000):  # far deeper than the recursion limit
+        deep = {"a": deep}
+    with pytest.raises(SettingError, match=f"nested more than {MAX_NESTING} levels deep"):
+        flatten_dotted(deep)
+
+
 def test_describe_and_json_cover_every_setting(small):
     text = small.describe()
     for name in small.names:
@@ -220,15 +305,56 @@ def test_describe_and_json_cover_every_setting(small):
     "text, words",
     [
         ("not json", "not valid JSON"),
-        ("[1, 2]", "must be an object"),
+        ("[1, 2]", "must be an object of settings, got [1, 2]"),
         ('{"optim.lr": 5.0}', "optim.lr=5.0"),
         ('{"optim.lrr": 0.1}', "did you mean 'optim.lr'"),
+        ('{"optim.lr": 0.1, "optim.lr": 0.1}', "gives 'optim.lr' twice in one object"),
+        ('{"optim.lr": Infinity}', "optim.lr=inf is not a finite number"),
+        ('{"optim.lr": {}}', "optim.lr={} is not a number"),
+        ('{"optim": {}}', "unknown setting 'optim'"),
+        ('{"train.epochs": ' + "9" * 5000 + "}", "action JSON cannot be read ('Exceeds the limit"),
+        (b'{"optim.lr": 0.1\xff}', "action bytes are not UTF-8 (invalid start byte at byte 16)"),
+        (" " * MAX_JSON_CHARS + "{}", f"{MAX_JSON_CHARS + 2:,} characters long, over the limit"),
+        ("[" * (MAX_NESTING + 1) + "]" * (MAX_NESTING + 1), "nested 33 levels deep"),
+        # brackets in strings (escaped quotes included) don't nest
+        ('{"a": "' + "[" * 100 + '"}', "unknown setting 'a'"),
+        ('{"a": "\\"' + "[" * 100 + '\\\\"}', "unknown setting 'a'"),
     ],
 )
 def test_parse_json_errors(small, text, words):
     with pytest.raises(SettingError) as err:
         small.parse_json(text)
     assert words in str(err.value)
+    assert len(str(err.value)) <= MAX_ERROR_CHARS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"' + '\\"' * 30_000,  # one string left open, full of escaped quotes
+        '"\\' * 30_000,
+        '"' * MAX_JSON_CHARS,
+        "[" * MAX_JSON_CHARS,
+        '{"a": ' + "1," * 30_000 + "1}",
+    ],
+)
+def test_parse_json_takes_linear_time_on_the_longest_texts(small, text):
+    started = time.perf_counter()
+    with pytest.raises(SettingError):
+        small.parse_json(text)
+    assert time.perf_counter() - started < 2.0  # about 10 ms; a quadratic scan takes 10 s+
+
+
+def test_parse_json_reads_utf8_bytes_and_text_up_to_the_limits(small):
+    text = '{"optim": {"lr": 0.01}, "data.augment": true}'
+    assert small.parse_json(text.encode()) == small.parse_json(text) == small.validate(
+        {"optim.lr": 0.01, "data.augment": True}
+    )
+    padded = text + " " * (MAX_JSON_CHARS - len(text))
+    assert small.parse_json(padded) == small.parse_json(text)
+    nested = '{"optim": ' * (MAX_NESTING - 1) + "{}" + "}" * (MAX_NESTING - 1)
+    with pytest.raises(SettingError, match="unknown setting 'optim.optim"):  # deep, but read
+        small.parse_json(nested)
 
 
 def test_yaml_with_dotted_and_nested_keys(small, tmp_path):

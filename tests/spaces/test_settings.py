@@ -170,12 +170,16 @@ def test_out_of_range_float_message():
     "setting, value, words",
     [
         (Float("a.x", 0.5), "abc", "is not a number"),
-        (Float("a.x", 0.5), float("nan"), "is outside"),
-        (Float("a.x", 0.5), float("inf"), "is outside"),
+        (Float("a.x", 0.5), float("nan"), "nan is not a finite number"),
+        (Float("a.x", 0.5), float("inf"), "inf is not a finite number"),
+        (Float("a.x", 0.5), 10**400, "is outside [0, 1]"),
+        (Float("a.x", 0.5), [[0.5]], "is not a number"),
         (Float("a.x", 0.5), True, "is not a number"),
         (Int("a.n", 2, low=1, high=4), 2.5, "is not an integer"),
         (Int("a.n", 2, low=1, high=4), True, "is not an integer"),
         (Int("a.n", 2, low=1, high=4), 9, "is outside [1, 4]"),
+        (Int("a.n", 2, low=1, high=4), float("inf"), "is not an integer"),
+        (Int("a.n", 2, low=1, high=4), -(10**400), "is outside [1, 4]"),
         (Categorical("a.c", "relu", choices=("relu", "tanh")), "tanhh", "one of 'relu', 'tanh'"),
         (Categorical("a.k", 3, choices=(3, 5)), "3", "is not an allowed choice"),
         (Bool("a.b", False), 1, "true or false"),
@@ -242,9 +246,13 @@ def test_to_json_describes_the_declaration():
     assert Bool("a.b", True).to_json() == {"name": "a.b", "type": "bool", "default": True}
 
 
-def test_categorical_from_space_rejects_bad_indices():
+def test_categorical_from_space_reads_numpy_integers_as_indices_and_other_values_as_choices():
     setting = Categorical("model.family", "mlp", choices=("mlp", "cnn"))
     assert setting.from_space(np.int64(1)) == "cnn"
-    for bad in (2, -1, "cnn", 0.5):
+    assert setting.from_space(np.array(1)) == "cnn"
+    assert setting.from_space("cnn") == "cnn"
+    for bad in (np.int64(2), np.int64(-1), np.float64(0.5), 1, "rnn", 0.5):
         with pytest.raises(SettingError, match="model.family"):
             setting.from_space(bad)
+    numbers = Categorical("model.kernel", 3, choices=(3, 5))
+    assert numbers.from_space(5) == 5 and numbers.from_space(np.int64(1)) == 5

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from researchgym.errors import MAX_ERROR_CHARS
 from researchgym.spaces import (
     Bool,
     Categorical,
@@ -165,7 +166,11 @@ def test_nested_flat_settings_still_work_under_the_prefix():
         ),
         ({"layers": [{}] * 4}, ["net.layers has 4 layers", "1 to 3", "rule: depth range"]),
         ({"layers": []}, ["net.layers has 0 layers"]),
-        ({"layers": "a"}, ["net.layers must be a list"]),
+        ({"layers": "a"}, ["net.layers='a' is not a list"]),
+        ({"layers": [{"kind": "z" * 10**6}]}, ["unknown kind unit 'zzz", "(1,000,002 characters)"]),
+        ({"layers": [{"z" * 10**6: "a"}]}, ["unknown layer item 'zzz", "(1,000,002 characters)"]),
+        ({"layers": [{"kind": {"type": "a", 7: 1}}]}, ["has no setting 7"]),
+        ({"layers": [{"kind": [[[]]]}]}, ["net.layers[0].kind=[[[]]] is not a unit"]),
         ({"layers": [{}], "depth": 2}, ["disagrees with the 1 layers"]),
         ({"width": 12}, ["net.width", "not an allowed choice", "8, 16"]),
         ({"act": "gelu"}, ["net.act", "unknown act unit 'gelu'"]),
@@ -177,6 +182,7 @@ def test_rejected_trees_name_the_unit_and_the_rule(tree, fragments):
         schema().validate({"net": tree})
     for fragment in fragments:
         assert fragment in str(err.value)
+    assert len(str(err.value)) <= MAX_ERROR_CHARS
 
 
 def test_a_setting_given_twice_is_rejected():

@@ -15,7 +15,7 @@ from store_rows import make_episode
 from typer.testing import CliRunner
 
 from researchgym.store import Store
-from researchgym.store.cli import register
+from researchgym.cli.store import register
 
 
 @pytest.fixture

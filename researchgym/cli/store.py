@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from researchgym.store.store import ENV_VAR, Store, resolve_store_path
+from researchgym.store import ENV_VAR, Store, resolve_store_path
 
 _console = Console()
 _err = Console(stderr=True)

@@ -1,4 +1,4 @@
-"""The ``researchgym`` command line: list envs, run one metaprogram, roll out campaigns."""
+"""Planner commands: ``rollout``, ``train``, ``train-planner`` and ``generation-loop``."""
 
 from __future__ import annotations
 
@@ -9,113 +9,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-import researchgym
+from researchgym.cli.common import StoreOption, make_env, unknown_env
 from researchgym.planning import PlannerError, make_planner, make_trainer, planner_names
 from researchgym.planning import rollout as rollout_campaigns
 from researchgym.spaces import SettingError
 from researchgym.store import store_option
 from researchgym.terminal import console, fail, progress_bar
-
-app = typer.Typer(help="ResearchGym: machine-learning research as a Gymnasium environment.", no_args_is_help=True)
-
-StoreOption = Annotated[
-    str | None,
-    typer.Option("--store", help="store directory (default: $RESEARCHGYM_STORE or ./datasets_store); 'none' records nothing"),
-]
-
-
-def _make_env(env_id: str, **kwargs: Any):
-    import gymnasium as gym
-
-    try:
-        return gym.make(env_id, disable_env_checker=True, **kwargs)
-    except gym.error.Error as exc:
-        raise _unknown_env(exc) from None
-
-
-def _unknown_env(exc: Exception) -> typer.BadParameter:
-    return typer.BadParameter(f"{exc}; run `researchgym envs` to list the envs")
-
-
-@app.command()
-def envs(
-    schema: Annotated[str | None, typer.Option(help="show the settings of this env id")] = None,
-) -> None:
-    """List registered envs with their tasks and spaces."""
-    from gymnasium.envs.registration import registry
-
-    from researchgym.envs import get_suite
-
-    if schema is not None:
-        env = _make_env(schema, store=False).unwrapped
-        table = Table(title=f"settings of {schema}")
-        for column in ("setting", "type", "allowed", "default", "active when"):
-            table.add_column(column)
-        for s in env.schema:
-            when = ", ".join(f"{k} in {list(v)}" for k, v in s.when.items())
-            table.add_row(s.name, s.kind, s.describe(), repr(s.default), when)
-        console.print(table)
-        return
-    table = Table(title="ResearchGym environments")
-    for column in ("id", "tasks", "settings", "description"):
-        table.add_column(column)
-    for env_id in researchgym.ENV_IDS:
-        suite = get_suite(registry[env_id].kwargs["suite"])
-        table.add_row(env_id, ", ".join(suite.tasks), str(len(suite.make_schema())), suite.description)
-    console.print(table)
-    console.print("interfaces: dict (gymnasium Dict), flat (Box in [-1, 1]), text (JSON)")
-
-
-@app.command()
-def run(
-    env_id: Annotated[str, typer.Argument(help="env id, e.g. researchgym/Digits-v0")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="settings as name=value, e.g. optim.lr=0.01")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of settings")] = None,
-    task: Annotated[str | None, typer.Option(help="task of the env's suite (default: its first)")] = None,
-    seed: Annotated[int, typer.Option(help="training seed")] = 0,
-    plot: Annotated[Path, typer.Option(help="where to save the learning curve PNG")] = Path("runs/curve.png"),
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
-    store: StoreOption = None,
-) -> None:
-    """Train one metaprogram (YAML + overrides) with a progress bar and plot its curve."""
-    from researchgym.engine import InProcessExecutor, LambdaHook
-    from researchgym.plotting import plot_curve
-
-    env = _make_env(env_id, store=store_option(store), budget=1, agent="cli-run", device=device).unwrapped
-    try:
-        values = env.schema.load_yaml(config) if config else {}
-        values |= env.schema.parse_overrides(overrides or [])
-        metaprogram = env.schema.validate(values)
-    except SettingError as exc:
-        fail(str(exc))
-    task = task or env.tasks[0]
-    try:
-        env.reset(seed=seed, options={"task": task})
-    except ValueError as exc:
-        fail(str(exc))
-    with progress_bar() as progress:
-        bar = progress.add_task(f"training on {task}", total=metaprogram.get("train.epochs"), status="")
-
-        def advance(state) -> None:
-            last = state.curve[-1]
-            progress.update(bar, completed=state.epoch + 1, status=f"val score {last.get('val_score', float('nan')):.4f}")
-
-        if isinstance(env.executor, InProcessExecutor):  # replay/surrogate envs train nothing
-            env.executor.hooks.append(LambdaHook(advance))
-        *_, info = env.step(env.to_action(metaprogram))
-    env.close()
-    table = Table(title=f"{env_id} on {task}: {info['status']}")
-    table.add_column("metric")
-    table.add_column("validation", justify="right")
-    table.add_column("test", justify="right")
-    for name, value in info["metrics"].items():
-        table.add_row(name, f"{value:.4f}", f"{info['test_metrics'].get(name, float('nan')):.4f}")
-    table.add_row("seconds", f"{info['cost']['seconds']:.2f}", "")
-    console.print(table)
-    if info["error"]:
-        console.print(f"[red]{info['error']}[/]")
-        raise typer.Exit(code=1)
-    console.print(f"learning curve: {plot_curve(info['curve'], plot, title=f'{env_id} {task}')}")
 
 
 def _parse_agent_args(items: list[str] | None) -> dict[str, Any]:
@@ -144,7 +43,6 @@ def _env_id_of(positional: str | None, option: str | None) -> str:
     return env_id
 
 
-@app.command()
 def rollout(
     env_arg: Annotated[str | None, typer.Argument(help="env id (same as --env)", show_default=False)] = None,
     env_id: Annotated[str | None, typer.Option("--env", help="env id, e.g. researchgym/Tabular-v0")] = None,
@@ -185,7 +83,7 @@ def rollout(
                 store=store_option(store), callback=advance,
             )  # fmt: skip
         except gym.error.Error as exc:
-            raise _unknown_env(exc) from None
+            raise unknown_env(exc) from None
         except (PlannerError, SettingError) as exc:
             fail(str(exc))
 
@@ -213,7 +111,6 @@ def rollout(
         console.print(f"campaign plot: {plot_campaign(last, plot, title=f'{planner.name} on {env_id}')}")
 
 
-@app.command("train")
 def train_command(
     agent: Annotated[str, typer.Option(help=f"learned planner to train: {', '.join(planner_names(trainable=True))}")],
     env_id: Annotated[str, typer.Option("--env", help="env id, e.g. researchgym/Tabular-v0 (tasks drawn from its suite)")],
@@ -231,7 +128,7 @@ def train_command(
         trainer = make_trainer(agent)
     except PlannerError as exc:
         fail(str(exc))
-    env = _make_env(env_id, store=False)
+    env = make_env(env_id, store=False)
     try:
         pinned = env.unwrapped.schema.parse_overrides(fixed or [])
         env.unwrapped.schema.validate(pinned)
@@ -274,16 +171,95 @@ def _key_settings(metaprogram: dict[str, Any] | None) -> str:
     return " ".join(parts)
 
 
-def _register_subcommands() -> None:
-    from researchgym import datasets_cli, planner_cli
-    from researchgym.store import cli as store_cli
+def train_planner_command(
+    env: Annotated[str, typer.Option("--env", help="env whose stored runs to learn from")] = "researchgym/Tabular-v0",
+    store: Annotated[list[Path] | None, typer.Option(help="store of runs to learn from, repeatable (default: the shipped reference runs)")] = None,
+    out: Annotated[Path, typer.Option(help="checkpoint directory")] = Path("runs/transformer_planner"),
+    steps: Annotated[int, typer.Option(min=1, help="optimizer steps")] = 1200,
+    batch_size: Annotated[int, typer.Option(min=1, help="pseudo-campaigns per step")] = 16,
+    lr: Annotated[float, typer.Option(help="peak learning rate")] = 2e-3,
+    campaign_len: Annotated[int, typer.Option(min=1, help="most steps per pseudo-campaign")] = 16,
+    n_layer: Annotated[int, typer.Option(min=1, help="transformer layers")] = 2,
+    n_head: Annotated[int, typer.Option(min=1, help="attention heads")] = 4,
+    n_embd: Annotated[int, typer.Option(min=8, help="width")] = 64,
+    task: Annotated[list[str] | None, typer.Option(help="train only on these tasks (repeatable)")] = None,
+    exclude_task: Annotated[list[str] | None, typer.Option(help="hold these tasks out (repeatable)")] = None,
+    agent: Annotated[str | None, typer.Option(help=f"only runs of this agent, e.g. one of {', '.join(planner_names())}")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the model and the data draws")] = 0,
+    device: Annotated[str, typer.Option(help="torch device")] = "cpu",
+) -> None:
+    """Train the transformer planner from scratch on serialized campaigns; save a checkpoint and a loss curve."""
+    try:
+        from agents.transformer_planner import TrainConfig, train_planner
+    except ModuleNotFoundError as exc:
+        fail(f"{exc.name} is not installed; `pip install 'researchgym[transformers]'`")
 
-    store_cli.register(app)
-    datasets_cli.register(app)
-    planner_cli.register(app)
+    config = TrainConfig(
+        env_id=env, stores=[str(s) for s in store or []], agent=agent, tasks=task,
+        exclude_tasks=list(exclude_task or []), steps=steps, batch_size=batch_size, lr=lr,
+        campaign_len=campaign_len, n_layer=n_layer, n_head=n_head, n_embd=n_embd, seed=seed, device=device,
+    )
+    with progress_bar() as progress:
+        bar = progress.add_task(f"training on {env}", total=steps, status="loss -")
+        try:
+            path = train_planner(
+                config, out=out, progress=lambda done, loss: progress.update(bar, completed=done, status=f"loss {loss:.3f}")
+            )
+        except (PlannerError, ValueError, FileNotFoundError) as exc:
+            fail(str(exc))
+    console.print(f"[bold green]saved[/] transformer planner to {path} (loss curve: {path / 'loss.png'})")
+    console.print(f"run it: researchgym rollout --agent transformer --policy {path} --env {env}")
 
 
-_register_subcommands()
+def generation_loop_command(
+    env: Annotated[str, typer.Option("--env", help="env with held-out tasks whose training tasks the planner works on")] = "researchgym/Synthetic-v0",
+    rounds: Annotated[int, typer.Option(min=1, help="rounds of train -> held-out evaluation -> new campaigns")] = 3,
+    campaigns: Annotated[int, typer.Option(min=0, help="new campaigns per round (real training)")] = 24,
+    budget: Annotated[int, typer.Option(min=1, help="experiments per campaign")] = 20,
+    steps: Annotated[int, typer.Option(min=1, help="optimizer steps of round 0")] = 800,
+    later_steps: Annotated[int | None, typer.Option(min=1, help="optimizer steps of later rounds (default: half)")] = None,
+    eval_seeds: Annotated[int, typer.Option(min=1, help="held-out campaigns per task and round")] = 10,
+    n_candidates: Annotated[int, typer.Option(min=1, help="proposals decoded per step, best predicted kept")] = 8,
+    fixed: Annotated[list[str] | None, typer.Option("--set", help="pin a setting in every experiment (default: what the starting runs pinned)")] = None,
+    data: Annotated[Path | None, typer.Option(help="starting runs and held-out replay data (default: the shipped reference runs)")] = None,
+    store: Annotated[Path, typer.Option(help="store the new campaigns are recorded in")] = Path("runs/generation_loop/store"),
+    out: Annotated[Path, typer.Option(help="checkpoints, rounds.json and rounds.png")] = Path("runs/generation_loop"),
+    n_layer: Annotated[int, typer.Option(min=1, help="transformer layers")] = 2,
+    n_embd: Annotated[int, typer.Option(min=8, help="width")] = 64,
+    seed: Annotated[int, typer.Option(help="seed of training and campaigns")] = 0,
+) -> None:
+    """Train the planner, measure it on held-out tasks, let it run new campaigns, retrain on them; K rounds."""
+    import gymnasium as gym
 
-if __name__ == "__main__":
-    app()
+    from researchgym.envs.suites import suite_of
+    from researchgym.generation_loop import generation_loop
+
+    try:
+        schema = suite_of(env).make_schema()
+        pins = schema.parse_overrides(fixed) if fixed else None
+        reports = generation_loop(
+            env, out=out, store=store, data=data, rounds=rounds, campaigns=campaigns, budget=budget, steps=steps,
+            later_steps=later_steps, eval_seeds=eval_seeds, fixed=pins, n_candidates=n_candidates, seed=seed,
+            train_options={"n_layer": n_layer, "n_embd": n_embd}, log=lambda line: console.print(line),
+        )
+    except (PlannerError, SettingError, ValueError, FileNotFoundError, gym.error.Error) as exc:
+        fail(str(exc))
+    table = Table(title=f"generation loop on {env}: held-out normalized regret per round")
+    for column in ("round", "training runs", "train s", "median regret", "IQR", "new runs", "mean best (new campaigns)"):
+        table.add_column(column, justify="right")
+    for r in reports:
+        best = "-" if r.campaign_best_mean is None else f"{r.campaign_best_mean:.4f}"
+        table.add_row(
+            str(r.round), str(r.training_runs), f"{r.train_seconds:.0f}", f"{r.held_out_median_regret:.4f}",
+            f"{r.held_out_q25:.4f}-{r.held_out_q75:.4f}", str(r.new_runs), best,
+        )
+    console.print(table)
+    console.print(f"wrote {out / 'rounds.json'} and {out / 'rounds.png'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the planner commands to ``app``."""
+    app.command("rollout")(rollout)
+    app.command("train")(train_command)
+    app.command("train-planner")(train_planner_command)
+    app.command("generation-loop")(generation_loop_command)

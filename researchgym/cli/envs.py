@@ -1,0 +1,100 @@
+"""``researchgym envs`` and ``run``: the registered envs and one metaprogram trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+import researchgym
+from researchgym.cli.common import StoreOption, make_env
+from researchgym.spaces import SettingError
+from researchgym.store import store_option
+from researchgym.terminal import console, fail, progress_bar
+
+
+def envs(
+    schema: Annotated[str | None, typer.Option(help="show the settings of this env id")] = None,
+) -> None:
+    """List registered envs with their tasks and spaces."""
+    from gymnasium.envs.registration import registry
+
+    from researchgym.envs import get_suite
+
+    if schema is not None:
+        env = make_env(schema, store=False).unwrapped
+        table = Table(title=f"settings of {schema}")
+        for column in ("setting", "type", "allowed", "default", "active when"):
+            table.add_column(column)
+        for s in env.schema:
+            when = ", ".join(f"{k} in {list(v)}" for k, v in s.when.items())
+            table.add_row(s.name, s.kind, s.describe(), repr(s.default), when)
+        console.print(table)
+        return
+    table = Table(title="ResearchGym environments")
+    for column in ("id", "tasks", "settings", "description"):
+        table.add_column(column)
+    for env_id in researchgym.ENV_IDS:
+        suite = get_suite(registry[env_id].kwargs["suite"])
+        table.add_row(env_id, ", ".join(suite.tasks), str(len(suite.make_schema())), suite.description)
+    console.print(table)
+    console.print("interfaces: dict (gymnasium Dict), flat (Box in [-1, 1]), text (JSON)")
+
+
+def run(
+    env_id: Annotated[str, typer.Argument(help="env id, e.g. researchgym/Digits-v0")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="settings as name=value, e.g. optim.lr=0.01")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of settings")] = None,
+    task: Annotated[str | None, typer.Option(help="task of the env's suite (default: its first)")] = None,
+    seed: Annotated[int, typer.Option(help="training seed")] = 0,
+    plot: Annotated[Path, typer.Option(help="where to save the learning curve PNG")] = Path("runs/curve.png"),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
+    store: StoreOption = None,
+) -> None:
+    """Train one metaprogram (YAML + overrides) with a progress bar and plot its curve."""
+    from researchgym.engine import InProcessExecutor, LambdaHook
+    from researchgym.plotting import plot_curve
+
+    env = make_env(env_id, store=store_option(store), budget=1, agent="cli-run", device=device).unwrapped
+    try:
+        values = env.schema.load_yaml(config) if config else {}
+        values |= env.schema.parse_overrides(overrides or [])
+        metaprogram = env.schema.validate(values)
+    except SettingError as exc:
+        fail(str(exc))
+    task = task or env.tasks[0]
+    try:
+        env.reset(seed=seed, options={"task": task})
+    except ValueError as exc:
+        fail(str(exc))
+    with progress_bar() as progress:
+        bar = progress.add_task(f"training on {task}", total=metaprogram.get("train.epochs"), status="")
+
+        def advance(state) -> None:
+            last = state.curve[-1]
+            progress.update(bar, completed=state.epoch + 1, status=f"val score {last.get('val_score', float('nan')):.4f}")
+
+        if isinstance(env.executor, InProcessExecutor):  # replay/surrogate envs train nothing
+            env.executor.hooks.append(LambdaHook(advance))
+        *_, info = env.step(env.to_action(metaprogram))
+    env.close()
+    table = Table(title=f"{env_id} on {task}: {info['status']}")
+    table.add_column("metric")
+    table.add_column("validation", justify="right")
+    table.add_column("test", justify="right")
+    for name, value in info["metrics"].items():
+        table.add_row(name, f"{value:.4f}", f"{info['test_metrics'].get(name, float('nan')):.4f}")
+    table.add_row("seconds", f"{info['cost']['seconds']:.2f}", "")
+    console.print(table)
+    if info["error"]:
+        console.print(f"[red]{info['error']}[/]")
+        raise typer.Exit(code=1)
+    console.print(f"learning curve: {plot_curve(info['curve'], plot, title=f'{env_id} {task}')}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``envs`` and ``run`` to ``app``."""
+    app.command("envs")(envs)
+    app.command("run")(run)
