@@ -333,11 +333,11 @@ class Schema:
             raise SettingError(
                 f"flat action {shorten(vector)} is not an array of real numbers{what}; {fix}"
             )
-        if array.size != len(self):
+        if array.shape != (len(self),):
             raise SettingError(
                 f"flat action has shape {array.shape}, expected ({len(self)},); {fix}"
             )
-        array = np.asarray(array, dtype=np.float64).reshape(-1)
+        array = array.astype(np.float64)
         if not np.isfinite(array).all():
             bad = np.flatnonzero(~np.isfinite(array))
             names = ", ".join(f"{self.names[i]}={array[i]}" for i in bad[:3])
