@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 
 from researchgym.engine import TaskRef
+from researchgym.envs.research_env import unwrap_research_env
 
 __all__ = ["RerunReport", "rerun"]
 
@@ -57,7 +58,9 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
         raise LookupError(f"no stored step has run_id {run_id!r}; list some with: researchgym query \"SELECT run_id FROM steps LIMIT 5\"")
     if row["status"] == "invalid_action" or row["metaprogram"] in (None, "null"):
         raise ValueError(f"run {run_id} was an invalid action, never trained: there is nothing to re-run")
-    env = gym.make(row["env_id"], store=False, device=device, disable_env_checker=True).unwrapped
+    env = unwrap_research_env(
+        gym.make(row["env_id"], store=False, device=device, disable_env_checker=True)
+    )
     try:
         result = env.executor.run(
             json.loads(row["metaprogram"]), task=TaskRef(row["task"]), seed=int(row["seed"])

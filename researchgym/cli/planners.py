@@ -98,11 +98,11 @@ def rollout(
             f"{s.seconds:.2f}", _key_settings(s.metaprogram),
         )
     console.print(table)
-    scored = [s for s in steps_done if s.score is not None]
+    scored = [(s.score, s) for s in steps_done if s.score is not None]
     if scored:
-        best = max(scored, key=lambda s: s.score)
+        best_score, best = max(scored, key=lambda pair: pair[0])
         test = "-" if best.test_score is None else f"{best.test_score:.4f}"
-        console.print(f"[bold green]best found[/] on {best.task}: validation score {best.score:.4f} (test {test}) with")
+        console.print(f"[bold green]best found[/] on {best.task}: validation score {best_score:.4f} (test {test}) with")
         console.print_json(json.dumps(best.metaprogram, default=str))
     if plot is not None:
         from researchgym.plotting import plot_campaign

@@ -14,6 +14,7 @@ flat settings.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,6 +26,7 @@ import yaml
 from gymnasium import spaces
 
 from researchgym.errors import shorten
+from researchgym.spaces.codec import SettingwiseCodec, flat_codec
 from researchgym.spaces.settings import Setting, SettingError
 
 __all__ = ["MAX_JSON_CHARS", "MAX_NESTING", "NestedForm", "Schema", "flatten_dotted"]
@@ -298,13 +300,11 @@ class Schema:
     def encode_valid(self, metaprogram: Mapping[str, Any]) -> np.ndarray:
         """:meth:`encode` of a metaprogram that :meth:`validate` or :meth:`decode`
         returned, without validating it again (the fast path of env steps)."""
-        try:
-            codec = self._codec
-        except AttributeError:
-            from researchgym.spaces.codec import flat_codec
+        return self._codec.encode_valid(metaprogram)
 
-            codec = self._codec = flat_codec(self)
-        return codec.encode_valid(metaprogram)
+    @functools.cached_property
+    def _codec(self) -> SettingwiseCodec:
+        return flat_codec(self)
 
     def decode(self, vector: Any) -> dict[str, Any]:
         """Metaprogram of any finite vector of the flat space's size (values are clipped).
@@ -314,13 +314,7 @@ class Schema:
                 NaN or infinite entries.
         """
         vector = self._flat_vector(vector)
-        try:
-            codec = self._codec
-        except AttributeError:
-            from researchgym.spaces.codec import flat_codec
-
-            codec = self._codec = flat_codec(self)
-        return codec.decode(vector)
+        return self._codec.decode(vector)
 
     def _flat_vector(self, vector: Any) -> np.ndarray:
         fix = f"pass {len(self)} finite numbers in [-1, 1], one per setting: {self._names_shown()}"
