@@ -18,7 +18,7 @@ import numpy as np
 from gymnasium import spaces
 
 from researchgym.errors import shorten
-from researchgym.spaces import Schema, SettingError
+from researchgym.spaces import Categorical, Schema, SettingError
 
 __all__ = ["INTERFACES", "CampaignView", "Interface", "make_interface"]
 
@@ -76,6 +76,10 @@ class Interface:
         """The action of this interface that stands for a metaprogram."""
         raise NotImplementedError
 
+    def as_recorded(self, action: Any) -> Any:
+        """The action as given, in a form whose JSON reads back the same way (never raises)."""
+        return action
+
     def observe(self, view: CampaignView) -> Any:
         raise NotImplementedError
 
@@ -122,6 +126,22 @@ class DictInterface(Interface):
 
     def to_action(self, metaprogram: dict[str, Any]) -> dict[str, Any]:
         return self.schema.to_space(metaprogram)
+
+    def as_recorded(self, action: Any) -> Any:
+        """Choice indices (numpy integers, as the space holds them) replaced by their
+        choices: in JSON an index and a plain value could not be told apart."""
+        if not isinstance(action, dict):
+            return action
+        return {key: self._choice_of(key, value) for key, value in action.items()}
+
+    def _choice_of(self, key: Any, value: Any) -> Any:
+        setting = self.schema[key] if isinstance(key, str) and key in self.schema else None
+        if isinstance(setting, Categorical) and isinstance(value, (np.integer, np.ndarray)):
+            try:
+                return setting.from_space(value)
+            except SettingError:  # an invalid index is recorded as given
+                return value
+        return value
 
     def observe(self, view: CampaignView) -> dict[str, np.ndarray]:
         flat = self._observe_flat(view)

@@ -237,7 +237,7 @@ class ResearchEnv(gym.Env):
             "seed": seed,
         }
         self.recorder.record(
-            action=action,
+            action=self.interface.as_recorded(action),
             metaprogram=metaprogram,
             action_flat=encoded,
             result=result,
