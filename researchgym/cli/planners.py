@@ -190,21 +190,20 @@ def train_planner_command(
 ) -> None:
     """Train the transformer planner from scratch on serialized campaigns; save a checkpoint and a loss curve."""
     try:
-        from agents.transformer_planner import TrainConfig, train_planner
-    except ModuleNotFoundError as exc:
-        fail(f"{exc.name} is not installed; `pip install 'researchgym[transformers]'`")
-
-    config = TrainConfig(
-        env_id=env, stores=[str(s) for s in store or []], agent=agent, tasks=task,
-        exclude_tasks=list(exclude_task or []), steps=steps, batch_size=batch_size, lr=lr,
-        campaign_len=campaign_len, n_layer=n_layer, n_head=n_head, n_embd=n_embd, seed=seed, device=device,
-    )
+        trainer = make_trainer("transformer")
+    except PlannerError as exc:
+        fail(str(exc))
     with progress_bar() as progress:
-        bar = progress.add_task(f"training on {env}", total=steps, status="loss -")
+        bar = progress.add_task(f"training on {env}", total=steps, status="")
         try:
-            path = train_planner(
-                config, out=out, progress=lambda done, loss: progress.update(bar, completed=done, status=f"loss {loss:.3f}")
-            )
+            path = trainer(
+                env, total_timesteps=steps, seed=seed, save_path=out,
+                data=[str(s) for s in store] if store else None,
+                progress=lambda done: progress.update(bar, completed=done, status=f"{done} steps"),
+                agent=agent, tasks=task, exclude_tasks=list(exclude_task or []), batch_size=batch_size,
+                lr=lr, campaign_len=campaign_len, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                device=device,
+            )  # fmt: skip
         except (PlannerError, ValueError, FileNotFoundError) as exc:
             fail(str(exc))
     console.print(f"[bold green]saved[/] transformer planner to {path} (loss curve: {path / 'loss.png'})")
