@@ -73,3 +73,8 @@ def test_shorten_survives_a_hostile_repr():
             raise RuntimeError("no")
 
     assert shorten(Hostile()) == "<Hostile object>"
+
+
+def test_all_lists_exactly_the_eager_and_the_lazy_names():
+    eager = {"ENV_IDS", "FAST_ENV_IDS", "FILE_ENV_IDS", "ResearchGymError", "__version__"}
+    assert set(researchgym.__all__) == eager | set(researchgym._LAZY)
