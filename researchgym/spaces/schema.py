@@ -317,7 +317,6 @@ class Schema:
         return self._codec.decode(vector)
 
     def _flat_vector(self, vector: Any) -> np.ndarray:
-        fix = f"pass {len(self)} finite numbers in [-1, 1], one per setting: {self._names_shown()}"
         try:
             array = np.asarray(vector)
         except (ValueError, TypeError):  # ragged or too deeply nested lists
@@ -325,19 +324,25 @@ class Schema:
         if array is None or array.dtype.kind not in "biuf":
             what = "" if array is None else f" (dtype {array.dtype})"
             raise SettingError(
-                f"flat action {shorten(vector)} is not an array of real numbers{what}; {fix}"
+                f"flat action {shorten(vector)} is not an array of real numbers{what}; "
+                f"{self._flat_fix()}"
             )
         if array.shape != (len(self),):
             raise SettingError(
-                f"flat action has shape {array.shape}, expected ({len(self)},); {fix}"
+                f"flat action has shape {array.shape}, expected ({len(self)},); {self._flat_fix()}"
             )
         array = array.astype(np.float64)
         if not np.isfinite(array).all():
             bad = np.flatnonzero(~np.isfinite(array))
             names = ", ".join(f"{self.names[i]}={array[i]}" for i in bad[:3])
             more = f" and {bad.size - 3} more" if bad.size > 3 else ""
-            raise SettingError(f"flat action has non-finite entries: {names}{more}; {fix}")
+            raise SettingError(
+                f"flat action has non-finite entries: {names}{more}; {self._flat_fix()}"
+            )
         return array
+
+    def _flat_fix(self) -> str:
+        return f"pass {len(self)} finite numbers in [-1, 1], one per setting: {self._names_shown()}"
 
     # --- text / JSON / YAML / CLI --------------------------------------------------------
     def to_json(self) -> list[dict[str, Any]]:
