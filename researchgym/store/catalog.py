@@ -198,7 +198,7 @@ class Catalog:
         self._footers: dict[str, tuple[_SchemaKey, int]] = {}
         self._tables: dict[_SchemaKey, str] = {}  # cache table per file schema
         self._cached: dict[str, _SchemaKey] = {}  # files whose rows are in a cache table
-        self._datasets: dict[str, ds.Dataset] = {}  # Arrow sources of the steps view
+        self._datasets: dict[str, tuple[ds.Dataset, list[str]]] = {}  # Arrow views: files
         self._view_state: tuple[Any, ...] | None = None
         self._deep_good: set[str] = set()
         self._bad: dict[str, FileInfo] = {}
@@ -309,16 +309,15 @@ class Catalog:
             return f"SELECT * FROM read_parquet([{self._locations(names)}])"
         parquet = ds.ParquetFileFormat()
         fragments = [parquet.make_fragment(self._backend.open_input(name)) for name in names]
+        dataset = ds.FileSystemDataset(fragments, fragments[0].physical_schema, parquet)
         view = f"_files_{len(self._datasets)}"
-        self._datasets[view] = ds.FileSystemDataset(
-            fragments, fragments[0].physical_schema, parquet
-        )
-        self._con.register(view, self._datasets[view])
+        self._datasets[view] = (dataset, list(names))
+        self._con.register(view, dataset)
         return f"SELECT * FROM {view}"
 
     def _register_datasets(self, con: duckdb.DuckDBPyConnection) -> None:
         """Make the Arrow datasets under the ``steps`` view visible to a cursor."""
-        for view, dataset in self._datasets.items():
+        for view, (dataset, _) in self._datasets.items():
             con.register(view, dataset)
 
     def _set_steps_view(
@@ -404,6 +403,9 @@ class Catalog:
         backend = self._backend
         files = self._snapshot.files if self._snapshot is not None else ()
         named = [name for name in files if backend.location(name) in message]
+        for view, (_, names) in self._datasets.items():  # errors name the Arrow view
+            if f"'{view}'" in message:
+                named += names
         progressed = False
         for name in named:
             try:

@@ -9,21 +9,33 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from arrow_fs_backend import ArrowFileSystemBackend
 from store_rows import make_episode, make_row
 
 import researchgym.store.catalog as catalog_module
 from researchgym.store import CorruptFileWarning, Store, StoreError
+from researchgym.store.store import BACKENDS
 from researchgym.store.tables import rows_to_table
 
 
-@pytest.fixture(autouse=True, params=["cached", "in_place"])
+@pytest.fixture(autouse=True, params=["cached", "in_place", "arrow_fs"])
 def read_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run every test with small files cached in memory and with all files read in place."""
+    """Run every test with small files cached, all read in place, and on an Arrow filesystem."""
     if request.param == "in_place":
         monkeypatch.setattr(catalog_module, "_CACHE_FILE_ROWS", 0)
     return request.param
+
+
+@pytest.fixture
+def backend(read_mode: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    if read_mode != "arrow_fs":
+        return "local"
+    monkeypatch.setattr(ArrowFileSystemBackend, "filesystem", pafs._MockFileSystem())
+    monkeypatch.setitem(BACKENDS, "arrow-fs", ArrowFileSystemBackend)
+    return "arrow-fs"
 
 
 def _count(store: Store) -> int:
@@ -222,12 +234,12 @@ def test_empty_store(tmp_path: Path) -> None:
     assert store.info()["rows"] == 0
 
 
-def test_iteration_survives_compaction_between_episodes(store: Store) -> None:
+def test_iteration_survives_compaction_between_episodes(store: Store, backend: str) -> None:
     campaigns = sorted(uuid.uuid4().hex for _ in range(12))
     for campaign in campaigns:
         for row in make_episode(3, campaign_id=campaign):
             store.append(row)
-    other = Store(store.path, auto_compact=None)
+    other = Store(store.path, auto_compact=None, backend=backend)
     seen = []
     for i, episode in enumerate(store.iter_episodes(batch_rows=4)):
         seen.append(episode.campaign_id)
