@@ -21,22 +21,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from researchgym.cli.common import StoreOption
 from researchgym.store import ENV_VAR, Store, resolve_store_path
-
-_console = Console()
-_err = Console(stderr=True)
-
-StoreOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--store",
-        help=f"Store directory [default: ${ENV_VAR}, else ./datasets_store].",
-        show_default=False,
-    ),
-]
+from researchgym.terminal import console, fail, progress_bar
 
 
 class QueryFormat(str, Enum):
@@ -56,26 +45,11 @@ class ExportFormat(str, Enum):
     csv = "csv"
 
 
-def _open(store: Path | None) -> Store:
+def _open(store: str | None) -> Store:
     path = resolve_store_path(store)
     if not path.is_dir():
-        _err.print(
-            f"[red]error:[/red] no store at {path}; pass --store PATH or set ${ENV_VAR} "
-            f"to a store directory"
-        )
-        raise typer.Exit(1)
+        fail(f"no store at {path}; pass --store PATH or set ${ENV_VAR} to a store directory")
     return Store(path, auto_compact=None, cache_small_files=False)  # one-shot: read in place
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=_err,
-        transient=True,
-    )
 
 
 def _human_bytes(n: int) -> str:
@@ -137,8 +111,7 @@ def query(
     try:
         result = s.sql(sql)
     except duckdb.Error as exc:
-        _err.print(f"[red]query failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(f"query failed: {exc}")
     finally:
         s.close()
     if format is QueryFormat.table:
@@ -155,12 +128,11 @@ def query(
             with open(output, "w") as f:
                 Console(file=f, width=200).print(table)
         else:
-            _console.print(table)
+            console.print(table)
         return
     if format is QueryFormat.parquet:
         if output is None:
-            _err.print("[red]error:[/red] --format parquet needs --output PATH")
-            raise typer.Exit(2)
+            fail("--format parquet needs --output PATH")
         import pyarrow.parquet as pq
 
         pq.write_table(result, output)
@@ -179,7 +151,7 @@ def query(
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
     if output is not None:
-        _err.print(f"wrote {result.num_rows} rows to {output}")
+        console.print(f"wrote {result.num_rows} rows to {output}")
 
 
 store_app = typer.Typer(help="Inspect and maintain the trajectory store.", no_args_is_help=True)
@@ -215,15 +187,15 @@ def info(
     overview.add_row("size", _human_bytes(summary["size_bytes"]))
     overview.add_row("on disk", _human_bytes(summary["disk_bytes"]))
     overview.add_row("generation", str(summary["generation"]))
-    _console.print(overview)
+    console.print(overview)
     for path in summary["skipped_files"]:
-        _console.print(f"[yellow]skipped unreadable file:[/yellow] {path}")
+        console.print(f"[yellow]skipped unreadable file:[/yellow] {path}")
     schema = Table(title="schema of view steps")
     schema.add_column("column")
     schema.add_column("type")
     for name, type_ in summary["schema"]:
         schema.add_row(name, type_)
-    _console.print(schema)
+    console.print(schema)
 
 
 @store_app.command("compact")
@@ -237,8 +209,8 @@ def compact(
 ) -> None:
     """Merge small files into large ones (safe while others write and read)."""
     s = _open(store)
-    with _progress() as progress:
-        task = progress.add_task("compacting", total=None)
+    with progress_bar() as progress:
+        task = progress.add_task("compacting", total=None, status="")
 
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
@@ -247,12 +219,12 @@ def compact(
             min_files=min_files, target_rows=target_rows, full=full, progress=advance
         )
     if result.inputs:
-        _console.print(
+        console.print(
             f"compacted {result.inputs} files ({result.rows:,} rows) into {result.outputs}; "
             f"removed {result.removed} files; generation {result.generation}"
         )
     else:
-        _console.print(
+        console.print(
             f"nothing to compact (fewer than {min_files} small files, compacted files merged); "
             f"removed {result.removed} leftover files"
         )
@@ -293,14 +265,10 @@ def export(
             if dataset_id is None:
                 envs = [env] if env else s.envs()
                 if len(envs) != 1:
-                    _err.print(
-                        "[red]error:[/red] the store holds several envs; pass --env ID "
-                        "or --dataset-id"
-                    )
-                    raise typer.Exit(2)
+                    fail("the store holds several envs; pass --env ID or --dataset-id")
                 dataset_id = default_dataset_id(envs[0])
-            with _progress() as progress:
-                task = progress.add_task("reading episodes", total=None)
+            with progress_bar() as progress:
+                task = progress.add_task("reading episodes", total=None, status="")
 
                 def advance(done: int, total: int) -> None:
                     progress.update(task, completed=done, total=total)
@@ -315,20 +283,18 @@ def export(
                         progress=advance,
                     )
                 except ValueError as exc:
-                    _err.print(f"[red]error:[/red] {exc}")
-                    if with_env:
-                        _err.print("(--without-env exports the episodes without the env)")
-                    raise typer.Exit(1) from None
-            _console.print(
+                    hint = " (--without-env exports the episodes without the env)"
+                    fail(f"{exc}{hint if with_env else ''}")
+            console.print(
                 f"wrote Minari dataset {dataset_id} ({dataset.total_episodes} episodes, "
                 f"{dataset.total_steps} steps) under {output}"
             )
         else:
             from researchgym.store.export import export_table
 
-            with _err.status(f"exporting to {output}"):
+            with console.status(f"exporting to {output}"):
                 n = export_table(s, output, format=format.value, env_id=env)
-            _console.print(f"wrote {n:,} rows to {output}")
+            console.print(f"wrote {n:,} rows to {output}")
     finally:
         s.close()
 

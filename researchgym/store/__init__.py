@@ -6,13 +6,14 @@ importing only those above it in this list:
 
 * ``schema``: the row schema and provenance columns;
 * ``tables``: rows to Arrow tables typed by the schema;
-* ``files``: atomic publish, listing and integrity checks of Parquet files;
+* ``files``: Parquet write options, integrity checks, atomic publish on a local disk;
 * ``backend``: the storage interface and the local-disk backend;
 * ``manifest``: which files are visible, snapshots, compaction;
 * ``catalog``: the DuckDB views (``steps``, ``episodes``, ``best_runs``) and queries;
 * ``store``: the :class:`Store` facade and where a store lives;
-* ``export``: Parquet/CSV files and Minari datasets;
-* ``cli``: the ``researchgym store`` commands.
+* ``export``: Parquet/CSV files and Minari datasets.
+
+The ``researchgym store`` commands live in :mod:`researchgym.cli.store`.
 
 Example::
 

@@ -13,24 +13,26 @@ Views (recreated whenever the set of visible files changes):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from researchgym.errors import shorten
 from researchgym.store import schema as _schema
-from researchgym.store.files import deep_check, quick_check, warn_corrupt
+from researchgym.store.backend import FileInfo
+from researchgym.store.files import quick_check, warn_corrupt
 from researchgym.store.manifest import FileSet, Snapshot
 
 if TYPE_CHECKING:
@@ -125,14 +127,14 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _sql_list(paths: Sequence[Path]) -> str:
-    return ", ".join(sql_string(str(p)) for p in paths)
+def _sql_list(values: Sequence[str]) -> str:
+    return ", ".join(sql_string(v) for v in values)
 
 
-def _group(paths: Sequence[Path], keys: Mapping[Path, _SchemaKey]) -> dict[_SchemaKey, list[Path]]:
-    groups: dict[_SchemaKey, list[Path]] = {}
-    for path in paths:
-        groups.setdefault(keys[path], []).append(path)
+def _group(names: Sequence[str], keys: Mapping[str, _SchemaKey]) -> dict[_SchemaKey, list[str]]:
+    groups: dict[_SchemaKey, list[str]] = {}
+    for name in names:
+        groups.setdefault(keys[name], []).append(name)
     return groups
 
 
@@ -163,17 +165,23 @@ class Catalog:
     reported once with a :class:`~researchgym.store.files.CorruptFileWarning`
     and left out.
 
+    DuckDB reads the files of a backend whose locations it can open (local
+    paths) in place; the files of other backends are scanned as Arrow
+    datasets over :meth:`~researchgym.store.backend.StorageBackend.open_input`.
+
     Args:
         fileset: The files of the store to read.
         cache_small_files: Load the rows of small writer files into in-memory
             tables once, instead of reading every file on every query. Makes
             repeated queries over a live store as fast as over a compacted
-            one, at the cost of a slower first query.
+            one, at the cost of a slower first query. Only for backends whose
+            locations DuckDB reads.
     """
 
     def __init__(self, fileset: FileSet, *, cache_small_files: bool = True) -> None:
         self._fileset = fileset
-        self._cache_small_files = cache_small_files
+        self._backend = fileset.backend
+        self._cache_small_files = cache_small_files and self._backend.duckdb_reads_locations
         self._con = duckdb.connect(":memory:")
         for setting in ("SET TimeZone='UTC'", "SET parquet_metadata_cache=true"):
             try:
@@ -185,14 +193,15 @@ class Catalog:
         self._con.execute("CREATE TABLE _empty_steps AS SELECT * FROM _empty_steps_arrow")
         self._con.unregister("_empty_steps_arrow")
         self._lock = threading.RLock()
-        self._files: tuple[Path, ...] = ()
+        self._files: tuple[str, ...] = ()
         self._snapshot: Snapshot | None = None
-        self._footers: dict[Path, tuple[_SchemaKey, int]] = {}
+        self._footers: dict[str, tuple[_SchemaKey, int]] = {}
         self._tables: dict[_SchemaKey, str] = {}  # cache table per file schema
-        self._cached: dict[Path, _SchemaKey] = {}  # files whose rows are in a cache table
+        self._cached: dict[str, _SchemaKey] = {}  # files whose rows are in a cache table
+        self._datasets: dict[str, tuple[ds.Dataset, list[str]]] = {}  # Arrow views: files
         self._view_state: tuple[Any, ...] | None = None
-        self._deep_good: set[Path] = set()
-        self._bad: dict[Path, tuple[int, int]] = {}
+        self._deep_good: set[str] = set()
+        self._bad: dict[str, FileInfo] = {}
         self._set_steps_view((), ())
         self._con.execute(_EPISODES_VIEW)
         self._con.execute(_BEST_RUNS_VIEW)
@@ -208,56 +217,59 @@ class Catalog:
         return self._con
 
     @property
-    def skipped_files(self) -> list[Path]:
-        """Files found unreadable and left out of queries."""
-        return sorted(self._bad)
+    def skipped_files(self) -> list[str]:
+        """Locations of the files found unreadable and left out of queries."""
+        return sorted(self._backend.location(name) for name in self._bad)
 
     # ------------------------------------------------------------------ file set
 
-    def _mark_bad(self, path: Path, reason: str) -> None:
+    def _mark_bad(self, name: str, reason: str) -> None:
         try:
-            st = path.stat()
+            info = self._backend.stat(name)
         except FileNotFoundError:
             return
-        self._footers.pop(path, None)
-        self._deep_good.discard(path)
-        if path not in self._bad:
-            warn_corrupt(path, reason)
-        self._bad[path] = (st.st_size, st.st_mtime_ns)
+        self._footers.pop(name, None)
+        self._deep_good.discard(name)
+        if name not in self._bad:
+            warn_corrupt(self._backend.location(name), reason)
+        self._bad[name] = info
 
-    def _inspect(self, path: Path) -> tuple[_SchemaKey, int] | None:
+    def _inspect(self, name: str) -> tuple[_SchemaKey, int] | None:
         """Return a file's (column names and types, row count), or None if unusable."""
-        footer = self._footers.get(path)
+        footer = self._footers.get(name)
         if footer is not None:
             return footer
-        if path in self._bad:
+        if name in self._bad:
             try:
-                st = path.stat()
+                if self._bad[name] == self._backend.stat(name):
+                    return None
             except FileNotFoundError:
                 return None
-            if self._bad[path] == (st.st_size, st.st_mtime_ns):
-                return None
-            del self._bad[path]  # the file changed: look again
+            del self._bad[name]  # the file changed: look again
         try:
-            reason = quick_check(path)
-            if reason is None:
-                try:
-                    metadata = pq.read_metadata(path)
-                    schema = metadata.schema.to_arrow_schema()
-                except FileNotFoundError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - any footer failure means unreadable
-                    reason = f"unreadable footer ({type(exc).__name__}: {exc})"
+            with self._backend.open_input(name) as file:
+                reason = quick_check(file)
+                if reason is None:
+                    try:
+                        metadata = pq.read_metadata(file)
+                        schema = metadata.schema.to_arrow_schema()
+                    except FileNotFoundError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - any footer failure: unreadable
+                        reason = f"unreadable footer ({type(exc).__name__}: {exc})"
         except FileNotFoundError:
             return None
         if reason is not None:
-            self._mark_bad(path, reason)
+            self._mark_bad(name, reason)
             return None
         footer = (tuple((f.name, str(f.type)) for f in schema), metadata.num_rows)
-        self._footers[path] = footer
+        self._footers[name] = footer
         return footer
 
-    def _sync_cache(self, small: dict[Path, _SchemaKey]) -> None:
+    def _locations(self, names: Sequence[str]) -> str:
+        return _sql_list([self._backend.location(name) for name in names])
+
+    def _sync_cache(self, small: dict[str, _SchemaKey]) -> None:
         """Make the cache tables hold exactly the rows of the files in ``small``."""
         remove = [p for p in self._cached if p not in small]
         add = [p for p in small if p not in self._cached]
@@ -267,13 +279,13 @@ class Catalog:
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
-            for key, paths in _group(remove, self._cached).items():
+            for key, names in _group(remove, self._cached).items():
                 con.execute(
                     f"DELETE FROM {self._tables[key]} WHERE _file IN (SELECT unnest(?::VARCHAR[]))",
-                    [[str(p) for p in paths]],
+                    [[self._backend.location(name) for name in names]],
                 )
-            for key, paths in _group(add, small).items():
-                source = f"read_parquet([{_sql_list(paths)}], filename='_file')"
+            for key, names in _group(add, small).items():
+                source = f"read_parquet([{self._locations(names)}], filename='_file')"
                 table = self._tables.get(key) or new_tables.get(key)
                 if table is None:
                     table = f"_live_{len(self._tables) + len(new_tables)}"
@@ -286,13 +298,30 @@ class Catalog:
             con.execute("ROLLBACK")
             raise
         self._tables.update(new_tables)
-        for path in remove:
-            del self._cached[path]
-        for path in add:
-            self._cached[path] = small[path]
+        for name in remove:
+            del self._cached[name]
+        for name in add:
+            self._cached[name] = small[name]
+
+    def _scan(self, names: Sequence[str]) -> str:
+        """A SELECT over files of one schema: in place, or as a registered Arrow dataset."""
+        if self._backend.duckdb_reads_locations:
+            return f"SELECT * FROM read_parquet([{self._locations(names)}])"
+        parquet = ds.ParquetFileFormat()
+        fragments = [parquet.make_fragment(self._backend.open_input(name)) for name in names]
+        dataset = ds.FileSystemDataset(fragments, fragments[0].physical_schema, parquet)
+        view = f"_files_{len(self._datasets)}"
+        self._datasets[view] = (dataset, list(names))
+        self._con.register(view, dataset)
+        return f"SELECT * FROM {view}"
+
+    def _register_datasets(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make the Arrow datasets under the ``steps`` view visible to a cursor."""
+        for view, (dataset, _) in self._datasets.items():
+            con.register(view, dataset)
 
     def _set_steps_view(
-        self, direct: Sequence[tuple[Path, _SchemaKey]], tables: Sequence[str]
+        self, direct: Sequence[tuple[str, _SchemaKey]], tables: Sequence[str]
     ) -> None:
         # Files sharing one schema are read without union_by_name, which halves
         # the cost of a query over many files; groups with different columns
@@ -301,8 +330,11 @@ class Catalog:
         # union_by_name=true) would.
         # Schema columns no file has (all written before the column was added)
         # come from the empty table, so they read as NULL rather than fail to bind.
-        groups = _group([p for p, _ in direct], dict(direct))
-        parts = [f"SELECT * FROM read_parquet([{_sql_list(paths)}])" for paths in groups.values()]
+        for view in self._datasets:
+            self._con.unregister(view)
+        self._datasets = {}
+        groups = _group([name for name, _ in direct], dict(direct))
+        parts = [self._scan(names) for names in groups.values()]
         parts += [f"SELECT * EXCLUDE (_file) FROM {table}" for table in tables]
         names = {table: key for key, table in self._tables.items()}
         keys = [*groups, *(names[table] for table in tables)]
@@ -324,34 +356,34 @@ class Catalog:
             self._snapshot = snap
             if self._bad:  # forget unreadable files that are gone
                 listed = set(snap.files)
-                self._bad = {p: v for p, v in self._bad.items() if p in listed}
-            direct: list[tuple[Path, _SchemaKey]] = []
-            small: dict[Path, _SchemaKey] = {}
+                self._bad = {n: v for n, v in self._bad.items() if n in listed}
+            direct: list[tuple[str, _SchemaKey]] = []
+            small: dict[str, _SchemaKey] = {}
             small_rows = 0
             writer_files = set(snap.files[snap.compacted_files :])
-            for path in snap.files:
-                footer = self._inspect(path)
+            for name in snap.files:
+                footer = self._inspect(name)
                 if footer is None:
                     continue
                 key, rows = footer
-                if self._cache_small_files and path in writer_files and rows <= _CACHE_FILE_ROWS:
-                    small[path] = key
+                if self._cache_small_files and name in writer_files and rows <= _CACHE_FILE_ROWS:
+                    small[name] = key
                     small_rows += rows
                 else:
-                    direct.append((path, key))
+                    direct.append((name, key))
             if small_rows > _CACHE_TOTAL_ROWS:  # too much to hold in memory: read in place
                 direct += small.items()
                 small = {}
             self._sync_cache(small)  # reads the new files: may fail, then nothing changed
             listed = set(snap.files)
-            self._footers = {p: f for p, f in self._footers.items() if p in listed}
+            self._footers = {n: f for n, f in self._footers.items() if n in listed}
             tables = sorted({self._tables[key] for key in self._cached.values()})
             state = (tuple(direct), tuple(tables))
             if state != self._view_state:
                 self._view_state = None  # until the view below is in place
                 self._set_steps_view(direct, tables)  # binding reads the files: may fail
                 self._view_state = state
-            self._files = tuple(p for p, _ in direct) + tuple(small)
+            self._files = tuple(n for n, _ in direct) + tuple(small)
             return snap
 
     def _recover(self, exc: duckdb.Error) -> bool:
@@ -368,52 +400,66 @@ class Catalog:
             or ".parquet" in message
         ):
             return False
+        backend = self._backend
         files = self._snapshot.files if self._snapshot is not None else ()
-        named = [p for p in files if str(p) in message]
+        named = [name for name in files if backend.location(name) in message]
+        for view, (_, names) in self._datasets.items():  # errors name the Arrow view
+            if f"'{view}'" in message:
+                named += names
         progressed = False
-        for path in named:
+        for name in named:
             try:
-                reason = deep_check(path)
+                reason = backend.check(name, deep=True)
             except FileNotFoundError:
                 progressed = True  # deleted by a compaction: a new snapshot will not list it
                 continue
             if reason is not None:
-                self._mark_bad(path, reason)
+                self._mark_bad(name, reason)
                 progressed = True
         if named:
             return progressed
-        if any(not p.exists() for p in files):
+        if self._any_gone(files):
             return True
         if not undiagnosed and "parquet" not in message.lower():
             return False
-        for path in files:  # a decoding error that names no file: find the culprit
-            if path in self._deep_good:
+        for name in files:  # a decoding error that names no file: find the culprit
+            if name in self._deep_good:
                 continue
             try:
-                reason = deep_check(path)
+                reason = backend.check(name, deep=True)
             except FileNotFoundError:
                 return True
             if reason is None:
-                self._deep_good.add(path)
+                self._deep_good.add(name)
             else:
-                self._mark_bad(path, reason)
+                self._mark_bad(name, reason)
                 progressed = True
         return progressed
+
+    def _any_gone(self, names: Sequence[str]) -> bool:
+        for name in names:
+            try:
+                self._backend.stat(name)
+            except FileNotFoundError:
+                return True
+        return False
 
     # ------------------------------------------------------------------ SQL
 
     def _run(self, fetch: Any) -> Any:
         with self._lock:
-            error: duckdb.Error | None = None
+            error: Exception | None = None
             for attempt in range(_RETRIES):
                 try:
                     self.refresh()
                     return fetch(self._con)
+                except FileNotFoundError as exc:  # deleted by a compaction while being opened
+                    error = exc
                 except duckdb.Error as exc:
                     if not self._recover(exc):
                         raise
                     error = exc
-                    time.sleep(0.001 * attempt)
+                time.sleep(0.001 * attempt)
             assert error is not None
             raise error
 
@@ -576,21 +622,10 @@ class Catalog:
             assert snap is not None
             files = self._files
         size = 0
-        for path in files:
-            try:
-                size += path.stat().st_size
-            except FileNotFoundError:
-                pass
-        disk = 0
-        temporary = 0
-        for root, _dirs, names in os.walk(self._fileset.root):
-            for name in names:
-                if name.startswith(".") and name.endswith(".tmp"):
-                    temporary += 1
-                try:
-                    disk += os.stat(os.path.join(root, name)).st_size
-                except FileNotFoundError:
-                    pass
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                size += self._backend.stat(name).size
+        disk, temporary = self._backend.usage()
         return {
             "path": str(self._fileset.root),
             "rows": counts["n_rows"],
@@ -650,6 +685,7 @@ class Catalog:
                 try:
                     with self._lock:
                         self.refresh()
+                        self._register_datasets(cursor)
                     reader = cursor.sql(sql, params=resume_params).to_arrow_reader(batch_rows)
                     carry: pa.Table | None = None
                     for batch in reader:
@@ -665,9 +701,9 @@ class Catalog:
                         for episode in _split_episodes(carry, keep_last=False)[0]:
                             yield episode
                     return
-                except duckdb.Error as exc:
+                except (duckdb.Error, FileNotFoundError) as exc:
                     with self._lock:
-                        if not self._recover(exc):
+                        if isinstance(exc, duckdb.Error) and not self._recover(exc):
                             raise
                     time.sleep(0.001 * attempt)
             finally:

@@ -1,6 +1,6 @@
-"""Parquet files on a local disk: atomic publish, listing, integrity checks.
+"""Parquet files: the store's write options, integrity checks, local atomic publish.
 
-Every file is written under a temporary dot-name in its final directory,
+On a local disk every file is written under a temporary dot-name in its final directory,
 fsynced, then renamed into place, so a reader or a killed writer never sees
 half a file.
 """
@@ -84,10 +84,10 @@ def publish_bytes(path: Path, write: Callable[[Any], None]) -> None:
     _fsync_dir(path.parent)
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """Atomically publish ``table`` as the Parquet file ``path``."""
+def write_parquet(table: pa.Table, sink: Any) -> None:
+    """Write ``table`` as Parquet to ``sink`` (a path or writable file) with the store's options."""
     options = _SMALL_WRITE_OPTIONS if table.num_rows < _SMALL_ROWS else _WRITE_OPTIONS
-    publish_bytes(path, lambda f: pq.write_table(table, f, **options))
+    pq.write_table(table, sink, **options)
 
 
 def list_parquet(directory: Path) -> list[str]:
@@ -125,27 +125,22 @@ def remove_stale_temporaries(directory: Path, now: float | None = None) -> int:
     return removed
 
 
-def quick_check(path: Path) -> str | None:
+def quick_check(file: pa.NativeFile) -> str | None:
     """Cheaply check that a file looks like a complete Parquet file.
 
     Args:
-        path: The file.
+        file: The file, open for random access.
 
     Returns:
         None when the header, footer magic and footer length are consistent,
         else a short reason.
-
-    Raises:
-        FileNotFoundError: If the file is gone.
     """
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size < 12:
-                return f"file too short ({size} bytes)"
-            head = f.read(4)
-            f.seek(size - 8)
-            tail = f.read(8)
+        size = file.size()
+        if size < 12:
+            return f"file too short ({size} bytes)"
+        head = file.read_at(4, 0)
+        tail = file.read_at(8, size - 8)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -158,23 +153,20 @@ def quick_check(path: Path) -> str | None:
     return None
 
 
-def deep_check(path: Path) -> str | None:
+def deep_check(file: pa.NativeFile) -> str | None:
     """Read a whole Parquet file to check that it decodes.
 
     Args:
-        path: The file.
+        file: The file, open for random access.
 
     Returns:
         None when it reads, else the error text.
-
-    Raises:
-        FileNotFoundError: If the file is gone.
     """
-    reason = quick_check(path)
+    reason = quick_check(file)
     if reason is not None:
         return reason
     try:
-        pq.read_table(path)
+        pq.read_table(file)
     except FileNotFoundError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoding failure means unreadable
@@ -182,10 +174,10 @@ def deep_check(path: Path) -> str | None:
     return None
 
 
-def warn_corrupt(path: Path, reason: str) -> None:
-    """Emit a :class:`CorruptFileWarning` naming ``path``."""
+def warn_corrupt(location: str, reason: str) -> None:
+    """Emit a :class:`CorruptFileWarning` naming the file at ``location``."""
     warnings.warn(
-        f"skipping unreadable Parquet file {path}: {reason}. It was not written by a "
+        f"skipping unreadable Parquet file {location}: {reason}. It was not written by a "
         f"completed store publish; move it out of the store or delete it.",
         CorruptFileWarning,
         stacklevel=3,

@@ -90,12 +90,13 @@ class Snapshot:
 
     Attributes:
         generation: Manifest generation the listing is consistent with.
-        files: Absolute paths of visible Parquet files (compacted first).
+        files: Names of the visible Parquet files in the store's backend
+            (``compacted/...`` first, then ``steps/...``).
         steps_files: How many of them are writer files in ``steps/``.
     """
 
     generation: int
-    files: tuple[Path, ...]
+    files: tuple[str, ...]
     steps_files: int
 
     @property
@@ -141,9 +142,9 @@ class FileSet:
         """The store's location."""
         return self.backend.root
 
-    def publish(self, table: pa.Table) -> Path:
+    def publish(self, table: pa.Table) -> str:
         """Publish ``table`` as a new writer file; return its location."""
-        return self.backend.write_table(STEPS_DIR, f"{uuid.uuid4().hex}{SUFFIX}", table)
+        return self.backend.write_table(f"{STEPS_DIR}/{uuid.uuid4().hex}{SUFFIX}", table)
 
     def small_files(self) -> int:
         """How many writer files exist (visible or replaced but not yet deleted)."""
@@ -170,7 +171,7 @@ class FileSet:
             )
             self._manifest_cache = (raw, manifest)
             return manifest
-        raise RuntimeError(f"cannot read store manifest {self.backend.location('', MANIFEST)}")
+        raise RuntimeError(f"cannot read store manifest {self.backend.location(MANIFEST)}")
 
     def snapshot(self) -> Snapshot:
         """List the files holding the visible rows, consistently.
@@ -185,11 +186,9 @@ class FileSet:
                 break
         else:  # pragma: no cover - compaction publishing continuously
             raise RuntimeError(f"store {self.root} changed during every listing attempt")
-        steps = sorted(n for n in names if n not in manifest.replaced)
-        location = self.backend.location
-        compacted = [location(COMPACTED_DIR, n) for n in sorted(manifest.compacted)]
-        files = tuple(compacted + [location(STEPS_DIR, n) for n in steps])
-        return Snapshot(manifest.generation, files, len(steps))
+        steps = [f"{STEPS_DIR}/{n}" for n in sorted(names) if n not in manifest.replaced]
+        compacted = [f"{COMPACTED_DIR}/{n}" for n in sorted(manifest.compacted)]
+        return Snapshot(manifest.generation, tuple(compacted + steps), len(steps))
 
     def lock(self, wait: bool) -> contextlib.AbstractContextManager[bool]:
         """Hold the compaction lock (see :meth:`StorageBackend.lock`)."""
@@ -237,7 +236,7 @@ class FileSet:
             raise ValueError(
                 f"min_files and target_rows must be >= 1, got {min_files} and {target_rows}"
             )
-        if not self.root.exists():
+        if not self.backend.exists():
             return CompactionResult()
         with self.lock(wait) as acquired:
             if not acquired:
@@ -281,20 +280,21 @@ class FileSet:
                 return
             table = unify(pending)
             name = f"{uuid.uuid4().hex}{SUFFIX}"
-            backend.write_table(COMPACTED_DIR, name, table)
+            backend.write_table(f"{COMPACTED_DIR}/{name}", table)
             outputs[name] = table.num_rows
             pending, pending_rows = [], 0
 
         for done, (folder, name) in enumerate(inputs, start=1):
-            reason = backend.check(folder, name)
+            path = f"{folder}/{name}"
+            reason = backend.check(path)
             table = None
             if reason is None:
                 try:
-                    table = backend.read_table(folder, name)
+                    table = backend.read_table(path)
                 except Exception as exc:  # noqa: BLE001 - unreadable file: skip it
                     reason = f"{type(exc).__name__}: {exc}"
             if table is None:
-                warn_corrupt(backend.location(folder, name), reason or "unreadable")
+                warn_corrupt(backend.location(path), reason or "unreadable")
             else:
                 pending.append(table)
                 pending_rows += table.num_rows
@@ -311,7 +311,7 @@ class FileSet:
         self._publish_manifest(new)
         for folder, names in used.items():
             for name in names:
-                removed += backend.delete(folder, name)
+                removed += backend.delete(f"{folder}/{name}")
         return CompactionResult(
             inputs=len(used[STEPS_DIR]) + len(used[COMPACTED_DIR]),
             outputs=len(outputs),
@@ -325,10 +325,10 @@ class FileSet:
         backend = self.backend
         removed = 0
         for name in manifest.replaced:  # inputs of a compaction interrupted before deleting
-            removed += backend.delete(STEPS_DIR, name)
+            removed += backend.delete(f"{STEPS_DIR}/{name}")
         for name in backend.list_files(COMPACTED_DIR):  # outputs never published
             if name not in manifest.compacted:
-                removed += backend.delete(COMPACTED_DIR, name)
+                removed += backend.delete(f"{COMPACTED_DIR}/{name}")
         return removed + backend.remove_stale((STEPS_DIR, COMPACTED_DIR, ""))
 
 

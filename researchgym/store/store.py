@@ -22,7 +22,6 @@ from researchgym.errors import shorten
 from researchgym.store.backend import LocalBackend, StorageBackend
 from researchgym.store.manifest import (
     COMPACTED_DIR,
-    MANIFEST,
     STEPS_DIR,
     CompactionResult,
     FileSet,
@@ -159,9 +158,6 @@ class Store:
                 f"unknown store backend {shorten(backend)}; use one of {', '.join(BACKENDS)}"
             )
         self.files = FileSet(BACKENDS[backend](self.path))
-        self.steps_dir = self.path / STEPS_DIR
-        self.compacted_dir = self.path / COMPACTED_DIR
-        self.manifest_path = self.path / MANIFEST
         self.auto_compact = auto_compact
         self.auto_compact_every = max(1, auto_compact_every)
         self._appends = 0
@@ -185,12 +181,15 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
-    def write_table(self, folder: str, name: str, table: pa.Table) -> Path:
+    def write_table(self, folder: str, name: str, table: pa.Table) -> str:
         """Atomically write (or replace) ``<store>/<folder>/<name>.parquet``, beside the steps.
 
         For records that are not steps (e.g. a planner's rejected proposals): the
         ``steps`` views and compaction ignore them, and DuckDB reads them with
         ``read_parquet('<store>/<folder>/*.parquet')``.
+
+        Returns:
+            The file's location (a path for the local backend).
 
         Raises:
             StoreError: If ``folder`` or ``name`` is not a plain file name, or
@@ -203,9 +202,9 @@ class Store:
                 f"(letters, digits, _ . -), and the folder not one of the store's own "
                 f"({STEPS_DIR!r}, {COMPACTED_DIR!r})"
             )
-        return self.files.backend.write_table(folder, f"{name}.parquet", table)
+        return self.files.backend.write_table(f"{folder}/{name}.parquet", table)
 
-    def append(self, row: Mapping[str, Any]) -> Path:
+    def append(self, row: Mapping[str, Any]) -> str:
         """Durably record one step.
 
         The row is written as its own Parquet file and published atomically;
@@ -216,14 +215,14 @@ class Store:
                 :mod:`researchgym.store.schema`).
 
         Returns:
-            The published file.
+            The published file's location (a path for the local backend).
 
         Raises:
             ValueError: If the row is malformed.
         """
-        path = self.files.publish(rows_to_table([row]))
+        location = self.files.publish(rows_to_table([row]))
         self._after_write()
-        return path
+        return location
 
     def append_many(self, rows: Iterable[Mapping[str, Any]] | pa.Table | pa.RecordBatch) -> int:
         """Durably record many steps as one atomically published file.

@@ -14,8 +14,8 @@ import typer
 from store_rows import make_episode
 from typer.testing import CliRunner
 
-from researchgym.store import Store
 from researchgym.cli.store import register
+from researchgym.store import Store
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_query_formats(app: typer.Typer, runner: CliRunner, path: Path, tmp_path
     result = runner.invoke(app, ["query", sql, "--store", str(path), "-f", "parquet"])
     assert result.exit_code == 2 and "--output" in result.output
     result = runner.invoke(app, ["query", "SELEC nonsense", "--store", str(path)])
-    assert result.exit_code == 1 and "query failed" in result.output
+    assert result.exit_code == 2 and "query failed" in result.output
     shown = _ok(
         runner.invoke(app, ["query", "SELECT * FROM steps", "--store", str(path), "--limit", "2"])
     )
@@ -80,7 +80,7 @@ def test_store_env_var_and_missing_store(
     )
     assert rows == [{"n": 7}]
     result = runner.invoke(app, ["store", "info", "--store", str(tmp_path / "absent")])
-    assert result.exit_code == 1 and "no store at" in result.output
+    assert result.exit_code == 2 and "no store at" in result.output
 
 
 def test_info_and_compact(app: typer.Typer, runner: CliRunner, path: Path) -> None:
@@ -130,7 +130,7 @@ def test_export(app: typer.Typer, runner: CliRunner, path: Path, tmp_path: Path)
     )
     assert "researchgym/Digits/store-v0" in text and "2 episodes" in text
     refused = runner.invoke(app, ["export", "-f", "minari", "-o", str(root), "--store", str(path)])
-    assert refused.exit_code == 1 and "--without-env exports" in refused.output
+    assert refused.exit_code == 2 and "--without-env exports" in refused.output
     assert "flat spaces" in refused.output
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MINARI_DATASETS_PATH", str(root))

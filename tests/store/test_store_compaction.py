@@ -20,6 +20,10 @@ def _count(store: Store) -> int:
     return store.sql("SELECT count(*) FROM steps").column(0)[0].as_py()
 
 
+def _on_disk(store: Store, folder: str) -> list[str]:
+    return store.files.backend.list_files(folder)
+
+
 def _fill(store: Store, n_files: int) -> None:
     for i in range(n_files):
         store.append(make_row(step=i))
@@ -31,8 +35,8 @@ def test_compact_merges_and_keeps_rows(store: Store) -> None:
     before = store.sql("SELECT * FROM steps ORDER BY run_id").to_pylist()
     result = store.compact(min_files=2)
     assert (result.inputs, result.outputs, result.rows, result.removed) == (21, 1, 50, 21)
-    assert list(store.steps_dir.glob("*.parquet")) == []
-    assert len(list(store.compacted_dir.glob("*.parquet"))) == 1
+    assert _on_disk(store, "steps") == []
+    assert len(_on_disk(store, "compacted")) == 1
     assert store.sql("SELECT * FROM steps ORDER BY run_id").to_pylist() == before
     assert store.compact(min_files=2).inputs == 0  # nothing left to do
 
@@ -118,11 +122,11 @@ def test_interrupted_compaction_recovers(store: Store, monkeypatch: pytest.Monke
         store.compact(min_files=1)
     monkeypatch.undo()
     # the new manifest is published: inputs still on disk are invisible, not duplicated
-    assert len(list(store.steps_dir.glob("*.parquet"))) == 6
+    assert len(_on_disk(store, "steps")) == 6
     assert _count(store) == 6
     result = store.compact(min_files=1)
     assert result.removed == 6 and result.inputs == 0
-    assert list(store.steps_dir.glob("*.parquet")) == []
+    assert _on_disk(store, "steps") == []
     assert _count(store) == 6
     assert store.read_manifest().replaced == frozenset()
 
@@ -130,12 +134,12 @@ def test_interrupted_compaction_recovers(store: Store, monkeypatch: pytest.Monke
 def test_unpublished_output_and_stale_temp_files_are_ignored_then_removed(store: Store) -> None:
     _fill(store, 4)
     store.compact(min_files=1)
-    (compacted,) = store.compacted_dir.glob("*.parquet")
-    orphan = store.compacted_dir / f"{uuid.uuid4().hex}.parquet"  # renamed, never published
-    shutil.copy(compacted, orphan)
-    stale = store.steps_dir / f".{uuid.uuid4().hex}.parquet.1234.tmp"
+    (compacted,) = _on_disk(store, "compacted")
+    orphan = store.path / "compacted" / f"{uuid.uuid4().hex}.parquet"  # renamed, never published
+    shutil.copy(store.path / "compacted" / compacted, orphan)
+    stale = store.path / "steps" / f".{uuid.uuid4().hex}.parquet.1234.tmp"
     stale.write_bytes(b"PAR1 half written")
-    fresh = store.steps_dir / f".{uuid.uuid4().hex}.parquet.99.tmp"
+    fresh = store.path / "steps" / f".{uuid.uuid4().hex}.parquet.99.tmp"
     fresh.write_bytes(b"PAR1 in flight")
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))

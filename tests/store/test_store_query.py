@@ -9,21 +9,33 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from arrow_fs_backend import ArrowFileSystemBackend
 from store_rows import make_episode, make_row
 
 import researchgym.store.catalog as catalog_module
 from researchgym.store import CorruptFileWarning, Store, StoreError
+from researchgym.store.store import BACKENDS
 from researchgym.store.tables import rows_to_table
 
 
-@pytest.fixture(autouse=True, params=["cached", "in_place"])
+@pytest.fixture(autouse=True, params=["cached", "in_place", "arrow_fs"])
 def read_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run every test with small files cached in memory and with all files read in place."""
+    """Run every test with small files cached, all read in place, and on an Arrow filesystem."""
     if request.param == "in_place":
         monkeypatch.setattr(catalog_module, "_CACHE_FILE_ROWS", 0)
     return request.param
+
+
+@pytest.fixture
+def backend(read_mode: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    if read_mode != "arrow_fs":
+        return "local"
+    monkeypatch.setattr(ArrowFileSystemBackend, "filesystem", pafs._MockFileSystem())
+    monkeypatch.setitem(BACKENDS, "arrow-fs", ArrowFileSystemBackend)
+    return "arrow-fs"
 
 
 def _count(store: Store) -> int:
@@ -148,7 +160,7 @@ def test_schema_evolution_new_column(store: Store) -> None:
     store.append_many(old)
     # a file from an older writer that lacked a contract column altogether
     legacy = rows_to_table(make_episode(2)).drop_columns(["cost_samples", "code_version"])
-    pq.write_table(legacy, store.steps_dir / f"{uuid.uuid4().hex}.parquet")
+    store.files.backend.write_table(f"steps/{uuid.uuid4().hex}.parquet", legacy)
     # a later version adds a column
     new = make_episode(4, flops=2.5e9)
     store.append_many(new)
@@ -166,46 +178,48 @@ def test_schema_evolution_new_column(store: Store) -> None:
 
 def test_corrupt_files_are_reported_and_skipped(store: Store) -> None:
     store.append_many(make_episode(5))
-    good = next(store.steps_dir.glob("*.parquet"))
-    truncated = store.steps_dir / "truncated.parquet"
-    data = good.read_bytes()
-    truncated.write_bytes(data[: len(data) // 2])
-    garbage = store.steps_dir / "garbage.parquet"
-    garbage.write_text("not parquet at all\n" * 10)
+    backend = store.files.backend
+    (good,) = backend.list_files("steps")
+    data = backend.read_bytes(f"steps/{good}")
+    assert data is not None
+    backend.write_bytes("steps/truncated.parquet", data[: len(data) // 2])
+    backend.write_bytes("steps/garbage.parquet", b"not parquet at all\n" * 10)
+    truncated = backend.location("steps/truncated.parquet")
+    garbage = backend.location("steps/garbage.parquet")
     with pytest.warns(CorruptFileWarning) as record:
         assert _count(store) == 5
     messages = " ".join(str(w.message) for w in record)
-    assert str(truncated) in messages and str(garbage) in messages
+    assert truncated in messages and garbage in messages
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # reported once, not on every query
         assert _count(store) == 5
     info = store.info()
     assert info["files"]["skipped"] == 2
-    assert sorted(info["skipped_files"]) == sorted([str(truncated), str(garbage)])
+    assert sorted(info["skipped_files"]) == sorted([truncated, garbage])
     with pytest.warns(CorruptFileWarning) as record:
         store.compact(min_files=1)
     assert {Path(str(w.message).split()[4].rstrip(":")).name for w in record} == {
         "truncated.parquet",
         "garbage.parquet",
     }
-    assert truncated.exists() and garbage.exists()  # not ours to delete
+    assert {"truncated.parquet", "garbage.parquet"} <= set(backend.list_files("steps"))  # kept
     assert next(iter(store.iter_episodes())).observations.shape == (5, 6)
 
 
 def test_corrupt_pages_behind_an_intact_footer(store: Store) -> None:
     store.append_many(make_episode(3))
-    bad = store.steps_dir / "bad_pages.parquet"
-    pq.write_table(rows_to_table(make_episode(2000)), bad, compression="zstd")
-    group = pq.read_metadata(bad).row_group(0)
+    sink = pa.BufferOutputStream()
+    pq.write_table(rows_to_table(make_episode(2000)), sink, compression="zstd")
+    data = bytearray(sink.getvalue().to_pybytes())
+    group = pq.read_metadata(pa.BufferReader(data)).row_group(0)
     chunk = next(
         chunk
         for chunk in (group.column(i) for i in range(group.num_columns))
         if chunk.path_in_schema.startswith("obs")
     )
-    data = bytearray(bad.read_bytes())
     start, size = chunk.data_page_offset, chunk.total_compressed_size
     data[start + 40 : start + size - 8] = b"\x13" * (size - 48)  # damage the obs pages
-    bad.write_bytes(bytes(data))
+    store.files.backend.write_bytes("steps/bad_pages.parquet", bytes(data))
     with pytest.warns(CorruptFileWarning, match="bad_pages.parquet"):
         got = store.sql("SELECT count(*) AS n, sum(list_sum(obs)) AS s FROM steps").to_pylist()[0]
     assert got["n"] == 3
@@ -220,12 +234,12 @@ def test_empty_store(tmp_path: Path) -> None:
     assert store.info()["rows"] == 0
 
 
-def test_iteration_survives_compaction_between_episodes(store: Store) -> None:
+def test_iteration_survives_compaction_between_episodes(store: Store, backend: str) -> None:
     campaigns = sorted(uuid.uuid4().hex for _ in range(12))
     for campaign in campaigns:
         for row in make_episode(3, campaign_id=campaign):
             store.append(row)
-    other = Store(store.path, auto_compact=None)
+    other = Store(store.path, auto_compact=None, backend=backend)
     seen = []
     for i, episode in enumerate(store.iter_episodes(batch_rows=4)):
         seen.append(episode.campaign_id)
@@ -284,8 +298,7 @@ def test_runs_of_an_empty_store(store: Store) -> None:
 def test_added_columns_read_null_in_files_written_before_them(store: Store) -> None:
     old = rows_to_table(make_episode(2, campaign_id="o" * 32))
     old = old.drop_columns(["task_features", "source_env_id"])
-    store.steps_dir.mkdir(parents=True)
-    pq.write_table(old, store.steps_dir / "old.parquet")
+    store.files.backend.write_table("steps/old.parquet", old)
     assert (
         store.runs(columns=("task_features", "source_env_id")).to_pylist()
         == [{"task_features": None, "source_env_id": None}] * 2

@@ -20,12 +20,12 @@ def _count(store: Store) -> int:
 
 def test_append_round_trip(store: Store) -> None:
     row = make_row(step=3, val_score=None, action_flat=None, error="boom", status="error")
-    path = store.append(row)
-    assert path.parent == store.steps_dir and path.suffix == ".parquet"
+    location = Path(store.append(row))
+    assert location.parent == store.path / "steps" and location.suffix == ".parquet"
     got = store.sql("SELECT * FROM steps").to_pylist()[0]
     for key, value in row.items():
         assert got[key] == value, key
-    assert not [p for p in store.steps_dir.iterdir() if p.name.startswith(".")]
+    assert store.info()["files"]["temporary"] == 0
 
 
 def test_append_many_rows_and_table(store: Store) -> None:
@@ -34,7 +34,7 @@ def test_append_many_rows_and_table(store: Store) -> None:
     assert store.append_many(rows_to_table(make_episode(5))) == 5
     assert store.append_many([]) == 0
     assert _count(store) == 12
-    assert len(list(store.steps_dir.glob("*.parquet"))) == 2  # one file per batch
+    assert store.snapshot().steps_files == 2  # one file per batch
 
 
 def test_invalid_row_writes_nothing(store: Store) -> None:
@@ -111,7 +111,7 @@ def test_write_table_publishes_side_tables_that_duckdb_reads(tmp_path):
     store = open_store(tmp_path / "s")
     path = store.write_table("designs", "abc123", pa.table({"x": [1, 2]}))
     store.write_table("designs", "abc123", pa.table({"x": [3]}))  # replaced whole
-    assert path == store.path / "designs" / "abc123.parquet"
+    assert path == str(store.path / "designs" / "abc123.parquet")
     assert duckdb.sql(
         f"SELECT sum(x) FROM read_parquet('{store.path}/designs/*.parquet')"
     ).fetchall() == [(3,)]
