@@ -243,7 +243,7 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as exc:
         raise TaskError(f"{path} is not a CIFAR-10 python batch: {exc}") from None
     if not isinstance(batch, dict):  # a malformed file: bad input, not a caller's type error
-        raise TaskError(  # noqa: TRY004
+        raise TaskError(
             f"{path} is not a CIFAR-10 python batch (got {type(batch).__name__}, expected a dict)"
         )
     data = batch.get(b"data", batch.get("data"))
