@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from researchgym.errors import shorten
+from researchgym.errors import ConfigError, did_you_mean, shorten
 from researchgym.spaces import Schema, SettingError
 
 __all__ = ["INTERFACES", "CampaignView", "Interface", "make_interface"]
@@ -270,6 +270,9 @@ INTERFACES: dict[str, type[Interface]] = {
 
 def make_interface(name: str, schema: Schema, history: int) -> Interface:
     """Build the interface called ``name`` (``"dict"``, ``"flat"`` or ``"text"``)."""
-    if name not in INTERFACES:
-        raise ValueError(f"interface={name!r} is not one of {sorted(INTERFACES)}")
+    if not isinstance(name, str) or name not in INTERFACES:
+        raise ConfigError(
+            f"interface={shorten(name)} is not one of {sorted(INTERFACES)}; "
+            f"{did_you_mean(name, INTERFACES)}"
+        )
     return INTERFACES[name](schema, history)
