@@ -272,7 +272,7 @@ def make_interface(name: str, schema: Schema, history: int) -> Interface:
     """Build the interface called ``name`` (``"dict"``, ``"flat"`` or ``"text"``)."""
     if not isinstance(name, str) or name not in INTERFACES:
         raise ConfigError(
-            f"interface={shorten(name)} is not one of {sorted(INTERFACES)}; "
-            f"{did_you_mean(name, INTERFACES)}"
+            f"unknown interface={shorten(name)}; {did_you_mean(name, INTERFACES)}"
+            f"choose one of {sorted(INTERFACES)}"
         )
     return INTERFACES[name](schema, history)
