@@ -351,7 +351,7 @@ class ResearchEnv(gym.Env):
             check_task(ref)
             refs[task] = ref
         if data_dir is not None and not reads_files:
-            raise ValueError(
+            raise ConfigError(
                 f"data_dir={os.fspath(data_dir)!r} is for envs that read dataset files; suite "
                 f"{self.suite.name!r} reads none"
             )
