@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=None, help="store of recorded runs (default: shipped reference)")
     args = parser.parse_args(argv)
 
-    common = dict(source=args.source, data=args.data, interface="flat", budget=100)
+    common = {"source": args.source, "data": args.data, "interface": "flat", "budget": 100}
     replay = gym.make("researchgym/Replay-v0", **common)
     surrogate = gym.make("researchgym/Surrogate-v0", **common)
     trivial = TrivialEnv(replay.observation_space, replay.action_space)

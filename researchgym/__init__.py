@@ -68,9 +68,21 @@ __all__ = [
     "ENV_IDS",
     "FAST_ENV_IDS",
     "FILE_ENV_IDS",
+    "CampaignResult",
+    "Planner",
+    "PlannerError",
+    "ResearchEnv",
     "ResearchGymError",
+    "Schema",
+    "SettingError",
+    "Store",
     "__version__",
-    *_LAZY,
+    "make_planner",
+    "open_store",
+    "optimize",
+    "planner_names",
+    "register_planner",
+    "run_campaign",
 ]
 
 

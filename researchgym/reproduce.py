@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 
 from researchgym.engine import TaskRef
+from researchgym.envs.research_env import unwrap_research_env
 from researchgym.errors import ConfigError, NotFound, shorten
 
 __all__ = ["RerunReport", "rerun"]
@@ -63,7 +64,9 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
         raise ConfigError(
             f"run {run_id} was an invalid action, never trained: there is nothing to re-run"
         )
-    env = gym.make(row["env_id"], store=False, device=device, disable_env_checker=True).unwrapped
+    env = unwrap_research_env(
+        gym.make(row["env_id"], store=False, device=device, disable_env_checker=True)
+    )
     try:
         result = env.executor.run(
             json.loads(row["metaprogram"]), task=TaskRef(row["task"]), seed=int(row["seed"])

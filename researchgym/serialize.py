@@ -34,6 +34,7 @@ says which tokens may come next (for constrained decoding);
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -379,13 +380,10 @@ class Serializer:
         inverse = self.inverse_vocab
         return [inverse[int(i)] for i in ids]
 
-    @property
+    @functools.cached_property
     def inverse_vocab(self) -> list[str]:
-        try:
-            return self._inverse
-        except AttributeError:
-            self._inverse = sorted(self.vocab, key=self.vocab.get)
-            return self._inverse
+        """The tokens in id order."""
+        return sorted(self.vocab, key=self.vocab.__getitem__)
 
 
 def build_tokenizer(serializer: Serializer) -> Any:

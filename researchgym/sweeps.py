@@ -52,9 +52,10 @@ def plan_sweep(
     import gymnasium as gym
 
     from researchgym.engine import TaskError
+    from researchgym.envs.research_env import unwrap_research_env
     from researchgym.spaces.sampling import sample
 
-    env = gym.make(env_id, store=False, disable_env_checker=True).unwrapped
+    env = unwrap_research_env(gym.make(env_id, store=False, disable_env_checker=True))
     schema, suite_tasks = env.schema, env.suite.all_tasks
     env.close()
     jobs = []

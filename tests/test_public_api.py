@@ -88,8 +88,18 @@ def test_shorten_survives_a_hostile_repr():
     assert shorten(Hostile()) == "<Hostile object>"
 
 
+def test_all_lists_exactly_the_eager_and_the_lazy_names():
+    eager = {"ENV_IDS", "FAST_ENV_IDS", "FILE_ENV_IDS", "ResearchGymError", "__version__"}
+    assert set(researchgym.__all__) == eager | set(researchgym._LAZY)
+
+
 # Builtin exceptions that belong to Python protocols, not to ResearchGym's own errors.
-_PROTOCOL_EXCEPTIONS = {"NotImplementedError", "StopIteration", "StopAsyncIteration", "KeyboardInterrupt"}
+_PROTOCOL_EXCEPTIONS = {
+    "NotImplementedError",
+    "StopIteration",
+    "StopAsyncIteration",
+    "KeyboardInterrupt",
+}
 _BUILTIN_EXCEPTIONS = {
     name
     for name, value in vars(builtins).items()

@@ -29,13 +29,14 @@ def generate(
     """Run a sweep of real training jobs into a store (rerunning skips what is stored)."""
     import gymnasium as gym
 
+    from researchgym.envs.research_env import unwrap_research_env
     from researchgym.store import open_store, resolve_store_path
     from researchgym.sweeps import pending_jobs, plan_sweep, run_sweep
 
     store_path = resolve_store_path(store)
     agent = f"sweep-{sampler}"
     try:
-        schema = gym.make(env, store=False, disable_env_checker=True).unwrapped.schema
+        schema = unwrap_research_env(gym.make(env, store=False, disable_env_checker=True)).schema
         pins = schema.parse_overrides(fixed or [])
         jobs = plan_sweep(env, sampler=sampler, n=n, seed=seed, repeats=repeats, fixed=pins, tasks=task)
     except (SettingError, ValueError, gym.error.Error) as exc:
@@ -72,10 +73,11 @@ def surrogate_fit(
     import gymnasium as gym
 
     from researchgym.envs.replay import load_runs
+    from researchgym.envs.research_env import unwrap_research_env
     from researchgym.envs.surrogate import fit_surrogate
 
     try:
-        schema = gym.make(env, store=False, disable_env_checker=True).unwrapped.schema
+        schema = unwrap_research_env(gym.make(env, store=False, disable_env_checker=True)).schema
         runs = load_runs(data, env)
     except (FileNotFoundError, ValueError, gym.error.Error) as exc:
         fail(str(exc))

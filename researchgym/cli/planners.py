@@ -98,11 +98,11 @@ def rollout(
             f"{s.seconds:.2f}", _key_settings(s.metaprogram),
         )
     console.print(table)
-    scored = [s for s in steps_done if s.score is not None]
+    scored = [(s.score, s) for s in steps_done if s.score is not None]
     if scored:
-        best = max(scored, key=lambda s: s.score)
+        best_score, best = max(scored, key=lambda pair: pair[0])
         test = "-" if best.test_score is None else f"{best.test_score:.4f}"
-        console.print(f"[bold green]best found[/] on {best.task}: validation score {best.score:.4f} (test {test}) with")
+        console.print(f"[bold green]best found[/] on {best.task}: validation score {best_score:.4f} (test {test}) with")
         console.print_json(json.dumps(best.metaprogram, default=str))
     if plot is not None:
         from researchgym.plotting import plot_campaign
@@ -190,21 +190,20 @@ def train_planner_command(
 ) -> None:
     """Train the transformer planner from scratch on serialized campaigns; save a checkpoint and a loss curve."""
     try:
-        from agents.transformer_planner import TrainConfig, train_planner
-    except ModuleNotFoundError as exc:
-        fail(f"{exc.name} is not installed; `pip install 'researchgym[transformers]'`")
-
-    config = TrainConfig(
-        env_id=env, stores=[str(s) for s in store or []], agent=agent, tasks=task,
-        exclude_tasks=list(exclude_task or []), steps=steps, batch_size=batch_size, lr=lr,
-        campaign_len=campaign_len, n_layer=n_layer, n_head=n_head, n_embd=n_embd, seed=seed, device=device,
-    )
+        trainer = make_trainer("transformer")
+    except PlannerError as exc:
+        fail(str(exc))
     with progress_bar() as progress:
-        bar = progress.add_task(f"training on {env}", total=steps, status="loss -")
+        bar = progress.add_task(f"training on {env}", total=steps, status="")
         try:
-            path = train_planner(
-                config, out=out, progress=lambda done, loss: progress.update(bar, completed=done, status=f"loss {loss:.3f}")
-            )
+            path = trainer(
+                env, total_timesteps=steps, seed=seed, save_path=out,
+                data=[str(s) for s in store] if store else None,
+                progress=lambda done: progress.update(bar, completed=done, status=f"{done} steps"),
+                agent=agent, tasks=task, exclude_tasks=list(exclude_task or []), batch_size=batch_size,
+                lr=lr, campaign_len=campaign_len, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                device=device,
+            )  # fmt: skip
         except (PlannerError, ValueError, FileNotFoundError) as exc:
             fail(str(exc))
     console.print(f"[bold green]saved[/] transformer planner to {path} (loss curve: {path / 'loss.png'})")

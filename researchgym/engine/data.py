@@ -327,6 +327,8 @@ def _fixed_task_data(
 ) -> TaskData:
     xs = [splits.x_train, splits.x_val, splits.x_test]
     ys = [splits.y_train, splits.y_val, splits.y_test]
+    shape: tuple[int, ...]
+    y_shape: tuple[int, ...]
     if spec.kind in SEQUENCE_KINDS:  # token ids in, a token per position out
         shape = (splits.x_train.shape[1],)
         x_dtype, y_dtype, y_shape = torch.long, torch.long, shape

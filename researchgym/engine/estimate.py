@@ -108,9 +108,9 @@ def estimate(metaprogram: Mapping[str, Any], *, task: TaskRef | str) -> Estimate
 def check_budget(
     cost: Estimate,
     *,
-    max_params: int | None = None,
+    max_params: float | None = None,
     max_train_flops: float | None = None,
-    max_train_steps: int | None = None,
+    max_train_steps: float | None = None,
 ) -> None:
     """Raise :class:`BudgetError`, naming the rule and the largest units, when over a limit."""
 

@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -129,6 +129,14 @@ def _serve(read_fd: int, write_fd: int, device: str, memory_limit_mb: int | None
         results.send(result.to_dict())
 
 
+class _Worker(NamedTuple):
+    """A worker process and the pipes that send it jobs and bring back results."""
+
+    process: subprocess.Popen
+    jobs: Connection
+    results: Connection
+
+
 class SubprocessExecutor(Executor):
     """Run ``train`` in a persistent worker process with a timeout and a memory limit.
 
@@ -158,11 +166,9 @@ class SubprocessExecutor(Executor):
         self.device = device
         self.timeout = timeout
         self.memory_limit_mb = memory_limit_mb
-        self._process: subprocess.Popen | None = None
-        self._jobs: Connection | None = None
-        self._results: Connection | None = None
+        self._worker: _Worker | None = None
 
-    def _start(self) -> None:
+    def _start(self) -> _Worker:
         # A fresh interpreter (not fork) so torch's thread pools start clean, and
         # dedicated pipes so nothing the job prints can corrupt the protocol.
         job_read, job_write = os.pipe()
@@ -173,46 +179,50 @@ class SubprocessExecutor(Executor):
             "None if sys.argv[4] == 'none' else int(sys.argv[4]))"
         )
         limit = "none" if self.memory_limit_mb is None else str(self.memory_limit_mb)
-        self._process = subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-c", code, str(job_read), str(result_write), self.device, limit],
             pass_fds=(job_read, result_write),
         )
         os.close(job_read)
         os.close(result_write)
-        self._jobs = Connection(job_write, readable=False)
-        self._results = Connection(result_read, writable=False)
+        worker = self._worker = _Worker(
+            process,
+            jobs=Connection(job_write, readable=False),
+            results=Connection(result_read, writable=False),
+        )
         try:
-            ready = self._results.poll(_STARTUP_SECONDS) and self._results.recv() == _READY
+            ready = worker.results.poll(_STARTUP_SECONDS) and worker.results.recv() == _READY
         except (EOFError, OSError):
             ready = False
         if not ready:
-            exitcode = self._process.poll()
+            exitcode = process.poll()
             self._kill()
             raise StateError(f"training worker failed to start (exit code {exitcode})")
+        return worker
 
     def _kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-        for conn in (self._jobs, self._results):
-            if conn is not None:
-                conn.close()
-        self._process = self._jobs = self._results = None
+        if self._worker is not None:
+            self._worker.process.kill()
+            self._worker.process.wait()
+            self._worker.jobs.close()
+            self._worker.results.close()
+            self._worker = None
 
     def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
-        if self._process is None or self._process.poll() is not None:
+        worker = self._worker
+        if worker is None or worker.process.poll() is not None:
             self._kill()
             try:
-                self._start()
+                worker = self._start()
             except (RuntimeError, OSError) as exc:
                 return failure_result(exc)
         started = time.perf_counter()
         try:
-            self._jobs.send((dict(metaprogram), task, seed))
+            worker.jobs.send((dict(metaprogram), task, seed))
         except OSError as exc:  # the worker died between jobs (BrokenPipeError included)
             self._kill()
             return failure_result(exc)
-        if not self._results.poll(self.timeout):
+        if not worker.results.poll(self.timeout):
             self._kill()
             seconds = time.perf_counter() - started
             return Result(
@@ -221,9 +231,9 @@ class SubprocessExecutor(Executor):
                 seconds=seconds,
             )
         try:
-            return Result(**self._results.recv())
+            return Result(**worker.results.recv())
         except (EOFError, ConnectionResetError):
-            exitcode = self._process.wait()
+            exitcode = worker.process.wait()
             self._kill()
             seconds = time.perf_counter() - started
             # A worker killed by a signal while under a memory limit ran out of memory.
@@ -242,10 +252,11 @@ class SubprocessExecutor(Executor):
             )
 
     def close(self) -> None:
-        if self._jobs is not None and self._process is not None and self._process.poll() is None:
+        worker = self._worker
+        if worker is not None and worker.process.poll() is None:
             try:
-                self._jobs.send(None)
-                self._process.wait(timeout=5)
+                worker.jobs.send(None)
+                worker.process.wait(timeout=5)
             except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
                 pass
         self._kill()

@@ -121,7 +121,14 @@ def resolve_data_dir(dataset: str, data_dir: str | os.PathLike | None = None) ->
 
 
 # --- MNIST (IDX) -----------------------------------------------------------------------------
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -141,7 +148,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(raw) < header:
         raise TaskError(f"{path}: IDX header is truncated")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    dtype = _IDX_TYPES[raw[2]]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
         raise TaskError(
@@ -181,8 +188,8 @@ def _mnist_paths(data_dir: str | None) -> dict[str, Path]:
     if data_dir is None:
         raise _not_found(MNIST, None, [])
     root = Path(data_dir)
-    found = {stem: _idx_path(root, stem) for stem in stems}
-    missing = [f"{stem}[.gz]" for stem, path in found.items() if path is None]
+    found = {stem: path for stem in stems if (path := _idx_path(root, stem)) is not None}
+    missing = [f"{stem}[.gz]" for stem in stems if stem not in found]
     if missing:
         raise _not_found(MNIST, data_dir, missing)
     return found
@@ -191,7 +198,7 @@ def _mnist_paths(data_dir: str | None) -> dict[str, Path]:
 def load_mnist(data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x_train, y_train, x_test, y_test)``: images ``(n, 1, 28, 28)`` float32 in [0, 1]."""
     paths = _mnist_paths(data_dir)
-    out = []
+    out: list[np.ndarray] = []
     for split in ("train", "t10k"):
         images = read_idx(paths[f"{split}-images-idx3-ubyte"])
         labels = read_idx(paths[f"{split}-labels-idx1-ubyte"])
@@ -201,7 +208,8 @@ def load_mnist(data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray
                 f"{labels.shape}; expected (n, rows, cols) images and n labels"
             )
         out += [images[:, None].astype(np.float32) / 255.0, labels.astype(np.int64)]
-    return tuple(out)
+    x_train, y_train, x_test, y_test = out
+    return x_train, y_train, x_test, y_test
 
 
 # --- CIFAR-10 (python pickles) --------------------------------------------------------------------
@@ -305,6 +313,8 @@ _LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10}
 def check_files(dataset: str, data_dir: str | None = None) -> str:
     """Raise :class:`DataFilesNotFound` unless the files are there; return the directory used."""
     resolved = resolve_data_dir(dataset, data_dir)
+    if resolved is None:
+        raise _not_found(FILE_DATASETS[dataset], None, [])
     (_mnist_paths if dataset == "mnist" else _cifar_root)(resolved)
     return resolved
 

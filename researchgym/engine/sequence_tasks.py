@@ -258,7 +258,9 @@ def _fresh(task, rng, n, params, seen: set[bytes]) -> tuple[np.ndarray, np.ndarr
 def validate_params(name: str, **params: Any) -> dict[str, int]:
     """Every parameter of a task (defaults filled), as integers; raises ``TaskError``."""
     if name not in SEQUENCE_TASKS:
-        raise TaskError(f"unknown sequence task {shorten(name)}; choose one of {sorted(SEQUENCE_TASKS)}")
+        raise TaskError(
+            f"unknown sequence task {shorten(name)}; choose one of {sorted(SEQUENCE_TASKS)}"
+        )
     return _parse(SEQUENCE_TASKS[name], params)
 
 

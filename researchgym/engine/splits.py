@@ -35,7 +35,7 @@ def int_params(
         try:
             value = int(raw)
         except (TypeError, ValueError):
-            raise TaskError(f"{name}: {shorten(key, 40)}={shorten(raw)} is not an integer") from None
+            raise TaskError(f"{name}: {key}={shorten(raw)} is not an integer") from None
         low, high = limits[key]
         if not low <= value <= high:
             raise TaskError(f"{name}: {key}={value} is outside [{low}, {high}]")

@@ -18,7 +18,7 @@ import numpy as np
 from gymnasium import spaces
 
 from researchgym.errors import ConfigError, did_you_mean, shorten
-from researchgym.spaces import Schema, SettingError
+from researchgym.spaces import Categorical, Schema, SettingError
 
 __all__ = ["INTERFACES", "CampaignView", "Interface", "make_interface"]
 
@@ -76,6 +76,10 @@ class Interface:
         """The action of this interface that stands for a metaprogram."""
         raise NotImplementedError
 
+    def as_recorded(self, action: Any) -> Any:
+        """The action as given, in a form whose JSON reads back the same way (never raises)."""
+        return action
+
     def observe(self, view: CampaignView) -> Any:
         raise NotImplementedError
 
@@ -89,7 +93,8 @@ class DictInterface(Interface):
         super().__init__(schema, history)
         n = len(schema)
         self.action_space = schema.space()
-        self.observation_space = spaces.Dict(
+        # In the dict space's key order (sorted), which spaces.flatten follows.
+        boxes = sorted(
             {
                 "task": spaces.Box(0.0, 20.0, shape=(len(TASK_FEATURES),), dtype=np.float32),
                 "history_settings": spaces.Box(-1.0, 1.0, shape=(history, n), dtype=np.float32),
@@ -97,13 +102,13 @@ class DictInterface(Interface):
                 "history_mask": spaces.Box(0.0, 1.0, shape=(history,), dtype=np.float32),
                 "best_score": spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32),
                 "budget_left": spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32),
-            }
+            }.items()
         )
-        # Where each part lies in the flat observation (the dict space's key order, as
-        # spaces.flatten lays them out).
+        self.observation_space = spaces.Dict(boxes)
+        # Where each part lies in the flat observation.
         self._parts: dict[str, tuple[int, int, tuple[int, ...]]] = {}
         start = 0
-        for key, box in self.observation_space.spaces.items():
+        for key, box in boxes:
             size = int(np.prod(box.shape))
             self._parts[key] = (start, start + size, box.shape)
             start += size
@@ -121,6 +126,22 @@ class DictInterface(Interface):
 
     def to_action(self, metaprogram: dict[str, Any]) -> dict[str, Any]:
         return self.schema.to_space(metaprogram)
+
+    def as_recorded(self, action: Any) -> Any:
+        """Choice indices (numpy integers, as the space holds them) replaced by their
+        choices: in JSON an index and a plain value could not be told apart."""
+        if not isinstance(action, dict):
+            return action
+        return {key: self._choice_of(key, value) for key, value in action.items()}
+
+    def _choice_of(self, key: Any, value: Any) -> Any:
+        setting = self.schema[key] if isinstance(key, str) and key in self.schema else None
+        if isinstance(setting, Categorical) and isinstance(value, (np.integer, np.ndarray)):
+            try:
+                return setting.from_space(value)
+            except SettingError:  # an invalid index is recorded as given
+                return value
+        return value
 
     def observe(self, view: CampaignView) -> dict[str, np.ndarray]:
         flat = self._observe_flat(view)
@@ -163,7 +184,7 @@ def _clip(x: float) -> float:
     return x if -1.0 <= x <= 1.0 or math.isnan(x) else (1.0 if x > 1.0 else -1.0)
 
 
-class FlatInterface(DictInterface):
+class FlatInterface(Interface):
     """``Box`` spaces that stable-baselines3 and RLlib accept unchanged.
 
     Actions are vectors in ``[-1, 1]`` with one entry per setting (see
@@ -174,9 +195,9 @@ class FlatInterface(DictInterface):
 
     def __init__(self, schema: Schema, history: int):
         super().__init__(schema, history)
-        self._dict_observation_space = self.observation_space
+        self._dict = DictInterface(schema, history)
         self.action_space = schema.flat_space()
-        self.observation_space = spaces.flatten_space(self._dict_observation_space)
+        self.observation_space = spaces.flatten_space(self._dict.observation_space)
 
     def parse_action(self, action: Any) -> dict[str, Any]:
         return self.schema.decode(action)
@@ -187,7 +208,7 @@ class FlatInterface(DictInterface):
     def observe(self, view: CampaignView) -> np.ndarray:
         # Same as gymnasium's spaces.flatten of the dict observation (all parts are
         # float32 boxes), built in place.
-        return self._observe_flat(view)
+        return self._dict._observe_flat(view)
 
 
 class TextInterface(Interface):
@@ -233,7 +254,7 @@ class TextInterface(Interface):
 
     def observe(self, view: CampaignView) -> str:
         recent = view.history[-self.history :] if self.history else []
-        payload = {
+        payload: dict[str, Any] = {
             "task": view.task,
             "description": view.task_description,
             "budget_left": view.budget_left,

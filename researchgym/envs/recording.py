@@ -168,6 +168,19 @@ def _cut(text: str) -> str:
     return f"{text[: MAX_STORED_CHARS - 40]}... ({len(text):,} characters)"
 
 
+def _json_string(text: str) -> str:
+    """``text`` as a JSON string of at most :data:`MAX_STORED_CHARS` characters.
+
+    Escapes (``\\"``, ``\\u0000``) lengthen the JSON, so the text is cut until it fits.
+    """
+    keep = MAX_STORED_CHARS - 40
+    out = json.dumps(text)
+    while len(out) > MAX_STORED_CHARS:
+        out = json.dumps(f"{text[:keep]}... ({len(text):,} characters)")
+        keep //= 2
+    return out
+
+
 def _plain(x: Any) -> Any:
     """``x`` with numpy arrays and scalars made Python lists and numbers."""
     if isinstance(x, np.ndarray):
@@ -186,9 +199,9 @@ def _action_json(action: Any) -> str:
     action whose JSON is that long is stored as a JSON string of its JSON, cut.
     """
     if isinstance(action, str):
-        return json.dumps(_cut(action))
+        return _json_string(action)
     try:
         text = json.dumps(_plain(action))
     except (TypeError, ValueError, RecursionError):  # not JSON, or nested too deep for it
-        return json.dumps(shorten(action, MAX_STORED_CHARS))
-    return text if len(text) <= MAX_STORED_CHARS else json.dumps(_cut(text))
+        return _json_string(shorten(action, MAX_STORED_CHARS))
+    return text if len(text) <= MAX_STORED_CHARS else _json_string(text)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ class ReplayExecutor(Executor):
         """Flat encodings of every recorded metaprogram (all tasks)."""
         return np.concatenate([points for points, _ in self._points.values()])
 
-    def run(self, metaprogram: dict[str, Any], *, task: TaskRef, seed: int) -> Result:
+    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
         name = task.name
         vector = self.schema.encode_valid(metaprogram)
         group = self._exact.get((name, _key(vector)))

@@ -20,13 +20,20 @@ import numpy as np
 from researchgym.envs.interfaces import CampaignView, FlatInterface, make_interface
 from researchgym.envs.recording import StepRecorder
 from researchgym.envs.suites import get_suite
-from researchgym.errors import ConfigError, did_you_mean, shorten
+from researchgym.errors import ConfigError, ResearchGymError, did_you_mean, shorten
 from researchgym.spaces import SettingError
 
 if TYPE_CHECKING:
     from researchgym.engine import TaskRef
 
-__all__ = ["FAILURE_STATUSES", "MEASURED_INFO", "REWARD_MODES", "ResearchEnv"]
+__all__ = [
+    "FAILURE_STATUSES",
+    "MEASURED_INFO",
+    "REWARD_MODES",
+    "NotAResearchEnvError",
+    "ResearchEnv",
+    "unwrap_research_env",
+]
 
 REWARD_MODES = ("metric", "improvement", "regret")
 FAILURE_STATUSES = ("invalid_action", "diverged", "error", "timeout", "oom")
@@ -209,7 +216,7 @@ class ResearchEnv(gym.Env):
             result = self.executor.run(metaprogram, task=self._task_ref, seed=seed)
 
         score = result.score
-        reward = self._reward(score)
+        reward = self._reward(score, view.best_score)
         encoded = None if metaprogram is None else self.schema.encode_valid(metaprogram)
         view.steps_done += 1
         if score is not None and (view.best_score is None or score > view.best_score):
@@ -237,7 +244,7 @@ class ResearchEnv(gym.Env):
             "seed": seed,
         }
         self.recorder.record(
-            action=action,
+            action=self.interface.as_recorded(action),
             metaprogram=metaprogram,
             action_flat=encoded,
             result=result,
@@ -248,7 +255,7 @@ class ResearchEnv(gym.Env):
         )
         return self.interface.observe(view), reward, terminated, False, info
 
-    def render(self) -> str | None:
+    def render(self) -> str | None:  # type: ignore[override]  # gymnasium: unbound TypeVar
         if self.render_mode != "ansi" or self._view is None:
             return None
         lines = [f"{self.env_id} task={self._view.task} budget_left={self._view.budget_left}"]
@@ -357,13 +364,13 @@ class ResearchEnv(gym.Env):
             )
         return refs
 
-    def _reward(self, score: float | None) -> float:
+    def _reward(self, score: float | None, best: float | None) -> float:
+        """The reward of a step's score, given the campaign's best score before it."""
         if score is None:
             return self.failure_reward
         if self.reward_mode == "metric":
             return float(score)
         if self.reward_mode == "improvement":
-            best = self._view.best_score
             baseline = self._chance if best is None else best
             return float(max(0.0, score - baseline))
         return float(-(1.0 - score) / (1.0 - self._chance))
@@ -382,6 +389,25 @@ class ResearchEnv(gym.Env):
     def store(self) -> Any:
         """The store steps are recorded in (opened on first use), or ``None`` with ``store=False``."""
         return self.recorder.store
+
+
+class NotAResearchEnvError(ResearchGymError, ValueError):
+    """An env that a ResearchGym function needs to be a :class:`ResearchEnv` is another env."""
+
+
+def unwrap_research_env(env: gym.Env) -> ResearchEnv:
+    """The :class:`ResearchEnv` under ``env``'s wrappers (``env.unwrapped``, typed).
+
+    Raises:
+        NotAResearchEnvError: ``env`` does not wrap a ResearchEnv.
+    """
+    base = env.unwrapped
+    if not isinstance(base, ResearchEnv):
+        raise NotAResearchEnvError(
+            f"{shorten(env)} is a {type(base).__name__}, not a ResearchGym env; make one of "
+            "researchgym.ENV_IDS, e.g. gym.make('researchgym/Digits-v0')"
+        )
+    return base
 
 
 def _check_agent(agent: Any) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ class SurrogateModel:
         arrays: dict[str, np.ndarray] = {}
         for target, gp in self.gps.items():
             arrays |= gp.arrays(target)
-        np.savez_compressed(path, **arrays)
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy: **kwds vs allow_pickle
         card = {
             "env_id": self.env_id,
             "tasks": self.tasks,
@@ -288,7 +289,7 @@ class SurrogateExecutor(Executor):
         self.model = model
         self.schema = schema
 
-    def run(self, metaprogram: dict[str, Any], *, task: TaskRef, seed: int) -> Result:
+    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
         name = task.name
         if name not in self.model.tasks:
             return Result(status="error", error=f"the surrogate was not fitted on task {name!r}")

@@ -13,6 +13,7 @@ flat settings.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -24,6 +25,7 @@ import yaml
 from gymnasium import spaces
 
 from researchgym.errors import did_you_mean, shorten
+from researchgym.spaces.codec import SettingwiseCodec, flat_codec
 from researchgym.spaces.settings import Setting, SettingError
 
 __all__ = ["MAX_JSON_CHARS", "MAX_NESTING", "NestedForm", "Schema", "flatten_dotted"]
@@ -289,13 +291,11 @@ class Schema:
     def encode_valid(self, metaprogram: Mapping[str, Any]) -> np.ndarray:
         """:meth:`encode` of a metaprogram that :meth:`validate` or :meth:`decode`
         returned, without validating it again (the fast path of env steps)."""
-        try:
-            codec = self._codec
-        except AttributeError:
-            from researchgym.spaces.codec import flat_codec
+        return self._codec.encode_valid(metaprogram)
 
-            codec = self._codec = flat_codec(self)
-        return codec.encode_valid(metaprogram)
+    @functools.cached_property
+    def _codec(self) -> SettingwiseCodec:
+        return flat_codec(self)
 
     def decode(self, vector: Any) -> dict[str, Any]:
         """Metaprogram of any finite vector of the flat space's size (values are clipped).
@@ -305,16 +305,9 @@ class Schema:
                 NaN or infinite entries.
         """
         vector = self._flat_vector(vector)
-        try:
-            codec = self._codec
-        except AttributeError:
-            from researchgym.spaces.codec import flat_codec
-
-            codec = self._codec = flat_codec(self)
-        return codec.decode(vector)
+        return self._codec.decode(vector)
 
     def _flat_vector(self, vector: Any) -> np.ndarray:
-        fix = f"pass {len(self)} finite numbers in [-1, 1], one per setting: {self._names_shown()}"
         try:
             array = np.asarray(vector)
         except (ValueError, TypeError):  # ragged or too deeply nested lists
@@ -322,19 +315,25 @@ class Schema:
         if array is None or array.dtype.kind not in "biuf":
             what = "" if array is None else f" (dtype {array.dtype})"
             raise SettingError(
-                f"flat action {shorten(vector)} is not an array of real numbers{what}; {fix}"
+                f"flat action {shorten(vector)} is not an array of real numbers{what}; "
+                f"{self._flat_fix()}"
             )
-        if array.size != len(self):
+        if array.shape != (len(self),):
             raise SettingError(
-                f"flat action has shape {array.shape}, expected ({len(self)},); {fix}"
+                f"flat action has shape {array.shape}, expected ({len(self)},); {self._flat_fix()}"
             )
-        array = np.asarray(array, dtype=np.float64).reshape(-1)
+        array = array.astype(np.float64)
         if not np.isfinite(array).all():
             bad = np.flatnonzero(~np.isfinite(array))
             names = ", ".join(f"{self.names[i]}={array[i]}" for i in bad[:3])
             more = f" and {bad.size - 3} more" if bad.size > 3 else ""
-            raise SettingError(f"flat action has non-finite entries: {names}{more}; {fix}")
+            raise SettingError(
+                f"flat action has non-finite entries: {names}{more}; {self._flat_fix()}"
+            )
         return array
+
+    def _flat_fix(self) -> str:
+        return f"pass {len(self)} finite numbers in [-1, 1], one per setting: {self._names_shown()}"
 
     # --- text / JSON / YAML / CLI --------------------------------------------------------
     def to_json(self) -> list[dict[str, Any]]:

@@ -114,9 +114,12 @@ def _is_number(value: Any) -> bool:
 
 
 def _scalar(value: Any) -> Any:
-    """Unwrap 0-d / single-element numpy arrays so spaces' samples validate."""
+    """Plain Python values of numpy scalars and single-element arrays (spaces' samples,
+    values read from numpy, pandas or Arrow)."""
     if isinstance(value, np.ndarray) and value.size == 1:
         return value.reshape(()).item()
+    if isinstance(value, np.generic):
+        return value.item()
     return value
 
 

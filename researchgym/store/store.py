@@ -14,7 +14,7 @@ import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 import pyarrow as pa
 
@@ -72,6 +72,16 @@ def resolve_store_path(store: str | os.PathLike[str] | None = None) -> Path:
     return Path(store).expanduser().absolute()
 
 
+@overload
+def open_store(store: Literal[False], **kwargs: Any) -> None: ...
+@overload
+def open_store(
+    store: Store | str | os.PathLike[str] | Literal[True] | None = None, **kwargs: Any
+) -> Store: ...
+@overload
+def open_store(
+    store: Store | str | os.PathLike[str] | bool | None = None, **kwargs: Any
+) -> Store | None: ...
 def open_store(
     store: Store | str | os.PathLike[str] | bool | None = None, **kwargs: Any
 ) -> Store | None:

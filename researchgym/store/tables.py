@@ -147,7 +147,9 @@ def normalize_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
                         f"{field.type}: {exc}"
                     ) from exc
             if not field.nullable and column.null_count:
-                raise _schema.StoreError(f"column {field.name!r} has nulls; it must be set on every row")
+                raise _schema.StoreError(
+                    f"column {field.name!r} has nulls; it must be set on every row"
+                )
         else:
             column = _constant(defaults.get(field.name), field.type, n)
         arrays.append(column)

@@ -26,18 +26,20 @@ FIXED = {"train.epochs": 1}
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, object]:
-    """Train a tiny policy; return its checkpoint and the algorithm's own trained module."""
+def trained(tmp_path_factory) -> tuple[Path, object, object]:
+    """Train a tiny policy; return its checkpoint, the algorithm's own trained module and
+    that module as built, before training."""
     import ray
     from ray.rllib.algorithms.ppo import PPOConfig
 
     from agents.ppo_rllib import train
 
-    captured = []
+    captured, initial = [], []
     build_algo = PPOConfig.build_algo
 
     def build_and_capture(config, *args, **kwargs):
         algo = build_algo(config, *args, **kwargs)
+        initial.append(copy.deepcopy(algo.get_module()))
         stop = algo.stop
 
         def capture_then_stop() -> None:
@@ -65,16 +67,19 @@ def trained(tmp_path_factory) -> tuple[Path, object]:
             )
         finally:
             ray.shutdown()
-    [module] = captured
+    [module], [untrained] = captured, initial
     module.eval()
-    return path, module
+    return path, module, untrained
 
 
 def test_restored_module_computes_bitwise_the_trained_outputs(trained) -> None:
     import torch
 
-    path, module = trained
+    path, module, untrained = trained
     restored = make_planner("ppo-rllib", policy=str(path)).module
+    # training moved the weights, so equal weights below mean restored, not just built alike
+    before = untrained.state_dict()
+    assert any(not torch.equal(before[name], v) for name, v in module.state_dict().items())
     space = gym.make(ENV_ID, interface="flat", store=False).observation_space
     space.seed(0)
     obs = torch.as_tensor(np.stack([space.sample() for _ in range(16)]), dtype=torch.float32)
@@ -88,7 +93,7 @@ def test_restored_module_computes_bitwise_the_trained_outputs(trained) -> None:
 
 @pytest.mark.parametrize("deterministic", [True, False])
 def test_restored_planner_proposes_what_the_trained_policy_proposes(trained, deterministic) -> None:
-    path, module = trained
+    path, module, _ = trained
     restored = make_planner("ppo-rllib", policy=str(path), deterministic=deterministic)
     as_trained = make_planner("ppo-rllib", policy=str(path), deterministic=deterministic)
     as_trained.module = module

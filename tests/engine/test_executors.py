@@ -121,10 +121,10 @@ def test_subprocess_matches_in_process(worker, tabular_schema):
 def test_subprocess_error_keeps_the_worker(worker, tabular_schema):
     failed = worker.run(cheap(tabular_schema), task=TaskRef("nope"), seed=0)
     assert failed.status == "error" and "nope" in failed.error
-    pid = worker._process.pid
+    pid = worker._worker.process.pid
     ok = worker.run(cheap(tabular_schema), task=TaskRef("iris"), seed=0)
     assert ok.status == "ok"
-    assert worker._process.pid == pid
+    assert worker._worker.process.pid == pid
 
 
 @pytest.mark.slow
@@ -132,7 +132,7 @@ def test_subprocess_timeout_stops_the_job_and_the_next_job_gets_a_fresh_worker(
     worker, digits_schema, tabular_schema, monkeypatch
 ):
     assert worker.run(cheap(tabular_schema), task=TaskRef("iris"), seed=0).status == "ok"
-    old = worker._process
+    old = worker._worker.process
     monkeypatch.setattr(worker, "timeout", 0.5)
     slow = worker.run(digits_schema.validate({"train.epochs": 100}), task=TaskRef("digits"), seed=0)
     assert slow.status == "timeout"
@@ -142,12 +142,12 @@ def test_subprocess_timeout_stops_the_job_and_the_next_job_gets_a_fresh_worker(
     # a fresh worker, and the job's 0.5 s do not include its start-up
     fast = worker.run(cheap(tabular_schema), task=TaskRef("iris"), seed=0)
     assert fast.status == "ok", fast.error
-    assert worker._process is not old
+    assert worker._worker.process is not old
 
 
 def test_subprocess_close_is_idempotent(worker, tabular_schema):
     assert worker.run(cheap(tabular_schema), task=TaskRef("iris"), seed=0).status == "ok"
-    process = worker._process
+    process = worker._worker.process
     worker.close()
     assert process.poll() is not None
     worker.close()

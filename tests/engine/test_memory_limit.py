@@ -36,7 +36,7 @@ def test_small_job_is_ok_and_an_oversized_one_is_oom(tabular_schema):
     unlimited = SubprocessExecutor(device="cpu", timeout=120)
     try:
         assert unlimited.run(small, task=IRIS, seed=0).status == "ok"
-        limit_mb = _peak_mb(unlimited._process.pid) + 1024
+        limit_mb = _peak_mb(unlimited._worker.process.pid) + 1024
     finally:
         unlimited.close()
 

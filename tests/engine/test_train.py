@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import math
 
 import gymnasium as gym
@@ -187,7 +188,7 @@ def test_cosine_schedule(tabular_schema, recorded_lrs):
     result = fit(tabular_schema, "wine", **settings)
     assert result.status == "ok"
     assert recorded_lrs[0] == pytest.approx(0.01)
-    assert all(a >= b for a, b in zip(recorded_lrs, recorded_lrs[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(recorded_lrs))
     assert recorded_lrs[-1] < 0.01 * 0.01
     assert recorded_lrs[len(recorded_lrs) // 2] == pytest.approx(0.005, rel=0.1)
 
@@ -200,8 +201,8 @@ def test_warmup_cosine_schedule(tabular_schema, recorded_lrs):
     assert max(recorded_lrs) == pytest.approx(0.01)
     assert peak == warmup - 1
     assert recorded_lrs[0] == pytest.approx(0.01 / warmup)
-    assert all(a < b for a, b in zip(recorded_lrs[:peak], recorded_lrs[1 : peak + 1]))
-    assert all(a >= b for a, b in zip(recorded_lrs[peak:], recorded_lrs[peak + 1 :]))
+    assert all(a < b for a, b in itertools.pairwise(recorded_lrs[: peak + 1]))
+    assert all(a >= b for a, b in itertools.pairwise(recorded_lrs[peak:]))
 
 
 def test_label_smoothing_raises_the_training_loss(digits_schema):

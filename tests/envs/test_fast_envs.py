@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 
 import gymnasium as gym
 import numpy as np
@@ -12,7 +13,9 @@ from scipy.stats import spearmanr
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import researchgym
+from researchgym.engine import TaskRef
 from researchgym.envs.replay import REFERENCE_STORE, REFERENCE_SURROGATES, load_runs
+from researchgym.envs.research_env import unwrap_research_env
 from researchgym.envs.surrogate import SurrogateModel, is_held_out
 from researchgym.store import open_store
 from researchgym.sweeps import pending_jobs, plan_sweep, run_sweep
@@ -118,6 +121,15 @@ def test_surrogate_is_deterministic_and_noisy_across_seeds() -> None:
     assert scores[0] == scores[1]
     assert scores[0] != scores[2]
     assert all(-1.0 <= s <= 1.0 for s in scores)
+
+
+@pytest.mark.parametrize("env_id", researchgym.FAST_ENV_IDS)
+def test_fast_executors_take_any_mapping(env_id: str) -> None:
+    env = unwrap_research_env(gym.make(env_id, source="researchgym/Tabular-v0"))
+    metaprogram = env.schema.validate({"optim.lr": 0.01})
+    run = env.executor.run
+    task = TaskRef("wine")
+    assert run(MappingProxyType(metaprogram), task=task, seed=3) == run(metaprogram, task=task, seed=3)
 
 
 def test_sweep_fills_the_store_and_resumes(tmp_path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import researchgym  # noqa: F401 - registers the envs
@@ -12,6 +13,7 @@ from researchgym.engine import TaskRef, load_task_data
 from researchgym.envs.recording import MAX_STORED_CHARS
 from researchgym.store import open_store
 from researchgym.store.schema import ROW_FIELDS
+from tests.conftest import capped_executor
 
 TABULAR = "researchgym/Tabular-v0"
 CHEAP = {"model.family": "linear", "train.epochs": 1}
@@ -64,8 +66,18 @@ def test_a_huge_text_action_is_stored_cut(tmp_path):
     assert store_bytes(tmp_path) < 100_000
     stored = json.loads(row["action"])
     assert stored.startswith('{"model.family": "xxx') and stored.endswith(f"({len(huge):,} characters)")
-    assert len(stored) <= MAX_STORED_CHARS
+    assert len(row["action"]) <= MAX_STORED_CHARS
     assert len(row["error"]) <= MAX_STORED_CHARS
+
+
+@pytest.mark.parametrize("char", ["é", '"', "\x00", "\ud800"])
+def test_text_actions_that_json_escapes_lengthen_are_stored_within_the_bound(tmp_path, char):
+    env = gym.make(TABULAR, store=tmp_path, budget=1, interface="text", device="cpu")
+    env.reset(seed=0)
+    env.step(char * 50_000)
+    (row,) = rows(tmp_path)
+    assert len(row["action"]) <= MAX_STORED_CHARS
+    assert json.loads(row["action"]).startswith(char * 100)
 
 
 def test_a_huge_training_error_is_stored_cut(tmp_path):
@@ -107,3 +119,17 @@ def test_task_ref_is_the_campaigns_task():
     assert env.task_ref == TaskRef("wine")
     with pytest.raises(AttributeError):
         env.task_ref = TaskRef("iris")
+
+
+def test_dict_actions_are_recorded_with_choices_not_indices(tmp_path):
+    env = gym.make(
+        "researchgym/Digits-v0", store=tmp_path, executor=capped_executor(1), device="cpu"
+    )
+    env.reset(seed=0)
+    # a numpy integer is a choice's index: index 1 of model.kernel's (3, 5) is 5
+    env.step({"model.family": np.int64(1), "model.kernel": np.int64(1), "optim.lr": 3e-3})
+    env.step({"model.family": "cnn", "model.kernel": 5})
+    env.close()
+    actions = [json.loads(row["action"]) for row in rows(tmp_path)]
+    assert actions[0] == {"model.family": "cnn", "model.kernel": 5, "optim.lr": 3e-3}
+    assert actions[1] == {"model.family": "cnn", "model.kernel": 5}

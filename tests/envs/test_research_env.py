@@ -11,6 +11,7 @@ import pytest
 from gymnasium import spaces
 
 from researchgym.engine import InProcessExecutor, LambdaHook, SubprocessExecutor, load_task_data
+from researchgym.envs.research_env import NotAResearchEnvError, unwrap_research_env
 from researchgym.envs.suites import get_suite
 from researchgym.spaces import SettingError
 from tests.conftest import (
@@ -384,6 +385,14 @@ def test_campaign_id_and_store_are_public(tmp_path):
     assert env.campaign_id == info["campaign_id"] != ""
     assert env.store.path == (tmp_path / "s").absolute()
     assert gym.make("researchgym/Tabular-v0", store=False).unwrapped.store is None
+
+
+def test_unwrap_research_env_sees_through_wrappers_and_rejects_other_envs():
+    env = make(TABULAR)
+    assert isinstance(env, gym.Wrapper)
+    assert unwrap_research_env(env) is env.unwrapped
+    with pytest.raises(NotAResearchEnvError, match="CartPoleEnv, not a ResearchGym env"):
+        unwrap_research_env(gym.make("CartPole-v1"))
 
 
 def test_a_plain_dict_of_settings_is_an_action_of_the_dict_interface():

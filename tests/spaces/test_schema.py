@@ -217,17 +217,19 @@ def test_bad_schema_declarations(settings_list):
         Schema(settings_list)
 
 
-def test_flat_action_of_the_wrong_shape(small):
+@pytest.mark.parametrize("shape", [(3,), (1, 5), (5, 1), (1, 1, 5), ()])
+def test_flat_action_of_the_wrong_shape(small, shape):
+    assert len(small) == 5  # every shape above holds the wrong number or layout of entries
     with pytest.raises(SettingError) as err:
-        small.decode(np.zeros(3))
+        small.decode(np.zeros(shape))
     assert f"expected ({len(small)},)" in str(err.value)
     assert "optim.lr" in str(err.value)
 
 
-def test_flat_actions_of_any_numeric_dtype_and_a_batch_of_one_are_read(small):
+def test_flat_actions_of_any_numeric_dtype_are_read(small):
     want = small.decode(np.zeros(len(small)))
     assert small.decode(np.zeros(len(small), dtype=np.int8)) == want
-    assert small.decode([[0.0] * len(small)]) == want
+    assert small.decode([0] * len(small)) == want
     assert small.decode([False] * len(small)) == want
 
 

@@ -256,3 +256,11 @@ def test_categorical_from_space_reads_numpy_integers_as_indices_and_other_values
             setting.from_space(bad)
     numbers = Categorical("model.kernel", 3, choices=(3, 5))
     assert numbers.from_space(5) == 5 and numbers.from_space(np.int64(1)) == 5
+
+
+def test_numpy_scalars_of_choices_are_the_choices():
+    family = Categorical("model.family", "mlp", choices=("mlp", "cnn"))
+    assert family.validate(np.str_("cnn")) == "cnn" and family.from_space(np.str_("cnn")) == "cnn"
+    assert type(family.validate(np.str_("cnn"))) is str
+    switch = Bool("data.augment", False)
+    assert switch.validate(np.bool_(True)) is True
