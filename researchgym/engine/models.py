@@ -143,7 +143,7 @@ def model_settings(families: Sequence[str]) -> list[Setting]:
     unknown = [f for f in families if f not in MODEL_FAMILIES]
     if not families or unknown:
         raise ConfigError(
-            f"families={tuple(families)!r}: unknown {unknown}; choose from {sorted(MODEL_FAMILIES)}"
+            f"families={shorten(tuple(families))}: unknown {shorten(unknown)}; choose from {sorted(MODEL_FAMILIES)}"
         )
     families = tuple(families)
     settings: list[Setting] = [
