@@ -8,14 +8,63 @@ files, ...), so ``except researchgym.ResearchGymError`` catches them all while
 
 from __future__ import annotations
 
-__all__ = ["MAX_ERROR_CHARS", "ResearchGymError", "shorten"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "MAX_ERROR_CHARS",
+    "ConfigError",
+    "ConfigTypeError",
+    "DependencyNotInstalled",
+    "NotFound",
+    "ResearchGymError",
+    "StateError",
+    "did_you_mean",
+    "shorten",
+]
 
 #: Longest error message or echoed value a step reports or stores.
 MAX_ERROR_CHARS = 500
 
+#: Longest name compared by :func:`did_you_mean` (longer ones are junk, and comparing is quadratic).
+_MAX_NAME_CHARS = 100
+
 
 class ResearchGymError(Exception):
     """Base class of ResearchGym's errors."""
+
+
+class ConfigError(ResearchGymError, ValueError):
+    """An argument or configuration value that is not valid."""
+
+
+class ConfigTypeError(ResearchGymError, TypeError):
+    """An argument of a type that is not accepted."""
+
+
+class NotFound(ResearchGymError, LookupError):
+    """An id or run that is not there."""
+
+
+class StateError(ResearchGymError, RuntimeError):
+    """An operation that cannot go on: called out of order, or a worker or store that failed it."""
+
+
+class DependencyNotInstalled(ResearchGymError, ImportError):
+    """An optional dependency that a feature needs is not installed."""
+
+
+def did_you_mean(word: object, known: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the known name closest to ``word``, or ``""``.
+
+    Bounded: a ``word`` that is not a string, and names longer than 100
+    characters, are not compared.
+    """
+    if not isinstance(word, str) or len(word) > _MAX_NAME_CHARS:
+        return ""
+    names = [n for n in known if isinstance(n, str) and len(n) <= _MAX_NAME_CHARS]
+    close = difflib.get_close_matches(word, names, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def shorten(text: object, limit: int = 80) -> str:

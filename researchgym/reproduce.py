@@ -11,6 +11,7 @@ import gymnasium as gym
 
 from researchgym.engine import TaskRef
 from researchgym.envs.research_env import unwrap_research_env
+from researchgym.errors import ConfigError, NotFound, shorten
 
 __all__ = ["RerunReport", "rerun"]
 
@@ -51,13 +52,18 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
         device: training device; CPU runs are bitwise repeatable.
 
     Raises:
-        LookupError: no step with this run id.
+        NotFound: no step with this run id.
     """
     row = store.run(run_id)
     if row is None:
-        raise LookupError(f"no stored step has run_id {run_id!r}; list some with: researchgym query \"SELECT run_id FROM steps LIMIT 5\"")
+        raise NotFound(
+            f"no stored step has run_id {shorten(run_id)}; list some with: "
+            'researchgym query "SELECT run_id FROM steps LIMIT 5"'
+        )
     if row["status"] == "invalid_action" or row["metaprogram"] in (None, "null"):
-        raise ValueError(f"run {run_id} was an invalid action, never trained: there is nothing to re-run")
+        raise ConfigError(
+            f"run {run_id} was an invalid action, never trained: there is nothing to re-run"
+        )
     env = unwrap_research_env(
         gym.make(row["env_id"], store=False, device=device, disable_env_checker=True)
     )

@@ -17,6 +17,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from researchgym.errors import shorten
+
 __all__ = ["Job", "pending_jobs", "plan_sweep", "run_sweep"]
 
 
@@ -49,6 +51,7 @@ def plan_sweep(
     """
     import gymnasium as gym
 
+    from researchgym.engine import TaskError
     from researchgym.envs.research_env import unwrap_research_env
     from researchgym.spaces.sampling import sample
 
@@ -58,7 +61,7 @@ def plan_sweep(
     jobs = []
     for t, task in enumerate(tasks or suite_tasks):
         if task not in suite_tasks:
-            raise ValueError(f"task {task!r} is not in {env_id}'s suite: {suite_tasks}")
+            raise TaskError(f"task {shorten(task)} is not in {env_id}'s suite: {suite_tasks}")
         for i, point in enumerate(sample(schema, sampler, n, seed=seed + 1000 * t)):
             metaprogram = schema.validate(point | (fixed or {}))
             for r in range(repeats):

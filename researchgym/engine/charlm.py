@@ -28,7 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from researchgym.engine.file_datasets import DataFilesNotFound
 from researchgym.engine.splits import TaskSplits, int_params
+from researchgym.engine.tasks import TaskError
+from researchgym.errors import shorten
 
 __all__ = [
     "CORPORA",
@@ -84,7 +87,7 @@ def _pydocs() -> str:
     try:
         from pydoc_data.topics import topics
     except ImportError:
-        raise FileNotFoundError(
+        raise DataFilesNotFound(
             "the 'pydocs' corpus needs pydoc_data.topics, which this Python installation lacks "
             "(some distributions strip it); use the 'pysource' corpus instead"
         ) from None
@@ -97,7 +100,7 @@ def _pysource() -> str:
     for name in _SOURCE_MODULES:
         path = root / name
         if not path.exists():
-            raise FileNotFoundError(
+            raise DataFilesNotFound(
                 f"the 'pysource' corpus reads {name} from the standard library at {root}, "
                 "which is not there; use the 'pydocs' corpus instead"
             )
@@ -114,7 +117,7 @@ CORPORA = {
 def corpus_text(corpus: str) -> str:
     """The full text of a corpus."""
     if corpus not in CORPORA:
-        raise ValueError(f"unknown corpus {corpus!r}; choose one of {sorted(CORPORA)}")
+        raise TaskError(f"unknown corpus {shorten(corpus)}; choose one of {sorted(CORPORA)}")
     return CORPORA[corpus][0]()
 
 
@@ -130,9 +133,9 @@ def _windows(blocks: list[np.ndarray], length: int) -> np.ndarray:
 
 
 def validate_params(corpus: str, **params) -> dict[str, int]:
-    """Every parameter of a corpus task (defaults filled), as integers; raises ``ValueError``."""
+    """Every parameter of a corpus task (defaults filled), as integers; raises ``TaskError``."""
     if corpus not in CORPORA:
-        raise ValueError(f"unknown corpus {corpus!r}; choose one of {sorted(CORPORA)}")
+        raise TaskError(f"unknown corpus {shorten(corpus)}; choose one of {sorted(CORPORA)}")
     return int_params(corpus, params, DEFAULTS, LIMITS)
 
 
@@ -153,7 +156,7 @@ def char_splits(corpus: str, **params) -> TaskSplits:
     n_val = max(1, round(VAL_FRACTION * len(blocks)))
     n_test = max(1, round(TEST_FRACTION * len(blocks)))
     if len(blocks) < n_val + n_test + 1:
-        raise ValueError(
+        raise TaskError(
             f"{corpus}: n_chars={p['n_chars']} gives {len(blocks)} blocks of {block} characters, "
             "too few for three splits; use more characters or a shorter context"
         )

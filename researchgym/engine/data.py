@@ -40,7 +40,7 @@ from researchgym.engine import charlm, file_datasets, sequence_tasks, synthetic_
 from researchgym.engine.splits import TaskSplits
 from researchgym.engine.tasks import TaskError, TaskRef
 from researchgym.errors import shorten
-from researchgym.spaces import Bool, Categorical, Setting
+from researchgym.spaces import Bool, Categorical, Setting, SettingError
 
 __all__ = [
     "DATASETS",
@@ -317,7 +317,7 @@ def _scale(x_train: np.ndarray, others: list[np.ndarray], scaling: str) -> list[
     elif scaling == "minmax":
         shift, scale = x_train.min(axis=0), x_train.max(axis=0) - x_train.min(axis=0)
     else:
-        raise ValueError(f"scaling={scaling!r} is not one of 'standard', 'minmax', 'none'")
+        raise SettingError(f"scaling={shorten(scaling)} is not one of 'standard', 'minmax', 'none'")
     scale = np.where(scale > 0, scale, 1.0)
     return [(a - shift) / scale for a in [x_train, *others]]
 

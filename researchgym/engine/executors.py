@@ -27,6 +27,7 @@ import torch
 from researchgym.engine.hooks import Deadline, Hook, TrainingTimeout
 from researchgym.engine.tasks import TaskRef
 from researchgym.engine.train import Result, resolve_device, train
+from researchgym.errors import ConfigError, StateError
 
 __all__ = ["Executor", "InProcessExecutor", "SubprocessExecutor", "failure_result"]
 
@@ -158,7 +159,7 @@ class SubprocessExecutor(Executor):
         memory_limit_mb: int | None = None,
     ):
         if memory_limit_mb is not None and resolve_device(device).type == "cuda":
-            raise ValueError(
+            raise ConfigError(
                 f"memory_limit_mb={memory_limit_mb} limits the worker's address space, which CUDA "
                 "reserves in bulk, so every job would fail; use it with device='cpu' or drop it"
             )
@@ -196,7 +197,7 @@ class SubprocessExecutor(Executor):
         if not ready:
             exitcode = process.poll()
             self._kill()
-            raise RuntimeError(f"training worker failed to start (exit code {exitcode})")
+            raise StateError(f"training worker failed to start (exit code {exitcode})")
         return worker
 
     def _kill(self) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from researchgym.engine.splits import TaskSplits
+from researchgym.engine.tasks import TaskError
 from researchgym.errors import ResearchGymError
 
 __all__ = [
@@ -134,23 +135,23 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (gzipped when its name ends in ``.gz``) into a numpy array.
 
     Raises:
-        ValueError: the file is not a well-formed IDX file.
+        TaskError: the file is not a well-formed IDX file.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()!r})")
+        raise TaskError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()!r})")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: IDX header is truncated")
+        raise TaskError(f"{path}: IDX header is truncated")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = _IDX_TYPES[raw[2]]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(
+        raise TaskError(
             f"{path}: IDX header says shape {shape} ({expected} bytes of data) but the file has "
             f"{len(raw) - header} bytes after the header"
         )
@@ -161,7 +162,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write an unsigned-byte IDX file (gzipped when ``path`` ends in ``.gz``)."""
     array = np.asarray(array)
     if array.ndim < 1 or (array.size and not (array.min() >= 0 and array.max() <= 255)):
-        raise ValueError(
+        raise TaskError(
             "IDX unsigned bytes need values in [0, 255] and at least one dimension, "
             f"got shape {array.shape}"
         )
@@ -202,7 +203,7 @@ def load_mnist(data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray
         images = read_idx(paths[f"{split}-images-idx3-ubyte"])
         labels = read_idx(paths[f"{split}-labels-idx1-ubyte"])
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(
+            raise TaskError(
                 f"MNIST {split} files disagree: images of shape {images.shape}, labels of shape "
                 f"{labels.shape}; expected (n, rows, cols) images and n labels"
             )
@@ -241,26 +242,26 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 python batch: images ``(n, 3, 32, 32)`` uint8 and labels ``(n,)``.
 
     Raises:
-        ValueError: the file is not a CIFAR-10 batch.
+        TaskError: the file is not a CIFAR-10 batch.
     """
     path = Path(path)
     try:
         with open(path, "rb") as f:
             batch = _ArrayUnpickler(f, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as exc:
-        raise ValueError(f"{path} is not a CIFAR-10 python batch: {exc}") from None
+        raise TaskError(f"{path} is not a CIFAR-10 python batch: {exc}") from None
     if not isinstance(batch, dict):  # a malformed file: bad input, not a caller's type error
-        raise ValueError(  # noqa: TRY004
+        raise TaskError(
             f"{path} is not a CIFAR-10 python batch (got {type(batch).__name__}, expected a dict)"
         )
     data = batch.get(b"data", batch.get("data"))
     labels = batch.get(b"labels", batch.get("labels"))
     if data is None or labels is None:
-        raise ValueError(f"{path}: a CIFAR-10 batch needs b'data' and b'labels' entries")
+        raise TaskError(f"{path}: a CIFAR-10 batch needs b'data' and b'labels' entries")
     data = np.asarray(data)
     labels = np.asarray(labels, dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise ValueError(
+        raise TaskError(
             f"{path}: data has shape {data.shape} and labels {labels.shape}; "
             "expected (n, 3072) and (n,)"
         )
@@ -273,7 +274,7 @@ def write_cifar_batch(
     """Write a CIFAR-10 python batch: images ``(n, 3, 32, 32)`` uint8, labels ``(n,)``."""
     images = np.asarray(images, dtype=np.uint8)
     if images.shape[1:] != (3, 32, 32) or len(images) != len(labels):
-        raise ValueError(
+        raise TaskError(
             f"expected images (n, 3, 32, 32) and n labels, got {images.shape} and {len(labels)}"
         )
     batch = {
@@ -334,16 +335,16 @@ def load_file_dataset(
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     n_val = max(1, round(VAL_FRACTION * len(x)))
     if len(x) - n_val < 2:
-        raise ValueError(f"{dataset}: {len(x)} training images are too few to split off validation")
+        raise TaskError(f"{dataset}: {len(x)} training images are too few to split off validation")
     val, train = order[:n_val], order[n_val:]
     if n_train is not None:
         n_train = int(n_train)
         if n_train < 2:
-            raise ValueError(f"{dataset}: n_train={n_train} must be at least 2")
+            raise TaskError(f"{dataset}: n_train={n_train} must be at least 2")
         train = train[:n_train]
     for labels in (y, y_test):
         if labels.size and not 0 <= labels.min() <= labels.max() < 10:
-            raise ValueError(
+            raise TaskError(
                 f"{dataset}: labels must be classes 0 to 9, got {labels.min()} to {labels.max()}"
             )
     return TaskSplits(

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from researchgym.engine.unit_tree import build_unit_tree, is_unit_tree
-from researchgym.spaces import Categorical, Float, Int, Setting
+from researchgym.errors import ConfigError, shorten
+from researchgym.spaces import Categorical, Float, Int, Setting, SettingError
 
 __all__ = [
     "ACTIVATIONS",
@@ -67,7 +68,9 @@ def _mlp(m: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> 
 
 def _cnn(m: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     if len(input_shape) != 3:
-        raise ValueError(f"a CNN needs image inputs (channels, height, width), got shape {input_shape}")
+        raise SettingError(
+            f"a CNN needs image inputs (channels, height, width), got shape {input_shape}"
+        )
     channels, height, width = input_shape
     pool = nn.MaxPool2d if m["model.pooling"] == "max" else nn.AvgPool2d
     layers: list[nn.Module] = []
@@ -139,8 +142,8 @@ def model_settings(families: Sequence[str]) -> list[Setting]:
     """
     unknown = [f for f in families if f not in MODEL_FAMILIES]
     if not families or unknown:
-        raise ValueError(
-            f"families={tuple(families)!r}: unknown {unknown}; choose from {sorted(MODEL_FAMILIES)}"
+        raise ConfigError(
+            f"families={shorten(tuple(families))}: unknown {shorten(unknown)}; choose from {sorted(MODEL_FAMILIES)}"
         )
     families = tuple(families)
     settings: list[Setting] = [
@@ -171,7 +174,9 @@ def build_model(
         return build_unit_tree(metaprogram, n_outputs, input_shape[0], n_outputs)
     family = metaprogram.get("model.family", "mlp")
     if family not in MODEL_FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; choose from {sorted(MODEL_FAMILIES)}")
+        raise SettingError(
+            f"unknown model family {shorten(family)}; choose from {sorted(MODEL_FAMILIES)}"
+        )
     return MODEL_FAMILIES[family].build(metaprogram, input_shape, n_outputs)
 
 

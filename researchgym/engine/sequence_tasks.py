@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from researchgym.engine.splits import TaskSplits, int_params
+from researchgym.engine.tasks import TaskError
+from researchgym.errors import shorten
 
 __all__ = ["IGNORE", "SEQUENCE_TASKS", "SequenceTask", "generate_splits", "validate_params"]
 
@@ -54,7 +56,7 @@ class SequenceTask:
         generate: ``(rng, n, **params) -> (x, y)``.
         vocab: ``params -> vocabulary size``.
         chance: ``params -> chance accuracy``.
-        check: ``params -> None``; raises ``ValueError`` for inconsistent parameters.
+        check: ``params -> None``; raises ``TaskError`` for inconsistent parameters.
     """
 
     name: str
@@ -89,12 +91,12 @@ def _mqar(rng: np.random.Generator, n: int, n_pairs: int, n_queries: int, vocab:
 
 def _check_mqar(p: Mapping[str, int]) -> None:
     if p["n_pairs"] > p["vocab"] // 2:
-        raise ValueError(
+        raise TaskError(
             f"mqar: n_pairs={p['n_pairs']} needs as many distinct keys, but vocab={p['vocab']} "
             f"has {p['vocab'] // 2}; raise vocab to at least {2 * p['n_pairs']}"
         )
     if p["n_queries"] > p["n_pairs"]:
-        raise ValueError(
+        raise TaskError(
             f"mqar: n_queries={p['n_queries']} exceeds n_pairs={p['n_pairs']}; "
             "each query asks a different key"
         )
@@ -146,7 +148,7 @@ def _brackets(rng: np.random.Generator, n: int, length: int):
 
 def _check_even(p: Mapping[str, int]) -> None:
     if p["length"] % 2:
-        raise ValueError(
+        raise TaskError(
             f"brackets: length={p['length']} must be even (a balanced word pairs every bracket)"
         )
 
@@ -247,16 +249,18 @@ def _fresh(task, rng, n, params, seen: set[bytes]) -> tuple[np.ndarray, np.ndarr
         have += len(keep)
         if have == n:
             return np.concatenate(xs).astype(np.int64), np.concatenate(ys).astype(np.int64)
-    raise ValueError(
+    raise TaskError(
         f"{task.name}: could not draw {n} distinct held-out sequences with {params}; the task has "
         "too few distinct sequences: make it longer or use fewer examples (n_train, n_val, n_test)"
     )
 
 
 def validate_params(name: str, **params: Any) -> dict[str, int]:
-    """Every parameter of a task (defaults filled), as integers; raises ``ValueError``."""
+    """Every parameter of a task (defaults filled), as integers; raises ``TaskError``."""
     if name not in SEQUENCE_TASKS:
-        raise ValueError(f"unknown sequence task {name!r}; choose one of {sorted(SEQUENCE_TASKS)}")
+        raise TaskError(
+            f"unknown sequence task {shorten(name)}; choose one of {sorted(SEQUENCE_TASKS)}"
+        )
     return _parse(SEQUENCE_TASKS[name], params)
 
 
@@ -269,7 +273,7 @@ def generate_splits(name: str, **params: Any) -> TaskSplits:
             ``n_test``), as integers or strings of integers.
 
     Raises:
-        ValueError: an unknown task or parameter, or a value out of range.
+        TaskError: an unknown task or parameter, or a value out of range.
     """
     p = validate_params(name, **params)
     task = SEQUENCE_TASKS[name]

@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from researchgym.engine.tasks import TaskError
+from researchgym.errors import shorten
+
 __all__ = ["TaskSplits", "int_params"]
 
 
@@ -20,22 +23,22 @@ def int_params(
     """A generated dataset's parameters (from a task name's query) as integers, defaults filled.
 
     Raises:
-        ValueError: an unknown parameter, a value that is not an integer, or one
+        TaskError: an unknown parameter, a value that is not an integer, or one
             outside its ``[low, high]`` limits; the message names the dataset.
     """
     out = dict(defaults)
     for key, raw in params.items():
         if key not in defaults:
-            raise ValueError(
-                f"{name}: unknown parameter {key!r}; known parameters: {', '.join(defaults)}"
+            raise TaskError(
+                f"{name}: unknown parameter {shorten(key)}; known parameters: {', '.join(defaults)}"
             )
         try:
             value = int(raw)
         except (TypeError, ValueError):
-            raise ValueError(f"{name}: {key}={raw!r} is not an integer") from None
+            raise TaskError(f"{name}: {key}={shorten(raw)} is not an integer") from None
         low, high = limits[key]
         if not low <= value <= high:
-            raise ValueError(f"{name}: {key}={value} is outside [{low}, {high}]")
+            raise TaskError(f"{name}: {key}={value} is outside [{low}, {high}]")
         out[key] = value
     return out
 

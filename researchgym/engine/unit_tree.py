@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from researchgym.errors import ConfigError
 from researchgym.spaces import Bool, Categorical, Int, Slot, Unit, UnitTree
 
 __all__ = [
@@ -550,7 +551,7 @@ class UnitTreeModel(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         t = tokens.shape[1]
         if t > self.seq_len:
-            raise ValueError(
+            raise ConfigError(
                 f"sequence of length {t} is longer than the model's seq_len={self.seq_len}"
             )
         x = self.embed(tokens)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from researchgym.errors import shorten
+from researchgym.errors import ConfigError, did_you_mean, shorten
 from researchgym.spaces import Categorical, Schema, SettingError
 
 __all__ = ["INTERFACES", "CampaignView", "Interface", "make_interface"]
@@ -291,6 +291,9 @@ INTERFACES: dict[str, type[Interface]] = {
 
 def make_interface(name: str, schema: Schema, history: int) -> Interface:
     """Build the interface called ``name`` (``"dict"``, ``"flat"`` or ``"text"``)."""
-    if name not in INTERFACES:
-        raise ValueError(f"interface={name!r} is not one of {sorted(INTERFACES)}")
+    if not isinstance(name, str) or name not in INTERFACES:
+        raise ConfigError(
+            f"unknown interface={shorten(name)}; {did_you_mean(name, INTERFACES)}"
+            f"choose one of {sorted(INTERFACES)}"
+        )
     return INTERFACES[name](schema, history)

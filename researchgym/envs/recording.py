@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from researchgym.envs.interfaces import CampaignView
-from researchgym.errors import shorten
+from researchgym.errors import StateError, shorten
 
 if TYPE_CHECKING:
     from researchgym.engine import Result
@@ -121,7 +121,7 @@ class StepRecorder:
             return
         view = self._view
         if view is None:
-            raise RuntimeError("start_campaign() must come before record()")
+            raise StateError("start_campaign() must come before record()")
         self.store.append(
             {
                 "campaign_id": self.campaign_id,

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from researchgym.engine import Executor, Result, TaskRef
+from researchgym.engine.file_datasets import DataFilesNotFound
+from researchgym.errors import ConfigError, shorten
 from researchgym.spaces import Schema
 
 __all__ = [
@@ -43,11 +45,11 @@ QUANTUM = 1e-4  # flat-encoding resolution of an exact match
 
 def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
     """Recorded steps of ``env_id`` from a store (default: the shipped reference runs)."""
-    from researchgym.store import Store
+    from researchgym.store import Store, StoreError
 
     path = Path(data) if data is not None else REFERENCE_STORE
     if not path.exists():
-        raise FileNotFoundError(
+        raise DataFilesNotFound(
             f"no store at {path}; generate runs with `researchgym generate --env {env_id} "
             f"--store {path}` or pass data= pointing at a store"
         )
@@ -62,7 +64,7 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
             order_by=("task", "run_id"),
         ).to_pylist()  # fmt: skip
     if not rows:
-        raise ValueError(f"the store at {path} has no recorded runs of {env_id}")
+        raise StoreError(f"the store at {path} has no recorded runs of {env_id}")
     return rows
 
 
@@ -95,7 +97,7 @@ class ReplayExecutor(Executor):
 
     def __init__(self, runs: list[dict[str, Any]], schema: Schema, missing: str = "nearest"):
         if missing not in ("nearest", "error"):
-            raise ValueError(f"missing={missing!r} is not 'nearest' or 'error'")
+            raise ConfigError(f"missing={shorten(missing)} is not 'nearest' or 'error'")
         self.schema = schema
         self.missing = missing
         self._exact: dict[tuple[str, bytes], list[Result]] = {}

@@ -20,7 +20,7 @@ import numpy as np
 from researchgym.envs.interfaces import CampaignView, FlatInterface, make_interface
 from researchgym.envs.recording import StepRecorder
 from researchgym.envs.suites import get_suite
-from researchgym.errors import ResearchGymError, shorten
+from researchgym.errors import ConfigError, ResearchGymError, did_you_mean, shorten
 from researchgym.spaces import SettingError
 
 if TYPE_CHECKING:
@@ -114,13 +114,17 @@ class ResearchEnv(gym.Env):
         render_mode: str | None = None,
     ):
         if reward not in REWARD_MODES:
-            raise ValueError(f"reward={reward!r} is not one of {REWARD_MODES}")
+            raise ConfigError(f"reward={shorten(reward)} is not one of {REWARD_MODES}")
         if budget < 1:
-            raise ValueError(f"budget={budget!r} must be a positive number of experiments")
+            raise ConfigError(f"budget={budget!r} must be a positive number of experiments")
         if history < 0:
-            raise ValueError(f"history={history!r} must be the number of past steps to show (0 or more)")
+            raise ConfigError(
+                f"history={history!r} must be the number of past steps to show (0 or more)"
+            )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r} is not one of {self.metadata['render_modes']}")
+            raise ConfigError(
+                f"render_mode={shorten(render_mode)} is not one of {self.metadata['render_modes']}"
+            )
         limits = {
             "max_params": max_params,
             "max_train_flops": max_train_flops,
@@ -128,7 +132,7 @@ class ResearchEnv(gym.Env):
         }
         for name, limit in limits.items():
             if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
-                raise ValueError(f"{name}={limit!r} must be a positive number or None (no budget)")
+                raise ConfigError(f"{name}={shorten(limit)} must be a positive number or None (no budget)")
         _check_agent(agent)
         self.suite = get_suite(suite)
         self._task_refs = self._task_references(tasks, data_dir)
@@ -162,17 +166,20 @@ class ResearchEnv(gym.Env):
 
     # --- gymnasium API ---------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        from researchgym.engine import TaskError, load_task_data
+
         super().reset(seed=seed)
         options = options or {}
         task = options.get("task")
         if task is None:
             task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
-        elif task not in self._task_refs:
-            raise ValueError(f"task={task!r} is not one of this env's tasks: {self.tasks}")
+        elif not isinstance(task, str) or task not in self._task_refs:
+            raise TaskError(
+                f"task={shorten(task)} is not one of this env's tasks; "
+                f"{did_you_mean(task, self.tasks)}choose one of {self.tasks}"
+            )
         agent = options.get("agent", self.agent)
         _check_agent(agent)
-        from researchgym.engine import load_task_data
-
         self._task_ref = self._task_refs[task]
         data = load_task_data(self._task_ref)
         self._view = CampaignView(
@@ -328,19 +335,19 @@ class ResearchEnv(gym.Env):
         of the task; tasks and their files are checked now, so a missing dataset
         fails at ``gym.make`` with a message naming the files expected.
         """
-        from researchgym.engine import TaskRef, check_task, parse_task
+        from researchgym.engine import TaskError, TaskRef, check_task, parse_task
 
         names = tuple(self.suite.tasks if tasks is None else tasks)
         if not names or any(not isinstance(t, str) for t in names):
-            raise ValueError(f"tasks={tasks!r} must be a non-empty list of task names")
+            raise TaskError(f"tasks={shorten(tasks)} must be a non-empty list of task names")
         datasets = {parse_task(t)[0].name for t in self.suite.tasks}
         refs: dict[str, TaskRef] = {}
         reads_files = False
         for task in names:
             spec, _ = parse_task(task)
             if spec.name not in datasets:
-                raise ValueError(
-                    f"task {task!r} is not a task of suite {self.suite.name!r}; its datasets are "
+                raise TaskError(
+                    f"task {shorten(task)} is not a task of suite {self.suite.name!r}; its datasets are "
                     f"{sorted(datasets)}"
                 )
             directory = None
@@ -351,7 +358,7 @@ class ResearchEnv(gym.Env):
             check_task(ref)
             refs[task] = ref
         if data_dir is not None and not reads_files:
-            raise ValueError(
+            raise ConfigError(
                 f"data_dir={os.fspath(data_dir)!r} is for envs that read dataset files; suite "
                 f"{self.suite.name!r} reads none"
             )
@@ -405,7 +412,7 @@ def unwrap_research_env(env: gym.Env) -> ResearchEnv:
 
 def _check_agent(agent: Any) -> None:
     if not isinstance(agent, str) or not agent:
-        raise ValueError(
+        raise ConfigError(
             f"agent={shorten(agent)} must be a non-empty name, e.g. "
             "reset(options={'agent': 'tpe'})"
         )

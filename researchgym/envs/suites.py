@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from researchgym.errors import ConfigError, did_you_mean, shorten
 from researchgym.spaces import Schema, Setting
 
 __all__ = ["SUITES", "Suite", "get_suite", "suite_of"]
@@ -159,8 +160,11 @@ SUITES: dict[str, Suite] = {
 
 def get_suite(name: str) -> Suite:
     """The suite called ``name``, with a clear error listing the others."""
-    if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; choose one of {sorted(SUITES)}")
+    if not isinstance(name, str) or name not in SUITES:
+        raise ConfigError(
+            f"unknown suite {shorten(name)}; {did_you_mean(name, SUITES)}"
+            f"choose one of {sorted(SUITES)}"
+        )
     return SUITES[name]
 
 
@@ -175,9 +179,9 @@ def suite_of(env_id: str) -> Suite:
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:
-        raise ValueError(f"{env_id!r} is not a registered env: {exc}") from None
+        raise ConfigError(f"{shorten(env_id)} is not a registered env: {exc}") from None
     if "suite" not in spec.kwargs:
-        raise ValueError(
+        raise ConfigError(
             f"{env_id!r} has no tasks of its own (it answers from another env's runs); name the env "
             "whose tasks and runs to use, e.g. researchgym/Synthetic-v0"
         )

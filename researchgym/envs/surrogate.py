@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from researchgym.engine import Executor, Result, TaskRef
+from researchgym.errors import ConfigError
 from researchgym.spaces import Schema
 
 __all__ = [
@@ -226,7 +227,9 @@ def fit_surrogate(
 
     ok = [r for r in runs if r["status"] == "ok"]
     if len(ok) < 20:
-        raise ValueError(f"{len(ok)} successful runs of {env_id} are too few to fit a surrogate (need 20+)")
+        raise ConfigError(
+            f"{len(ok)} successful runs of {env_id} are too few to fit a surrogate (need 20+)"
+        )
     tasks = sorted({r["task"] for r in ok})
     train: dict[tuple[str, str], list[dict[str, Any]]] = {}
     test: list[dict[str, Any]] = []
@@ -236,7 +239,7 @@ def fit_surrogate(
         else:
             train.setdefault((r["task"], r["metaprogram"]), []).append(r)
     if not test or len(train) < 10:
-        raise ValueError(f"{len(ok)} successful runs of {env_id} give too small a split to fit and test")
+        raise ConfigError(f"{len(ok)} successful runs of {env_id} give too small a split to fit and test")
 
     def inputs(keys: list[tuple[str, str]]) -> np.ndarray:
         vectors = np.stack([schema.encode(json.loads(m)) for _, m in keys])
@@ -279,7 +282,7 @@ class SurrogateExecutor(Executor):
 
     def __init__(self, model: SurrogateModel, schema: Schema):
         if model.settings != schema.names:
-            raise ValueError(
+            raise ConfigError(
                 f"the surrogate was fitted on settings {model.settings}, but the env has "
                 f"{schema.names}; refit it with `researchgym surrogate fit`"
             )

@@ -12,13 +12,12 @@ the planner that needs it::
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from researchgym.errors import shorten
+from researchgym.errors import did_you_mean, shorten
 from researchgym.planning.protocol import Planner, PlannerError
 
 __all__ = [
@@ -82,11 +81,10 @@ def planner_names(*, trainable: bool = False) -> list[str]:
 
 
 def _spec(name: str) -> PlannerSpec:
-    if name not in PLANNERS:
-        close = difflib.get_close_matches(name, PLANNERS, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+    if not isinstance(name, str) or name not in PLANNERS:
         raise PlannerError(
-            f"unknown planner {shorten(name)}; {hint}registered planners: {', '.join(PLANNERS)}"
+            f"unknown planner {shorten(name)}; {did_you_mean(name, PLANNERS)}"
+            f"registered planners: {', '.join(PLANNERS)}"
         )
     return PLANNERS[name]
 

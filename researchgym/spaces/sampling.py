@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from researchgym.errors import ConfigError, shorten
 from researchgym.spaces.schema import Schema
 from researchgym.spaces.settings import Categorical, SettingError
 
@@ -178,9 +179,9 @@ def sample(schema: Schema, sampler: str, n: int, seed: int = 0, levels: int = 3)
         levels: grid levels of numeric settings.
     """
     if sampler not in SAMPLERS:
-        raise ValueError(f"sampler={sampler!r} is not one of {SAMPLERS}")
+        raise ConfigError(f"sampler={shorten(sampler)} is not one of {SAMPLERS}")
     if n < 1:
-        raise ValueError(f"n={n} must be at least 1")
+        raise ConfigError(f"n={n} must be at least 1")
     if sampler == "sobol":
         points = sobol_points(schema, seed)
     elif sampler == "grid":

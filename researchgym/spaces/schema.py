@@ -13,7 +13,6 @@ flat settings.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import re
@@ -25,7 +24,7 @@ import numpy as np
 import yaml
 from gymnasium import spaces
 
-from researchgym.errors import shorten
+from researchgym.errors import did_you_mean, shorten
 from researchgym.spaces.codec import SettingwiseCodec, flat_codec
 from researchgym.spaces.settings import Setting, SettingError
 
@@ -57,14 +56,6 @@ _SafeLoader.add_implicit_resolver(
 
 def _safe_load(text: str) -> Any:
     return yaml.load(text, Loader=_SafeLoader)
-
-
-def suggest(word: object, known: Iterable[str]) -> str:
-    """``"did you mean 'x'? "`` for the known name closest to ``word``, or ``""``."""
-    if not isinstance(word, str) or len(word) > 200:  # no use comparing long junk
-        return ""
-    close = difflib.get_close_matches(word, list(known), n=1)
-    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def flatten_dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -190,7 +181,7 @@ class Schema:
         if not isinstance(name, str):
             return f"setting name {shorten(name)} is not a string; name settings like 'optim.lr'"
         return (
-            f"unknown setting {shorten(name)}; {suggest(name, self.names)}"
+            f"unknown setting {shorten(name)}; {did_you_mean(name, self.names)}"
             f"known settings: {self._names_shown()}"
         )
 

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from researchgym.errors import shorten
-from researchgym.spaces.schema import flatten_dotted, suggest
+from researchgym.errors import did_you_mean, shorten
+from researchgym.spaces.schema import flatten_dotted
 from researchgym.spaces.settings import Categorical, Int, Setting, SettingError
 
 __all__ = ["Slot", "Unit", "UnitTree"]
@@ -270,7 +270,7 @@ class UnitTree:
         if unit_name not in item.unit_names:
             raise SettingError(
                 f"{path}: unknown {item.name} unit {shorten(unit_name)}; "
-                f"{suggest(unit_name, item.unit_names)}"
+                f"{did_you_mean(unit_name, item.unit_names)}"
                 f"the known {item.name} units are {', '.join(item.unit_names)}"
             )
         unit = item.unit(unit_name)
@@ -281,7 +281,7 @@ class UnitTree:
                 what = f"its settings are {', '.join(own)}" if own else "it has no settings"
                 raise SettingError(
                     f"{path}: {item.name} unit {unit_name!r} has no setting {shorten(key)}; "
-                    f"{suggest(key, own)}{what}"
+                    f"{did_you_mean(key, own)}{what}"
                 )
             out[f"{base}_{key}"] = self._validated(f"{base}_{key}", setting_value, f"{path}.{key}")
         return out
@@ -298,7 +298,7 @@ class UnitTree:
         for key, value in layer.items():
             if key not in items:
                 raise SettingError(
-                    f"{path}: unknown layer item {shorten(key)}; {suggest(key, items)}"
+                    f"{path}: unknown layer item {shorten(key)}; {did_you_mean(key, items)}"
                     f"a layer has {', '.join(items)}"
                 )
             out.update(

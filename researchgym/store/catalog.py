@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from researchgym.errors import shorten
+from researchgym.errors import StateError, shorten
 from researchgym.store import schema as _schema
 from researchgym.store.backend import FileInfo
 from researchgym.store.files import quick_check, warn_corrupt
@@ -708,7 +708,7 @@ class Catalog:
                     time.sleep(0.001 * attempt)
             finally:
                 cursor.close()
-        raise RuntimeError(f"could not read {self._fileset.root}: files kept vanishing mid-query")
+        raise StateError(f"could not read {self._fileset.root}: files kept vanishing mid-query")
 
 
 class _Vectors:
@@ -738,7 +738,7 @@ class _Vectors:
         if len(dims) == 0:
             return np.full((b - a, 0), np.nan)
         if len(dims) > 1:
-            raise ValueError(
+            raise _schema.StoreError(
                 f"{self.name} vectors of campaign {campaign_id} have differing lengths "
                 f"{dims.tolist()}; a campaign must keep one vector size"
             )

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from researchgym.errors import shorten
+from researchgym.errors import DependencyNotInstalled, shorten
 from researchgym.store.catalog import Episode, sql_string
 from researchgym.store.schema import StoreError
 from researchgym.store.store import Store
@@ -147,14 +147,14 @@ def export_minari(
         StoreError: If there are no episodes, vector sizes differ between
             episodes or from the env's spaces, no step has a flat action, or
             ``recover_env`` is set and the episodes are not of one registered env.
-        ImportError: If minari is not installed.
+        DependencyNotInstalled: If minari is not installed.
     """
     try:
         import gymnasium as gym
         import minari
         from minari.data_collector import EpisodeBuffer
     except ImportError as exc:  # pragma: no cover - optional dependency
-        raise ImportError(
+        raise DependencyNotInstalled(
             "exporting to Minari needs the minari package: pip install 'researchgym[offline]'"
         ) from exc
 

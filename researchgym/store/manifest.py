@@ -43,6 +43,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from researchgym.errors import ConfigError, StateError
 from researchgym.store.backend import StorageBackend
 from researchgym.store.files import SUFFIX, warn_corrupt
 from researchgym.store.tables import unify
@@ -171,7 +172,7 @@ class FileSet:
             )
             self._manifest_cache = (raw, manifest)
             return manifest
-        raise RuntimeError(f"cannot read store manifest {self.backend.location(MANIFEST)}")
+        raise StateError(f"cannot read store manifest {self.backend.location(MANIFEST)}")
 
     def snapshot(self) -> Snapshot:
         """List the files holding the visible rows, consistently.
@@ -185,7 +186,7 @@ class FileSet:
             if self.read_manifest().generation == manifest.generation:
                 break
         else:  # pragma: no cover - compaction publishing continuously
-            raise RuntimeError(f"store {self.root} changed during every listing attempt")
+            raise StateError(f"store {self.root} changed during every listing attempt")
         steps = [f"{STEPS_DIR}/{n}" for n in sorted(names) if n not in manifest.replaced]
         compacted = [f"{COMPACTED_DIR}/{n}" for n in sorted(manifest.compacted)]
         return Snapshot(manifest.generation, tuple(compacted + steps), len(steps))
@@ -233,7 +234,7 @@ class FileSet:
             ValueError: If ``min_files`` or ``target_rows`` is below 1.
         """
         if min_files < 1 or target_rows < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"min_files and target_rows must be >= 1, got {min_files} and {target_rows}"
             )
         if not self.backend.exists():

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 import pyarrow as pa
 
-from researchgym.errors import shorten
+from researchgym.errors import ConfigTypeError, shorten
 from researchgym.store.backend import LocalBackend, StorageBackend
 from researchgym.store.manifest import (
     COMPACTED_DIR,
@@ -106,7 +106,7 @@ def open_store(
         return Store(resolve_store_path(None), **kwargs)
     if isinstance(store, (str, os.PathLike)):
         return Store(resolve_store_path(store), **kwargs)
-    raise TypeError(
+    raise ConfigTypeError(
         f"store= must be a path, a Store, None (default location) or False (no recording); "
         f"got {shorten(store)} of type {type(store).__name__}"
     )

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from researchgym.errors import ConfigTypeError, shorten
 from researchgym.store import schema as _schema
 
 
@@ -41,12 +42,12 @@ def _column(name: str, values: list[Any], type_: pa.DataType | None) -> pa.Array
             try:
                 pa.array([value], type=type_)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-                raise ValueError(
-                    f"row {i}: field {name!r} has value {value!r} of type "
+                raise _schema.StoreError(
+                    f"row {i}: field {name!r} has value {shorten(value)} of type "
                     f"{type(value).__name__}, which cannot be stored as {type_}; "
                     f"pass a value of that type (see researchgym.store.schema)"
                 ) from exc
-        raise ValueError(f"field {name!r} cannot be stored as {type_}: {exc}") from exc
+        raise _schema.StoreError(f"field {name!r} cannot be stored as {type_}: {exc}") from exc
 
 
 def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
@@ -72,11 +73,11 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     extras: dict[str, None] = {}
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            raise TypeError(f"row {i} is a {type(row).__name__}, expected a dict of columns")
+            raise ConfigTypeError(f"row {i} is a {type(row).__name__}, expected a dict of columns")
         keys = row.keys()
         missing = _schema.REQUIRED_KEYS - keys
         if missing:
-            raise ValueError(
+            raise _schema.StoreError(
                 f"row {i} lacks required keys {sorted(missing)}; every row needs "
                 f"{sorted(_schema.REQUIRED_KEYS)} (see researchgym.store.schema)"
             )
@@ -88,7 +89,7 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     for field in _schema.ROW_FIELDS:
         values = [row.get(field.name) for row in rows]
         if not field.nullable and any(v is None for v in values):
-            raise ValueError(f"field {field.name!r} is None in a row; it must be set")
+            raise _schema.StoreError(f"field {field.name!r} is None in a row; it must be set")
         arrays.append(_column(field.name, values, field.type))
         fields.append(field)
     defaults = _schema.provenance()
@@ -127,7 +128,7 @@ def normalize_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
     names = set(table.column_names)
     missing = _schema.REQUIRED_KEYS - names
     if missing:
-        raise ValueError(
+        raise _schema.StoreError(
             f"table lacks required columns {sorted(missing)} (see researchgym.store.schema)"
         )
     n = table.num_rows
@@ -141,12 +142,14 @@ def normalize_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
                 try:
                     column = column.cast(field.type)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-                    raise ValueError(
+                    raise _schema.StoreError(
                         f"column {field.name!r} of type {column.type} cannot be cast to "
                         f"{field.type}: {exc}"
                     ) from exc
             if not field.nullable and column.null_count:
-                raise ValueError(f"column {field.name!r} has nulls; it must be set on every row")
+                raise _schema.StoreError(
+                    f"column {field.name!r} has nulls; it must be set on every row"
+                )
         else:
             column = _constant(defaults.get(field.name), field.type, n)
         arrays.append(column)
