@@ -124,10 +124,8 @@ def rerun_command(
         table.add_row(name, "-" if rec is None else f"{rec:.6f}", "-" if mea is None else f"{mea:.6f}", diff)
     console.print(table)
     if report.matches:
-        same = "bitwise-equal metrics" if report.same_host else (
-            "metrics equal within the tolerance of a run recorded on another host"
-        )
-        console.print(f"[bold green]match[/]: same status and {same}")
+        metrics = "bitwise-equal" if report.same_host else "within the cross-host tolerance"
+        console.print(f"[bold green]match[/]: same status, metrics {metrics}")
     else:
         console.print(
             f"[bold yellow]mismatch[/]: status {report.recorded_status} -> {report.status}, "

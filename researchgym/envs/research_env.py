@@ -80,7 +80,7 @@ class ResearchEnv(gym.Env):
             set by Replay-v0 and Surrogate-v0 (default: ``env_id``).
         recorded_kwargs: arguments of the function that made this env, recorded in
             :attr:`env_kwargs` beside the campaign's own; set by Replay-v0 and
-            Surrogate-v0 (their ``source``).
+            Surrogate-v0 (their ``source``, and Replay-v0's ``missing``).
 
     ``reset(options=...)`` takes ``"task"`` (one of :attr:`tasks`; default: drawn
     at random) and ``"agent"``. A step's ``info`` holds ``status``, ``error``,
