@@ -12,8 +12,15 @@ import gymnasium as gym
 from researchgym.engine import TaskRef
 from researchgym.envs.research_env import unwrap_research_env
 from researchgym.errors import ConfigError, NotFound, shorten
+from researchgym.store.schema import provenance
 
-__all__ = ["RerunReport", "rerun"]
+__all__ = ["CROSS_HOST_ABS", "CROSS_HOST_REL", "RerunReport", "rerun"]
+
+#: Tolerances on metrics recorded on another host. BLAS kernels and thread counts
+#: differ across machines, so the same run's floating-point results differ there in
+#: their last digits; on the recording host a CPU rerun is bitwise equal.
+CROSS_HOST_REL = 1e-4
+CROSS_HOST_ABS = 1e-6
 
 
 @dataclass
@@ -28,6 +35,7 @@ class RerunReport:
     recorded_status: str
     recorded: dict[str, float]
     measured: dict[str, float]
+    same_host: bool
 
     @property
     def max_abs_diff(self) -> float:
@@ -39,12 +47,23 @@ class RerunReport:
 
     @property
     def matches(self) -> bool:
-        """Same status and bitwise-equal metrics."""
-        return self.status == self.recorded_status and self.recorded == self.measured
+        """Same status and the same metrics: bitwise equal when the run was recorded on
+        this host, else within :data:`CROSS_HOST_REL` and :data:`CROSS_HOST_ABS`."""
+        if self.status != self.recorded_status:
+            return False
+        if self.same_host or self.recorded.keys() != self.measured.keys():
+            return self.recorded == self.measured
+        return all(
+            math.isclose(value, self.measured[name], rel_tol=CROSS_HOST_REL, abs_tol=CROSS_HOST_ABS)
+            for name, value in self.recorded.items()
+        )
 
 
 def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
     """Train a stored run again with its env's executor and compare metrics.
+
+    The env is made with the row's recorded arguments (``env_kwargs``; for
+    Replay-v0 and Surrogate-v0, at least its ``source_env_id``).
 
     Args:
         store: a :class:`researchgym.store.Store`.
@@ -64,15 +83,14 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
         raise ConfigError(
             f"run {run_id} was an invalid action, never trained: there is nothing to re-run"
         )
-    env = unwrap_research_env(
-        gym.make(row["env_id"], store=False, device=device, disable_env_checker=True)
-    )
-    try:
-        result = env.executor.run(
+    kwargs = json.loads(row.get("env_kwargs") or "{}")
+    if row.get("source_env_id") not in (None, row["env_id"]):  # Replay-v0, Surrogate-v0
+        kwargs.setdefault("source", row["source_env_id"])
+    kwargs.update(store=False, device=device, disable_env_checker=True)
+    with gym.make(row["env_id"], **kwargs) as env:
+        result = unwrap_research_env(env).executor.run(
             json.loads(row["metaprogram"]), task=TaskRef(row["task"]), seed=int(row["seed"])
         )
-    finally:
-        env.close()
     return RerunReport(
         run_id=run_id,
         env_id=row["env_id"],
@@ -82,4 +100,5 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
         recorded_status=row["status"],
         recorded=json.loads(row["val_metrics"] or "{}"),
         measured=result.val_metrics,
+        same_host=row.get("host") in (None, provenance()["host"]),
     )

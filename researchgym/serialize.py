@@ -34,6 +34,7 @@ says which tokens may come next (for constrained decoding);
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -44,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from researchgym.envs.interfaces import TASK_FEATURES
+from researchgym.envs.interfaces import TASK_FEATURES, flat_task_features
 from researchgym.errors import ResearchGymError
 from researchgym.spaces import Categorical, Float, Int, Schema, Setting, SettingError
 
@@ -409,9 +410,15 @@ def build_tokenizer(serializer: Serializer) -> Any:
 
 
 # --- reading campaigns from a store ---------------------------------------------------
-def _log1p_features(text: str | None) -> dict[str, float]:
-    """``log1p`` of a recorded ``task_features`` object, as the observation holds them."""
-    features = json.loads(text) if text else {}
+def _log1p_features(row: Mapping[str, Any]) -> dict[str, float]:
+    """``log1p`` of a row's task features, as the observation holds them.
+
+    Rows written before the ``task_features`` column have them only in their flat
+    observation ``obs``.
+    """
+    if row["task_features"] is None:
+        return {} if row["obs"] is None else flat_task_features(row["obs"])
+    features = json.loads(row["task_features"])
     return {name: float(np.log1p(np.float32(v))) for name, v in features.items()}
 
 
@@ -432,17 +439,12 @@ def load_campaigns(
         agent: only campaigns of this agent.
         tasks: only campaigns on these tasks.
     """
-    from researchgym.store import open_store
+    from researchgym.store import Store
 
-    if not hasattr(store, "sql"):
-        store = open_store(str(store))
-    rows = store.runs(
-        env_id,
-        agent=agent,
-        tasks=tasks,
-        trained=True,
-        columns=("campaign_id", "task", "task_features", "metaprogram", "val_score", "status"),
-    ).to_pylist()
+    columns = ("campaign_id", "task", "task_features", "obs", "metaprogram", "val_score", "status")
+    with contextlib.nullcontext(store) if hasattr(store, "runs") else Store(store) as opened:
+        rows = opened.runs(env_id, agent=agent, tasks=tasks, trained=True, columns=columns)
+    rows = rows.to_pylist()
     campaigns: dict[str, Campaign] = {}
     task_features: dict[str, dict[str, float]] = {}
     for row in rows:
@@ -454,7 +456,7 @@ def load_campaigns(
         if campaign is None:
             features = task_features.get(row["task"])
             if features is None:
-                features = _log1p_features(row["task_features"])
+                features = _log1p_features(row)
                 task_features[row["task"]] = features
             campaign = campaigns[row["campaign_id"]] = Campaign(env_id, row["task"], features)
         score = row["val_score"]

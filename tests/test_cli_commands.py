@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from researchgym.cli import app
 from researchgym.envs.suites import get_suite
-from researchgym.store import open_store
+from researchgym.store import Store
 
 ENV_ID = "researchgym/Tabular-v0"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -26,7 +26,8 @@ def invoke(*args: str):
 
 
 def rows(store: Path) -> list[dict]:
-    return open_store(store).sql("SELECT * FROM steps ORDER BY run_id").to_pylist()
+    with Store(store) as opened:
+        return opened.sql("SELECT * FROM steps ORDER BY run_id").to_pylist()
 
 
 # --- run ------------------------------------------------------------------------------------

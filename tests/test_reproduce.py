@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import researchgym  # noqa: F401
 from researchgym.cli import app
 from researchgym.reproduce import rerun
-from researchgym.store import open_store
+from researchgym.store import Store
 
 
 @pytest.fixture
@@ -20,8 +20,19 @@ def recorded_run(tmp_path):
     env.reset(seed=3, options={"task": "iris"})
     env.step(env.unwrapped.to_action({"train.epochs": 3, "model.width": 32}))
     env.close()
-    store = open_store(tmp_path)
-    return store, store.sql("SELECT run_id FROM steps").to_pylist()[0]["run_id"]
+    with Store(tmp_path) as store:
+        yield store, store.sql("SELECT run_id FROM steps").to_pylist()[0]["run_id"]
+
+
+def _tampered(store: Store, path, score_delta: float, **columns) -> Store:
+    """A store at ``path`` holding the one step of ``store``, its score moved by
+    ``score_delta`` and the given columns changed."""
+    row = store.sql("SELECT * FROM steps").to_pylist()[0]
+    metrics = json.loads(row["val_metrics"])
+    metrics["score"] += score_delta
+    tampered = Store(path)
+    tampered.append({**row, **columns, "val_metrics": json.dumps(metrics)})
+    return tampered
 
 
 def test_rerun_reproduces_the_recorded_metrics(recorded_run) -> None:
@@ -34,14 +45,42 @@ def test_rerun_reproduces_the_recorded_metrics(recorded_run) -> None:
 
 def test_rerun_detects_a_changed_metric(recorded_run, tmp_path) -> None:
     store, run_id = recorded_run
-    row = store.sql("SELECT * FROM steps").to_pylist()[0]
-    metrics = json.loads(row["val_metrics"])
-    metrics["score"] += 0.25
-    other = open_store(tmp_path / "tampered")
-    other.append({**row, "val_metrics": json.dumps(metrics)})
-    report = rerun(other, run_id)
-    assert not report.matches
+    with _tampered(store, tmp_path / "tampered", 0.25) as other:
+        report = rerun(other, run_id)
+    assert report.same_host and not report.matches
     assert report.max_abs_diff == pytest.approx(0.25)
+
+
+def test_rerun_on_the_recording_host_compares_bitwise(recorded_run, tmp_path) -> None:
+    store, run_id = recorded_run
+    with _tampered(store, tmp_path / "tampered", 1e-9) as other:
+        report = rerun(other, run_id)
+    assert report.same_host and not report.matches
+
+
+def test_rerun_of_a_run_from_another_host_compares_with_a_tolerance(recorded_run, tmp_path) -> None:
+    store, run_id = recorded_run
+    with _tampered(store, tmp_path / "close", 1e-9, host="elsewhere") as other:
+        report = rerun(other, run_id)
+    assert not report.same_host and report.max_abs_diff > 0.0
+    assert report.matches
+    with _tampered(store, tmp_path / "far", 1e-3, host="elsewhere") as other:
+        assert not rerun(other, run_id).matches
+
+
+def test_rerun_of_a_replay_step_uses_its_source_and_arguments(tmp_path) -> None:
+    env = gym.make(
+        "researchgym/Replay-v0", source="researchgym/Tabular-v0", store=tmp_path, budget=2
+    )
+    env.reset(seed=0, options={"task": "iris"})
+    env.step(env.action_space.sample())
+    env.close()
+    with Store(tmp_path) as store:
+        row = store.sql("SELECT run_id, status, val_metrics FROM steps").to_pylist()[0]
+        report = rerun(store, row["run_id"])
+    assert row["status"] == report.status == "ok"
+    assert report.measured == json.loads(row["val_metrics"])
+    assert report.matches
 
 
 def test_rerun_cli(recorded_run, tmp_path) -> None:

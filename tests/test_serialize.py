@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from researchgym.envs.interfaces import TASK_FEATURES
 from researchgym.envs.replay import REFERENCE_STORE
 from researchgym.envs.suites import get_suite
 from researchgym.serialize import (
@@ -20,6 +21,7 @@ from researchgym.serialize import (
     load_campaigns,
 )
 from researchgym.spaces import Bool, Categorical, Float, Int, Schema
+from researchgym.store import Store
 
 SCHEMAS = {name: get_suite(name).make_schema() for name in ("tabular", "digits")}
 SERIALIZERS = {name: Serializer(schema, [f"researchgym/{name}"], n_bins=16) for name, schema in SCHEMAS.items()}
@@ -141,3 +143,24 @@ def test_load_campaigns_from_reference_store():
     assert {c.task for c in campaigns} == {"iris"}
     assert campaigns[0].features["n_classes"] == pytest.approx(math.log1p(3), abs=1e-5)
     assert all(len(c.steps) == 1 and c.steps[0].score is not None for c in campaigns)
+
+
+def test_load_campaigns_reads_task_features_of_rows_without_their_column(tmp_path):
+    schema = SCHEMAS["tabular"]
+    with Store(REFERENCE_STORE) as reference:
+        rows = [
+            row
+            for task in ("iris", "wine")
+            for row in reference.runs("researchgym/Tabular-v0", tasks=[task]).to_pylist()[:2]
+        ]
+    old_rows = [{**row, "task_features": None} for row in rows]  # as written before the column
+    with Store(tmp_path / "new") as new, Store(tmp_path / "old") as old:
+        new.append_many(rows)
+        old.append_many(old_rows)
+        want = {c.task: c.features for c in load_campaigns(new, "researchgym/Tabular-v0", schema)}
+        got = {c.task: c.features for c in load_campaigns(old, "researchgym/Tabular-v0", schema)}
+    assert want.keys() == got.keys() and len(want) == 2
+    for task, features in want.items():
+        assert list(got[task]) == list(TASK_FEATURES)
+        assert got[task] == pytest.approx(features, abs=1e-6)
+    assert got["iris"]["n_classes"] == pytest.approx(math.log1p(3), abs=1e-5)

@@ -30,18 +30,20 @@ def generate(
     import gymnasium as gym
 
     from researchgym.envs.research_env import unwrap_research_env
-    from researchgym.store import open_store, resolve_store_path
+    from researchgym.store import Store, resolve_store_path
     from researchgym.sweeps import pending_jobs, plan_sweep, run_sweep
 
     store_path = resolve_store_path(store)
     agent = f"sweep-{sampler}"
     try:
-        schema = unwrap_research_env(gym.make(env, store=False, disable_env_checker=True)).schema
+        with gym.make(env, store=False, disable_env_checker=True) as made:
+            schema = unwrap_research_env(made).schema
         pins = schema.parse_overrides(fixed or [])
         jobs = plan_sweep(env, sampler=sampler, n=n, seed=seed, repeats=repeats, fixed=pins, tasks=task)
     except (SettingError, ValueError, gym.error.Error) as exc:
         fail(str(exc))
-    pending = pending_jobs(jobs, open_store(str(store_path)), env, agent)
+    with Store(store_path) as opened:
+        pending = pending_jobs(jobs, opened, env, agent)
     console.print(
         f"{len(jobs)} jobs planned, {len(jobs) - len(pending)} already stored in {store_path}, "
         f"{len(pending)} to run on {workers} worker(s)"
@@ -77,7 +79,8 @@ def surrogate_fit(
     from researchgym.envs.surrogate import fit_surrogate
 
     try:
-        schema = unwrap_research_env(gym.make(env, store=False, disable_env_checker=True)).schema
+        with gym.make(env, store=False, disable_env_checker=True) as made:
+            schema = unwrap_research_env(made).schema
         runs = load_runs(data, env)
     except (FileNotFoundError, ValueError, gym.error.Error) as exc:
         fail(str(exc))
@@ -105,10 +108,11 @@ def rerun_command(
     import gymnasium as gym
 
     from researchgym.reproduce import rerun
-    from researchgym.store import open_store, resolve_store_path
+    from researchgym.store import Store, resolve_store_path
 
     try:
-        report = rerun(open_store(str(resolve_store_path(store))), run_id, device=device)
+        with Store(resolve_store_path(store)) as opened:
+            report = rerun(opened, run_id, device=device)
     except (LookupError, ValueError, FileNotFoundError, gym.error.Error) as exc:
         fail(str(exc))
     table = Table(title=f"rerun of {run_id} ({report.env_id}, task {report.task}, seed {report.seed})")
@@ -120,7 +124,8 @@ def rerun_command(
         table.add_row(name, "-" if rec is None else f"{rec:.6f}", "-" if mea is None else f"{mea:.6f}", diff)
     console.print(table)
     if report.matches:
-        console.print("[bold green]match[/]: same status and bitwise-equal metrics")
+        metrics = "bitwise-equal" if report.same_host else "within the cross-host tolerance"
+        console.print(f"[bold green]match[/]: same status, metrics {metrics}")
     else:
         console.print(
             f"[bold yellow]mismatch[/]: status {report.recorded_status} -> {report.status}, "

@@ -211,6 +211,16 @@ class FlatInterface(Interface):
         return self._dict._observe_flat(view)
 
 
+def flat_task_features(observation: Any) -> dict[str, float]:
+    """The task features inside a flat observation, by name (``log1p``, as observed).
+
+    The dict observation space orders its keys and ``"task"`` comes last, so the
+    features are the flat observation's last entries, whatever the schema and history.
+    """
+    values = np.asarray(observation, dtype=np.float64)[-len(TASK_FEATURES) :]
+    return {name: float(v) for name, v in zip(TASK_FEATURES, values, strict=True)}
+
+
 class TextInterface(Interface):
     """JSON text in and out, for language-model agents.
 

@@ -3,7 +3,8 @@
 A :class:`StepRecorder` belongs to a :class:`~researchgym.envs.research_env.ResearchEnv`:
 the env starts a campaign on it at every reset and records every step. It
 builds the row the store's schema describes (``researchgym.store.schema``), plus
-the task's features and the env whose training produced the metrics, and keeps
+the task's features, the env whose training produced the metrics and the env's
+arguments that define the campaign (so the env can be made again), and keeps
 every text column bounded: an action or an error longer than
 :data:`MAX_STORED_CHARS` is stored cut, saying how long it was.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,9 @@ class StepRecorder:
             Surrogate-v0 answer from another env's runs); defaults to ``env_id``.
         observe: the flat observation of a campaign, stored with each step (the
             same whatever the env's interface).
+        env_kwargs: the env's arguments that define its campaigns (budget, reward,
+            tasks, ...; no paths and no interface), stored with each step as JSON, so
+            ``gymnasium.make(env_id, **env_kwargs)`` makes the same env.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class StepRecorder:
         env_id: str,
         source_env_id: str | None = None,
         observe: Callable[[CampaignView], np.ndarray],
+        env_kwargs: Mapping[str, Any] | None = None,
     ):
         self.env_id = env_id
         self.source_env_id = source_env_id or env_id
@@ -60,6 +65,7 @@ class StepRecorder:
         self._store_arg = store
         self._store: Any = None
         self._observe = observe
+        self._env_kwargs = json.dumps(_plain(dict(env_kwargs or {})), sort_keys=True)
         self._view: CampaignView | None = None
         self._task_features = "{}"
         self._obs_before: list[float] | None = None
@@ -132,6 +138,7 @@ class StepRecorder:
                 "source_env_id": self.source_env_id,
                 "task": view.task,
                 "task_features": self._task_features,
+                "env_kwargs": self._env_kwargs,
                 "agent": self.agent,
                 "seed": seed,
                 "metaprogram": json.dumps(metaprogram),
@@ -154,6 +161,12 @@ class StepRecorder:
             }
         )
         self._obs_before = self._observe(view).tolist()
+
+    def close(self) -> None:
+        """Close the store if this recorder opened it (a store passed in stays open)."""
+        if self._store is not None and self._store is not self._store_arg:
+            self._store.close()
+        self._store = None
 
 
 def _version_of(env_id: str) -> int:

@@ -191,6 +191,7 @@ def make_replay_env(
         **kwargs,
         "store": store,
         "source_env_id": source,
+        "recorded_kwargs": {"source": source, "missing": missing},
     }
     schema = suite_of(source).make_schema()
     runs = data if isinstance(data, list) else load_runs(data, source)

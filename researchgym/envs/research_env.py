@@ -78,6 +78,9 @@ class ResearchEnv(gym.Env):
         env_id: recorded id; set by ``gymnasium.make``.
         source_env_id: recorded id of the env whose training produces the metrics;
             set by Replay-v0 and Surrogate-v0 (default: ``env_id``).
+        recorded_kwargs: arguments of the function that made this env, recorded in
+            :attr:`env_kwargs` beside the campaign's own; set by Replay-v0 and
+            Surrogate-v0 (their ``source``, and Replay-v0's ``missing``).
 
     ``reset(options=...)`` takes ``"task"`` (one of :attr:`tasks`; default: drawn
     at random) and ``"agent"``. A step's ``info`` holds ``status``, ``error``,
@@ -111,6 +114,7 @@ class ResearchEnv(gym.Env):
         agent: str = "unknown",
         env_id: str | None = None,
         source_env_id: str | None = None,
+        recorded_kwargs: dict[str, Any] | None = None,
         render_mode: str | None = None,
     ):
         if reward not in REWARD_MODES:
@@ -149,6 +153,18 @@ class ResearchEnv(gym.Env):
         self.agent = agent
         self.env_id = env_id or f"researchgym/{suite}"
         self.render_mode = render_mode
+        #: The arguments that define this env's campaigns, recorded with every step:
+        #: ``gymnasium.make(env_id, **env_kwargs)`` makes the same env, up to the
+        #: interface and the configuration (store, executor, device, data paths).
+        self.env_kwargs: dict[str, Any] = {
+            "budget": budget,
+            "reward": reward,
+            "tasks": list(self.tasks),
+            **limits,
+            "history": history,
+            "failure_reward": self.failure_reward,
+            **(recorded_kwargs or {}),
+        }
 
         if executor is None:
             from researchgym.engine import InProcessExecutor
@@ -160,6 +176,7 @@ class ResearchEnv(gym.Env):
             env_id=self.env_id,
             source_env_id=source_env_id,
             observe=FlatInterface(self.schema, history).observe,
+            env_kwargs=self.env_kwargs,
         )
         self._view: CampaignView | None = None
         self._task_ref: TaskRef | None = None
@@ -266,6 +283,7 @@ class ResearchEnv(gym.Env):
 
     def close(self) -> None:
         self.executor.close()
+        self.recorder.close()
         super().close()
 
     # --- helpers ------------------------------------------------------------------

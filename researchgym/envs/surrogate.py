@@ -346,5 +346,6 @@ def make_surrogate_env(
         **kwargs,
         "store": store,
         "source_env_id": source,
+        "recorded_kwargs": {"source": source},
     }
     return ResearchEnv(executor=SurrogateExecutor(model, schema), **env_kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -116,8 +117,9 @@ def export_minari(
     """Write episodes as a Minari dataset that ``minari.load_dataset`` loads.
 
     Observations and actions are the flat ``obs`` and ``action_flat`` vectors.
-    With ``recover_env`` the dataset carries the env's spec (its registered
-    keyword arguments with ``interface="flat"`` and ``store=False``; pass
+    With ``recover_env`` the dataset carries the env's spec (the keyword arguments
+    the rows recorded in ``env_kwargs``, else the registered ones, with
+    ``interface="flat"`` and ``store=False``; pass
     ``store=`` to ``recover_environment`` to record) and the flat interface's
     spaces, so ``dataset.recover_environment()`` makes the env; otherwise the
     spaces are unbounded boxes of the recorded sizes and there is no spec.
@@ -146,7 +148,8 @@ def export_minari(
     Raises:
         StoreError: If there are no episodes, vector sizes differ between
             episodes or from the env's spaces, no step has a flat action, or
-            ``recover_env`` is set and the episodes are not of one registered env.
+            ``recover_env`` is set and the episodes are not of one registered env
+            recorded with one set of env arguments.
         DependencyNotInstalled: If minari is not installed.
     """
     try:
@@ -194,7 +197,10 @@ def export_minari(
     assert obs_dim is not None
     spec = None
     if recover_env:
-        spec, observation_space, action_space = _flat_env(sorted(env_ids), obs_dim, act_dim)
+        recorded = store.sql(f"SELECT DISTINCT env_kwargs FROM steps{clause}", params)
+        spec, observation_space, action_space = _flat_env(
+            sorted(env_ids), recorded.column(0).to_pylist(), obs_dim, act_dim
+        )
     else:
         observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float64)
         action_space = gym.spaces.Box(-np.inf, np.inf, shape=(act_dim,), dtype=np.float64)
@@ -222,8 +228,15 @@ def export_minari(
         )
 
 
-def _flat_env(env_ids: list[str], obs_dim: int, act_dim: int) -> tuple[Any, Any, Any]:
-    """The flat-interface spec of the one env in ``env_ids``, and its spaces."""
+def _flat_env(
+    env_ids: list[str], env_kwargs: list[str | None], obs_dim: int, act_dim: int
+) -> tuple[Any, Any, Any]:
+    """The flat-interface spec of the one env in ``env_ids``, and its spaces.
+
+    The spec's keyword arguments are the registered ones updated with the rows'
+    ``env_kwargs`` (one value in the whole selection; rows written before that
+    column have none and take the registered arguments).
+    """
     import gymnasium as gym
 
     if len(env_ids) != 1:
@@ -238,9 +251,14 @@ def _flat_env(env_ids: list[str], obs_dim: int, act_dim: int) -> tuple[Any, Any,
             f"env {env_ids[0]!r} is not registered with gymnasium, so the dataset cannot "
             f"carry its spec; import the module that registers it or pass recover_env=False"
         ) from exc
-    spec = dataclasses.replace(
-        registered, kwargs={**registered.kwargs, "interface": "flat", "store": False}
-    )
+    if len(env_kwargs) != 1:
+        raise StoreError(
+            f"the episodes of {env_ids[0]} were recorded with different env arguments "
+            f"{shorten(sorted(env_kwargs, key=str))}; export one campaign setting at a time "
+            f"(e.g. agent=...) or pass recover_env=False"
+        )
+    kwargs = {**registered.kwargs, **json.loads(env_kwargs[0] or "{}")}
+    spec = dataclasses.replace(registered, kwargs={**kwargs, "interface": "flat", "store": False})
     env = gym.make(spec)
     try:
         observation_space, action_space = env.observation_space, env.action_space

@@ -35,7 +35,9 @@ _VECTOR = pa.list_(pa.float64())
 #: Columns the environment provides, in storage order. ``source_env_id`` is the
 #: env whose runs answered (the recorded env for Replay-v0 and Surrogate-v0,
 #: else ``env_id``); ``task_features`` is a JSON object of the task's features
-#: (feature name -> number).
+#: (feature name -> number); ``env_kwargs`` is a JSON object of the env's arguments
+#: that define the campaign (budget, reward, tasks, ...; never paths), so
+#: ``gymnasium.make(env_id, **env_kwargs)`` makes the env again.
 ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("campaign_id", pa.string(), nullable=False),
     pa.field("step", pa.int64(), nullable=False),
@@ -45,6 +47,7 @@ ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("source_env_id", pa.string()),
     pa.field("task", pa.string()),
     pa.field("task_features", pa.string()),
+    pa.field("env_kwargs", pa.string()),
     pa.field("agent", pa.string()),
     pa.field("seed", pa.int64()),
     pa.field("metaprogram", pa.string()),
@@ -80,7 +83,9 @@ STEP_SCHEMA = pa.schema(ROW_FIELDS + STORE_FIELDS)
 
 #: Columns added after the first layout: rows may omit them, and files written
 #: before them read NULL there.
-OPTIONAL_KEYS: frozenset[str] = frozenset({"source_env_id", "task_features"})
+OPTIONAL_KEYS: frozenset[str] = frozenset(
+    {"source_env_id", "task_features", "env_kwargs"}
+)
 
 #: Names of the keys a row dict must contain.
 REQUIRED_KEYS: frozenset[str] = frozenset(f.name for f in ROW_FIELDS) - OPTIONAL_KEYS

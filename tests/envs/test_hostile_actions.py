@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -36,27 +36,36 @@ class NeverTrains(Executor):
         return Result(status="ok", val_metrics={"score": 0.5})
 
 
-ENVS: dict[tuple[str, str, bool], gym.Env] = {}
+EnvFor = Callable[..., gym.Env]
 
 
-def env_for(env_id: str, interface: str, strict: bool = False) -> gym.Env:
-    """A reset env that never trains, kept for the whole module (its budget never runs out)."""
-    key = (env_id, interface, strict)
-    if key not in ENVS:
-        env = gym.make(
-            env_id,
-            interface=interface,
-            strict=strict,
-            store=False,
-            executor=NeverTrains(),
-            budget=10**9,
-        )
-        env.reset(seed=0)
-        ENVS[key] = env
-    return ENVS[key]
+@pytest.fixture(scope="module")
+def env_for() -> Iterator[EnvFor]:
+    """``env_for(env_id, interface, strict=False)``: a reset env that never trains, made
+    once and kept for the whole module (its budget never runs out), closed after it."""
+    envs: dict[tuple[str, str, bool], gym.Env] = {}
+
+    def make(env_id: str, interface: str, strict: bool = False) -> gym.Env:
+        key = (env_id, interface, strict)
+        if key not in envs:
+            env = gym.make(
+                env_id,
+                interface=interface,
+                strict=strict,
+                store=False,
+                executor=NeverTrains(),
+                budget=10**9,
+            )
+            env.reset(seed=0)
+            envs[key] = env
+        return envs[key]
+
+    yield make
+    for env in envs.values():
+        env.close()
 
 
-def assert_rejected(env_id: str, interface: str, action: Any) -> str:
+def assert_rejected(env_for: EnvFor, env_id: str, interface: str, action: Any) -> str:
     """Step both envs with ``action``; return the error (checked) of the lenient one."""
     env = env_for(env_id, interface)
     steps_done = env.unwrapped._view.steps_done
@@ -78,10 +87,6 @@ def assert_rejected(env_id: str, interface: str, action: Any) -> str:
         strict.unwrapped.step(action)
     assert len(str(raised.value)) <= MAX_ERROR_CHARS
     return error
-
-
-def schema_of(env_id: str) -> Schema:
-    return env_for(env_id, "dict").unwrapped.schema
 
 
 # --- building blocks ------------------------------------------------------------------------
@@ -249,8 +254,9 @@ def hostile_texts(draw, schema: Schema) -> str | bytes:
 @pytest.mark.parametrize("env_id", ENV_IDS)
 @settings(max_examples=60)
 @given(data=st.data())
-def test_hostile_text_actions(env_id, data):
-    assert_rejected(env_id, "text", data.draw(hostile_texts(schema_of(env_id))))
+def test_hostile_text_actions(env_for, env_id, data):
+    schema = env_for(env_id, "dict").unwrapped.schema
+    assert_rejected(env_for, env_id, "text", data.draw(hostile_texts(schema)))
 
 
 # --- flat -----------------------------------------------------------------------------------
@@ -297,16 +303,20 @@ def hostile_vectors(draw, schema: Schema) -> Any:
 @pytest.mark.parametrize("env_id", ENV_IDS)
 @settings(max_examples=60)
 @given(data=st.data())
-def test_hostile_flat_actions(env_id, data):
-    assert_rejected(env_id, "flat", data.draw(hostile_vectors(schema_of(env_id))))
+def test_hostile_flat_actions(env_for, env_id, data):
+    schema = env_for(env_id, "dict").unwrapped.schema
+    assert_rejected(env_for, env_id, "flat", data.draw(hostile_vectors(schema)))
 
 
 # --- dict -----------------------------------------------------------------------------------
 def bad_space_values(schema: Schema, name: str):
-    """Values of the dict space no setting accepts (a choice index out of range included)."""
+    """Values of the dict space no setting accepts (a choice index out of range included;
+    a choice's own value, e.g. 4 of heads (1, 2, 4, 8), is accepted as that choice)."""
     setting = schema[name]
     out_of_range = (
-        st.integers(len(setting.choices), 10**30) | st.integers(max_value=-1)
+        (st.integers(len(setting.choices), 10**30) | st.integers(max_value=-1)).filter(
+            lambda i: i not in setting.choices
+        )
         if isinstance(setting, Categorical)
         else bad_numbers
     )
@@ -358,8 +368,9 @@ def hostile_dicts(draw, schema: Schema) -> Any:
 @pytest.mark.parametrize("env_id", ENV_IDS)
 @settings(max_examples=60)
 @given(data=st.data())
-def test_hostile_dict_actions(env_id, data):
-    assert_rejected(env_id, "dict", data.draw(hostile_dicts(schema_of(env_id))))
+def test_hostile_dict_actions(env_for, env_id, data):
+    schema = env_for(env_id, "dict").unwrapped.schema
+    assert_rejected(env_for, env_id, "dict", data.draw(hostile_dicts(schema)))
 
 
 # --- named cases: the message says what was wrong -------------------------------------------
@@ -397,7 +408,7 @@ NAMED_CASES = [
 
 
 @pytest.mark.parametrize("env_id, interface, action, words", NAMED_CASES)
-def test_the_error_names_the_problem(env_id, interface, action, words):
-    error = assert_rejected(env_id, interface, action)
+def test_the_error_names_the_problem(env_for, env_id, interface, action, words):
+    error = assert_rejected(env_for, env_id, interface, action)
     for word in words:
         assert word in error, (word, error)

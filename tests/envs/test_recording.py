@@ -104,12 +104,57 @@ def test_fast_envs_record_the_env_whose_runs_answer(env_id, tmp_path):
         env = gym.make(env_id, source=source, store=tmp_path, budget=1)
         env.reset(seed=0)
         _, _, _, _, info = env.step(env.unwrapped.to_action({}))
+        env.close()
         assert info["status"] == "ok"
-    recorded = [(row["env_id"], row["source_env_id"]) for row in rows(tmp_path)]
-    assert sorted(recorded) == [
-        (env_id, "researchgym/Digits-v0"),
-        (env_id, "researchgym/Tabular-v0"),
+    recorded = [
+        (row["env_id"], row["source_env_id"], json.loads(row["env_kwargs"])["source"])
+        for row in rows(tmp_path)
     ]
+    assert sorted(recorded) == [
+        (env_id, "researchgym/Digits-v0", "researchgym/Digits-v0"),
+        (env_id, "researchgym/Tabular-v0", "researchgym/Tabular-v0"),
+    ]
+
+
+def test_a_row_records_the_envs_arguments_but_not_its_configuration(tmp_path):
+    arguments = {
+        "budget": 3,
+        "reward": "regret",
+        "tasks": ["iris"],
+        "max_params": 10**6,
+        "max_train_flops": None,
+        "max_train_steps": None,
+        "history": 2,
+        "failure_reward": -2.0,
+    }
+    env = gym.make(TABULAR, store=tmp_path, device="cpu", interface="text", **arguments)
+    env.reset(seed=0)
+    env.step(env.unwrapped.to_action(CHEAP))
+    env.close()
+    (row,) = rows(tmp_path)
+    assert json.loads(row["env_kwargs"]) == arguments
+    with gym.make(TABULAR, store=False, **json.loads(row["env_kwargs"])) as again:
+        assert (again.unwrapped.budget, again.unwrapped.reward_mode) == (3, "regret")
+        assert again.unwrapped.tasks == ("iris",) and again.unwrapped.limits == {"max_params": 10**6}
+
+
+def test_closing_the_env_closes_the_store_its_recorder_opened(tmp_path):
+    env = gym.make(TABULAR, store=tmp_path / "opened", budget=1, device="cpu")
+    env.reset(seed=0)
+    env.step(env.unwrapped.to_action(CHEAP))
+    opened = env.unwrapped.store
+    opened.sql("SELECT count(*) FROM steps")  # opens its DuckDB connection
+    env.close()
+    assert opened._catalog is None
+
+    with open_store(tmp_path / "given") as given:
+        env = gym.make(TABULAR, store=given, budget=1, device="cpu")
+        env.reset(seed=0)
+        env.step(env.unwrapped.to_action(CHEAP))
+        given.sql("SELECT count(*) FROM steps")
+        env.close()
+        assert given._catalog is not None  # the caller's store stays open
+        assert given.sql("SELECT count(*) FROM steps").column(0)[0].as_py() == 1
 
 
 def test_task_ref_is_the_campaigns_task():

@@ -91,6 +91,7 @@ def test_minari_export_of_real_campaigns_recovers_the_env(
         store=tmp_path / "store",
         executor=capped_executor(1),
         budget=3,
+        reward="regret",
     )
     invalid = np.zeros(2, dtype=np.float32)  # wrong shape: an invalid action
     for seed, task in ((0, "iris"), (1, "wine")):
@@ -99,13 +100,12 @@ def test_minari_export_of_real_campaigns_recovers_the_env(
         for action in (env.action_space.sample(), invalid, env.action_space.sample()):
             env.step(action)
     env.close()
-    store = Store(tmp_path / "store")
-    statuses = store.sql("SELECT status, count(*) AS n FROM steps GROUP BY 1").to_pylist()
-    assert {r["status"]: r["n"] for r in statuses}["invalid_action"] == 2
-
-    export_minari(store, "researchgym/Tabular/campaigns-v0", env_id="researchgym/Tabular-v0")
+    with Store(tmp_path / "store") as store:
+        statuses = store.sql("SELECT status, count(*) AS n FROM steps GROUP BY 1").to_pylist()
+        assert {r["status"]: r["n"] for r in statuses}["invalid_action"] == 2
+        export_minari(store, "researchgym/Tabular/campaigns-v0", env_id="researchgym/Tabular-v0")
+        stored = {e.campaign_id: e for e in store.iter_episodes()}
     dataset = minari.load_dataset("researchgym/Tabular/campaigns-v0")
-    stored = {e.campaign_id: e for e in store.iter_episodes()}
     assert dataset.total_episodes == len(stored) == 2
     assert dataset.total_steps == sum(len(e) for e in stored.values()) == 6
     episodes = sorted(dataset.iterate_episodes(), key=lambda e: e.infos["run_id"][1])
@@ -117,6 +117,8 @@ def test_minari_export_of_real_campaigns_recovers_the_env(
 
     recovered = dataset.recover_environment(executor=capped_executor(1))
     assert recovered.spec.kwargs["interface"] == "flat"
+    assert recovered.unwrapped.budget == 3  # the campaign's arguments, not the registered ones
+    assert recovered.unwrapped.reward_mode == "regret"
     assert recovered.observation_space == dataset.observation_space
     assert recovered.action_space == dataset.action_space == env.action_space
     assert recovered.observation_space == env.observation_space
@@ -124,6 +126,56 @@ def test_minari_export_of_real_campaigns_recovers_the_env(
     obs, reward, *_ = recovered.step(recovered.action_space.sample())
     assert recovered.observation_space.contains(obs) and np.isfinite(reward)
     recovered.close()
+
+
+def test_minari_export_of_replay_campaigns_recovers_their_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    kwargs = {"source": "researchgym/Tabular-v0", "budget": 2, "reward": "improvement"}
+    env = gym.make("researchgym/Replay-v0", interface="flat", store=tmp_path / "store", **kwargs)
+    for seed in (0, 1):
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        for _ in range(2):
+            env.step(env.action_space.sample())
+    env.close()
+    with Store(tmp_path / "store") as store:
+        export_minari(store, "researchgym/Replay/tabular-v0", env_id="researchgym/Replay-v0")
+    dataset = minari.load_dataset("researchgym/Replay/tabular-v0")
+    assert dataset.total_episodes == 2 and dataset.total_steps == 4
+
+    recovered = dataset.recover_environment()
+    assert recovered.spec.kwargs["source"] == "researchgym/Tabular-v0"
+    assert recovered.unwrapped.recorder.source_env_id == "researchgym/Tabular-v0"
+    assert recovered.unwrapped.budget == 2 and recovered.unwrapped.reward_mode == "improvement"
+    assert recovered.action_space == env.action_space == dataset.action_space
+    recovered.reset(seed=0)
+    _, _, _, _, info = recovered.step(recovered.action_space.sample())
+    assert info["status"] == "ok"
+    recovered.close()
+
+
+def test_minari_export_needs_one_set_of_env_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    for budget in (1, 2):
+        env = gym.make(
+            "researchgym/Replay-v0",
+            source="researchgym/Tabular-v0",
+            interface="flat",
+            store=tmp_path / "store",
+            budget=budget,
+        )
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+        env.close()
+    with (
+        Store(tmp_path / "store") as store,
+        pytest.raises(StoreError, match="recorded with different env arguments"),
+    ):
+        export_minari(store, "x/mixed-v0", env_id="researchgym/Replay-v0")
 
 
 def test_default_dataset_id() -> None:
