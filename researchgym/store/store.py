@@ -373,23 +373,9 @@ class Store:
         columns: Sequence[str] | None = None,
         order_by: Sequence[str] = ("campaign_id", "step"),
     ) -> pa.Table:
-        """Return step rows, filtered, as an Arrow table.
+        """Step rows, filtered, as an Arrow table.
 
-        Args:
-            env_id: Only steps of this env.
-            agent: Only steps of this agent.
-            tasks: Only steps on these tasks.
-            status: Only steps with this status (e.g. ``"ok"``).
-            trained: Only steps that trained a metaprogram (one was recorded
-                and the action was valid).
-            columns: Columns to return (default: all).
-            order_by: Columns to sort by.
-
-        Returns:
-            The rows; columns of files written before a column existed are NULL.
-
-        Raises:
-            StoreError: If a column name is not a column of the store.
+        See :meth:`researchgym.store.catalog.Catalog.runs`.
         """
         return self.catalog.runs(
             env_id,
