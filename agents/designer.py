@@ -685,7 +685,11 @@ class DesignerPlanner(SearchPlanner):
             self.campaign_id = uuid.uuid4().hex
             self.store = None if self.own_store is False else open_store(self.own_store)
             self.task, self.task_ref = None, None
-        self.records_path = None if self.store is None else self.store.path / DESIGNS_DIR / f"{self.campaign_id}.parquet"
+        self.records_path = (
+            None
+            if self.store is None
+            else self.store.path / DESIGNS_DIR / f"{self.campaign_id}.parquet"
+        )
         self.records = []
         self._rounds = 0
         self._seen: dict[str, int] = {}

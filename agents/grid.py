@@ -55,10 +55,17 @@ class GridPlanner(SearchPlanner):
         self.settings = list(settings) if settings else None
         self.shuffle = shuffle
 
-    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
         self.points = grid_points(
-            schema, seed, levels=self.levels, shuffle=self.shuffle, settings=self.settings, fixed=self.fixed
+            schema,
+            seed,
+            levels=self.levels,
+            shuffle=self.shuffle,
+            settings=self.settings,
+            fixed=self.fixed,
         )
 
     def propose(self, observation: Any) -> dict[str, Any]:
@@ -67,4 +74,6 @@ class GridPlanner(SearchPlanner):
 
 if __name__ == "__main__":
     args = parse_args(Args)
-    run_from_args(GridPlanner(levels=args.levels, settings=args.settings, shuffle=args.shuffle), args)
+    run_from_args(
+        GridPlanner(levels=args.levels, settings=args.settings, shuffle=args.shuffle), args
+    )

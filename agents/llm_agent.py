@@ -153,18 +153,26 @@ def callable_backend(generate: Callable[[str], str]) -> Callable[[list[dict[str,
     return lambda messages: str(generate(render(messages)))
 
 
-def pipeline_backend(model: Any, max_new_tokens: int = 128, temperature: float = 0.7) -> Callable[[list[dict[str, str]]], str]:
+def pipeline_backend(
+    model: Any, max_new_tokens: int = 128, temperature: float = 0.7
+) -> Callable[[list[dict[str, str]]], str]:
     """A local ``transformers`` text-generation pipeline (a model directory or a pipeline)."""
     if isinstance(model, (str, os.PathLike)):
         try:
             from transformers import pipeline
         except ModuleNotFoundError as exc:
-            raise PlannerError("model= needs transformers; `pip install 'researchgym[transformers]'`") from exc
+            raise PlannerError(
+                "model= needs transformers; `pip install 'researchgym[transformers]'`"
+            ) from exc
         model = pipeline("text-generation", model=str(model), device="cpu")
 
     def generate(messages: list[dict[str, str]]) -> str:
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "return_full_text": False}
-        kwargs |= {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        kwargs |= (
+            {"do_sample": True, "temperature": temperature}
+            if temperature > 0
+            else {"do_sample": False}
+        )
         out = model(render(messages), **kwargs)
         return str(out[0]["generated_text"])
 
@@ -362,16 +370,27 @@ class LLMAgent(SearchPlanner):
             max_wait=max_wait,
         )
 
-    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
         self.decisions: list[Decision] = []
 
     def _prompt(self, observation: Any) -> str:
-        text = observation if isinstance(observation, str) else json.dumps(
-            {"settings_schema": self.schema.to_json(), "reply_with": "a JSON object of settings"}
+        text = (
+            observation
+            if isinstance(observation, str)
+            else json.dumps(
+                {
+                    "settings_schema": self.schema.to_json(),
+                    "reply_with": "a JSON object of settings",
+                }
+            )
         )
         if self.fixed:
-            text += "\nThese settings are pinned and will be overridden: " + json.dumps(self.fixed, default=str)
+            text += "\nThese settings are pinned and will be overridden: " + json.dumps(
+                self.fixed, default=str
+            )
         return text
 
     def decide(self, observation: Any) -> Decision:
@@ -379,7 +398,10 @@ class LLMAgent(SearchPlanner):
 
         An endpoint failure ends the decision with that failure's status (no fallback).
         """
-        messages = [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": self._prompt(observation)}]
+        messages = [
+            {"role": "system", "content": INSTRUCTION},
+            {"role": "user", "content": self._prompt(observation)},
+        ]
         decision = Decision(metaprogram={})
         for _ in range(self.max_retries + 1):
             prompt = messages[-1]["content"]
@@ -395,14 +417,21 @@ class LLMAgent(SearchPlanner):
             except json.JSONDecodeError as exc:
                 error = f"the reply is not a JSON object ({exc.msg}); reply with only a JSON object of settings"
             except (SettingError, AttributeError) as exc:
-                error = str(exc) if isinstance(exc, SettingError) else "the reply must be a JSON object of settings"
+                error = (
+                    str(exc)
+                    if isinstance(exc, SettingError)
+                    else "the reply must be a JSON object of settings"
+                )
             else:
                 decision.attempts.append(Attempt(prompt, reply))
                 return decision
             decision.attempts.append(Attempt(prompt, reply, error, "invalid_reply"))
             messages += [
                 {"role": "assistant", "content": reply},
-                {"role": "user", "content": f"That reply was invalid: {error}. Reply again with only the JSON object."},
+                {
+                    "role": "user",
+                    "content": f"That reply was invalid: {error}. Reply again with only the JSON object.",
+                },
             ]
         decision.metaprogram = self.schema.validate(dict(self.fixed))
         decision.status = "fallback"

@@ -124,18 +124,27 @@ def train(
     schema: Schema = probe.unwrapped.schema
     probe.close()
     pins = {name: schema[name].validate(value) for name, value in (fixed or {}).items()}
-    env_config: dict[str, Any] = {"env_id": env_id, "fixed": pins, "store": store, "agent": TRAIN_AGENT}
+    env_config: dict[str, Any] = {
+        "env_id": env_id,
+        "fixed": pins,
+        "store": store,
+        "agent": TRAIN_AGENT,
+    }
     if budget is not None:
         env_config["budget"] = budget
 
     if not ray.is_initialized():
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(
+            num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False
+        )
     register_env(ENV_NAME, make_training_env)
     config = (
         PPOConfig()
         .environment(ENV_NAME, env_config=env_config)
         .framework("torch")
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=n_envs, rollout_fragment_length="auto")
+        .env_runners(
+            num_env_runners=0, num_envs_per_env_runner=n_envs, rollout_fragment_length="auto"
+        )
         .learners(num_learners=0)
         .training(
             train_batch_size_per_learner=train_batch_size,
@@ -158,7 +167,13 @@ def train(
         algo.save_to_path(str(path))
     finally:
         algo.stop()
-    metadata = {"env_id": env_id, "settings": schema.names, "fixed": pins, "total_timesteps": done, "seed": seed}
+    metadata = {
+        "env_id": env_id,
+        "settings": schema.names,
+        "fixed": pins,
+        "total_timesteps": done,
+        "seed": seed,
+    }
     (path / "researchgym.json").write_text(json.dumps(metadata, indent=2, default=str))
     return path
 
@@ -166,7 +181,13 @@ def train(
 # --- acting ----------------------------------------------------------------------------------
 def load_module(checkpoint: str | Path) -> RLModule:
     """The policy (``RLModule``) inside an algorithm checkpoint saved by :func:`train`."""
-    path = Path(checkpoint).absolute() / COMPONENT_LEARNER_GROUP / COMPONENT_LEARNER / COMPONENT_RL_MODULE / DEFAULT_MODULE_ID
+    path = (
+        Path(checkpoint).absolute()
+        / COMPONENT_LEARNER_GROUP
+        / COMPONENT_LEARNER
+        / COMPONENT_RL_MODULE
+        / DEFAULT_MODULE_ID
+    )
     if not path.is_dir():
         raise PlannerError(
             f"policy={str(checkpoint)!r} is not an RLlib checkpoint saved by `researchgym train --agent ppo-rllib` "
@@ -199,7 +220,9 @@ class RLlibPPOPlanner(SearchPlanner):
         sidecar = self.path / "researchgym.json"
         self.metadata: dict[str, Any] = json.loads(sidecar.read_text()) if sidecar.exists() else {}
 
-    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
         trained_on = self.metadata.get("settings")
         if trained_on and trained_on != schema.names:
@@ -213,13 +236,19 @@ class RLlibPPOPlanner(SearchPlanner):
         obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).reshape(1, -1)
         with torch.no_grad():
             out = self.module.forward_inference({"obs": obs})
-        mean, log_std = out["action_dist_inputs"][0].chunk(2)  # diagonal Gaussian over the flat action
+        mean, log_std = out["action_dist_inputs"][0].chunk(
+            2
+        )  # diagonal Gaussian over the flat action
         if len(mean) != len(self.schema):
             raise PlannerError(
                 f"policy {self.path} proposes {len(mean)} settings but this env has {len(self.schema)}; "
                 "train a policy for this env (and make it with interface='flat')"
             )
-        action = mean if self.deterministic else mean + log_std.exp() * torch.randn(mean.shape, generator=self.torch_rng)
+        action = (
+            mean
+            if self.deterministic
+            else mean + log_std.exp() * torch.randn(mean.shape, generator=self.torch_rng)
+        )
         return self.schema.decode(np.clip(action.numpy(), -1.0, 1.0)) | self.fixed
 
 

@@ -66,7 +66,9 @@ class Args(CampaignArgs):
 
 
 # --- training ---------------------------------------------------------------------------------
-def make_training_env(env_id: str, fixed: Mapping[str, Any] | None = None, **env_kwargs: Any) -> gym.Env:
+def make_training_env(
+    env_id: str, fixed: Mapping[str, Any] | None = None, **env_kwargs: Any
+) -> gym.Env:
     """A flat-interface env with pinned settings (importable, so subprocess workers can build it)."""
     import researchgym  # noqa: F401  (registers the env ids in a fresh worker process)
 
@@ -159,7 +161,13 @@ def train(
         path = path.with_name(path.name + ".zip")
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
-    metadata = {"env_id": env_id, "settings": schema.names, "fixed": pins, "total_timesteps": model.num_timesteps, "seed": seed}
+    metadata = {
+        "env_id": env_id,
+        "settings": schema.names,
+        "fixed": pins,
+        "total_timesteps": model.num_timesteps,
+        "seed": seed,
+    }
     path.with_suffix(".json").write_text(json.dumps(metadata, indent=2, default=str))
     return path
 
@@ -191,16 +199,22 @@ class PPOPlanner(SearchPlanner):
             if not self.path.exists() and self.path.with_name(self.path.name + ".zip").exists():
                 self.path = self.path.with_name(self.path.name + ".zip")
             if not self.path.exists():
-                raise PlannerError(f"policy={str(policy)!r} does not exist; train one with `researchgym train --agent ppo-sb3`")
+                raise PlannerError(
+                    f"policy={str(policy)!r} does not exist; train one with `researchgym train --agent ppo-sb3`"
+                )
             self.model = PPO.load(self.path, device="cpu")
             sidecar = self.path.with_suffix(".json")
             if sidecar.exists():
                 self.metadata = json.loads(sidecar.read_text())
 
-    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
         trained_on = self.metadata.get("settings")
-        if self.model.action_space.shape != (len(schema),) or (trained_on and trained_on != schema.names):
+        if self.model.action_space.shape != (len(schema),) or (
+            trained_on and trained_on != schema.names
+        ):
             raise PlannerError(
                 f"policy {self.path} acts on {trained_on or self.model.action_space.shape} "
                 f"but this env's settings are {schema.names}; train a policy for this env"

@@ -30,7 +30,9 @@ class RandomPlanner(SearchPlanner):
 
     name = "random"
 
-    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
         self.points = random_points(schema, seed)
 

@@ -43,7 +43,9 @@ class SobolPlanner(SearchPlanner):
     def __init__(self, scramble: bool = True):
         self.scramble = scramble
 
-    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
         self.points = sobol_points(schema, seed, scramble=self.scramble)
 

@@ -68,7 +68,9 @@ class TPEPlanner(SearchPlanner):
         self.n_startup_trials = n_startup_trials
         self.multivariate = multivariate
 
-    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with warnings.catch_warnings():
@@ -99,7 +101,9 @@ class TPEPlanner(SearchPlanner):
         self._trial = trial
         return self.schema.validate(values)
 
-    def observe(self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]) -> None:
+    def observe(
+        self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]
+    ) -> None:
         if self._trial is None:
             return
         if info.get("status", "ok") == "ok" and math.isfinite(reward):
@@ -124,4 +128,6 @@ class TPEPlanner(SearchPlanner):
 
 if __name__ == "__main__":
     args = parse_args(Args)
-    run_from_args(TPEPlanner(n_startup_trials=args.n_startup_trials, multivariate=args.multivariate), args)
+    run_from_args(
+        TPEPlanner(n_startup_trials=args.n_startup_trials, multivariate=args.multivariate), args
+    )

@@ -115,19 +115,27 @@ class CampaignSampler:
         pools: dict[str, tuple[list[int], list[tuple[float, list[int]]]]] = {}
         for campaign in campaigns:
             _, pool = pools.setdefault(
-                campaign.task, (serializer.encode(serializer.header_tokens(campaign.env_id, campaign.features)), [])
+                campaign.task,
+                (
+                    serializer.encode(serializer.header_tokens(campaign.env_id, campaign.features)),
+                    [],
+                ),
             )
             for step in campaign.steps:
                 key = -math.inf if step.score is None else step.score
                 pool.append((key, serializer.encode(serializer.step_tokens(step))))
         self.pools = [(h, p) for h, p in pools.values() if p]
         if not self.pools:
-            raise PlannerError("no stored steps to train on; check the store, env id and task filters")
+            raise PlannerError(
+                "no stored steps to train on; check the store, env id and task filters"
+            )
 
     def sample(self, rng: np.random.Generator) -> tuple[list[int], list[int]]:
         header, pool = self.pools[int(rng.integers(len(self.pools)))]
         n = int(rng.integers(min(2, len(pool)), min(self.campaign_len, len(pool)) + 1))
-        chosen = sorted((pool[i] for i in rng.choice(len(pool), size=n, replace=False)), key=lambda x: x[0])
+        chosen = sorted(
+            (pool[i] for i in rng.choice(len(pool), size=n, replace=False)), key=lambda x: x[0]
+        )
         ids = list(header)
         for _, step_ids in chosen:
             ids += step_ids
@@ -150,17 +158,19 @@ class CampaignSampler:
         return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
 
 
-def _split(campaigns: Sequence[Campaign], fraction: float, seed: int) -> tuple[list[Campaign], list[Campaign]]:
+def _split(
+    campaigns: Sequence[Campaign], fraction: float, seed: int
+) -> tuple[list[Campaign], list[Campaign]]:
     """Split each campaign's steps into train and validation by a seeded draw."""
     rng = np.random.default_rng(seed)
     train, val = [], []
     for c in campaigns:
         held = rng.random(len(c.steps)) < fraction
-        train.append(Campaign(c.env_id, c.task, c.features, [s for s, h in zip(c.steps, held) if not h]))
+        train.append(
+            Campaign(c.env_id, c.task, c.features, [s for s, h in zip(c.steps, held) if not h])
+        )
         val.append(Campaign(c.env_id, c.task, c.features, [s for s, h in zip(c.steps, held) if h]))
     return train, val
-
-
 
 
 def build_model(serializer: Serializer, config: TrainConfig) -> Any:
@@ -244,13 +254,17 @@ def train_planner(
         except SerializeError as exc:
             raise PlannerError(f"init_from={config.init_from}: {exc}") from None
     else:
-        serializer = Serializer(schema, [config.env_id], n_bins=config.n_bins, score_bins=config.score_bins)
+        serializer = Serializer(
+            schema, [config.env_id], n_bins=config.n_bins, score_bins=config.score_bins
+        )
     stores = config.stores or [str(REFERENCE_STORE)]
     excluded = {*config.exclude_tasks, *(suite.held_out_tasks if config.tasks is None else ())}
     campaigns = [
         c
         for store in stores
-        for c in load_campaigns(store, config.env_id, schema, agent=config.agent, tasks=config.tasks)
+        for c in load_campaigns(
+            store, config.env_id, schema, agent=config.agent, tasks=config.tasks
+        )
         if c.task not in excluded
     ]
     if not campaigns:
@@ -260,7 +274,11 @@ def train_planner(
         )
     train_part, val_part = _split(campaigns, config.val_fraction, config.seed)
     sampler = CampaignSampler(serializer, train_part, config.campaign_len)
-    val_sampler = CampaignSampler(serializer, val_part, config.campaign_len) if any(c.steps for c in val_part) else None
+    val_sampler = (
+        CampaignSampler(serializer, val_part, config.campaign_len)
+        if any(c.steps for c in val_part)
+        else None
+    )
 
     device = torch.device(config.device)
     if config.init_from is not None:
@@ -270,9 +288,13 @@ def train_planner(
             model = GPT2LMHeadModel.from_pretrained(config.init_from).to(device)
     else:
         model = build_model(serializer, config).to(device)
-    model.loss_type = "ForCausalLM"  # the loss it computes anyway, named so transformers does not warn
+    model.loss_type = (
+        "ForCausalLM"  # the loss it computes anyway, named so transformers does not warn
+    )
     arch = {k: getattr(model.config, k) for k in ("n_layer", "n_head", "n_embd", "n_positions")}
-    config = replace(config, **arch, n_bins=serializer.n_bins, score_bins=serializer.score_bins)  # as trained
+    config = replace(
+        config, **arch, n_bins=serializer.n_bins, score_bins=serializer.score_bins
+    )  # as trained
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     warmup = max(1, config.steps // 20)
 
@@ -283,11 +305,18 @@ def train_planner(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     val_rng = np.random.default_rng(config.seed + 1)
-    val_batches = [val_sampler.batch(val_rng, config.batch_size, model.config.n_positions) for _ in range(4)] if val_sampler else []
+    val_batches = (
+        [val_sampler.batch(val_rng, config.batch_size, model.config.n_positions) for _ in range(4)]
+        if val_sampler
+        else []
+    )
     history: list[dict[str, float]] = []
     for step in range(config.steps):
         model.train()
-        batch = {k: v.to(device) for k, v in sampler.batch(rng, config.batch_size, model.config.n_positions).items()}
+        batch = {
+            k: v.to(device)
+            for k, v in sampler.batch(rng, config.batch_size, model.config.n_positions).items()
+        }
         loss = model(**batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -299,7 +328,12 @@ def train_planner(
             model.eval()
             with torch.no_grad():
                 record["val_loss"] = float(
-                    np.mean([float(model(**{k: v.to(device) for k, v in b.items()}).loss) for b in val_batches])
+                    np.mean(
+                        [
+                            float(model(**{k: v.to(device) for k, v in b.items()}).loss)
+                            for b in val_batches
+                        ]
+                    )
                 )
         history.append(record)
         if progress is not None:
@@ -350,10 +384,17 @@ def train(
     and ``fixed`` (pins apply when acting) have nothing to do. Other keywords are
     :class:`TrainConfig` fields.
     """
-    options = set(TrainConfig.__dataclass_fields__) - {"env_id", "seed", "stores", "steps"}  # given as arguments
+    options = set(TrainConfig.__dataclass_fields__) - {
+        "env_id",
+        "seed",
+        "stores",
+        "steps",
+    }  # given as arguments
     unknown = sorted(set(config) - options)
     if unknown:
-        raise PlannerError(f"unknown transformer training options {unknown}; options: data, {', '.join(sorted(options))}")
+        raise PlannerError(
+            f"unknown transformer training options {unknown}; options: data, {', '.join(sorted(options))}"
+        )
     if data is None:
         stores = []
     elif isinstance(data, (str, Path)):
@@ -429,7 +470,9 @@ class TransformerPlanner(SearchPlanner):
         self.model = model
         self.serializer = serializer
 
-    def reset(self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None) -> None:
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
         if self.serializer is None or self.serializer.schema.names != schema.names:
             try:
@@ -489,10 +532,16 @@ class TransformerPlanner(SearchPlanner):
             real = torch.tensor([t is not None for t in tokens], device=self.device)
             if not bool(real.any()):
                 return
-            ids = torch.tensor([[vocab[PAD] if t is None else t] for t in tokens], device=self.device)
+            ids = torch.tensor(
+                [[vocab[PAD] if t is None else t] for t in tokens], device=self.device
+            )
             mask = torch.cat([mask, real[:, None].long()], dim=1)
             step = self.model(
-                ids, attention_mask=mask, position_ids=positions, use_cache=True, **{cache_keyword: cache}
+                ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                **{cache_keyword: cache},
             )
             cache = _cache_of(step)
             logits[real] = step.logits[real, -1]
@@ -500,7 +549,9 @@ class TransformerPlanner(SearchPlanner):
 
         values: list[dict[str, Any]] = [{} for _ in range(n)]
         for setting in self.schema:
-            active = [all(v.get(p) in allowed for p, allowed in setting.when.items()) for v in values]
+            active = [
+                all(v.get(p) in allowed for p, allowed in setting.when.items()) for v in values
+            ]
             if not any(active):
                 continue
             if setting.name in self.fixed:
@@ -516,11 +567,16 @@ class TransformerPlanner(SearchPlanner):
             feed(firsts)
             first_toks = [None if f is None else s.inverse_vocab[f] for f in firsts]
             offsets = [None if t is None else s.allowed_offsets(setting, t) for t in first_toks]
-            seconds = [self._pick(logits[i], [vocab[t] for t in o]) if o else None for i, o in enumerate(offsets)]
+            seconds = [
+                self._pick(logits[i], [vocab[t] for t in o]) if o else None
+                for i, o in enumerate(offsets)
+            ]
             feed(seconds)
             for v, first, second in zip(values, first_toks, seconds):
                 if first is not None:
-                    v[setting.name] = s.read_value(setting, first, None if second is None else s.inverse_vocab[second])
+                    v[setting.name] = s.read_value(
+                        setting, first, None if second is None else s.inverse_vocab[second]
+                    )
         score_ids = [vocab[t] for t in s.score_tokens]
         probs = torch.softmax(logits[:, score_ids].float(), dim=-1).cpu().numpy()
         predicted = probs @ s.score_values()
@@ -529,7 +585,9 @@ class TransformerPlanner(SearchPlanner):
     def propose(self, observation: Any) -> dict[str, Any]:
         if self.features is None:
             task = observation.get("task") if isinstance(observation, Mapping) else None
-            self.features = None if task is None else [float(v) for v in np.asarray(task).reshape(-1)]
+            self.features = (
+                None if task is None else [float(v) for v in np.asarray(task).reshape(-1)]
+            )
         context = self._context()
         seen = [step.metaprogram for step in self.history]
         fresh: list[tuple[dict[str, Any], float]] = []
@@ -546,7 +604,9 @@ class TransformerPlanner(SearchPlanner):
         self.predicted.append(best[1])
         return best[0]
 
-    def observe(self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]) -> None:
+    def observe(
+        self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]
+    ) -> None:
         trained = metaprogram or self._last
         if trained is None:
             return

@@ -34,7 +34,12 @@ def bare_loop(device: torch.device) -> float:
     torch.manual_seed(SEED)
     generator = torch.Generator(device=device).manual_seed(SEED)
     model = nn.Sequential(
-        nn.Flatten(), nn.Linear(64, WIDTH), nn.ReLU(), nn.Linear(WIDTH, WIDTH), nn.ReLU(), nn.Linear(WIDTH, 10)
+        nn.Flatten(),
+        nn.Linear(64, WIDTH),
+        nn.ReLU(),
+        nn.Linear(WIDTH, WIDTH),
+        nn.ReLU(),
+        nn.Linear(WIDTH, 10),
     ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     x, y, n = data.x_train, data.y_train, len(data.x_train)
@@ -80,7 +85,13 @@ def main(argv: list[str] | None = None) -> None:
         agent="benchmark",
     )
     action = env.unwrapped.to_action(
-        {"model.width": WIDTH, "model.depth": 2, "optim.lr": LR, "train.batch_size": BATCH, "train.epochs": EPOCHS}
+        {
+            "model.width": WIDTH,
+            "model.depth": 2,
+            "optim.lr": LR,
+            "train.batch_size": BATCH,
+            "train.epochs": EPOCHS,
+        }
     )
     env.reset(seed=SEED)
 
@@ -100,8 +111,12 @@ def main(argv: list[str] | None = None) -> None:
 
     env_med, bare_med = statistics.median(env_times), statistics.median(bare_times)
     overhead = env_med / bare_med - 1.0
-    print(f"command: python -m benchmarks.env_overhead {' '.join(argv if argv is not None else sys.argv[1:])}")
-    print(f"device: {device}; torch {torch.__version__}; threads {torch.get_num_threads()}; repeats {args.repeats}")
+    print(
+        f"command: python -m benchmarks.env_overhead {' '.join(argv if argv is not None else sys.argv[1:])}"
+    )
+    print(
+        f"device: {device}; torch {torch.__version__}; threads {torch.get_num_threads()}; repeats {args.repeats}"
+    )
     print(f"recording: {'off' if args.no_store else 'on (' + store_dir + ')'}")
     print(f"bare PyTorch loop   median {bare_med * 1e3:8.2f} ms  (min {min(bare_times) * 1e3:.2f})")
     print(f"env.step            median {env_med * 1e3:8.2f} ms  (min {min(env_times) * 1e3:.2f})")

@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default="researchgym/Digits-v0")
     parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--data", default=None, help="store of recorded runs (default: shipped reference)")
+    parser.add_argument(
+        "--data", default=None, help="store of recorded runs (default: shipped reference)"
+    )
     args = parser.parse_args(argv)
 
     common = {"source": args.source, "data": args.data, "interface": "flat", "budget": 100}
@@ -86,10 +88,14 @@ def main(argv: list[str] | None = None) -> None:
         "trivial gymnasium env": steps_per_second(trivial, actions, args.steps),
         "Replay-v0": steps_per_second(replay, actions, args.steps),
         "Surrogate-v0": steps_per_second(surrogate, actions, args.steps),
-        "surrogate model alone, 1024 actions per call": batched_predictions_per_second(surrogate, actions, 1024),
+        "surrogate model alone, 1024 actions per call": batched_predictions_per_second(
+            surrogate, actions, 1024
+        ),
     }
     base = results["trivial gymnasium env"]
-    print(f"command: python -m benchmarks.fast_envs {' '.join(argv if argv is not None else sys.argv[1:])}")
+    print(
+        f"command: python -m benchmarks.fast_envs {' '.join(argv if argv is not None else sys.argv[1:])}"
+    )
     print(f"source env: {args.source}; {args.steps} steps each; single process")
     print(f"{'env':<45}{'steps/s':>12}{'vs trivial':>12}")
     for name, rate in results.items():

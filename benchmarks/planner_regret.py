@@ -37,36 +37,64 @@ from researchgym.terminal import progress_bar
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="researchgym/Synthetic-v0", help="env whose recorded runs are replayed")
-    parser.add_argument("--data", default=None, help="store of recorded runs (default: the shipped reference runs)")
-    parser.add_argument("--seeds", type=int, default=30, help="campaigns per held-out task and planner")
+    parser.add_argument(
+        "--env", default="researchgym/Synthetic-v0", help="env whose recorded runs are replayed"
+    )
+    parser.add_argument(
+        "--data", default=None, help="store of recorded runs (default: the shipped reference runs)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=30, help="campaigns per held-out task and planner"
+    )
     parser.add_argument("--budget", type=int, default=20, help="experiments per campaign")
-    parser.add_argument("--set", dest="fixed", nargs="*", default=None, help="pin settings (default: those the recorded runs pinned)")
-    parser.add_argument("--train-steps", type=int, default=1200, help="optimizer steps of the transformer planner")
-    parser.add_argument("--n-candidates", type=int, default=8, help="proposals decoded per step (best predicted kept)")
+    parser.add_argument(
+        "--set",
+        dest="fixed",
+        nargs="*",
+        default=None,
+        help="pin settings (default: those the recorded runs pinned)",
+    )
+    parser.add_argument(
+        "--train-steps", type=int, default=1200, help="optimizer steps of the transformer planner"
+    )
+    parser.add_argument(
+        "--n-candidates",
+        type=int,
+        default=8,
+        help="proposals decoded per step (best predicted kept)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", default="runs/planner_regret", help="output directory")
-    parser.add_argument("--store", default=None, help="also record every campaign step in this store")
+    parser.add_argument(
+        "--store", default=None, help="also record every campaign step in this store"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     suite = suite_of(args.env)
 
     config = TrainConfig(
-        env_id=args.env, stores=[] if args.data is None else [args.data], tasks=list(suite.tasks),
+        env_id=args.env,
+        stores=[] if args.data is None else [args.data],
+        tasks=list(suite.tasks),
         steps=args.train_steps,
     )
     started = time.perf_counter()
     with progress_bar() as progress:
         bar = progress.add_task("training the transformer planner", total=config.steps, status="")
         policy = train_planner(
-            config, out=out / "planner",
-            progress=lambda done, loss: progress.update(bar, completed=done, status=f"loss {loss:.3f}"),
+            config,
+            out=out / "planner",
+            progress=lambda done, loss: progress.update(
+                bar, completed=done, status=f"loss {loss:.3f}"
+            ),
         )
     train_seconds = time.perf_counter() - started
 
     fixed = suite.make_schema().parse_overrides(args.fixed) if args.fixed else None
-    bench = RegretBench(args.env, data=args.data, budget=args.budget, fixed=fixed, store=args.store or False)
+    bench = RegretBench(
+        args.env, data=args.data, budget=args.budget, fixed=fixed, store=args.store or False
+    )
     planners = {
         "random": make_planner("random"),
         "tpe": make_planner("tpe"),
@@ -76,9 +104,15 @@ def main(argv: list[str] | None = None) -> None:
     results, seconds = [], {}
     with progress_bar() as progress:
         for name, planner in planners.items():
-            bar = progress.add_task(f"{name} on {len(bench.tasks)} held-out tasks", total=len(bench.tasks) * args.seeds, status="")
+            bar = progress.add_task(
+                f"{name} on {len(bench.tasks)} held-out tasks",
+                total=len(bench.tasks) * args.seeds,
+                status="",
+            )
             started = time.perf_counter()
-            results += bench.run(planner, seeds, name=name, progress=lambda bar=bar: progress.advance(bar))
+            results += bench.run(
+                planner, seeds, name=name, progress=lambda bar=bar: progress.advance(bar)
+            )
             seconds[name] = time.perf_counter() - started
     bench.close()
 
@@ -88,8 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     for baseline in ("random", "tpe"):
         diff = finals["transformer"] - finals[baseline]
         p = wilcoxon(diff, alternative="less").pvalue if np.any(diff != 0) else 1.0
-        tests[baseline] = {"p_less": float(p), "wins": int((diff < 0).sum()), "ties": int((diff == 0).sum()), "losses": int((diff > 0).sum())}
-    command = "python -m benchmarks.planner_regret " + shlex.join(argv if argv is not None else sys.argv[1:])
+        tests[baseline] = {
+            "p_less": float(p),
+            "wins": int((diff < 0).sum()),
+            "ties": int((diff == 0).sum()),
+            "losses": int((diff > 0).sum()),
+        }
+    command = "python -m benchmarks.planner_regret " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
     lines = [
         (
             f"Held-out normalized regret after {args.budget} experiments on {args.env} replayed "
@@ -109,10 +150,20 @@ def main(argv: list[str] | None = None) -> None:
     ]
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text("\n".join(lines) + "\n")
-    (out / "results.json").write_text(json.dumps({
-        "command": command, "tasks": bench.tasks, "train_seconds": train_seconds, "seconds": seconds,
-        "summary": [asdict(r) for r in rows], "tests": tests, "campaigns": [asdict(r) for r in results],
-    }, indent=1))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "command": command,
+                "tasks": bench.tasks,
+                "train_seconds": train_seconds,
+                "seconds": seconds,
+                "summary": [asdict(r) for r in rows],
+                "tests": tests,
+                "campaigns": [asdict(r) for r in results],
+            },
+            indent=1,
+        )
+    )
     plot_anytime(results, out / "anytime.png", f"held-out tasks of {args.env} (replayed)")
     print("\n".join(lines))
     print(f"wrote {out / 'table.md'}, {out / 'results.json'} and {out / 'anytime.png'}")

@@ -26,7 +26,14 @@ import numpy as np
 
 from researchgym.planning import Planner, PlannerError, run_campaign
 
-__all__ = ["CampaignRegret", "RegretBench", "RegretSummary", "markdown_table", "plot_anytime", "summarize"]
+__all__ = [
+    "CampaignRegret",
+    "RegretBench",
+    "RegretSummary",
+    "markdown_table",
+    "plot_anytime",
+    "summarize",
+]
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,9 @@ class RegretBench:
         self.bounds: dict[str, tuple[float, float]] = {}
         for task in self.tasks:
             scores = [
-                json.loads(r["val_metrics"])["score"] for r in runs if r["task"] == task and r["status"] == "ok"
+                json.loads(r["val_metrics"])["score"]
+                for r in runs
+                if r["task"] == task and r["status"] == "ok"
             ]
             if len(set(scores)) < 2:
                 raise PlannerError(
@@ -123,7 +132,9 @@ class RegretBench:
         out = []
         for task in self.tasks:
             for seed in seeds:
-                result = run_campaign(self.env, planner, seed=seed, fixed=self.fixed, options={"task": task})
+                result = run_campaign(
+                    self.env, planner, seed=seed, fixed=self.fixed, options={"task": task}
+                )
                 curve = tuple(self.regret(task, best) for best in result.best_so_far())
                 out.append(CampaignRegret(name, task, seed, curve))
                 if progress is not None:
@@ -142,7 +153,11 @@ def summarize(results: Iterable[CampaignRegret]) -> list[RegretSummary]:
     rows = []
     for planner, finals in by_planner.items():
         q25, median, q75 = np.percentile(finals, [25, 50, 75])
-        rows.append(RegretSummary(planner, len(finals), float(median), float(q25), float(q75), float(np.mean(finals))))
+        rows.append(
+            RegretSummary(
+                planner, len(finals), float(median), float(q25), float(q75), float(np.mean(finals))
+            )
+        )
     return rows
 
 
@@ -153,7 +168,9 @@ def markdown_table(rows: Sequence[RegretSummary]) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r.planner} | {r.campaigns} | {r.median:.4f} | {r.q25:.4f}-{r.q75:.4f} | {r.mean:.4f} |")
+        lines.append(
+            f"| {r.planner} | {r.campaigns} | {r.median:.4f} | {r.q25:.4f}-{r.q75:.4f} | {r.mean:.4f} |"
+        )
     return "\n".join(lines)
 
 

@@ -116,11 +116,22 @@ def generation_loop(
                 f"the store {store} already holds runs; give the loop a new --store, so round 0 learns only from --data"
             )
         fixed = bench.fixed
-        env = gym.make(env_id, budget=budget, store=str(store), tasks=tasks, agent="transformer", disable_env_checker=True)
+        env = gym.make(
+            env_id,
+            budget=budget,
+            store=str(store),
+            tasks=tasks,
+            agent="transformer",
+            disable_env_checker=True,
+        )
         stack.callback(env.close)
         for r in range(rounds):
-            stores = [str(data if data is not None else REFERENCE_STORE)] + ([str(store)] if store.exists() else [])
-            log(f"round {r}: training on the runs of {len(tasks)} training tasks in {', '.join(stores)}")
+            stores = [str(data if data is not None else REFERENCE_STORE)] + (
+                [str(store)] if store.exists() else []
+            )
+            log(
+                f"round {r}: training on the runs of {len(tasks)} training tasks in {', '.join(stores)}"
+            )
             started = time.perf_counter()
             checkpoint = train(
                 env_id,
@@ -143,7 +154,11 @@ def generation_loop(
             bests, new_runs = [], 0
             for c in range(campaigns):
                 result = run_campaign(
-                    env, planner, seed=seed + 1000 * (r + 1) + c, fixed=fixed, options={"task": tasks[c % len(tasks)]}
+                    env,
+                    planner,
+                    seed=seed + 1000 * (r + 1) + c,
+                    fixed=fixed,
+                    options={"task": tasks[c % len(tasks)]},
                 )
                 bests.append(result.best_score)
                 new_runs += len(result.steps)
@@ -178,9 +193,14 @@ def plot_rounds(reports: list[RoundReport], path: str | Path, title: str = "") -
     x = [r.round for r in reports]
     median = np.array([r.held_out_median_regret for r in reports])
     ax.errorbar(
-        x, median,
-        yerr=[median - [r.held_out_q25 for r in reports], np.array([r.held_out_q75 for r in reports]) - median],
-        fmt="o-", capsize=4,
+        x,
+        median,
+        yerr=[
+            median - [r.held_out_q25 for r in reports],
+            np.array([r.held_out_q75 for r in reports]) - median,
+        ],
+        fmt="o-",
+        capsize=4,
     )
     ax.set_xticks(x)
     ax.set_xlabel("round")

@@ -58,7 +58,12 @@ def plot_campaign(scores: Sequence[float | None], path: str | Path, title: str =
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ok = [(s, v) for s, v in zip(steps, scores) if v is not None]
     ax.scatter([s for s, _ in ok], [v for _, v in ok], label="step score", alpha=0.7)
-    ax.step(steps, [float("nan") if b is None else b for b in best_so_far], where="post", label="best so far")
+    ax.step(
+        steps,
+        [float("nan") if b is None else b for b in best_so_far],
+        where="post",
+        label="best so far",
+    )
     ax.set_xlabel("experiment")
     ax.set_ylabel("validation score")
     ax.legend()

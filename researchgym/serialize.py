@@ -123,11 +123,15 @@ class Serializer:
         score_bins: bins of the validation score over ``[-1, 1]``.
     """
 
-    def __init__(self, schema: Schema, env_ids: Sequence[str], n_bins: int = 32, score_bins: int = 64):
+    def __init__(
+        self, schema: Schema, env_ids: Sequence[str], n_bins: int = 32, score_bins: int = 64
+    ):
         if n_bins < 2 or score_bins < 2:
             raise SerializeError(f"n_bins={n_bins} and score_bins={score_bins} must both be >= 2")
         if not env_ids:
-            raise SerializeError("env_ids is empty; pass at least one env id, e.g. ['researchgym/Tabular-v0']")
+            raise SerializeError(
+                "env_ids is empty; pass at least one env id, e.g. ['researchgym/Tabular-v0']"
+            )
         self.schema = schema
         self.env_ids = list(env_ids)
         self.n_bins = n_bins
@@ -169,7 +173,9 @@ class Serializer:
         vocab += self.offset_tokens + self.score_tokens
         if len(set(vocab)) != len(vocab):
             dupes = sorted({t for t in vocab if vocab.count(t) > 1})
-            raise SerializeError(f"the schema's values give clashing tokens {dupes[:5]}; rename the choices")
+            raise SerializeError(
+                f"the schema's values give clashing tokens {dupes[:5]}; rename the choices"
+            )
         self.vocab: dict[str, int] = {tok: i for i, tok in enumerate(vocab)}
         self._lookup: dict[str, dict[str, int]] = {
             name: {tok: i for i, tok in enumerate(toks)} for name, toks in self._values.items()
@@ -248,7 +254,9 @@ class Serializer:
         group = self._int_bins[name][self._lookup[name][value_token]]
         return self.offset_tokens[: len(group)]
 
-    def read_value(self, setting: Setting, value_token: str, offset_token: str | None = None) -> Any:
+    def read_value(
+        self, setting: Setting, value_token: str, offset_token: str | None = None
+    ) -> Any:
         """The value of a setting's token(s): exact for choices and integers, bin centre for floats."""
         name = setting.name
         index = self._lookup[name].get(value_token)
@@ -260,7 +268,9 @@ class Serializer:
             group = self._int_bins[name][index]
             k = self.offset_tokens.index(offset_token) if offset_token in self.offset_tokens else -1
             if not 0 <= k < len(group):
-                raise SerializeError(f"{name}: {value_token} needs an offset in +0..+{len(group) - 1}, got {offset_token!r}")
+                raise SerializeError(
+                    f"{name}: {value_token} needs an offset in +0..+{len(group) - 1}, got {offset_token!r}"
+                )
             return group[k]
         return setting.decode(_centre(index, self.n_bins))
 
@@ -301,18 +311,26 @@ class Serializer:
                 values[s.name] = self.read_value(s, tokens[i])
                 i += 1
         if i != len(tokens):
-            raise SerializeError(f"{len(tokens) - i} tokens left after the last setting: {list(tokens[i:])}")
+            raise SerializeError(
+                f"{len(tokens) - i} tokens left after the last setting: {list(tokens[i:])}"
+            )
         return self.schema.validate(values)
 
     def step_tokens(self, step: Step) -> list[str]:
-        return [STEP, *self.metaprogram_tokens(step.metaprogram), self.score_token(step.score, step.status)]
+        return [
+            STEP,
+            *self.metaprogram_tokens(step.metaprogram),
+            self.score_token(step.score, step.status),
+        ]
 
     # --- campaigns ----------------------------------------------------------------------
     def env_token(self, env_id: str | None) -> str:
         token = f"env:{env_id}"
         return token if token in self.vocab else self.env_tokens[0]
 
-    def feature_tokens_of(self, features: Mapping[str, float] | Sequence[float] | None) -> list[str]:
+    def feature_tokens_of(
+        self, features: Mapping[str, float] | Sequence[float] | None
+    ) -> list[str]:
         """Quantized ``log1p`` task features (a mapping by name, or values in TASK_FEATURES order)."""
         if features is None:
             values = [0.0] * len(TASK_FEATURES)
@@ -328,7 +346,13 @@ class Serializer:
         return out
 
     def header_tokens(self, env_id: str | None, features: Any) -> list[str]:
-        return [BOS, self.env_token(env_id), *self.feature_tokens_of(features), *self.name_tokens, SEP]
+        return [
+            BOS,
+            self.env_token(env_id),
+            *self.feature_tokens_of(features),
+            *self.name_tokens,
+            SEP,
+        ]
 
     def campaign_tokens(self, campaign: Campaign, *, end: bool = True) -> list[str]:
         """Header, every step in order, then ``[EOS]`` when ``end``."""
@@ -341,7 +365,9 @@ class Serializer:
         """The campaign of :meth:`campaign_tokens`' output (task name unknown: ``""``)."""
         tokens = list(tokens)
         if len(tokens) < 3 or tokens[0] != BOS or SEP not in tokens:
-            raise SerializeError("a campaign starts with [BOS], the env token, features, names and [SEP]")
+            raise SerializeError(
+                "a campaign starts with [BOS], the env token, features, names and [SEP]"
+            )
         sep = tokens.index(SEP)
         env_id = tokens[1].removeprefix("env:")
         features: dict[str, float] = {}
@@ -363,7 +389,10 @@ class Serializer:
                     if score_tok == FAIL:
                         score, status = None, "error"
                     else:
-                        score, status = float(_centre(self.score_tokens.index(score_tok), self.score_bins)), "ok"
+                        score, status = (
+                            float(_centre(self.score_tokens.index(score_tok), self.score_bins)),
+                            "ok",
+                        )
                     steps.append(Step(self.parse_metaprogram(chunk[:-1]), score, status))
                 chunk = []
             else:
@@ -461,5 +490,7 @@ def load_campaigns(
             campaign = campaigns[row["campaign_id"]] = Campaign(env_id, row["task"], features)
         score = row["val_score"]
         ok = row["status"] == "ok" and score is not None and math.isfinite(score)
-        campaign.steps.append(Step(metaprogram, float(score) if ok else None, row["status"] or "error"))
+        campaign.steps.append(
+            Step(metaprogram, float(score) if ok else None, row["status"] or "error")
+        )
     return list(campaigns.values())

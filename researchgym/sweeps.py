@@ -65,7 +65,9 @@ def plan_sweep(
         for i, point in enumerate(sample(schema, sampler, n, seed=seed + 1000 * t)):
             metaprogram = schema.validate(point | (fixed or {}))
             for r in range(repeats):
-                jobs.append(Job(task, metaprogram, seed=seed * 1_000_003 + t * 10_007 + i * 101 + r))
+                jobs.append(
+                    Job(task, metaprogram, seed=seed * 1_000_003 + t * 10_007 + i * 101 + r)
+                )
     return jobs
 
 

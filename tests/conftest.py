@@ -89,7 +89,11 @@ def assert_same_metaprogram(
         setting = schema[name]
         if isinstance(setting, Float):
             tol = range_tol * (setting.high - setting.low)
-            assert math.isclose(got[name], value, rel_tol=1e-6, abs_tol=tol), (name, got[name], value)
+            assert math.isclose(got[name], value, rel_tol=1e-6, abs_tol=tol), (
+                name,
+                got[name],
+                value,
+            )
         else:
             assert got[name] == value and type(got[name]) is type(value), (name, got[name], value)
 

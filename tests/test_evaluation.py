@@ -73,11 +73,15 @@ def test_random_campaigns_have_non_increasing_curves_in_range(bench):
 
 def test_summaries_tables_and_plots(tmp_path):
     finals = {"a": [0.0, 0.1, 0.2, 0.4], "b": [0.5, 0.5]}
-    results = [CampaignRegret(p, "t", i, (1.0, v)) for p, vs in finals.items() for i, v in enumerate(vs)]
+    results = [
+        CampaignRegret(p, "t", i, (1.0, v)) for p, vs in finals.items() for i, v in enumerate(vs)
+    ]
     rows = summarize(results)
     assert [r.planner for r in rows] == ["a", "b"]
     q25, median, q75 = np.percentile(finals["a"], [25, 50, 75])
-    assert (rows[0].median, rows[0].q25, rows[0].q75, rows[0].campaigns) == pytest.approx((median, q25, q75, 4))
+    assert (rows[0].median, rows[0].q25, rows[0].q75, rows[0].campaigns) == pytest.approx(
+        (median, q25, q75, 4)
+    )
     table = markdown_table(rows)
     assert "| a | 4 | 0.1500 |" in table and table.count("\n") == 3
     assert plot_anytime(results, tmp_path / "anytime.png").stat().st_size > 1000

@@ -65,7 +65,9 @@ def test_every_error_class_derives_from_the_root_and_keeps_a_standard_base():
         and cls.__module__.startswith("researchgym.")
         and not cls.__name__.startswith("_")
     }
-    assert {"SettingError", "PlannerError", "StoreError", "TaskError"} <= {c.__name__ for c in errors}
+    assert {"SettingError", "PlannerError", "StoreError", "TaskError"} <= {
+        c.__name__ for c in errors
+    }
     standard = {Exception, BaseException, object}
     for cls in errors - {ResearchGymError}:
         assert issubclass(cls, ResearchGymError), cls

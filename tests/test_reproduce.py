@@ -40,7 +40,9 @@ def test_rerun_reproduces_the_recorded_metrics(recorded_run) -> None:
     report = rerun(store, run_id)
     assert report.matches
     assert report.max_abs_diff == 0.0
-    assert report.measured == json.loads(store.sql("SELECT val_metrics FROM steps").to_pylist()[0]["val_metrics"])
+    assert report.measured == json.loads(
+        store.sql("SELECT val_metrics FROM steps").to_pylist()[0]["val_metrics"]
+    )
 
 
 def test_rerun_detects_a_changed_metric(recorded_run, tmp_path) -> None:

@@ -24,7 +24,9 @@ from researchgym.spaces import Bool, Categorical, Float, Int, Schema
 from researchgym.store import Store
 
 SCHEMAS = {name: get_suite(name).make_schema() for name in ("tabular", "digits")}
-SERIALIZERS = {name: Serializer(schema, [f"researchgym/{name}"], n_bins=16) for name, schema in SCHEMAS.items()}
+SERIALIZERS = {
+    name: Serializer(schema, [f"researchgym/{name}"], n_bins=16) for name, schema in SCHEMAS.items()
+}
 
 
 def _value(setting):
@@ -86,10 +88,15 @@ def test_round_trip_any_bins_and_conditions(data, n_bins):
 
 
 @settings(max_examples=30)
-@given(data=st.data(), scores=st.lists(st.one_of(st.none(), st.floats(-1, 1)), min_size=0, max_size=5))
+@given(
+    data=st.data(), scores=st.lists(st.one_of(st.none(), st.floats(-1, 1)), min_size=0, max_size=5)
+)
 def test_campaign_round_trip(data, scores):
     serializer = Serializer(CONDITIONAL, ["env/A-v0", "env/B-v0"], n_bins=8, score_bins=20)
-    steps = [Step(data.draw(metaprograms(CONDITIONAL)), s, "ok" if s is not None else "diverged") for s in scores]
+    steps = [
+        Step(data.draw(metaprograms(CONDITIONAL)), s, "ok" if s is not None else "diverged")
+        for s in scores
+    ]
     campaign = Campaign("env/B-v0", "t", {"n_train": 7.0, "n_classes": 2.5}, steps)
     tokens = serializer.campaign_tokens(campaign)
     assert tokens[-1] == EOS
@@ -133,7 +140,7 @@ def test_bad_tokens_are_errors():
     with pytest.raises(SerializeError, match="not in the vocabulary"):
         serializer.encode(["nope"])
     with pytest.raises(SerializeError, match="not a value token"):
-        serializer.parse_metaprogram(["model.family=\"mlp\""])
+        serializer.parse_metaprogram(['model.family="mlp"'])
 
 
 def test_load_campaigns_from_reference_store():

@@ -8,7 +8,10 @@ import typer
 
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", help="store directory (default: $RESEARCHGYM_STORE or ./datasets_store); 'none' records nothing"),
+    typer.Option(
+        "--store",
+        help="store directory (default: $RESEARCHGYM_STORE or ./datasets_store); 'none' records nothing",
+    ),
 ]
 
 

@@ -12,7 +12,9 @@ from rich.table import Table
 from researchgym.spaces import SettingError
 from researchgym.terminal import console, fail, progress_bar
 
-surrogate_app = typer.Typer(help="Fit and inspect surrogate models of an env.", no_args_is_help=True)
+surrogate_app = typer.Typer(
+    help="Fit and inspect surrogate models of an env.", no_args_is_help=True
+)
 
 
 def generate(
@@ -22,9 +24,16 @@ def generate(
     repeats: Annotated[int, typer.Option(min=1, help="seeds per design point")] = 1,
     workers: Annotated[int, typer.Option(min=1, help="parallel worker processes")] = 1,
     seed: Annotated[int, typer.Option(help="seed of the design")] = 0,
-    fixed: Annotated[list[str] | None, typer.Option("--set", help="pin a setting, e.g. --set train.epochs=5")] = None,
-    task: Annotated[list[str] | None, typer.Option(help="restrict to these tasks (repeatable)")] = None,
-    store: Annotated[Path | None, typer.Option(help="store to fill (default: $RESEARCHGYM_STORE or ./datasets_store)")] = None,
+    fixed: Annotated[
+        list[str] | None, typer.Option("--set", help="pin a setting, e.g. --set train.epochs=5")
+    ] = None,
+    task: Annotated[
+        list[str] | None, typer.Option(help="restrict to these tasks (repeatable)")
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="store to fill (default: $RESEARCHGYM_STORE or ./datasets_store)"),
+    ] = None,
 ) -> None:
     """Run a sweep of real training jobs into a store (rerunning skips what is stored)."""
     import gymnasium as gym
@@ -39,7 +48,9 @@ def generate(
         with gym.make(env, store=False, disable_env_checker=True) as made:
             schema = unwrap_research_env(made).schema
         pins = schema.parse_overrides(fixed or [])
-        jobs = plan_sweep(env, sampler=sampler, n=n, seed=seed, repeats=repeats, fixed=pins, tasks=task)
+        jobs = plan_sweep(
+            env, sampler=sampler, n=n, seed=seed, repeats=repeats, fixed=pins, tasks=task
+        )
     except (SettingError, ValueError, gym.error.Error) as exc:
         fail(str(exc))
     with Store(store_path) as opened:
@@ -52,7 +63,9 @@ def generate(
     started = time.perf_counter()
     with progress_bar() as progress:
         bar = progress.add_task(f"sweep {env}", total=len(pending), status="0 failed")
-        for status, _ in run_sweep(env, pending, store_path=store_path, agent=agent, workers=workers):
+        for status, _ in run_sweep(
+            env, pending, store_path=store_path, agent=agent, workers=workers
+        ):
             statuses[status] = statuses.get(status, 0) + 1
             failures = sum(v for k, v in statuses.items() if k != "ok")
             progress.update(bar, advance=1, status=f"{failures} failed")
@@ -67,8 +80,13 @@ def generate(
 @surrogate_app.command("fit")
 def surrogate_fit(
     env: Annotated[str, typer.Option("--env", help="env id whose recorded runs to fit")],
-    data: Annotated[Path | None, typer.Option(help="store of recorded runs (default: the shipped reference runs)")] = None,
-    output: Annotated[Path, typer.Option(help="where to save the model (.npz + .json card)")] = Path("runs/surrogate.npz"),
+    data: Annotated[
+        Path | None,
+        typer.Option(help="store of recorded runs (default: the shipped reference runs)"),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option(help="where to save the model (.npz + .json card)")
+    ] = Path("runs/surrogate.npz"),
     seed: Annotated[int, typer.Option(help="seed of the held-out split and the fits")] = 0,
 ) -> None:
     """Fit a surrogate on recorded runs, print its held-out fidelity and save it."""
@@ -94,15 +112,25 @@ def surrogate_fit(
     table = Table(title=f"surrogate of {env}: fidelity on held-out (task, metaprogram) pairs")
     for column in ("Spearman", "Kendall", "held-out runs", "training runs", "seed noise (std)"):
         table.add_column(column, justify="right")
-    table.add_row(f"{f.spearman:.3f}", f"{f.kendall:.3f}", str(f.n_test), str(f.n_train), f"{model.noise_std:.4f}")
+    table.add_row(
+        f"{f.spearman:.3f}",
+        f"{f.kendall:.3f}",
+        str(f.n_test),
+        str(f.n_train),
+        f"{model.noise_std:.4f}",
+    )
     console.print(table)
     console.print(f"saved {path} and {path.with_suffix('.json')}")
 
 
 def rerun_command(
     run_id: Annotated[str, typer.Argument(help="run_id of a stored step")],
-    store: Annotated[Path | None, typer.Option(help="store (default: $RESEARCHGYM_STORE or ./datasets_store)")] = None,
-    device: Annotated[str, typer.Option(help="training device; CPU runs are bitwise repeatable")] = "cpu",
+    store: Annotated[
+        Path | None, typer.Option(help="store (default: $RESEARCHGYM_STORE or ./datasets_store)")
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="training device; CPU runs are bitwise repeatable")
+    ] = "cpu",
 ) -> None:
     """Re-run a stored step from its metaprogram and seed; report whether metrics match."""
     import gymnasium as gym
@@ -115,13 +143,17 @@ def rerun_command(
             report = rerun(opened, run_id, device=device)
     except (LookupError, ValueError, FileNotFoundError, gym.error.Error) as exc:
         fail(str(exc))
-    table = Table(title=f"rerun of {run_id} ({report.env_id}, task {report.task}, seed {report.seed})")
+    table = Table(
+        title=f"rerun of {run_id} ({report.env_id}, task {report.task}, seed {report.seed})"
+    )
     for column in ("metric", "recorded", "measured", "difference"):
         table.add_column(column, justify="right")
     for name in sorted(report.recorded.keys() | report.measured.keys()):
         rec, mea = report.recorded.get(name), report.measured.get(name)
         diff = "-" if rec is None or mea is None else f"{mea - rec:+.3g}"
-        table.add_row(name, "-" if rec is None else f"{rec:.6f}", "-" if mea is None else f"{mea:.6f}", diff)
+        table.add_row(
+            name, "-" if rec is None else f"{rec:.6f}", "-" if mea is None else f"{mea:.6f}", diff
+        )
     console.print(table)
     if report.matches:
         metrics = "bitwise-equal" if report.same_host else "within the cross-host tolerance"

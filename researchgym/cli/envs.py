@@ -38,18 +38,28 @@ def envs(
         table.add_column(column)
     for env_id in researchgym.ENV_IDS:
         suite = get_suite(registry[env_id].kwargs["suite"])
-        table.add_row(env_id, ", ".join(suite.tasks), str(len(suite.make_schema())), suite.description)
+        table.add_row(
+            env_id, ", ".join(suite.tasks), str(len(suite.make_schema())), suite.description
+        )
     console.print(table)
     console.print("interfaces: dict (gymnasium Dict), flat (Box in [-1, 1]), text (JSON)")
 
 
 def run(
     env_id: Annotated[str, typer.Argument(help="env id, e.g. researchgym/Digits-v0")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="settings as name=value, e.g. optim.lr=0.01")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of settings")] = None,
-    task: Annotated[str | None, typer.Option(help="task of the env's suite (default: its first)")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="settings as name=value, e.g. optim.lr=0.01")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML file of settings")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="task of the env's suite (default: its first)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="training seed")] = 0,
-    plot: Annotated[Path, typer.Option(help="where to save the learning curve PNG")] = Path("runs/curve.png"),
+    plot: Annotated[Path, typer.Option(help="where to save the learning curve PNG")] = Path(
+        "runs/curve.png"
+    ),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
     store: StoreOption = None,
 ) -> None:
@@ -57,7 +67,9 @@ def run(
     from researchgym.engine import InProcessExecutor, LambdaHook
     from researchgym.plotting import plot_curve
 
-    env = make_env(env_id, store=store_option(store), budget=1, agent="cli-run", device=device).unwrapped
+    env = make_env(
+        env_id, store=store_option(store), budget=1, agent="cli-run", device=device
+    ).unwrapped
     try:
         values = env.schema.load_yaml(config) if config else {}
         values |= env.schema.parse_overrides(overrides or [])
@@ -70,11 +82,17 @@ def run(
     except ValueError as exc:
         fail(str(exc))
     with progress_bar() as progress:
-        bar = progress.add_task(f"training on {task}", total=metaprogram.get("train.epochs"), status="")
+        bar = progress.add_task(
+            f"training on {task}", total=metaprogram.get("train.epochs"), status=""
+        )
 
         def advance(state) -> None:
             last = state.curve[-1]
-            progress.update(bar, completed=state.epoch + 1, status=f"val score {last.get('val_score', float('nan')):.4f}")
+            progress.update(
+                bar,
+                completed=state.epoch + 1,
+                status=f"val score {last.get('val_score', float('nan')):.4f}",
+            )
 
         if isinstance(env.executor, InProcessExecutor):  # replay/surrogate envs train nothing
             env.executor.hooks.append(LambdaHook(advance))

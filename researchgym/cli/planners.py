@@ -44,16 +44,37 @@ def _env_id_of(positional: str | None, option: str | None) -> str:
 
 
 def rollout(
-    env_arg: Annotated[str | None, typer.Argument(help="env id (same as --env)", show_default=False)] = None,
-    env_id: Annotated[str | None, typer.Option("--env", help="env id, e.g. researchgym/Tabular-v0")] = None,
+    env_arg: Annotated[
+        str | None, typer.Argument(help="env id (same as --env)", show_default=False)
+    ] = None,
+    env_id: Annotated[
+        str | None, typer.Option("--env", help="env id, e.g. researchgym/Tabular-v0")
+    ] = None,
     agent: Annotated[str, typer.Option(help=f"planner: {', '.join(planner_names())}")] = "random",
     episodes: Annotated[int, typer.Option(min=1, help="campaigns to run")] = 1,
-    steps: Annotated[int | None, typer.Option(min=1, help="experiments per campaign (default: the env's budget)")] = None,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="experiments per campaign (default: the env's budget)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of the first campaign and of the agent")] = 0,
-    fixed: Annotated[list[str] | None, typer.Option("--set", help="pin a setting for every step, e.g. --set train.epochs=10")] = None,
-    policy: Annotated[Path | None, typer.Option(help=f"trained policy of a learned planner ({', '.join(planner_names(trainable=True))})")] = None,
-    agent_args: Annotated[list[str] | None, typer.Option("--agent-arg", help="planner option as key=value, e.g. --agent-arg n_startup_trials=3")] = None,
-    plot: Annotated[Path | None, typer.Option(help="save the best-so-far curve of the last campaign as PNG")] = None,
+    fixed: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="pin a setting for every step, e.g. --set train.epochs=10"),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"trained policy of a learned planner ({', '.join(planner_names(trainable=True))})"
+        ),
+    ] = None,
+    agent_args: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agent-arg", help="planner option as key=value, e.g. --agent-arg n_startup_trials=3"
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="save the best-so-far curve of the last campaign as PNG")
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Run a planner for N campaigns, recording every step under its name, and show what it found."""
@@ -88,39 +109,86 @@ def rollout(
             fail(str(exc))
 
     table = Table(title=f"{planner.name} on {env_id}")
-    for column in ("ep", "step", "task", "status", "val score", "test score", "seconds", "key settings"):
+    for column in (
+        "ep",
+        "step",
+        "task",
+        "status",
+        "val score",
+        "test score",
+        "seconds",
+        "key settings",
+    ):
         table.add_column(column, overflow="fold")
     steps_done = [s for campaign in results for s in campaign.steps]
     for s in steps_done:
         table.add_row(
-            str(s.episode), str(s.step), s.task, s.status,
-            "-" if s.score is None else f"{s.score:.4f}", "-" if s.test_score is None else f"{s.test_score:.4f}",
-            f"{s.seconds:.2f}", _key_settings(s.metaprogram),
+            str(s.episode),
+            str(s.step),
+            s.task,
+            s.status,
+            "-" if s.score is None else f"{s.score:.4f}",
+            "-" if s.test_score is None else f"{s.test_score:.4f}",
+            f"{s.seconds:.2f}",
+            _key_settings(s.metaprogram),
         )
     console.print(table)
     scored = [(s.score, s) for s in steps_done if s.score is not None]
     if scored:
         best_score, best = max(scored, key=lambda pair: pair[0])
         test = "-" if best.test_score is None else f"{best.test_score:.4f}"
-        console.print(f"[bold green]best found[/] on {best.task}: validation score {best_score:.4f} (test {test}) with")
+        console.print(
+            f"[bold green]best found[/] on {best.task}: validation score {best_score:.4f} (test {test}) with"
+        )
         console.print_json(json.dumps(best.metaprogram, default=str))
     if plot is not None:
         from researchgym.plotting import plot_campaign
 
         last = [s.score for s in results[-1].steps]
-        console.print(f"campaign plot: {plot_campaign(last, plot, title=f'{planner.name} on {env_id}')}")
+        console.print(
+            f"campaign plot: {plot_campaign(last, plot, title=f'{planner.name} on {env_id}')}"
+        )
 
 
 def train_command(
-    agent: Annotated[str, typer.Option(help=f"learned planner to train: {', '.join(planner_names(trainable=True))}")],
-    env_id: Annotated[str, typer.Option("--env", help="env id, e.g. researchgym/Tabular-v0 (tasks drawn from its suite)")],
-    timesteps: Annotated[int, typer.Option(min=1, help="env steps (experiments) to train for; for the transformer planner, optimizer steps over stored runs")] = 2048,
-    n_envs: Annotated[int, typer.Option(min=1, help="envs stepped together (a vectorized env)")] = 1,
-    steps: Annotated[int | None, typer.Option(min=1, help="experiments per training campaign (default: the env's budget)")] = None,
+    agent: Annotated[
+        str,
+        typer.Option(help=f"learned planner to train: {', '.join(planner_names(trainable=True))}"),
+    ],
+    env_id: Annotated[
+        str,
+        typer.Option(
+            "--env", help="env id, e.g. researchgym/Tabular-v0 (tasks drawn from its suite)"
+        ),
+    ],
+    timesteps: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="env steps (experiments) to train for; for the transformer planner, optimizer steps over stored runs",
+        ),
+    ] = 2048,
+    n_envs: Annotated[
+        int, typer.Option(min=1, help="envs stepped together (a vectorized env)")
+    ] = 1,
+    steps: Annotated[
+        int | None,
+        typer.Option(min=1, help="experiments per training campaign (default: the env's budget)"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of the envs and the policy")] = 0,
-    fixed: Annotated[list[str] | None, typer.Option("--set", help="pin a setting in every action, e.g. --set train.epochs=5")] = None,
-    out: Annotated[Path | None, typer.Option(help="where to save the policy (default: runs/<agent>)")] = None,
-    agent_args: Annotated[list[str] | None, typer.Option("--agent-arg", help="trainer option as key=value, e.g. --agent-arg learning_rate=0.001")] = None,
+    fixed: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="pin a setting in every action, e.g. --set train.epochs=5"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="where to save the policy (default: runs/<agent>)")
+    ] = None,
+    agent_args: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agent-arg", help="trainer option as key=value, e.g. --agent-arg learning_rate=0.001"
+        ),
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Train a learned planner's policy across an env's tasks and save it for `rollout --policy`."""
@@ -149,7 +217,9 @@ def train_command(
                 store=store_option(store),
                 budget=steps,
                 n_envs=n_envs,
-                progress=lambda done: progress.update(bar, completed=min(done, timesteps), status=f"{done} steps"),
+                progress=lambda done: progress.update(
+                    bar, completed=min(done, timesteps), status=f"{done} steps"
+                ),
                 **_parse_agent_args(agent_args),
             )
         except (PlannerError, SettingError, TypeError) as exc:
@@ -172,9 +242,18 @@ def _key_settings(metaprogram: dict[str, Any] | None) -> str:
 
 
 def train_planner_command(
-    env: Annotated[str, typer.Option("--env", help="env whose stored runs to learn from")] = "researchgym/Tabular-v0",
-    store: Annotated[list[Path] | None, typer.Option(help="store of runs to learn from, repeatable (default: the shipped reference runs)")] = None,
-    out: Annotated[Path, typer.Option(help="checkpoint directory")] = Path("runs/transformer_planner"),
+    env: Annotated[
+        str, typer.Option("--env", help="env whose stored runs to learn from")
+    ] = "researchgym/Tabular-v0",
+    store: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="store of runs to learn from, repeatable (default: the shipped reference runs)"
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="checkpoint directory")] = Path(
+        "runs/transformer_planner"
+    ),
     steps: Annotated[int, typer.Option(min=1, help="optimizer steps")] = 1200,
     batch_size: Annotated[int, typer.Option(min=1, help="pseudo-campaigns per step")] = 16,
     lr: Annotated[float, typer.Option(help="peak learning rate")] = 2e-3,
@@ -182,9 +261,16 @@ def train_planner_command(
     n_layer: Annotated[int, typer.Option(min=1, help="transformer layers")] = 2,
     n_head: Annotated[int, typer.Option(min=1, help="attention heads")] = 4,
     n_embd: Annotated[int, typer.Option(min=8, help="width")] = 64,
-    task: Annotated[list[str] | None, typer.Option(help="train only on these tasks (repeatable)")] = None,
-    exclude_task: Annotated[list[str] | None, typer.Option(help="hold these tasks out (repeatable)")] = None,
-    agent: Annotated[str | None, typer.Option(help=f"only runs of this agent, e.g. one of {', '.join(planner_names())}")] = None,
+    task: Annotated[
+        list[str] | None, typer.Option(help="train only on these tasks (repeatable)")
+    ] = None,
+    exclude_task: Annotated[
+        list[str] | None, typer.Option(help="hold these tasks out (repeatable)")
+    ] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option(help=f"only runs of this agent, e.g. one of {', '.join(planner_names())}"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of the model and the data draws")] = 0,
     device: Annotated[str, typer.Option(help="torch device")] = "cpu",
 ) -> None:
@@ -206,23 +292,55 @@ def train_planner_command(
             )  # fmt: skip
         except (PlannerError, ValueError, FileNotFoundError) as exc:
             fail(str(exc))
-    console.print(f"[bold green]saved[/] transformer planner to {path} (loss curve: {path / 'loss.png'})")
+    console.print(
+        f"[bold green]saved[/] transformer planner to {path} (loss curve: {path / 'loss.png'})"
+    )
     console.print(f"run it: researchgym rollout --agent transformer --policy {path} --env {env}")
 
 
 def generation_loop_command(
-    env: Annotated[str, typer.Option("--env", help="env with held-out tasks whose training tasks the planner works on")] = "researchgym/Synthetic-v0",
-    rounds: Annotated[int, typer.Option(min=1, help="rounds of train -> held-out evaluation -> new campaigns")] = 3,
-    campaigns: Annotated[int, typer.Option(min=0, help="new campaigns per round (real training)")] = 24,
+    env: Annotated[
+        str,
+        typer.Option(
+            "--env", help="env with held-out tasks whose training tasks the planner works on"
+        ),
+    ] = "researchgym/Synthetic-v0",
+    rounds: Annotated[
+        int, typer.Option(min=1, help="rounds of train -> held-out evaluation -> new campaigns")
+    ] = 3,
+    campaigns: Annotated[
+        int, typer.Option(min=0, help="new campaigns per round (real training)")
+    ] = 24,
     budget: Annotated[int, typer.Option(min=1, help="experiments per campaign")] = 20,
     steps: Annotated[int, typer.Option(min=1, help="optimizer steps of round 0")] = 800,
-    later_steps: Annotated[int | None, typer.Option(min=1, help="optimizer steps of later rounds (default: half)")] = None,
-    eval_seeds: Annotated[int, typer.Option(min=1, help="held-out campaigns per task and round")] = 10,
-    n_candidates: Annotated[int, typer.Option(min=1, help="proposals decoded per step, best predicted kept")] = 8,
-    fixed: Annotated[list[str] | None, typer.Option("--set", help="pin a setting in every experiment (default: what the starting runs pinned)")] = None,
-    data: Annotated[Path | None, typer.Option(help="starting runs and held-out replay data (default: the shipped reference runs)")] = None,
-    store: Annotated[Path, typer.Option(help="store the new campaigns are recorded in")] = Path("runs/generation_loop/store"),
-    out: Annotated[Path, typer.Option(help="checkpoints, rounds.json and rounds.png")] = Path("runs/generation_loop"),
+    later_steps: Annotated[
+        int | None, typer.Option(min=1, help="optimizer steps of later rounds (default: half)")
+    ] = None,
+    eval_seeds: Annotated[
+        int, typer.Option(min=1, help="held-out campaigns per task and round")
+    ] = 10,
+    n_candidates: Annotated[
+        int, typer.Option(min=1, help="proposals decoded per step, best predicted kept")
+    ] = 8,
+    fixed: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="pin a setting in every experiment (default: what the starting runs pinned)",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="starting runs and held-out replay data (default: the shipped reference runs)"
+        ),
+    ] = None,
+    store: Annotated[Path, typer.Option(help="store the new campaigns are recorded in")] = Path(
+        "runs/generation_loop/store"
+    ),
+    out: Annotated[Path, typer.Option(help="checkpoints, rounds.json and rounds.png")] = Path(
+        "runs/generation_loop"
+    ),
     n_layer: Annotated[int, typer.Option(min=1, help="transformer layers")] = 2,
     n_embd: Annotated[int, typer.Option(min=8, help="width")] = 64,
     seed: Annotated[int, typer.Option(help="seed of training and campaigns")] = 0,
@@ -237,20 +355,45 @@ def generation_loop_command(
         schema = suite_of(env).make_schema()
         pins = schema.parse_overrides(fixed) if fixed else None
         reports = generation_loop(
-            env, out=out, store=store, data=data, rounds=rounds, campaigns=campaigns, budget=budget, steps=steps,
-            later_steps=later_steps, eval_seeds=eval_seeds, fixed=pins, n_candidates=n_candidates, seed=seed,
-            train_options={"n_layer": n_layer, "n_embd": n_embd}, log=lambda line: console.print(line),
+            env,
+            out=out,
+            store=store,
+            data=data,
+            rounds=rounds,
+            campaigns=campaigns,
+            budget=budget,
+            steps=steps,
+            later_steps=later_steps,
+            eval_seeds=eval_seeds,
+            fixed=pins,
+            n_candidates=n_candidates,
+            seed=seed,
+            train_options={"n_layer": n_layer, "n_embd": n_embd},
+            log=lambda line: console.print(line),
         )
     except (PlannerError, SettingError, ValueError, FileNotFoundError, gym.error.Error) as exc:
         fail(str(exc))
     table = Table(title=f"generation loop on {env}: held-out normalized regret per round")
-    for column in ("round", "training runs", "train s", "median regret", "IQR", "new runs", "mean best (new campaigns)"):
+    for column in (
+        "round",
+        "training runs",
+        "train s",
+        "median regret",
+        "IQR",
+        "new runs",
+        "mean best (new campaigns)",
+    ):
         table.add_column(column, justify="right")
     for r in reports:
         best = "-" if r.campaign_best_mean is None else f"{r.campaign_best_mean:.4f}"
         table.add_row(
-            str(r.round), str(r.training_runs), f"{r.train_seconds:.0f}", f"{r.held_out_median_regret:.4f}",
-            f"{r.held_out_q25:.4f}-{r.held_out_q75:.4f}", str(r.new_runs), best,
+            str(r.round),
+            str(r.training_runs),
+            f"{r.train_seconds:.0f}",
+            f"{r.held_out_median_regret:.4f}",
+            f"{r.held_out_q25:.4f}-{r.held_out_q75:.4f}",
+            str(r.new_runs),
+            best,
         )
     console.print(table)
     console.print(f"wrote {out / 'rounds.json'} and {out / 'rounds.png'}")

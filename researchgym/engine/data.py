@@ -165,11 +165,37 @@ def _file_spec(
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in [
-        DatasetSpec("digits", _digits, "classification", (1, 8, 8), "8x8 handwritten digits, 10 classes"),
-        DatasetSpec("wine", _sklearn(skdatasets.load_wine), "classification", None, "wine cultivars from 13 chemical measurements, 3 classes"),
-        DatasetSpec("breast_cancer", _sklearn(skdatasets.load_breast_cancer), "classification", None, "malignant vs benign tumours from 30 cell features"),
-        DatasetSpec("iris", _sklearn(skdatasets.load_iris), "classification", None, "iris species from 4 flower measurements, 3 classes"),
-        DatasetSpec("diabetes", _sklearn(skdatasets.load_diabetes), "regression", None, "disease progression from 10 baseline variables"),
+        DatasetSpec(
+            "digits", _digits, "classification", (1, 8, 8), "8x8 handwritten digits, 10 classes"
+        ),
+        DatasetSpec(
+            "wine",
+            _sklearn(skdatasets.load_wine),
+            "classification",
+            None,
+            "wine cultivars from 13 chemical measurements, 3 classes",
+        ),
+        DatasetSpec(
+            "breast_cancer",
+            _sklearn(skdatasets.load_breast_cancer),
+            "classification",
+            None,
+            "malignant vs benign tumours from 30 cell features",
+        ),
+        DatasetSpec(
+            "iris",
+            _sklearn(skdatasets.load_iris),
+            "classification",
+            None,
+            "iris species from 4 flower measurements, 3 classes",
+        ),
+        DatasetSpec(
+            "diabetes",
+            _sklearn(skdatasets.load_diabetes),
+            "regression",
+            None,
+            "disease progression from 10 baseline variables",
+        ),
         *(_synthetic_spec(name, kind) for name, kind in synthetic_tables.SYNTHETIC_KINDS.items()),
         *(_sequence_spec(task) for task in sequence_tasks.SEQUENCE_TASKS.values()),
         *(_corpus_spec(corpus) for corpus in charlm.CORPORA),
@@ -196,9 +222,7 @@ def parse_task(task: TaskRef | str) -> tuple[DatasetSpec, dict[str, str]]:
     ref = TaskRef.of(task)
     spec = DATASETS.get(ref.dataset)
     if spec is None:
-        raise TaskError(
-            f"unknown dataset {shorten(ref.dataset)}; choose one of {sorted(DATASETS)}"
-        )
+        raise TaskError(f"unknown dataset {shorten(ref.dataset)}; choose one of {sorted(DATASETS)}")
     params = ref.params
     for key in params:
         if key == "data_dir" and spec.data_dir_var is not None:

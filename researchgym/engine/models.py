@@ -34,11 +34,25 @@ _SETTINGS: tuple[Setting, ...] = (
     Int("model.depth", 2, low=1, high=4, help="hidden layers of the MLP"),
     Int("model.width", 128, low=16, high=1024, log=True, help="units per hidden layer"),
     Categorical("model.activation", "relu", choices=tuple(ACTIVATIONS), help="nonlinearity"),
-    Categorical("model.norm", "none", choices=("none", "batch", "layer"), help="normalization after each layer"),
+    Categorical(
+        "model.norm",
+        "none",
+        choices=("none", "batch", "layer"),
+        help="normalization after each layer",
+    ),
     Float("model.dropout", 0.0, low=0.0, high=0.5, help="dropout probability"),
-    Int("model.channels", 16, low=4, high=64, log=True, help="channels of the first conv layer (doubling per layer)"),
+    Int(
+        "model.channels",
+        16,
+        low=4,
+        high=64,
+        log=True,
+        help="channels of the first conv layer (doubling per layer)",
+    ),
     Categorical("model.kernel", 3, choices=(3, 5), help="convolution kernel size"),
-    Categorical("model.pooling", "max", choices=("max", "avg"), help="2x2 pooling after each conv layer"),
+    Categorical(
+        "model.pooling", "max", choices=("max", "avg"), help="2x2 pooling after each conv layer"
+    ),
     Int("model.conv_depth", 2, low=1, high=3, help="convolutional layers"),
 )
 

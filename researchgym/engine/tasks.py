@@ -78,8 +78,7 @@ class TaskRef:
             pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
         except ValueError:
             raise TaskError(
-                f"task {shorten(self.name)}: parameters must look like "
-                "dataset?key=value&key=value"
+                f"task {shorten(self.name)}: parameters must look like dataset?key=value&key=value"
             ) from None
         params: dict[str, str] = {}
         for key, value in pairs:

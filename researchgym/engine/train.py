@@ -38,10 +38,31 @@ def pipeline_settings(classification: bool = True) -> list[Setting]:
     settings: list[Setting] = [
         Categorical("optim.name", "adam", choices=("adam", "adamw", "sgd"), help="optimizer"),
         Float("optim.lr", 1e-3, low=1e-5, high=1.0, log=True, help="peak learning rate"),
-        Float("optim.momentum", 0.9, low=0.0, high=0.99, when={"optim.name": ("sgd",)}, help="SGD momentum"),
-        Float("optim.weight_decay", 0.0, low=0.0, high=0.1, help="L2 penalty (decoupled for adamw)"),
-        Categorical("optim.schedule", "constant", choices=("constant", "cosine", "warmup_cosine"), help="learning-rate schedule"),
-        Float("optim.warmup_frac", 0.1, low=0.0, high=0.5, when={"optim.schedule": ("warmup_cosine",)}, help="fraction of steps spent warming up"),
+        Float(
+            "optim.momentum",
+            0.9,
+            low=0.0,
+            high=0.99,
+            when={"optim.name": ("sgd",)},
+            help="SGD momentum",
+        ),
+        Float(
+            "optim.weight_decay", 0.0, low=0.0, high=0.1, help="L2 penalty (decoupled for adamw)"
+        ),
+        Categorical(
+            "optim.schedule",
+            "constant",
+            choices=("constant", "cosine", "warmup_cosine"),
+            help="learning-rate schedule",
+        ),
+        Float(
+            "optim.warmup_frac",
+            0.1,
+            low=0.0,
+            high=0.5,
+            when={"optim.schedule": ("warmup_cosine",)},
+            help="fraction of steps spent warming up",
+        ),
         Int("train.batch_size", 64, low=8, high=512, log=True, help="examples per step"),
         Int("train.epochs", 10, low=1, high=100, help="passes over the training split"),
         Float("train.grad_clip", 0.0, low=0.0, high=10.0, help="max gradient norm (0 = off)"),
@@ -49,7 +70,9 @@ def pipeline_settings(classification: bool = True) -> list[Setting]:
     ]
     if classification:
         settings.append(
-            Float("train.label_smoothing", 0.0, low=0.0, high=0.3, help="label smoothing of the loss")
+            Float(
+                "train.label_smoothing", 0.0, low=0.0, high=0.3, help="label smoothing of the loss"
+            )
         )
     return settings
 
@@ -152,7 +175,9 @@ def _loss(
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, data: TaskData, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+def _evaluate(
+    model: nn.Module, data: TaskData, x: torch.Tensor, y: torch.Tensor
+) -> dict[str, float]:
     model.eval()
     out = _predict(model, x)
     if data.kind == "classification":
@@ -263,7 +288,12 @@ def train(
             state.curve.append({"epoch": epoch + 1, "train_loss": train_loss})
             break
         state.curve.append(
-            {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_score": val["score"]}
+            {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": val["loss"],
+                "val_score": val["score"],
+            }
         )
         for hook in all_hooks:
             hook.on_epoch_end(state)
@@ -280,7 +310,9 @@ def train(
         samples=samples,
         n_params=count_parameters(model),
         device=str(dev),
-        error="the training loss or validation metrics became non-finite" if status == "diverged" else None,
+        error="the training loss or validation metrics became non-finite"
+        if status == "diverged"
+        else None,
     )
     if status == "ok":
         result.val_metrics = val  # the last epoch's validation is the final model's

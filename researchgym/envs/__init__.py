@@ -4,7 +4,15 @@ from gymnasium.envs.registration import register, registry
 
 from researchgym.envs.suites import SUITES, Suite, get_suite
 
-__all__ = ["ENV_IDS", "FAST_ENV_IDS", "FILE_ENV_IDS", "SUITES", "Suite", "get_suite", "register_envs"]
+__all__ = [
+    "ENV_IDS",
+    "FAST_ENV_IDS",
+    "FILE_ENV_IDS",
+    "SUITES",
+    "Suite",
+    "get_suite",
+    "register_envs",
+]
 
 _ENTRY_POINT = "researchgym.envs.research_env:ResearchEnv"
 

@@ -123,7 +123,8 @@ class ReplayExecutor(Executor):
         self._points = {task: (np.stack(v), g) for task, (v, g) in by_task.items()}
         # |p - v|^2 = |p|^2 - 2 p.v + |v|^2: the last term does not change the argmin
         self._half_norms = {
-            task: 0.5 * (points.astype(np.float64) ** 2).sum(axis=1) for task, (points, _) in self._points.items()
+            task: 0.5 * (points.astype(np.float64) ** 2).sum(axis=1)
+            for task, (points, _) in self._points.items()
         }
 
     @property
@@ -148,7 +149,9 @@ class ReplayExecutor(Executor):
                     "use missing='nearest' to answer with the nearest recorded run",
                 )
             points, groups = self._points[name]
-            group = groups[int(np.argmin(self._half_norms[name] - points @ vector.astype(np.float64)))]
+            group = groups[
+                int(np.argmin(self._half_norms[name] - points @ vector.astype(np.float64)))
+            ]
         recorded = group[seed % len(group)]
         # A fresh result each step: callers may keep or change what a step returned.
         return Result(

@@ -136,7 +136,9 @@ class ResearchEnv(gym.Env):
         }
         for name, limit in limits.items():
             if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
-                raise ConfigError(f"{name}={shorten(limit)} must be a positive number or None (no budget)")
+                raise ConfigError(
+                    f"{name}={shorten(limit)} must be a positive number or None (no budget)"
+                )
         _check_agent(agent)
         self.suite = get_suite(suite)
         self._task_refs = self._task_references(tasks, data_dir)
@@ -343,9 +345,7 @@ class ResearchEnv(gym.Env):
             check_budget(cost, **self.limits)
         return cost
 
-    def _task_references(
-        self, tasks: Sequence[str] | None, data_dir: Any
-    ) -> dict[str, TaskRef]:
+    def _task_references(self, tasks: Sequence[str] | None, data_dir: Any) -> dict[str, TaskRef]:
         """Map each task name to its reference (with the data directory, if any).
 
         The data directory comes from configuration (``data_dir``, else the

@@ -120,8 +120,12 @@ class GaussianProcess:
     def from_arrays(cls, arrays: Any, prefix: str) -> GaussianProcess:
         amplitude, y_mean, y_std = arrays[f"{prefix}_stats"]
         return cls(
-            arrays[f"{prefix}_x"], arrays[f"{prefix}_alpha"], arrays[f"{prefix}_length_scale"],
-            float(amplitude), float(y_mean), float(y_std),
+            arrays[f"{prefix}_x"],
+            arrays[f"{prefix}_alpha"],
+            arrays[f"{prefix}_length_scale"],
+            float(amplitude),
+            float(y_mean),
+            float(y_std),
         )
 
 
@@ -196,7 +200,9 @@ def _features(vectors: np.ndarray, tasks: list[str], all_tasks: list[str]) -> np
     onehot = np.zeros((len(tasks), len(all_tasks)))
     for i, task in enumerate(tasks):
         onehot[i, all_tasks.index(task)] = 1.0
-    return np.concatenate([np.asarray(vectors, dtype=np.float64).reshape(len(tasks), -1), onehot], axis=1)
+    return np.concatenate(
+        [np.asarray(vectors, dtype=np.float64).reshape(len(tasks), -1), onehot], axis=1
+    )
 
 
 def _pooled_noise(groups: list[list[float]]) -> float:
@@ -239,7 +245,9 @@ def fit_surrogate(
         else:
             train.setdefault((r["task"], r["metaprogram"]), []).append(r)
     if not test or len(train) < 10:
-        raise ConfigError(f"{len(ok)} successful runs of {env_id} give too small a split to fit and test")
+        raise ConfigError(
+            f"{len(ok)} successful runs of {env_id} give too small a split to fit and test"
+        )
 
     def inputs(keys: list[tuple[str, str]]) -> np.ndarray:
         vectors = np.stack([schema.encode(json.loads(m)) for _, m in keys])
@@ -249,8 +257,12 @@ def fit_surrogate(
     x = inputs(keys)
     mean = lambda key, f: float(np.mean([f(r) for r in train[key]]))
     score = np.array([mean(k, lambda r: json.loads(r["val_metrics"])["score"]) for k in keys])
-    log_seconds = np.array([mean(k, lambda r: math.log(max(float(r["cost_seconds"]), 1e-6))) for k in keys])
-    log_samples = np.array([mean(k, lambda r: math.log(max(int(r["cost_samples"]), 1))) for k in keys])
+    log_seconds = np.array(
+        [mean(k, lambda r: math.log(max(float(r["cost_seconds"]), 1e-6))) for k in keys]
+    )
+    log_samples = np.array(
+        [mean(k, lambda r: math.log(max(int(r["cost_samples"]), 1))) for k in keys]
+    )
     subset = np.random.default_rng(seed).permutation(len(keys))[:cost_points]
     model = SurrogateModel(
         env_id=env_id,

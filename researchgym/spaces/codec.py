@@ -202,7 +202,9 @@ class FlatCodec(SettingwiseCodec):
         settings = self.settings
         position = {s.name: i for i, s in enumerate(settings)}
         level = [0] * len(settings)
-        conditions: list[tuple[int, int, int, tuple[Any, ...]]] = []  # level, child, parent, allowed
+        conditions: list[
+            tuple[int, int, int, tuple[Any, ...]]
+        ] = []  # level, child, parent, allowed
         for i, s in enumerate(settings):
             parents = [(position[name], allowed) for name, allowed in s.when.items()]
             level[i] = max((level[p] + 1 for p, _ in parents), default=0)

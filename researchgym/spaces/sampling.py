@@ -49,7 +49,9 @@ def random_points(schema: Schema, seed: int | None = None) -> Iterator[dict[str,
         yield schema.decode(rng.uniform(-1.0, 1.0, size=len(schema)))
 
 
-def sobol_points(schema: Schema, seed: int | None = None, scramble: bool = True) -> Iterator[dict[str, Any]]:
+def sobol_points(
+    schema: Schema, seed: int | None = None, scramble: bool = True
+) -> Iterator[dict[str, Any]]:
     """Points of a Sobol sequence over the flat encoding, decoded.
 
     Each setting is one dimension, so the points cover the space more evenly
@@ -71,7 +73,9 @@ def sobol_points(schema: Schema, seed: int | None = None, scramble: bool = True)
             yield schema.decode(2.0 * x - 1.0)
 
 
-def grid_levels(schema: Schema, levels: int = 3, settings: list[str] | None = None) -> dict[str, list[Any]]:
+def grid_levels(
+    schema: Schema, levels: int = 3, settings: list[str] | None = None
+) -> dict[str, list[Any]]:
     """The values a grid takes of each setting.
 
     A categorical or boolean takes every choice; a number takes ``levels``
@@ -136,7 +140,11 @@ def grid_points(
 
 
 def _walk_grid(
-    schema: Schema, axes: dict[str, list[Any]], rng: np.random.Generator, shuffle: bool, fixed: dict[str, Any]
+    schema: Schema,
+    axes: dict[str, list[Any]],
+    rng: np.random.Generator,
+    shuffle: bool,
+    fixed: dict[str, Any],
 ) -> Iterator[dict[str, Any]]:
     size = math.prod(len(values) for values in axes.values())
     while True:  # one pass over the grid per loop
@@ -163,7 +171,9 @@ def _key(metaprogram: Mapping[str, Any]) -> str:
     return repr(sorted(metaprogram.items()))
 
 
-def sample(schema: Schema, sampler: str, n: int, seed: int = 0, levels: int = 3) -> list[dict[str, Any]]:
+def sample(
+    schema: Schema, sampler: str, n: int, seed: int = 0, levels: int = 3
+) -> list[dict[str, Any]]:
     """The first ``n`` distinct points of a design.
 
     Fewer when the design has fewer distinct points than ``n``: draws stop

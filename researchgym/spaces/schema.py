@@ -84,7 +84,7 @@ def _flatten_into(out: dict[str, Any], values: Mapping[Any, Any], prefix: str, l
             if levels <= 1:
                 raise SettingError(
                     f"settings under {shorten(name)} are nested more than {MAX_NESTING} levels "
-                    "deep; give settings by dotted name, e.g. {\"optim.lr\": 0.001}"
+                    'deep; give settings by dotted name, e.g. {"optim.lr": 0.001}'
                 )
             _flatten_into(out, value, f"{name}.", levels - 1)
         elif name in out:
@@ -144,7 +144,9 @@ class Schema:
         self._form_of: dict[str, NestedForm] = {}
         for form in forms:
             if form.prefix in self._forms or form.prefix in self._settings:
-                raise SettingError(f"nested form {form.prefix!r} clashes with another form or setting")
+                raise SettingError(
+                    f"nested form {form.prefix!r} clashes with another form or setting"
+                )
             missing = [name for name in form.names if name not in self._settings]
             if missing:
                 raise SettingError(
@@ -206,7 +208,9 @@ class Schema:
         """
         if not self._forms:
             return flatten_dotted(values)
-        plain = {k: v for k, v in values.items() if not (k in self._forms and isinstance(v, Mapping))}
+        plain = {
+            k: v for k, v in values.items() if not (k in self._forms and isinstance(v, Mapping))
+        }
         out = flatten_dotted(plain)
         for prefix, form in self._forms.items():
             if isinstance(values.get(prefix), Mapping):
@@ -350,9 +354,9 @@ class Schema:
         for s in self:
             cond = ""
             if s.when:
-                cond = " (only when " + ", ".join(
-                    f"{k} in {list(v)}" for k, v in s.when.items()
-                ) + ")"
+                cond = (
+                    " (only when " + ", ".join(f"{k} in {list(v)}" for k, v in s.when.items()) + ")"
+                )
             lines.append(f"{s.name}: {s.describe()}, default {s.default!r}{cond}")
         return "\n".join(lines)
 

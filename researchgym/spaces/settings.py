@@ -52,7 +52,9 @@ class Setting:
 
     def __post_init__(self) -> None:
         if not self.name or any(not part.isidentifier() for part in self.name.split(".")):
-            raise SettingError(f"setting name {self.name!r} must be dotted identifiers like 'optim.lr'")
+            raise SettingError(
+                f"setting name {self.name!r} must be dotted identifiers like 'optim.lr'"
+            )
         object.__setattr__(self, "when", {k: tuple(v) for k, v in self.when.items()})
         self.validate(self.default)
 
@@ -199,7 +201,10 @@ class Int(Setting):
     kind = "int"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.low, int) and isinstance(self.high, int)) or not self.low < self.high:
+        if (
+            not (isinstance(self.low, int) and isinstance(self.high, int))
+            or not self.low < self.high
+        ):
             raise SettingError(f"{self.name}: low={self.low!r} must be an int < high={self.high!r}")
         if self.log and self.low <= 0:
             raise SettingError(f"{self.name}: log scale needs low > 0, got low={self.low!r}")

@@ -83,9 +83,7 @@ STEP_SCHEMA = pa.schema(ROW_FIELDS + STORE_FIELDS)
 
 #: Columns added after the first layout: rows may omit them, and files written
 #: before them read NULL there.
-OPTIONAL_KEYS: frozenset[str] = frozenset(
-    {"source_env_id", "task_features", "env_kwargs"}
-)
+OPTIONAL_KEYS: frozenset[str] = frozenset({"source_env_id", "task_features", "env_kwargs"})
 
 #: Names of the keys a row dict must contain.
 REQUIRED_KEYS: frozenset[str] = frozenset(f.name for f in ROW_FIELDS) - OPTIONAL_KEYS

@@ -23,7 +23,9 @@ def rows_by_agent(store_dir: Path) -> dict[str, int]:
     return {row["agent"]: row["n"] for row in rows}
 
 
-def assert_in_space(schema: Schema, metaprogram: dict[str, Any], fixed: dict[str, Any] | None = None) -> None:
+def assert_in_space(
+    schema: Schema, metaprogram: dict[str, Any], fixed: dict[str, Any] | None = None
+) -> None:
     """The metaprogram is exactly the validated form of itself: known, in range, only active settings."""
     assert metaprogram == schema.validate(metaprogram)
     for setting in schema:

@@ -22,8 +22,20 @@ def invoke(*args: str):
 @pytest.mark.parametrize("agent", ["tpe", "sobol"])
 def test_rollout_runs_a_planner_and_records_its_name(agent: str, store_dir) -> None:
     result, out = invoke(
-        "rollout", "--agent", agent, "--env", ENV_ID, "--episodes", "2", "--steps", "2", "--seed", "3",
-        *CHEAP_SET, "--store", str(store_dir),
+        "rollout",
+        "--agent",
+        agent,
+        "--env",
+        ENV_ID,
+        "--episodes",
+        "2",
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+        *CHEAP_SET,
+        "--store",
+        str(store_dir),
     )
     assert result.exit_code == 0, out
     assert f"{agent} on {ENV_ID}" in out and "best found" in out and "4/4" in out
@@ -32,8 +44,21 @@ def test_rollout_runs_a_planner_and_records_its_name(agent: str, store_dir) -> N
 
 def test_rollout_keeps_the_positional_env_and_planner_options(store_dir, tmp_path) -> None:
     result, out = invoke(
-        "rollout", ENV_ID, "--agent", "grid", "--agent-arg", "levels=2", "--agent-arg", "settings=[optim.lr]",
-        "--steps", "2", *CHEAP_SET, "--store", str(store_dir), "--plot", str(tmp_path / "c.png"),
+        "rollout",
+        ENV_ID,
+        "--agent",
+        "grid",
+        "--agent-arg",
+        "levels=2",
+        "--agent-arg",
+        "settings=[optim.lr]",
+        "--steps",
+        "2",
+        *CHEAP_SET,
+        "--store",
+        str(store_dir),
+        "--plot",
+        str(tmp_path / "c.png"),
     )
     assert result.exit_code == 0, out
     assert (tmp_path / "c.png").exists()
@@ -41,7 +66,9 @@ def test_rollout_keeps_the_positional_env_and_planner_options(store_dir, tmp_pat
 
 
 def test_rollout_defaults_to_random(store_dir) -> None:
-    result, out = invoke("rollout", "--env", ENV_ID, "--steps", "1", *CHEAP_SET, "--store", str(store_dir))
+    result, out = invoke(
+        "rollout", "--env", ENV_ID, "--steps", "1", *CHEAP_SET, "--store", str(store_dir)
+    )
     assert result.exit_code == 0, out
     assert rows_by_agent(store_dir) == {"random": 1}
 
@@ -54,7 +81,10 @@ def test_rollout_defaults_to_random(store_dir) -> None:
         (["--agent", "random"], "no env given"),
         (["--env", ENV_ID, "--set", "train.epochs=0"], "train.epochs=0 is outside"),
         (["--env", ENV_ID, "--agent-arg", "nonsense"], "not of the form key=value"),
-        (["--env", ENV_ID, "--agent", "grid", "--agent-arg", "colour=red"], "unexpected keyword argument 'colour'"),
+        (
+            ["--env", ENV_ID, "--agent", "grid", "--agent-arg", "colour=red"],
+            "unexpected keyword argument 'colour'",
+        ),
     ],
 )
 def test_rollout_errors_say_what_to_do(args: list[str], message: str) -> None:
@@ -66,15 +96,44 @@ def test_rollout_errors_say_what_to_do(args: list[str], message: str) -> None:
 def test_train_then_rollout_the_trained_policy(tmp_path, store_dir) -> None:
     policy = tmp_path / "ppo"
     result, out = invoke(
-        "train", "--agent", "ppo-sb3", "--env", ENV_ID, "--timesteps", "32", "--n-envs", "2", "--steps", "4",
-        *CHEAP_SET, "--set", "model.family=linear", "--agent-arg", "n_steps=16", "--agent-arg", "batch_size=16",
-        "--out", str(policy), "--store", str(store_dir),
+        "train",
+        "--agent",
+        "ppo-sb3",
+        "--env",
+        ENV_ID,
+        "--timesteps",
+        "32",
+        "--n-envs",
+        "2",
+        "--steps",
+        "4",
+        *CHEAP_SET,
+        "--set",
+        "model.family=linear",
+        "--agent-arg",
+        "n_steps=16",
+        "--agent-arg",
+        "batch_size=16",
+        "--out",
+        str(policy),
+        "--store",
+        str(store_dir),
     )
     assert result.exit_code == 0, out
     assert "saved ppo-sb3 policy" in out and (tmp_path / "ppo.zip").exists()
     result, out = invoke(
-        "rollout", "--agent", "ppo-sb3", "--policy", str(tmp_path / "ppo.zip"), "--env", ENV_ID, "--steps", "2",
-        *CHEAP_SET, "--store", str(store_dir),
+        "rollout",
+        "--agent",
+        "ppo-sb3",
+        "--policy",
+        str(tmp_path / "ppo.zip"),
+        "--env",
+        ENV_ID,
+        "--steps",
+        "2",
+        *CHEAP_SET,
+        "--store",
+        str(store_dir),
     )
     assert result.exit_code == 0, out
     assert rows_by_agent(store_dir) == {"ppo-sb3-train": 32, "ppo-sb3": 2}

@@ -21,8 +21,14 @@ GOOD = {"model.family": "linear", "optim.lr": 0.01}
 
 
 def _replay(**kwargs):
-    return gym.make("researchgym/Replay-v0", source="researchgym/Tabular-v0", interface="text", store=False,
-                    disable_env_checker=True, **kwargs)
+    return gym.make(
+        "researchgym/Replay-v0",
+        source="researchgym/Tabular-v0",
+        interface="text",
+        store=False,
+        disable_env_checker=True,
+        **kwargs,
+    )
 
 
 class Scripted:
@@ -38,7 +44,9 @@ class Scripted:
 
 
 def test_garbage_then_valid_json_recovers_with_the_error_fed_back():
-    model = Scripted("I think a big MLP!", '{"optim.lr": 5.0}', "Sure:\n```json\n" + json.dumps(GOOD) + "\n```")
+    model = Scripted(
+        "I think a big MLP!", '{"optim.lr": 5.0}', "Sure:\n```json\n" + json.dumps(GOOD) + "\n```"
+    )
     agent = LLMAgent(model, max_retries=2)
     agent.reset(SCHEMA, fixed={"train.epochs": 3})
     proposal = agent.propose('{"task": "iris"}')
@@ -61,12 +69,17 @@ def test_invalid_replies_fall_back_to_defaults_and_are_recorded():
 
 
 def test_extract_json_skips_chatter_and_braces_in_strings():
-    assert json.loads(extract_json('ok {"a": "}{", "b": {"c": 1}} bye')) == {"a": "}{", "b": {"c": 1}}
+    assert json.loads(extract_json('ok {"a": "}{", "b": {"c": 1}} bye')) == {
+        "a": "}{",
+        "b": {"c": 1},
+    }
     assert extract_json("no json") == "no json"
 
 
 def test_a_campaign_through_the_text_interface():
-    result = run_campaign(_replay(budget=3), LLMAgent(Scripted(json.dumps(GOOD))), seed=0, options={"task": "wine"})
+    result = run_campaign(
+        _replay(budget=3), LLMAgent(Scripted(json.dumps(GOOD))), seed=0, options={"task": "wine"}
+    )
     assert [s.status for s in result.steps] == ["ok"] * 3
     assert result.steps[0].metaprogram["model.family"] == "linear"
 
@@ -83,9 +96,13 @@ class _Endpoint(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        type(self).requests.append(
+            {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+        )
         reply = type(self).replies.pop(0) if len(type(self).replies) > 1 else type(self).replies[0]
-        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+        payload = json.dumps(
+            {"choices": [{"message": {"role": "assistant", "content": reply}}]}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -141,10 +158,26 @@ def test_unreachable_endpoint_fails_without_falling_back():
 
 
 def test_rollout_cli_with_the_endpoint(endpoint):
-    result = CliRunner().invoke(app, [
-        "rollout", "--agent", "llm", "--env", "researchgym/Tabular-v0", "--steps", "1", "--store", "none",
-        "--set", "train.epochs=1", "--set", "train.batch_size=256", "--agent-arg", "timeout=5",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "rollout",
+            "--agent",
+            "llm",
+            "--env",
+            "researchgym/Tabular-v0",
+            "--steps",
+            "1",
+            "--store",
+            "none",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.batch_size=256",
+            "--agent-arg",
+            "timeout=5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "best found" in result.output
 
@@ -158,9 +191,19 @@ def test_local_transformers_pipeline(tmp_path):
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
     core.decoder = decoders.Fuse()
-    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", eos_token="[EOS]")
-    config = transformers.GPT2Config(vocab_size=len(vocab), n_positions=8192, n_embd=16, n_layer=1, n_head=2,
-                                     eos_token_id=1, bos_token_id=1, pad_token_id=1)
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="[UNK]", eos_token="[EOS]"
+    )
+    config = transformers.GPT2Config(
+        vocab_size=len(vocab),
+        n_positions=8192,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        eos_token_id=1,
+        bos_token_id=1,
+        pad_token_id=1,
+    )
     model = transformers.GPT2LMHeadModel(config)
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)

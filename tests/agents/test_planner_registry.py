@@ -40,7 +40,15 @@ def schema() -> Schema:
 
 
 def test_every_issue_planner_is_registered() -> None:
-    assert set(planner_names()) >= {"random", "sobol", "grid", "tpe", "default", "ppo-sb3", "ppo-rllib"}
+    assert set(planner_names()) >= {
+        "random",
+        "sobol",
+        "grid",
+        "tpe",
+        "default",
+        "ppo-sb3",
+        "ppo-rllib",
+    }
     for spec in PLANNERS.values():
         assert ":" in spec.entry_point and spec.description
 
@@ -97,7 +105,9 @@ def test_register_planner_checks_the_entry_point() -> None:
 def test_proposals_stay_inside_the_full_space(name: str, schema: Schema) -> None:
     """Hundreds of proposals over every setting (no training): valid, only active settings, pins kept."""
     fixed = {"optim.name": "sgd", "train.epochs": 3}
-    history = optimize(make_planner(name), schema, lambda m: -m["optim.lr"], n_trials=60, seed=3, fixed=fixed)
+    history = optimize(
+        make_planner(name), schema, lambda m: -m["optim.lr"], n_trials=60, seed=3, fixed=fixed
+    )
     assert len(history) == 60
     for metaprogram, _ in history:
         assert_in_space(schema, metaprogram, fixed)
@@ -107,7 +117,10 @@ def test_proposals_stay_inside_the_full_space(name: str, schema: Schema) -> None
 @pytest.mark.parametrize("name", ["random", "sobol", "grid", "tpe"])
 def test_search_planners_explore_and_are_seeded(name: str, schema: Schema) -> None:
     def run(seed: int) -> list[dict]:
-        return [m for m, _ in optimize(make_planner(name), schema, lambda m: 0.0, n_trials=12, seed=seed)]
+        return [
+            m
+            for m, _ in optimize(make_planner(name), schema, lambda m: 0.0, n_trials=12, seed=seed)
+        ]
 
     first = run(0)
     assert first == run(0)
@@ -145,7 +158,10 @@ def test_pins_are_validated(make_env) -> None:
 
 @pytest.mark.parametrize("interface", ["flat", "dict", "text"])
 def test_pin_settings_wrapper_overwrites_any_interface(interface: str) -> None:
-    env = PinSettings(gym.make(ENV_ID, store=False, interface=interface, disable_env_checker=True), {"train.epochs": 2})
+    env = PinSettings(
+        gym.make(ENV_ID, store=False, interface=interface, disable_env_checker=True),
+        {"train.epochs": 2},
+    )
     base = env.unwrapped
     action = base.to_action({"train.epochs": 50, "optim.lr": 0.01})
     pinned = base.interface.parse_action(env.action(action))
@@ -156,11 +172,24 @@ def test_pin_settings_wrapper_overwrites_any_interface(interface: str) -> None:
 
 
 def test_optimize_is_a_planner_agnostic_seam() -> None:
-    schema = Schema([Categorical("kind", "a", choices=("a", "b")), Float("x", 0.5, low=0.0, high=1.0, when={"kind": ("b",)})])
-    history = optimize(make_planner("grid", levels=4), schema, lambda m: m.get("x", 0.0), n_trials=5, seed=0)
+    schema = Schema(
+        [
+            Categorical("kind", "a", choices=("a", "b")),
+            Float("x", 0.5, low=0.0, high=1.0, when={"kind": ("b",)}),
+        ]
+    )
+    history = optimize(
+        make_planner("grid", levels=4), schema, lambda m: m.get("x", 0.0), n_trials=5, seed=0
+    )
     assert sorted(json.dumps(m, sort_keys=True) for m, _ in history) == sorted(
         json.dumps(m, sort_keys=True)
-        for m in [{"kind": "a"}, {"kind": "b", "x": 0.125}, {"kind": "b", "x": 0.375}, {"kind": "b", "x": 0.625}, {"kind": "b", "x": 0.875}]
+        for m in [
+            {"kind": "a"},
+            {"kind": "b", "x": 0.125},
+            {"kind": "b", "x": 0.375},
+            {"kind": "b", "x": 0.625},
+            {"kind": "b", "x": 0.875},
+        ]
     )
     assert max(v for _, v in history) == 0.875
 
@@ -168,10 +197,28 @@ def test_optimize_is_a_planner_agnostic_seam() -> None:
 def test_parse_args_gives_every_agent_a_command_line() -> None:
     from agents.grid import Args
 
-    args = parse_args(Args, ["--env-id", "researchgym/Digits-v0", "--fixed", "train.epochs=2", "optim.lr=0.1", "--levels", "5", "--no-shuffle", "--store", "none"])
+    args = parse_args(
+        Args,
+        [
+            "--env-id",
+            "researchgym/Digits-v0",
+            "--fixed",
+            "train.epochs=2",
+            "optim.lr=0.1",
+            "--levels",
+            "5",
+            "--no-shuffle",
+            "--store",
+            "none",
+        ],
+    )
     assert isinstance(args, CampaignArgs)
     assert (args.env_id, args.fixed, args.levels, args.shuffle, args.store) == (
-        "researchgym/Digits-v0", ("train.epochs=2", "optim.lr=0.1"), 5, False, "none"
+        "researchgym/Digits-v0",
+        ("train.epochs=2", "optim.lr=0.1"),
+        5,
+        False,
+        "none",
     )
     assert parse_args(Args, []).levels == 3
 
@@ -179,19 +226,37 @@ def test_parse_args_gives_every_agent_a_command_line() -> None:
 def test_proposal_vectors_decode_like_the_env(schema: Schema) -> None:
     """A metaprogram survives the harness's one conversion (to a flat action and back)."""
     env = gym.make(ENV_ID, store=False, interface="flat", disable_env_checker=True).unwrapped
-    metaprogram = schema.validate({"optim.name": "sgd", "optim.lr": 0.02, "model.width": 64, **CHEAP})
+    metaprogram = schema.validate(
+        {"optim.name": "sgd", "optim.lr": 0.02, "model.width": 64, **CHEAP}
+    )
     decoded = env.interface.parse_action(env.to_action(metaprogram))
     assert decoded.keys() == metaprogram.keys()
     for name, value in metaprogram.items():
-        assert decoded[name] == (pytest.approx(value, rel=1e-4) if isinstance(value, float) else value)
+        assert decoded[name] == (
+            pytest.approx(value, rel=1e-4) if isinstance(value, float) else value
+        )
 
 
-@pytest.mark.parametrize("module", ["agents.random_search", "agents.sobol", "agents.grid", "agents.tpe", "agents.default"])
-def test_agents_run_as_modules(module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "module",
+    ["agents.random_search", "agents.sobol", "agents.grid", "agents.tpe", "agents.default"],
+)
+def test_agents_run_as_modules(
+    module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     import runpy
     import sys
 
-    argv = [module, "--budget", "2", "--store", "none", "--fixed", "train.epochs=1", "train.batch_size=256"]
+    argv = [
+        module,
+        "--budget",
+        "2",
+        "--store",
+        "none",
+        "--fixed",
+        "train.epochs=1",
+        "train.batch_size=256",
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     monkeypatch.delitem(sys.modules, module, raising=False)  # run it fresh, as `python -m` does
     runpy.run_module(module, run_name="__main__")

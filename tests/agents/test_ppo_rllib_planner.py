@@ -19,7 +19,10 @@ HAS_RAY = importlib.util.find_spec("ray") is not None
 
 @pytest.mark.skipif(HAS_RAY, reason="ray is installed")
 def test_missing_ray_is_a_clear_error() -> None:
-    for build in (lambda: make_planner("ppo-rllib", policy="runs/ppo_rllib"), lambda: make_trainer("ppo-rllib")):
+    for build in (
+        lambda: make_planner("ppo-rllib", policy="runs/ppo_rllib"),
+        lambda: make_trainer("ppo-rllib"),
+    ):
         with pytest.raises(PlannerError, match=r"needs the package 'ray'.*researchgym\[rllib\]"):
             build()
 

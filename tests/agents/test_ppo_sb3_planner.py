@@ -40,7 +40,11 @@ def test_training_saves_a_policy_and_records_its_steps(trained) -> None:
     path, store_dir, done = trained
     assert path.name == "policy.zip" and path.exists()
     metadata = json.loads(path.with_suffix(".json").read_text())
-    assert metadata["env_id"] == ENV_ID and metadata["fixed"] == CHEAPEST and metadata["total_timesteps"] == 128
+    assert (
+        metadata["env_id"] == ENV_ID
+        and metadata["fixed"] == CHEAPEST
+        and metadata["total_timesteps"] == 128
+    )
     assert done[-1] == 128
     assert rows_by_agent(store_dir) == {"ppo-sb3-train": 128}
 
@@ -67,7 +71,9 @@ def test_planner_reads_flat_observations_only(trained, make_env) -> None:
 
 
 def test_planner_needs_a_policy_that_exists(tmp_path) -> None:
-    with pytest.raises(PlannerError, match="needs a trained policy.*researchgym train --agent ppo-sb3"):
+    with pytest.raises(
+        PlannerError, match="needs a trained policy.*researchgym train --agent ppo-sb3"
+    ):
         make_planner("ppo-sb3")
     with pytest.raises(PlannerError, match="does not exist"):
         make_planner("ppo-sb3", policy=tmp_path / "missing.zip")
@@ -77,7 +83,9 @@ def test_policy_of_another_env_is_refused(trained) -> None:
     import gymnasium as gym
 
     path, _, _ = trained
-    digits = gym.make("researchgym/Digits-v0", store=False, interface="flat", disable_env_checker=True).unwrapped
+    digits = gym.make(
+        "researchgym/Digits-v0", store=False, interface="flat", disable_env_checker=True
+    ).unwrapped
     with pytest.raises(PlannerError, match="train a policy for this env"):
         PPOPlanner(path).reset(digits.schema, seed=0)
 

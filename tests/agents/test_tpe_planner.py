@@ -18,16 +18,18 @@ from researchgym.spaces import Bool, Categorical, Float, Int, Schema
 # A seeded synthetic objective over a small but realistic space: a log-scale
 # learning rate with an optimum, a log-scale integer width, an integer depth,
 # choices of different worth and a setting that only matters under one choice.
-SYNTHETIC = Schema([
-    Categorical("optim", "adam", choices=("adam", "sgd", "rmsprop")),
-    Float("lr", 1e-3, low=1e-5, high=1.0, log=True),
-    Float("momentum", 0.9, low=0.0, high=0.99, when={"optim": ("sgd",)}),
-    Int("width", 64, low=8, high=1024, log=True),
-    Int("depth", 2, low=1, high=6),
-    Float("dropout", 0.0, low=0.0, high=0.5),
-    Bool("norm", False),
-    Categorical("act", "relu", choices=("relu", "tanh", "gelu", "silu")),
-])
+SYNTHETIC = Schema(
+    [
+        Categorical("optim", "adam", choices=("adam", "sgd", "rmsprop")),
+        Float("lr", 1e-3, low=1e-5, high=1.0, log=True),
+        Float("momentum", 0.9, low=0.0, high=0.99, when={"optim": ("sgd",)}),
+        Int("width", 64, low=8, high=1024, log=True),
+        Int("depth", 2, low=1, high=6),
+        Float("dropout", 0.0, low=0.0, high=0.5),
+        Bool("norm", False),
+        Categorical("act", "relu", choices=("relu", "tanh", "gelu", "silu")),
+    ]
+)
 
 
 def synthetic(m: dict) -> float:
@@ -42,7 +44,10 @@ def synthetic(m: dict) -> float:
 
 
 def best_after(name: str, n_trials: int, seed: int) -> float:
-    return max(v for _, v in optimize(make_planner(name), SYNTHETIC, synthetic, n_trials=n_trials, seed=seed))
+    return max(
+        v
+        for _, v in optimize(make_planner(name), SYNTHETIC, synthetic, n_trials=n_trials, seed=seed)
+    )
 
 
 def test_tpe_beats_random_search_across_seeds() -> None:
@@ -111,6 +116,9 @@ def test_an_unscored_proposal_is_closed_before_the_next() -> None:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_tpe_is_reproducible_under_a_seed(seed: int) -> None:
     def run() -> list[dict]:
-        return [m for m, _ in optimize(make_planner("tpe"), SYNTHETIC, synthetic, n_trials=12, seed=seed)]
+        return [
+            m
+            for m, _ in optimize(make_planner("tpe"), SYNTHETIC, synthetic, n_trials=12, seed=seed)
+        ]
 
     assert run() == run()

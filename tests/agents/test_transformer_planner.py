@@ -20,17 +20,34 @@ from researchgym.serialize import Serializer
 from researchgym.spaces import Categorical, Int
 
 SOURCE = "researchgym/Tabular-v0"
-TINY = {"steps": 8, "n_layer": 1, "n_head": 2, "n_embd": 32, "batch_size": 4, "campaign_len": 4, "eval_every": 4}
+TINY = {
+    "steps": 8,
+    "n_layer": 1,
+    "n_head": 2,
+    "n_embd": 32,
+    "batch_size": 4,
+    "campaign_len": 4,
+    "eval_every": 4,
+}
 SCHEMAS = {name: get_suite(name).make_schema() for name in ("tabular", "digits")}
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    return train_planner(env_id=SOURCE, tasks=["iris", "wine"], out=tmp_path_factory.mktemp("tp") / "ckpt", **TINY)
+    return train_planner(
+        env_id=SOURCE, tasks=["iris", "wine"], out=tmp_path_factory.mktemp("tp") / "ckpt", **TINY
+    )
 
 
 def test_training_saves_a_checkpoint_with_tokenizer_and_loss_curve(checkpoint):
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "serializer.json", "loss.png", "training.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "serializer.json",
+        "loss.png",
+        "training.json",
+    ):
         assert (checkpoint / name).exists(), name
     record = json.loads((checkpoint / "training.json").read_text())
     assert record["tasks"] == ["iris", "wine"]
@@ -76,7 +93,9 @@ def test_decoding_never_proposes_an_invalid_action(suite, data, seed, temperatur
         for name, value in pins.items():
             if name in proposal:
                 assert proposal[name] == schema[name].validate(value)
-        planner.observe(proposal, 0.5, {"status": "ok" if step else "diverged", "metrics": {"score": 0.5}})
+        planner.observe(
+            proposal, 0.5, {"status": "ok" if step else "diverged", "metrics": {"score": 0.5}}
+        )
 
 
 def test_candidates_keep_the_best_predicted_score():
@@ -89,7 +108,9 @@ def test_candidates_keep_the_best_predicted_score():
 
 def test_campaign_on_replay_env_is_all_valid(checkpoint):
     env = gym.make("researchgym/Replay-v0", source=SOURCE, budget=4, store=False)
-    result = run_campaign(env, make_planner("transformer", policy=checkpoint), seed=1, options={"task": "iris"})
+    result = run_campaign(
+        env, make_planner("transformer", policy=checkpoint), seed=1, options={"task": "iris"}
+    )
     assert [s.status for s in result.steps] == ["ok"] * 4
     metaprograms = [json.dumps(s.metaprogram, sort_keys=True) for s in result.steps]
     assert len(set(metaprograms)) == 4  # repeats are resampled
@@ -105,16 +126,52 @@ def test_missing_or_mismatched_checkpoint_is_a_clear_error(tmp_path, checkpoint)
 def test_cli_train_planner_then_rollout(tmp_path):
     runner = CliRunner()
     out = tmp_path / "ckpt"
-    result = runner.invoke(app, [
-        "train-planner", "--env", SOURCE, "--task", "iris", "--steps", "3", "--batch-size", "2",
-        "--campaign-len", "3", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--out", str(out),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "train-planner",
+            "--env",
+            SOURCE,
+            "--task",
+            "iris",
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--campaign-len",
+            "3",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--n-embd",
+            "16",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (out / "loss.png").exists() and "saved" in result.output
-    result = runner.invoke(app, [
-        "rollout", "--agent", "transformer", "--policy", str(out), "--env", SOURCE, "--steps", "2",
-        "--store", "none", "--set", "train.epochs=1", "--set", "train.batch_size=256",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "rollout",
+            "--agent",
+            "transformer",
+            "--policy",
+            str(out),
+            "--env",
+            SOURCE,
+            "--steps",
+            "2",
+            "--store",
+            "none",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.batch_size=256",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "best found" in result.output
 
@@ -136,7 +193,9 @@ def test_batched_candidates_score_exactly_like_their_own_sequences():
     s = planner.serializer
     score_ids = [s.vocab[t] for t in s.score_tokens]
     for values, predicted in candidates:
-        ids = context + s.encode(s.step_tokens(Step(values, 0.0, "ok"))[1:-1])  # no [STEP], no score
+        ids = context + s.encode(
+            s.step_tokens(Step(values, 0.0, "ok"))[1:-1]
+        )  # no [STEP], no score
         with torch.no_grad():
             logits = planner.model(torch.tensor([ids])).logits[0, -1]
         expected = torch.softmax(logits[score_ids], -1).numpy() @ s.score_values()
@@ -148,9 +207,16 @@ def test_training_on_from_a_checkpoint_keeps_its_weights_and_vocabulary(tmp_path
     from transformers import GPT2LMHeadModel
 
     out = train_planner(
-        env_id=SOURCE, tasks=["iris"], init_from=str(checkpoint), out=tmp_path / "next", **{**TINY, "steps": 2, "lr": 0.0}
+        env_id=SOURCE,
+        tasks=["iris"],
+        init_from=str(checkpoint),
+        out=tmp_path / "next",
+        **{**TINY, "steps": 2, "lr": 0.0},
     )
-    before, after = GPT2LMHeadModel.from_pretrained(checkpoint), GPT2LMHeadModel.from_pretrained(out)
+    before, after = (
+        GPT2LMHeadModel.from_pretrained(checkpoint),
+        GPT2LMHeadModel.from_pretrained(out),
+    )
     for (name, a), b in zip(before.state_dict().items(), after.state_dict().values()):
         assert torch.equal(a, b), name
     assert (out / "serializer.json").read_text() == (checkpoint / "serializer.json").read_text()
@@ -158,20 +224,45 @@ def test_training_on_from_a_checkpoint_keeps_its_weights_and_vocabulary(tmp_path
 
 def test_cli_train_agent_transformer(tmp_path):
     out = tmp_path / "policy"
-    result = CliRunner().invoke(app, [
-        "train", "--agent", "transformer", "--env", SOURCE, "--timesteps", "3", "--out", str(out),
-        "--agent-arg", "n_layer=1", "--agent-arg", "n_embd=16", "--agent-arg", "n_head=2",
-        "--agent-arg", "batch_size=2", "--agent-arg", "tasks=[iris]",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--agent",
+            "transformer",
+            "--env",
+            SOURCE,
+            "--timesteps",
+            "3",
+            "--out",
+            str(out),
+            "--agent-arg",
+            "n_layer=1",
+            "--agent-arg",
+            "n_embd=16",
+            "--agent-arg",
+            "n_head=2",
+            "--agent-arg",
+            "batch_size=2",
+            "--agent-arg",
+            "tasks=[iris]",
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads((out / "training.json").read_text())
     assert len(record["history"]) == 3 and record["tasks"] == ["iris"]
-    result = CliRunner().invoke(app, ["train", "--agent", "transformer", "--env", SOURCE, "--agent-arg", "depth=3"])
-    assert result.exit_code != 0 and "unknown transformer training options ['depth']" in result.output
+    result = CliRunner().invoke(
+        app, ["train", "--agent", "transformer", "--env", SOURCE, "--agent-arg", "depth=3"]
+    )
+    assert (
+        result.exit_code != 0 and "unknown transformer training options ['depth']" in result.output
+    )
 
 
 def test_the_suites_held_out_tasks_are_never_trained_on_by_default(tmp_path):
-    out = train_planner(env_id="researchgym/Synthetic-v0", out=tmp_path / "ckpt", **{**TINY, "steps": 1})
+    out = train_planner(
+        env_id="researchgym/Synthetic-v0", out=tmp_path / "ckpt", **{**TINY, "steps": 1}
+    )
     trained = json.loads((out / "training.json").read_text())["tasks"]
     suite = get_suite("synthetic")
     assert trained == sorted(suite.tasks) and not set(trained) & set(suite.held_out_tasks)

@@ -78,13 +78,17 @@ def test_in_process_hook_exception_becomes_error(tabular_schema):
 
 
 def test_in_process_unknown_task_becomes_error(tabular_schema):
-    result = InProcessExecutor(device="cpu").run(cheap(tabular_schema), task=TaskRef("nope"), seed=0)
+    result = InProcessExecutor(device="cpu").run(
+        cheap(tabular_schema), task=TaskRef("nope"), seed=0
+    )
     assert result.status == "error" and "nope" in result.error
 
 
 def test_in_process_timeout(digits_schema):
     executor = InProcessExecutor(device="cpu", timeout=0.05)
-    result = executor.run(digits_schema.validate({"train.epochs": 100}), task=TaskRef("digits"), seed=0)
+    result = executor.run(
+        digits_schema.validate({"train.epochs": 100}), task=TaskRef("digits"), seed=0
+    )
     assert result.status == "timeout"
     assert "0.05s budget" in result.error
     match = re.search(r"stopped after epoch (\d+) of 100", result.error)
@@ -93,7 +97,13 @@ def test_in_process_timeout(digits_schema):
 
 def test_in_process_propagates_nothing_for_a_diverged_run(tabular_schema):
     m = tabular_schema.validate(
-        {"optim.name": "sgd", "optim.lr": 1.0, "optim.momentum": 0.99, "model.depth": 4, "data.scaling": "none"}
+        {
+            "optim.name": "sgd",
+            "optim.lr": 1.0,
+            "optim.momentum": 0.99,
+            "model.depth": 4,
+            "data.scaling": "none",
+        }
     )
     result = InProcessExecutor(device="cpu").run(m, task=TaskRef("diabetes"), seed=0)
     assert result.status == "diverged" and result.error
@@ -156,5 +166,7 @@ def test_subprocess_close_is_idempotent(worker, tabular_schema):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.gpu
 def test_in_process_on_cuda(tabular_schema):
-    result = InProcessExecutor(device="cuda").run(cheap(tabular_schema), task=TaskRef("iris"), seed=0)
+    result = InProcessExecutor(device="cuda").run(
+        cheap(tabular_schema), task=TaskRef("iris"), seed=0
+    )
     assert result.status == "ok" and result.device.startswith("cuda")

@@ -25,13 +25,24 @@ def test_a_seed_always_gives_the_same_table_and_seeds_differ(name):
 def test_tasks_load_with_the_right_kind_and_features():
     cls = load_task_data("synth_cls?seed=3")
     reg = load_task_data("synth_reg?seed=3")
-    assert cls.kind == "classification" and 2 <= cls.n_classes <= 5 and cls.chance == 1 / cls.n_classes
+    assert (
+        cls.kind == "classification" and 2 <= cls.n_classes <= 5 and cls.chance == 1 / cls.n_classes
+    )
     assert reg.kind == "regression" and reg.features()["is_regression"] == 1.0
-    assert abs(float(reg.y_train.mean())) < 1e-5  # regression targets standardized on the training split
+    assert (
+        abs(float(reg.y_train.mean())) < 1e-5
+    )  # regression targets standardized on the training split
     assert 0.6 * 300 - 1 <= len(cls.x_train) <= 0.6 * 1500 + 1  # 60% of 300 to 1,500 rows
 
 
-@pytest.mark.parametrize("task, message", [("synth_cls?seed=x", "not an integer"), ("synth_reg?seed=-1", "outside"), ("synth_cls?depth=2", "no parameter")])
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        ("synth_cls?seed=x", "not an integer"),
+        ("synth_reg?seed=-1", "outside"),
+        ("synth_cls?depth=2", "no parameter"),
+    ],
+)
 def test_bad_parameters_are_clear_errors(task, message):
     with pytest.raises(ValueError, match=message):
         load_task_data(task)
@@ -51,7 +62,9 @@ def test_a_held_out_task_trains_when_asked_for():
     env = gym.make("researchgym/Synthetic-v0", store=False, budget=1, tasks=[held_out])
     env.reset(seed=0)
     metaprogram = {"train.epochs": 2, "train.batch_size": 256}
-    _, reward, terminated, _, info = env.step(env.unwrapped.to_action(env.unwrapped.schema.validate(metaprogram)))
+    _, reward, terminated, _, info = env.step(
+        env.unwrapped.to_action(env.unwrapped.schema.validate(metaprogram))
+    )
     assert info["status"] == "ok" and info["task"] == held_out and terminated
     assert -1.0 <= reward <= 1.0
 

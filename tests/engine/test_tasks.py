@@ -26,7 +26,9 @@ def test_of_accepts_a_reference_or_a_name():
 def test_a_reference_is_frozen_hashable_and_pickles():
     ref = TaskRef("mnist?n_train=10", data_dir="~/data")
     assert ref.data_dir == Path("~/data").expanduser()
-    assert pickle.loads(pickle.dumps(ref)) == ref and hash(ref) == hash(TaskRef(ref.name, ref.data_dir))
+    assert pickle.loads(pickle.dumps(ref)) == ref and hash(ref) == hash(
+        TaskRef(ref.name, ref.data_dir)
+    )
     with pytest.raises(AttributeError):
         ref.name = "digits"
 

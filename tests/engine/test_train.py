@@ -27,9 +27,7 @@ from tests.conftest import stop_after
 
 train_module = importlib.import_module("researchgym.engine.train")
 
-TASKS = tuple(
-    (suite, task) for suite in ("digits", "tabular") for task in get_suite(suite).tasks
-)
+TASKS = tuple((suite, task) for suite in ("digits", "tabular") for task in get_suite(suite).tasks)
 
 
 def fit(schema, task: str, seed: int = 0, hooks=(), **settings) -> Result:
@@ -77,11 +75,32 @@ def test_cnn_family_trains_on_digits(digits_schema):
 @pytest.mark.parametrize(
     "settings",
     [
-        {"model.family": "cnn", "model.norm": "batch", "model.pooling": "avg", "model.kernel": 5, "model.conv_depth": 3},
+        {
+            "model.family": "cnn",
+            "model.norm": "batch",
+            "model.pooling": "avg",
+            "model.kernel": 5,
+            "model.conv_depth": 3,
+        },
         {"model.family": "cnn", "model.norm": "layer", "model.dropout": 0.3, "data.augment": True},
-        {"model.family": "mlp", "model.norm": "batch", "model.activation": "gelu", "model.depth": 1},
-        {"model.family": "mlp", "model.norm": "layer", "model.activation": "silu", "model.dropout": 0.5},
-        {"model.family": "mlp", "model.activation": "tanh", "data.scaling": "minmax", "optim.name": "adamw"},
+        {
+            "model.family": "mlp",
+            "model.norm": "batch",
+            "model.activation": "gelu",
+            "model.depth": 1,
+        },
+        {
+            "model.family": "mlp",
+            "model.norm": "layer",
+            "model.activation": "silu",
+            "model.dropout": 0.5,
+        },
+        {
+            "model.family": "mlp",
+            "model.activation": "tanh",
+            "data.scaling": "minmax",
+            "optim.name": "adamw",
+        },
         {"data.scaling": "none", "optim.name": "sgd", "optim.lr": 0.05, "train.batch_size": 8},
     ],
 )
@@ -93,7 +112,9 @@ def test_model_and_pipeline_variants_train(digits_schema, settings):
 
 
 def test_linear_family_on_tabular(tabular_schema):
-    result = fit(tabular_schema, "wine", **{"model.family": "linear", "optim.lr": 0.03, "train.epochs": 20})
+    result = fit(
+        tabular_schema, "wine", **{"model.family": "linear", "optim.lr": 0.03, "train.epochs": 20}
+    )
     data = load_task_data("wine")
     n_features = data.input_shape[0]
     assert result.n_params == n_features * data.n_classes + data.n_classes
@@ -131,7 +152,9 @@ def test_different_seed_gives_a_different_curve(digits_schema):
 # --- pipeline settings ---------------------------------------------------------------------
 def test_early_stopping_stops_early(tabular_schema):
     patience, epochs = 2, 100
-    result = fit(tabular_schema, "iris", **{"train.epochs": epochs, "train.early_stopping": patience})
+    result = fit(
+        tabular_schema, "iris", **{"train.epochs": epochs, "train.early_stopping": patience}
+    )
     assert result.status == "ok"
     scores = [p["val_score"] for p in result.curve]
     assert len(scores) < epochs
@@ -184,7 +207,12 @@ def test_constant_schedule(tabular_schema, recorded_lrs):
 
 
 def test_cosine_schedule(tabular_schema, recorded_lrs):
-    settings = {"train.epochs": 10, "train.batch_size": 8, "optim.lr": 0.01, "optim.schedule": "cosine"}
+    settings = {
+        "train.epochs": 10,
+        "train.batch_size": 8,
+        "optim.lr": 0.01,
+        "optim.schedule": "cosine",
+    }
     result = fit(tabular_schema, "wine", **settings)
     assert result.status == "ok"
     assert recorded_lrs[0] == pytest.approx(0.01)
@@ -194,7 +222,12 @@ def test_cosine_schedule(tabular_schema, recorded_lrs):
 
 
 def test_warmup_cosine_schedule(tabular_schema, recorded_lrs):
-    settings = {"train.epochs": 10, "optim.lr": 0.01, "optim.schedule": "warmup_cosine", "optim.warmup_frac": 0.2}
+    settings = {
+        "train.epochs": 10,
+        "optim.lr": 0.01,
+        "optim.schedule": "warmup_cosine",
+        "optim.warmup_frac": 0.2,
+    }
     assert fit(tabular_schema, "wine", **settings).status == "ok"
     peak = recorded_lrs.index(max(recorded_lrs))
     warmup = int(0.2 * len(recorded_lrs))
@@ -299,9 +332,17 @@ def test_task_data_is_cached():
 def test_splits_are_disjoint_and_scaled(task):
     data = load_task_data(task)
     sizes = [len(data.x_train), len(data.x_val), len(data.x_test)]
-    assert len(data.y_train) == sizes[0] and len(data.y_val) == sizes[1] and len(data.y_test) == sizes[2]
+    assert (
+        len(data.y_train) == sizes[0]
+        and len(data.y_val) == sizes[1]
+        and len(data.y_test) == sizes[2]
+    )
     assert sizes[0] > sizes[1] > 0 and sizes[2] > 0
-    loader = {"digits": skdatasets.load_digits, "iris": skdatasets.load_iris, "diabetes": skdatasets.load_diabetes}
+    loader = {
+        "digits": skdatasets.load_digits,
+        "iris": skdatasets.load_iris,
+        "diabetes": skdatasets.load_diabetes,
+    }
     assert sum(sizes) == len(loader[task](return_X_y=True)[1])
     flat = data.x_train.reshape(len(data.x_train), -1)
     assert torch.allclose(flat.mean(0), torch.zeros(flat.shape[1]), atol=1e-4)
@@ -319,7 +360,13 @@ def test_non_finite_validation_metrics_count_as_divergence():
     """A finite training loss whose last steps blow the weights up is still a divergence."""
     schema = gym.make("researchgym/Tabular-v0", store=False).unwrapped.schema
     metaprogram = schema.validate(
-        {"optim.name": "sgd", "optim.lr": 1.0, "model.depth": 4, "train.epochs": 3, "train.batch_size": 64}
+        {
+            "optim.name": "sgd",
+            "optim.lr": 1.0,
+            "model.depth": 4,
+            "train.epochs": 3,
+            "train.batch_size": 64,
+        }
     )
     result = train(metaprogram, task="diabetes", seed=0)
     assert math.isfinite(result.curve[-1]["train_loss"])  # the loss alone did not reveal it

@@ -64,7 +64,8 @@ def test_replay_returns_exactly_the_stored_metrics(source: str, reference_runs) 
         _, reward, _, _, info = env.step(env.unwrapped.to_action(metaprogram))
         # every recorded seed of this metaprogram on this task
         candidates = [
-            r for r in reference_runs[source]
+            r
+            for r in reference_runs[source]
             if r["task"] == row["task"] and r["metaprogram"] == row["metaprogram"]
         ]
         assert info["metrics"] in [json.loads(r["val_metrics"]) for r in candidates]
@@ -98,7 +99,11 @@ def test_shipped_surrogate_fidelity_on_held_out_runs(source: str, reference_runs
     """Recompute the shipped surrogate's held-out Spearman from the runs themselves."""
     model = SurrogateModel.load(REFERENCE_SURROGATES / f"{source.split('/')[-1]}.npz")
     schema = gym.make(source, store=False).unwrapped.schema
-    held_out = [r for r in reference_runs[source] if r["status"] == "ok" and is_held_out(r["task"], r["metaprogram"])]
+    held_out = [
+        r
+        for r in reference_runs[source]
+        if r["status"] == "ok" and is_held_out(r["task"], r["metaprogram"])
+    ]
     assert len(held_out) >= 100
     vectors = np.stack([schema.encode(json.loads(r["metaprogram"])) for r in held_out])
     predicted = model.predict(model.features(vectors, [r["task"] for r in held_out]))[:, 0]
@@ -129,12 +134,16 @@ def test_fast_executors_take_any_mapping(env_id: str) -> None:
     metaprogram = env.schema.validate({"optim.lr": 0.01})
     run = env.executor.run
     task = TaskRef("wine")
-    assert run(MappingProxyType(metaprogram), task=task, seed=3) == run(metaprogram, task=task, seed=3)
+    assert run(MappingProxyType(metaprogram), task=task, seed=3) == run(
+        metaprogram, task=task, seed=3
+    )
 
 
 def test_sweep_fills_the_store_and_resumes(tmp_path) -> None:
     env_id, agent = "researchgym/Tabular-v0", "sweep-sobol"
-    jobs = plan_sweep(env_id, sampler="sobol", n=3, seed=0, repeats=2, fixed={"train.epochs": 2}, tasks=["iris"])
+    jobs = plan_sweep(
+        env_id, sampler="sobol", n=3, seed=0, repeats=2, fixed={"train.epochs": 2}, tasks=["iris"]
+    )
     assert len(jobs) == 6
     assert all(job.metaprogram["train.epochs"] == 2 for job in jobs)
     store = open_store(tmp_path)
@@ -145,12 +154,18 @@ def test_sweep_fills_the_store_and_resumes(tmp_path) -> None:
     assert pending == jobs[4:]
     list(run_sweep(env_id, pending, store_path=tmp_path, agent=agent))
     assert pending_jobs(jobs, open_store(tmp_path), env_id, agent) == []
-    rows = store.sql("SELECT count(*) AS n, count(DISTINCT metaprogram) AS m FROM steps").to_pylist()[0]
+    rows = store.sql(
+        "SELECT count(*) AS n, count(DISTINCT metaprogram) AS m FROM steps"
+    ).to_pylist()[0]
     assert rows == {"n": 6, "m": 3}
 
 
 def test_reference_store_is_shipped() -> None:
-    rows = open_store(REFERENCE_STORE).sql("SELECT env_id, count(*) AS n FROM steps GROUP BY 1").to_pylist()
+    rows = (
+        open_store(REFERENCE_STORE)
+        .sql("SELECT env_id, count(*) AS n FROM steps GROUP BY 1")
+        .to_pylist()
+    )
     counts = {r["env_id"]: r["n"] for r in rows}
     assert counts["researchgym/Digits-v0"] >= 1000
     assert counts["researchgym/Tabular-v0"] >= 1000

@@ -65,7 +65,9 @@ def test_a_huge_text_action_is_stored_cut(tmp_path):
     (row,) = rows(tmp_path)
     assert store_bytes(tmp_path) < 100_000
     stored = json.loads(row["action"])
-    assert stored.startswith('{"model.family": "xxx') and stored.endswith(f"({len(huge):,} characters)")
+    assert stored.startswith('{"model.family": "xxx') and stored.endswith(
+        f"({len(huge):,} characters)"
+    )
     assert len(row["action"]) <= MAX_STORED_CHARS
     assert len(row["error"]) <= MAX_STORED_CHARS
 
@@ -135,7 +137,9 @@ def test_a_row_records_the_envs_arguments_but_not_its_configuration(tmp_path):
     assert json.loads(row["env_kwargs"]) == arguments
     with gym.make(TABULAR, store=False, **json.loads(row["env_kwargs"])) as again:
         assert (again.unwrapped.budget, again.unwrapped.reward_mode) == (3, "regret")
-        assert again.unwrapped.tasks == ("iris",) and again.unwrapped.limits == {"max_params": 10**6}
+        assert again.unwrapped.tasks == ("iris",) and again.unwrapped.limits == {
+            "max_params": 10**6
+        }
 
 
 def test_closing_the_env_closes_the_store_its_recorder_opened(tmp_path):

@@ -93,7 +93,11 @@ def test_dict_observation_shows_the_recent_history():
     obs, _ = env.reset(seed=1, options={"task": "wine"})
     assert obs["history_mask"].sum() == 0 and obs["budget_left"][0] == 1.0
     assert obs["best_score"][0] == -1.0
-    actions = [act(env, CHEAP), {"train.epochs": np.int64(999)}, act(env, {**CHEAP, "optim.lr": 0.05})]
+    actions = [
+        act(env, CHEAP),
+        {"train.epochs": np.int64(999)},
+        act(env, {**CHEAP, "optim.lr": 0.05}),
+    ]
     steps = []
     for k, action in enumerate(actions, start=1):
         obs, _, _, _, info = env.step(action)
@@ -103,7 +107,9 @@ def test_dict_observation_shows_the_recent_history():
         assert obs["budget_left"][0] == pytest.approx((4 - k) / 4)
         for row, past in enumerate(shown):
             if past["status"] == "ok":
-                np.testing.assert_array_equal(obs["history_settings"][row], schema.encode(past["metaprogram"]))
+                np.testing.assert_array_equal(
+                    obs["history_settings"][row], schema.encode(past["metaprogram"])
+                )
                 assert obs["history_scores"][row] == pytest.approx(past["metrics"]["score"])
             else:
                 assert obs["history_scores"][row] == -1.0
@@ -333,12 +339,29 @@ FAILURES = {
     "diverged": (TABULAR, "diabetes", lambda: None, DIVERGES, "non-finite", "ok"),
     "error": (TABULAR, "iris", _hook_error_executor, CHEAP, "the loss exploded in a hook", "error"),
     "timeout-in-process": (
-        TABULAR, "breast_cancer", lambda: InProcessExecutor(device="cpu", timeout=0.5), SLOW, "budget", "ok"
+        TABULAR,
+        "breast_cancer",
+        lambda: InProcessExecutor(device="cpu", timeout=0.5),
+        SLOW,
+        "budget",
+        "ok",
     ),
     "timeout-subprocess": (
-        TABULAR, "breast_cancer", lambda: SubprocessExecutor(device="cpu", timeout=0.5), SLOW, "0.5s budget", "ok"
+        TABULAR,
+        "breast_cancer",
+        lambda: SubprocessExecutor(device="cpu", timeout=0.5),
+        SLOW,
+        "0.5s budget",
+        "ok",
     ),
-    "oom": (DIGITS, "digits", lambda: SubprocessExecutor(device="cpu", memory_limit_mb=800), {}, "", "oom"),
+    "oom": (
+        DIGITS,
+        "digits",
+        lambda: SubprocessExecutor(device="cpu", memory_limit_mb=800),
+        {},
+        "",
+        "oom",
+    ),
 }
 
 

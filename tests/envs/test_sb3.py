@@ -40,7 +40,9 @@ def test_ppo_learns_on_the_flat_interface():
     )
     log = StepLog(env)
     monitored = Monitor(log)
-    model = sb3.PPO("MlpPolicy", monitored, n_steps=16, batch_size=8, n_epochs=1, seed=0, device="cpu")
+    model = sb3.PPO(
+        "MlpPolicy", monitored, n_steps=16, batch_size=8, n_epochs=1, seed=0, device="cpu"
+    )
     model.learn(total_timesteps=total)
     assert model.num_timesteps == total
     assert monitored.get_episode_lengths() == [budget] * (total // budget)

@@ -34,7 +34,9 @@ def schema():
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("interface", ["flat", "dict"])
-def test_make_vec_steps_through_campaigns(mode: str, interface: str, schema, tmp_path, parent_threads) -> None:
+def test_make_vec_steps_through_campaigns(
+    mode: str, interface: str, schema, tmp_path, parent_threads
+) -> None:
     from researchgym.store import open_store
 
     # train in this process first: forked async workers must still train (no OpenMP hang)
@@ -44,7 +46,12 @@ def test_make_vec_steps_through_campaigns(mode: str, interface: str, schema, tmp
     single.close()
 
     envs = gym.make_vec(
-        ENV_ID, num_envs=2, vectorization_mode=mode, store=tmp_path / "store", budget=2, interface=interface,
+        ENV_ID,
+        num_envs=2,
+        vectorization_mode=mode,
+        store=tmp_path / "store",
+        budget=2,
+        interface=interface,
         agent=f"vec-{mode}",
     )
     try:
@@ -66,13 +73,17 @@ def test_make_vec_steps_through_campaigns(mode: str, interface: str, schema, tmp
     finally:
         envs.close()
     with open_store(tmp_path / "store") as store:
-        rows = store.sql("SELECT agent, count(*) AS n, count(DISTINCT campaign_id) AS c FROM steps GROUP BY agent").to_pylist()
+        rows = store.sql(
+            "SELECT agent, count(*) AS n, count(DISTINCT campaign_id) AS c FROM steps GROUP BY agent"
+        ).to_pylist()
     assert rows == [{"agent": f"vec-{mode}", "n": 4, "c": 2}]
 
 
 def _batch(envs, schema, interface: str, seed: int):
     rng = np.random.default_rng(seed)
-    metaprograms = [schema.decode(rng.uniform(-1, 1, len(schema))) | CHEAP for _ in range(envs.num_envs)]
+    metaprograms = [
+        schema.decode(rng.uniform(-1, 1, len(schema))) | CHEAP for _ in range(envs.num_envs)
+    ]
     if interface == "flat":
         return np.stack([schema.encode(m) for m in metaprograms])
     actions = [schema.to_space(m) for m in metaprograms]

@@ -19,12 +19,14 @@ from researchgym.spaces.sampling import (
     sobol_points,
 )
 
-SMALL = Schema([
-    Categorical("opt", "adam", choices=("adam", "sgd")),
-    Float("momentum", 0.9, low=0.0, high=0.99, when={"opt": ("sgd",)}),
-    Int("width", 64, low=16, high=1024, log=True),
-    Bool("norm", False),
-])
+SMALL = Schema(
+    [
+        Categorical("opt", "adam", choices=("adam", "sgd")),
+        Float("momentum", 0.9, low=0.0, high=0.99, when={"opt": ("sgd",)}),
+        Int("width", 64, low=16, high=1024, log=True),
+        Bool("norm", False),
+    ]
+)
 SMALL_GRID = 24  # adam: 3 widths x 2 norms; sgd: 3 momenta x 3 widths x 2 norms
 TABULAR = get_suite("tabular").make_schema()
 
@@ -55,7 +57,12 @@ def test_designs_are_valid_distinct_and_seeded(sampler: str, schema: Schema) -> 
 
 @pytest.mark.parametrize(
     "points",
-    [random_points(TABULAR, 1), sobol_points(TABULAR, 1), sobol_points(TABULAR, scramble=False), grid_points(TABULAR, 1)],
+    [
+        random_points(TABULAR, 1),
+        sobol_points(TABULAR, 1),
+        sobol_points(TABULAR, scramble=False),
+        grid_points(TABULAR, 1),
+    ],
     ids=["random", "sobol", "plain-sobol", "grid"],
 )
 def test_generators_yield_valid_metaprograms(points) -> None:
@@ -94,7 +101,11 @@ def test_unscrambled_sobol_ignores_the_seed() -> None:
 def test_grid_levels_are_cell_centres_of_each_scale() -> None:
     axes = grid_levels(SMALL, levels=3)
     assert axes["opt"] == ["adam", "sgd"] and axes["norm"] == [False, True]
-    assert axes["width"] == [31, 126, 510]  # centres of three equal cells of [15.5, 1024.5] on the log scale
+    assert axes["width"] == [
+        31,
+        126,
+        510,
+    ]  # centres of three equal cells of [15.5, 1024.5] on the log scale
     assert axes["momentum"] == pytest.approx([0.165, 0.495, 0.825])
     chosen = grid_levels(SMALL, levels=2, settings=["width", "opt"])
     assert list(chosen.items()) == [("width", [44, 359]), ("opt", ["adam", "sgd"])]
@@ -109,7 +120,9 @@ def test_grid_covers_every_point_and_every_choice() -> None:
         assert seen == set(values), name
     for setting in TABULAR:
         if isinstance(setting, Categorical) and not setting.when:
-            assert {m[setting.name] for m in sample(TABULAR, "grid", 300, seed=0)} == set(setting.choices)
+            assert {m[setting.name] for m in sample(TABULAR, "grid", 300, seed=0)} == set(
+                setting.choices
+            )
 
 
 def test_grid_visits_each_point_once_per_pass_then_starts_over() -> None:
@@ -120,9 +133,18 @@ def test_grid_visits_each_point_once_per_pass_then_starts_over() -> None:
 
 
 def test_grid_in_order_over_chosen_settings_with_pins() -> None:
-    points = list(islice(grid_points(SMALL, shuffle=False, settings=["norm", "width"], fixed={"opt": "sgd"}), 7))
+    points = list(
+        islice(
+            grid_points(SMALL, shuffle=False, settings=["norm", "width"], fixed={"opt": "sgd"}), 7
+        )
+    )
     assert [(m["norm"], m["width"]) for m in points[:6]] == [
-        (False, 31), (False, 126), (False, 510), (True, 31), (True, 126), (True, 510),
+        (False, 31),
+        (False, 126),
+        (False, 510),
+        (True, 31),
+        (True, 126),
+        (True, 510),
     ]
     assert points[6] == points[0]
     assert all(m["opt"] == "sgd" and m["momentum"] == 0.9 for m in points)

@@ -149,7 +149,11 @@ def test_defaults_fill_missing_settings(small):
     }
     assert small.validate({"optim": {"lr": 0.01}})["optim.lr"] == 0.01
     assert list(small.validate({"train.epochs": 3, "optim.name": "sgd"})) == [
-        "optim.name", "optim.lr", "optim.momentum", "train.epochs", "data.augment"
+        "optim.name",
+        "optim.lr",
+        "optim.momentum",
+        "train.epochs",
+        "data.augment",
     ]
 
 
@@ -208,8 +212,14 @@ def test_bad_value_names_setting_value_range_and_fix(small):
     "settings_list",
     [
         [Float("a.x", 0.5), Float("a.x", 0.5)],
-        [Float("a.x", 0.5, when={"a.name": ("u",)}), Categorical("a.name", "u", choices=("u", "v"))],
-        [Categorical("a.name", "u", choices=("u", "v")), Float("a.x", 0.5, when={"a.name": ("w",)})],
+        [
+            Float("a.x", 0.5, when={"a.name": ("u",)}),
+            Categorical("a.name", "u", choices=("u", "v")),
+        ],
+        [
+            Categorical("a.name", "u", choices=("u", "v")),
+            Float("a.x", 0.5, when={"a.name": ("w",)}),
+        ],
     ],
 )
 def test_bad_schema_declarations(settings_list):
@@ -349,8 +359,10 @@ def test_parse_json_takes_linear_time_on_the_longest_texts(small, text):
 
 def test_parse_json_reads_utf8_bytes_and_text_up_to_the_limits(small):
     text = '{"optim": {"lr": 0.01}, "data.augment": true}'
-    assert small.parse_json(text.encode()) == small.parse_json(text) == small.validate(
-        {"optim.lr": 0.01, "data.augment": True}
+    assert (
+        small.parse_json(text.encode())
+        == small.parse_json(text)
+        == small.validate({"optim.lr": 0.01, "data.augment": True})
     )
     padded = text + " " * (MAX_JSON_CHARS - len(text))
     assert small.parse_json(padded) == small.parse_json(text)
@@ -408,8 +420,15 @@ def test_yaml_python_tags_are_rejected_not_executed(small, tmp_path):
 
 
 def test_overrides_read_yaml_scalars(small):
-    parsed = small.parse_overrides(["optim.name=sgd", "optim.lr=1e-4", "train.epochs=3", "data.augment=true"])
-    assert parsed == {"optim.name": "sgd", "optim.lr": 1e-4, "train.epochs": 3, "data.augment": True}
+    parsed = small.parse_overrides(
+        ["optim.name=sgd", "optim.lr=1e-4", "train.epochs=3", "data.augment=true"]
+    )
+    assert parsed == {
+        "optim.name": "sgd",
+        "optim.lr": 1e-4,
+        "train.epochs": 3,
+        "data.augment": True,
+    }
     assert small.validate(parsed)["optim.momentum"] == 0.9
 
 

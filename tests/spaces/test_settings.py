@@ -230,7 +230,9 @@ def test_bad_declarations_are_rejected(build):
 
 
 def test_to_json_describes_the_declaration():
-    mom = Float("optim.momentum", 0.9, low=0.0, high=0.99, when={"optim.name": ["sgd"]}, help="SGD momentum")
+    mom = Float(
+        "optim.momentum", 0.9, low=0.0, high=0.99, when={"optim.name": ["sgd"]}, help="SGD momentum"
+    )
     assert mom.to_json() == {
         "name": "optim.momentum",
         "type": "float",

@@ -54,4 +54,3 @@ def test_append_compact_query_and_iterate(store: Store) -> None:
     info = store.info()
     assert (info["rows"], info["files"]["compacted"], info["files"]["steps"]) == (8, 1, 1)
     assert 0 < info["size_bytes"] <= info["disk_bytes"]
-
