@@ -231,3 +231,20 @@ def test_surrogate_fit_on_too_few_runs_fails_clearly(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "too few to fit a surrogate" in output
     assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("env_id", "words"),
+    [
+        ("CartPole-v1", "not a ResearchGym env"),
+        ("researchgym/Replay-v0", "no tasks of its own"),
+        ("researchgym/Digit-v0", "Did you mean: `Digits`?"),
+    ],
+)
+def test_generate_names_an_env_it_cannot_sweep(tmp_path: Path, env_id: str, words: str) -> None:
+    result = CliRunner().invoke(
+        app, ["generate", "--env", env_id, "--n", "1", "--store", str(tmp_path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split())
+    assert not any(tmp_path.iterdir())  # nothing was run or stored

@@ -39,12 +39,14 @@ def generate(
     import gymnasium as gym
 
     from researchgym.envs.research_env import unwrap_research_env
+    from researchgym.envs.suites import suite_of
     from researchgym.store import Store, resolve_store_path
     from researchgym.sweeps import pending_jobs, plan_sweep, run_sweep
 
     store_path = resolve_store_path(store)
     agent = f"sweep-{sampler}"
     try:
+        suite_of(env)  # an env that trains on tasks of its own, with a clear error otherwise
         with gym.make(env, store=False, disable_env_checker=True) as made:
             schema = unwrap_research_env(made).schema
         pins = schema.parse_overrides(fixed or [])

@@ -180,6 +180,10 @@ def suite_of(env_id: str) -> Suite:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:
         raise ConfigError(f"{shorten(env_id)} is not a registered env: {exc}") from None
+    if spec.namespace != "researchgym":
+        raise ConfigError(
+            f"{env_id!r} is not a ResearchGym env; run `researchgym envs` to list them"
+        )
     if "suite" not in spec.kwargs:
         raise ConfigError(
             f"{env_id!r} has no tasks of its own (it answers from another env's runs); name the env "
