@@ -510,10 +510,9 @@ class LLMDesigner:
             {"role": "system", "content": DESIGN_INSTRUCTION},
             {"role": "user", "content": self.prompt(parent, history)},
         ]
-        try:
-            reply = self._ask(messages)
-        except ConnectionError as exc:
-            return Proposal(None, error=str(exc))
+        reply = self._ask(
+            messages
+        )  # an endpoint that fails raises EndpointError: no silent fallback
         try:
             value = json.loads(extract_json(reply))
         except json.JSONDecodeError as exc:

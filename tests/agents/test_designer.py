@@ -318,3 +318,17 @@ def test_a_bound_designer_needs_only_its_campaign_context():
     assert {r.task for r in planner.records} == {"mqar-small"}
     assert start.review_score == START["width"] / 1000  # reviewed by the context's executor
     assert over.check_status == "over_budget" and "max_params=30,000" in over.check_reason
+
+
+def test_a_failing_endpoint_stops_the_llm_designer_instead_of_passing_for_a_design(tmp_path):
+    from agents.llm_agent import EndpointError
+
+    def unreachable(prompt):
+        raise EndpointError(
+            "unreachable", "cannot reach http://127.0.0.1:9/v1 (connection refused)"
+        )
+
+    planner = DesignerPlanner("llm", generate=unreachable, max_attempts=3, margin=1.0)
+    with pytest.raises(EndpointError, match="connection refused"):
+        run_bound(make_env(tmp_path / "store", executor=WidthScore()), planner)
+    assert not any(r.designer == "llm" for r in planner.records)  # no design came from it
