@@ -56,7 +56,9 @@ def run(
     task: Annotated[
         str | None, typer.Option(help="task of the env's suite (default: its first)")
     ] = None,
-    seed: Annotated[int, typer.Option(help="training seed")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="seed of the episode; the training seed is drawn from it")
+    ] = 0,
     plot: Annotated[Path, typer.Option(help="where to save the learning curve PNG")] = Path(
         "runs/curve.png"
     ),
