@@ -121,11 +121,12 @@ class ReplayExecutor(Executor):
                 groups.append(self._exact[key])
             self._exact[key].append(result)
         self._points = {task: (np.stack(v), g) for task, (v, g) in by_task.items()}
-        # |p - v|^2 = |p|^2 - 2 p.v + |v|^2: the last term does not change the argmin
-        self._half_norms = {
-            task: 0.5 * (points.astype(np.float64) ** 2).sum(axis=1)
-            for task, (points, _) in self._points.items()
-        }
+        # The nearest point p to v minimizes |p|^2 / 2 - p.v (|p - v|^2 / 2 less |v|^2 / 2),
+        # computed in float64 from points converted once.
+        self._nearest: dict[str, tuple[np.ndarray, np.ndarray, list[list[Result]]]] = {}
+        for task, (points, groups) in self._points.items():
+            points64 = points.astype(np.float64)
+            self._nearest[task] = (points64, 0.5 * (points64**2).sum(axis=1), groups)
 
     @property
     def tasks(self) -> list[str]:
@@ -148,10 +149,8 @@ class ReplayExecutor(Executor):
                     error="no recorded run of this metaprogram on this task; "
                     "use missing='nearest' to answer with the nearest recorded run",
                 )
-            points, groups = self._points[name]
-            group = groups[
-                int(np.argmin(self._half_norms[name] - points @ vector.astype(np.float64)))
-            ]
+            points, half_norms, groups = self._nearest[name]
+            group = groups[int((half_norms - points @ vector.astype(np.float64)).argmin())]
         recorded = group[seed % len(group)]
         # A fresh result each step: callers may keep or change what a step returned.
         return Result(

@@ -336,10 +336,10 @@ class ResearchEnv(gym.Env):
         """The design's cost when the env has limits (``None`` otherwise: estimating
         builds the model, which would dominate fast executors); raises ``BudgetError``
         (a ``SettingError``) when over a limit."""
-        from researchgym.engine import check_budget
-
         if not self.limits:
             return None
+        from researchgym.engine import check_budget
+
         cost = self._cost(metaprogram)
         if cost is not None:
             check_budget(cost, **self.limits)

@@ -318,7 +318,7 @@ class FlatCodec(SettingwiseCodec):
             values[i] = value
         metaprogram = dict(compress(zip(self._names, values.tolist()), active.tolist()))
         encoding = self._defaults.copy()  # inactive settings encode their default
-        encoding[active] = enc[active]
+        np.copyto(encoding, enc, where=active)
         self._last = (metaprogram, dict(metaprogram), encoding)
         return metaprogram
 
