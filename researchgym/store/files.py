@@ -42,7 +42,11 @@ _WRITE_OPTIONS: dict[str, Any] = {
 }
 # A file of a few rows gains nothing from compression or dictionaries; skipping
 # them roughly halves the cost of a single-row publish.
-_SMALL_WRITE_OPTIONS: dict[str, Any] = {"compression": "none", "use_dictionary": False}
+_SMALL_WRITE_OPTIONS: dict[str, Any] = {
+    "compression": "none",
+    "use_dictionary": False,
+    "write_statistics": _STATISTICS_COLUMNS,
+}
 _SMALL_ROWS = 64
 
 
