@@ -117,7 +117,6 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
             if key not in _schema.FIELD_TYPES and key not in extras:
                 extras[key] = None
     arrays = _row_columns(rows)
-    fields = list(_schema.ROW_FIELDS)
     defaults = _schema.provenance()
     for i, field in enumerate(_schema.STORE_FIELDS):
         if any(field.name in row for row in rows):
@@ -127,12 +126,12 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
             arrays.append(_one_row_provenance()[i])
         else:
             arrays.append(_constant(defaults[field.name], field.type, len(rows)))
-        fields.append(field)
+    schema = _schema.STEP_SCHEMA
     for name in extras:
         array = _column(name, [row.get(name) for row in rows], None)
         arrays.append(array)
-        fields.append(pa.field(name, array.type))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        schema = schema.append(pa.field(name, array.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def normalize_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
