@@ -164,14 +164,11 @@ def _loss(
     out: torch.Tensor, y: torch.Tensor, *, classification: bool, smoothing: float
 ) -> torch.Tensor:
     """The training loss: cross entropy over the scored targets, or mean squared error."""
-    if classification:
-        return nn.functional.cross_entropy(
-            out.reshape(-1, out.shape[-1]),
-            y.reshape(-1),
-            label_smoothing=smoothing,
-            ignore_index=IGNORE,
-        )
-    return nn.functional.mse_loss(out.squeeze(1), y)
+    if not classification:
+        return nn.functional.mse_loss(out.squeeze(1), y)
+    if out.dim() != 2:  # token logits: one row per position
+        out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
+    return nn.functional.cross_entropy(out, y, label_smoothing=smoothing, ignore_index=IGNORE)
 
 
 @torch.no_grad()
@@ -254,15 +251,17 @@ def train(
     step = samples = 0
     status = "ok"
     model.train()
+    x_train, y_train = data.x_train, data.y_train
     for epoch in range(epochs):
         state.epoch = epoch
         order = torch.randperm(n, generator=generator, device=dev)
         epoch_loss = torch.zeros((), device=dev)
         for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            if len(idx) < 2:  # batch norm cannot train on a single example
+            size = min(batch_size, n - start)
+            if size < 2:  # batch norm cannot train on a single example
                 continue
-            xb, yb = data.x_train[idx], data.y_train[idx]
+            idx = order[start : start + size]
+            xb, yb = x_train[idx], y_train[idx]
             if augment:
                 xb = augment_images(xb, generator)
             loss = _loss(model(xb), yb, classification=classification, smoothing=smoothing)
@@ -274,9 +273,9 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = base_lr * _lr_factor(m, step, total_steps)
             optimizer.step()
-            epoch_loss += loss.detach() * len(idx)
+            epoch_loss += loss.detach() * size
             step += 1
-            samples += len(idx)
+            samples += size
         train_loss = float(epoch_loss) / n
         if not math.isfinite(train_loss):
             status = "diverged"

@@ -42,7 +42,11 @@ _WRITE_OPTIONS: dict[str, Any] = {
 }
 # A file of a few rows gains nothing from compression or dictionaries; skipping
 # them roughly halves the cost of a single-row publish.
-_SMALL_WRITE_OPTIONS: dict[str, Any] = {"compression": "none", "use_dictionary": False}
+_SMALL_WRITE_OPTIONS: dict[str, Any] = {
+    "compression": "none",
+    "use_dictionary": False,
+    "write_statistics": _STATISTICS_COLUMNS,
+}
 _SMALL_ROWS = 64
 
 
@@ -85,9 +89,14 @@ def publish_bytes(path: Path, write: Callable[[Any], None]) -> None:
 
 
 def write_parquet(table: pa.Table, sink: Any) -> None:
-    """Write ``table`` as Parquet to ``sink`` (a path or writable file) with the store's options."""
-    options = _SMALL_WRITE_OPTIONS if table.num_rows < _SMALL_ROWS else _WRITE_OPTIONS
-    pq.write_table(table, sink, **options)
+    """Write ``table`` as Parquet to the writable file ``sink`` with the store's options."""
+    if table.num_rows >= _SMALL_ROWS:
+        pq.write_table(table, sink, **_WRITE_OPTIONS)
+        return
+    # A small file is built in memory and written at once, not in many small writes.
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, **_SMALL_WRITE_OPTIONS)
+    sink.write(buffer.getvalue())
 
 
 def list_parquet(directory: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,6 +30,13 @@ def _constant(value: Any, type_: pa.DataType, n: int) -> pa.Array:
     return pa.array([value], type=type_).take(pa.array(np.zeros(n, dtype=np.int32)))
 
 
+@functools.cache
+def _one_row_provenance() -> tuple[pa.Array, ...]:
+    """The provenance columns of one row, built once: most appends publish a single step."""
+    defaults = _schema.provenance()
+    return tuple(_constant(defaults[f.name], f.type, 1) for f in _schema.STORE_FIELDS)
+
+
 def _column(name: str, values: list[Any], type_: pa.DataType | None) -> pa.Array:
     try:
         return pa.array(values, type=type_)
@@ -48,6 +56,30 @@ def _column(name: str, values: list[Any], type_: pa.DataType | None) -> pa.Array
                     f"pass a value of that type (see researchgym.store.schema)"
                 ) from exc
         raise _schema.StoreError(f"field {name!r} cannot be stored as {type_}: {exc}") from exc
+
+
+_ROW_STRUCT = pa.struct(_schema.ROW_FIELDS)
+
+
+def _row_columns(rows: Sequence[Mapping[str, Any]]) -> list[pa.Array]:
+    """The columns of :data:`~researchgym.store.schema.ROW_FIELDS`, typed, in schema order.
+
+    All columns are converted in one pass over the rows; when that fails, column by
+    column, to say which value does not fit.
+    """
+    try:
+        columns = pa.array(rows, type=_ROW_STRUCT).flatten()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        columns = []
+        for field in _schema.ROW_FIELDS:
+            values = [row.get(field.name) for row in rows]
+            if not field.nullable and any(v is None for v in values):
+                raise _schema.StoreError(f"field {field.name!r} is None in a row; it must be set")
+            columns.append(_column(field.name, values, field.type))
+    for field, column in zip(_schema.ROW_FIELDS, columns, strict=True):
+        if not field.nullable and column.null_count:
+            raise _schema.StoreError(f"field {field.name!r} is None in a row; it must be set")
+    return columns
 
 
 def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
@@ -84,28 +116,22 @@ def rows_to_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
         for key in keys:
             if key not in _schema.FIELD_TYPES and key not in extras:
                 extras[key] = None
-    arrays: list[pa.Array] = []
-    fields: list[pa.Field] = []
-    for field in _schema.ROW_FIELDS:
-        values = [row.get(field.name) for row in rows]
-        if not field.nullable and any(v is None for v in values):
-            raise _schema.StoreError(f"field {field.name!r} is None in a row; it must be set")
-        arrays.append(_column(field.name, values, field.type))
-        fields.append(field)
+    arrays = _row_columns(rows)
     defaults = _schema.provenance()
-    for field in _schema.STORE_FIELDS:
-        default = defaults[field.name]
+    for i, field in enumerate(_schema.STORE_FIELDS):
         if any(field.name in row for row in rows):
-            values = [row.get(field.name, default) for row in rows]
+            values = [row.get(field.name, defaults[field.name]) for row in rows]
             arrays.append(_column(field.name, values, field.type))
+        elif len(rows) == 1:
+            arrays.append(_one_row_provenance()[i])
         else:
-            arrays.append(_constant(default, field.type, len(rows)))
-        fields.append(field)
+            arrays.append(_constant(defaults[field.name], field.type, len(rows)))
+    schema = _schema.STEP_SCHEMA
     for name in extras:
         array = _column(name, [row.get(name) for row in rows], None)
         arrays.append(array)
-        fields.append(pa.field(name, array.type))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        schema = schema.append(pa.field(name, array.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def normalize_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
