@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,14 @@ import pytest
 from planner_testing import ENV_ID
 
 import researchgym  # noqa: F401  (registers the envs)
+
+
+@pytest.fixture
+def without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imports of ray fail, as on a machine where it is not installed."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+    for name in [m for m in sys.modules if m == "agents.ppo_rllib"]:
+        monkeypatch.delitem(sys.modules, name)
 
 
 @pytest.fixture

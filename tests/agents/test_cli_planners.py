@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from planner_testing import ENV_ID, rows_by_agent
 from typer.testing import CliRunner
@@ -144,7 +142,7 @@ def test_train_refuses_planners_without_a_policy() -> None:
     assert result.exit_code == 2 and "nothing to train" in out
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")
+@pytest.mark.usefixtures("without_ray")
 def test_train_ppo_rllib_without_ray_names_the_extra() -> None:
     result, out = invoke("train", "--agent", "ppo-rllib", "--env", ENV_ID)
     assert result.exit_code == 2

@@ -17,7 +17,7 @@ from researchgym.planning import Planner, PlannerError, make_planner, make_train
 HAS_RAY = importlib.util.find_spec("ray") is not None
 
 
-@pytest.mark.skipif(HAS_RAY, reason="ray is installed")
+@pytest.mark.usefixtures("without_ray")
 def test_missing_ray_is_a_clear_error() -> None:
     for build in (
         lambda: make_planner("ppo-rllib", policy="runs/ppo_rllib"),
