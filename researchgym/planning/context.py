@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
+from researchgym.envs.research_env import unwrap_research_env
+from researchgym.errors import StateError
 from researchgym.spaces import Schema
 
 if TYPE_CHECKING:
@@ -50,7 +52,9 @@ class CampaignContext:
 
 def campaign_context(env: gym.Env, task: str) -> CampaignContext:
     """The context of the campaign ``env`` was just reset to, on ``task``."""
-    base: Any = env.unwrapped  # a ResearchEnv
+    base = unwrap_research_env(env)
+    if base.task_ref is None:
+        raise StateError("reset() the env before taking its campaign context")
     return CampaignContext(
         env_id=base.env_id,
         schema=base.schema,
