@@ -111,6 +111,7 @@ def test_envs_schema_of_an_unknown_env_says_how_to_list_them() -> None:
 # --- generate and surrogate fit -------------------------------------------------------------
 # The surrogate needs 30 runs or so to split off held-out (task, metaprogram) pairs.
 SWEEP = ("--n", "8", "--repeats", "2", "--set", "train.epochs=1", "--set", "model.family=linear")
+BOTH_TASKS = ("--task", "iris", "--task", "wine")
 
 
 @dataclass
@@ -131,18 +132,7 @@ def sweep(tmp_path_factory) -> Sweep:
     assert result.exit_code == 0, result.output
     first_rows = rows(store)
     result, resumed_output = invoke(
-        "generate",
-        "--env",
-        ENV_ID,
-        *SWEEP,
-        "--task",
-        "iris",
-        "--task",
-        "wine",
-        "--workers",
-        "2",
-        "--store",
-        store,
+        "generate", "--env", ENV_ID, *SWEEP, *BOTH_TASKS, "--workers", "2", "--store", store
     )
     assert result.exit_code == 0, result.output
     return Sweep(store, first_output, first_rows, resumed_output)
@@ -167,16 +157,7 @@ def test_generate_with_two_workers_resumes_without_redoing_a_run(sweep: Sweep) -
 
     # Everything is stored: nothing runs.
     result, output = invoke(
-        "generate",
-        "--env",
-        ENV_ID,
-        *SWEEP,
-        "--task",
-        "iris",
-        "--task",
-        "wine",
-        "--store",
-        sweep.store,
+        "generate", "--env", ENV_ID, *SWEEP, *BOTH_TASKS, "--store", sweep.store
     )
     assert result.exit_code == 0, result.output
     assert "32 jobs planned, 32 already stored" in output and "0 to run" in output
