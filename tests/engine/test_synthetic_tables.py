@@ -35,9 +35,21 @@ def test_tasks_load_with_the_right_kind_and_features():
     assert 0.6 * 300 - 1 <= len(cls.x_train) <= 0.6 * 1500 + 1  # 60% of 300 to 1,500 rows
 
 
+@pytest.mark.parametrize("name", ["synth_cls", "synth_reg"])
+def test_rows_fixes_the_size_and_keeps_every_other_draw(name):
+    x, y = generate(name, seed=5)
+    x_big, y_big = generate(name, seed=5, rows=2500)
+    assert x_big.shape == (2500, x.shape[1])  # same columns, the rows asked for
+    assert len(np.unique(y_big)) == len(np.unique(y)) or name == "synth_reg"
+    np.testing.assert_array_equal(generate(name, seed=5, rows=0)[0], x)  # 0: drawn from the seed
+    assert len(load_task_data(f"{name}?seed=5&rows=2500").x_val) == 500
+
+
 @pytest.mark.parametrize(
     "task, message",
     [
+        ("synth_cls?seed=1&rows=10", "below 50"),
+        ("synth_cls?seed=1&rows=1000000", "outside"),
         ("synth_cls?seed=x", "not an integer"),
         ("synth_reg?seed=-1", "outside"),
         ("synth_cls?depth=2", "no parameter"),
