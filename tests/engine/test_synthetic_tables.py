@@ -86,3 +86,13 @@ def test_sweeps_cover_the_held_out_tasks_too():
 
     jobs = plan_sweep("researchgym/Synthetic-v0", sampler="random", n=1)
     assert [job.task for job in jobs] == list(get_suite("synthetic").all_tasks)
+
+
+def test_sweeps_take_other_tasks_of_the_suites_datasets_and_refuse_foreign_ones():
+    from researchgym.sweeps import plan_sweep
+
+    task = "synth_cls?seed=7&rows=2500"
+    jobs = plan_sweep("researchgym/Synthetic-v0", sampler="sobol", n=2, repeats=2, tasks=[task])
+    assert [job.task for job in jobs] == [task] * 4 and len({job.seed for job in jobs}) == 4
+    with pytest.raises(ValueError, match="not a task of suite"):
+        plan_sweep("researchgym/Synthetic-v0", sampler="sobol", n=2, tasks=["iris"])
