@@ -24,10 +24,11 @@ from researchgym.plotting import pyplot, save_figure
 __all__ = ["plot_ranks", "plot_task_curves"]
 
 
-def _median_band(ax, x: np.ndarray, curves: list[np.ndarray], label: str) -> None:
+def _median_band(ax, x: np.ndarray, curves: list[np.ndarray], label: str, step: bool) -> None:
+    """The median of ``curves`` at ``x`` and their interquartile band, as steps or a line."""
     q25, median, q75 = np.percentile(np.array(curves), [25, 50, 75], axis=0)
-    (line,) = ax.step(x, median, where="post", label=label)
-    ax.fill_between(x, q25, q75, step="post", alpha=0.15, color=line.get_color())
+    (line,) = ax.plot(x, median, drawstyle="steps-post" if step else "default", label=label)
+    ax.fill_between(x, q25, q75, step="post" if step else None, alpha=0.15, color=line.get_color())
 
 
 def plot_task_curves(
@@ -65,8 +66,11 @@ def plot_task_curves(
                 "plot campaigns of one budget"
             )
         steps = np.arange(1, lengths.pop() + 1)
-        _median_band(ax_steps, steps, [steps_curve(t, reference) for t in group], planner)
-        _median_band(ax_seconds, grid, [seconds_curve(t, reference, grid) for t in group], planner)
+        curves = [steps_curve(t, reference) for t in group]
+        _median_band(ax_steps, steps, curves, planner, step=False)
+        curves = [seconds_curve(t, reference, grid) for t in group]
+        _median_band(ax_seconds, grid, curves, planner, step=True)
+    ax_steps.xaxis.get_major_locator().set_params(integer=True)
     ax_steps.set_xlabel("experiment")
     ax_steps.set_ylabel("normalized regret (best so far)")
     ax_seconds.set_xscale("log")

@@ -204,9 +204,7 @@ def _regret_by_steps_done(trace: CampaignTrace, reference: TaskReference) -> np.
     return np.concatenate([[1.0], steps_curve(trace, reference)])
 
 
-def seconds_curve(
-    trace: CampaignTrace, reference: TaskReference, grid: np.ndarray
-) -> np.ndarray:
+def seconds_curve(trace: CampaignTrace, reference: TaskReference, grid: np.ndarray) -> np.ndarray:
     """Best-so-far regret at each time of ``grid``: of the steps finished by then."""
     done = np.searchsorted(trace.elapsed(), grid, side="right")
     return _regret_by_steps_done(trace, reference)[done]
@@ -507,8 +505,10 @@ def leaderboard_markdown(rows: Sequence[LeaderboardRow], digits: int = 3) -> str
     """The board as a Markdown table, one line per planner."""
     f = f".{digits}f"
     lines = [
-        "| planner | campaigns | mean regret (95% CI) | median | AUC steps | AUC log-seconds "
-        "| avg rank | W/T/L vs best baseline | p |",
+        (
+            "| planner | campaigns | mean regret (CI) | median | AUC steps | AUC log-seconds "
+            "| avg rank | W/T/L vs best baseline | p |"
+        ),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for r in rows:
