@@ -252,6 +252,12 @@ def score_campaigns(
         task: (horizons[task] if horizons and task in horizons else seconds_horizon(group))
         for task, group in by_task.items()
     }
+    for task, (start, stop) in spans.items():
+        if not 0 < start < stop:
+            raise ConfigError(
+                f"task {task!r} has the seconds horizon {(start, stop)!r}; give (start, stop) "
+                "with 0 < start < stop"
+            )
     out = []
     for t in traces:
         reference = references[t.task]
@@ -298,9 +304,13 @@ def _finals(scores: Iterable[CampaignScore]) -> tuple[list[str], list[tuple[str,
     return list(planners), keys, np.array([[table[k][p] for p in planners] for k in keys])
 
 
-def _rank_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rank of each planner (column) within each row, 1 = lowest regret, ties averaged."""
-    return rankdata(matrix, axis=1)
+def _ranks_by_task(scores: Iterable[CampaignScore]) -> tuple[list[str], list[np.ndarray]]:
+    """Planners and, per task, the seeds x planners ranks by final regret (1 = lowest, ties
+    averaged)."""
+    planners, keys, matrix = _finals(scores)
+    ranks = rankdata(matrix, axis=1)
+    tasks = np.array([task for task, _ in keys])
+    return planners, [ranks[tasks == task] for task in dict.fromkeys(tasks)]
 
 
 def average_ranks(scores: Iterable[CampaignScore]) -> dict[str, float]:
@@ -308,11 +318,9 @@ def average_ranks(scores: Iterable[CampaignScore]) -> dict[str, float]:
 
     Ranks start at 1 (lowest regret); tied planners share the average of their ranks.
     """
-    planners, keys, matrix = _finals(scores)
-    ranks = _rank_rows(matrix)
-    tasks = np.array([task for task, _ in keys])
-    per_task = np.array([ranks[tasks == task].mean(axis=0) for task in dict.fromkeys(tasks)])
-    return dict(zip(planners, per_task.mean(axis=0).tolist(), strict=True))
+    planners, per_task = _ranks_by_task(scores)
+    means = np.mean([ranks.mean(axis=0) for ranks in per_task], axis=0)
+    return dict(zip(planners, means.tolist(), strict=True))
 
 
 def rank_intervals(
@@ -326,16 +334,16 @@ def rank_intervals(
 
     Resamples the seeds within each task (the tasks are fixed), reproducible for ``seed``.
     """
-    planners, keys, matrix = _finals(scores)
-    ranks = _rank_rows(matrix)
-    tasks = np.array([task for task, _ in keys])
+    planners, per_task = _ranks_by_task(scores)
     rng = np.random.default_rng(seed)
-    means = np.zeros((resamples, len(planners)))
-    task_names = list(dict.fromkeys(tasks))
-    for task in task_names:
-        rows = ranks[tasks == task]
-        means += rows[rng.integers(0, len(rows), (resamples, len(rows)))].mean(axis=1)
-    low, high = _percentiles(means / len(task_names), confidence)
+    means = np.mean(
+        [
+            ranks[rng.integers(0, len(ranks), (resamples, len(ranks)))].mean(axis=1)
+            for ranks in per_task
+        ],
+        axis=0,
+    )
+    low, high = _percentiles(means, confidence)
     return {p: (float(lo), float(hi)) for p, lo, hi in zip(planners, low, high, strict=True)}
 
 

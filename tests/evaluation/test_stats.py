@@ -226,6 +226,8 @@ def test_incomplete_or_unknown_boards_are_clear_errors(scores):
         CampaignTrace("A", "t1", 0, (1.0, 2.0), (1.0,))
     with pytest.raises(ConfigError, match="finite number >= 0"):
         CampaignTrace("A", "t1", 0, (1.0,), (-1.0,))
+    with pytest.raises(ConfigError, match="0 < start < stop"):
+        score_campaigns(TRACES, REFERENCES, horizons={"t1": (0.0, 6.0)})
     with pytest.raises(ConfigError, match="span no compute time"):
         seconds_horizon([CampaignTrace("A", "t1", 0, (1.0,), (0.0,))])
 
