@@ -106,11 +106,16 @@ class CampaignTrace:
 
     @classmethod
     def from_result(cls, result: CampaignResult, planner: str | None = None) -> CampaignTrace:
-        """The trace of a campaign run by :func:`researchgym.planning.run_campaign`."""
+        """The trace of a seeded campaign run by :func:`researchgym.planning.run_campaign`."""
+        if result.seed is None:
+            raise ConfigError(
+                f"campaign of {result.agent!r} on {result.task!r} has no seed; run campaigns "
+                "with a seed to compare them on a board"
+            )
         return cls(
             planner or result.agent,
             result.task,
-            result.seed if result.seed is not None else 0,
+            result.seed,
             tuple(s.score for s in result.steps),
             tuple(s.seconds for s in result.steps),
         )

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from researchgym.errors import ConfigError, NotFound
 from researchgym.evaluation import (
@@ -253,6 +255,27 @@ def test_a_trace_from_a_campaign_result():
     trace = CampaignTrace.from_result(CampaignResult("random", "env", "t1", 3, steps))
     assert trace == CampaignTrace("random", "t1", 3, (None, 0.75), (1.5, 1.5))
     assert trace.elapsed().tolist() == [1.5, 3.0]
+    with pytest.raises(ConfigError, match="has no seed"):
+        CampaignTrace.from_result(CampaignResult("random", "env", "t1", None, steps))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.none(), st.floats(-5, 5)), st.floats(0, 100)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_curves_never_rise_and_every_regret_lies_in_0_1(steps):
+    trace = CampaignTrace("p", "t", 0, *(tuple(c) for c in zip(*steps, strict=True)))
+    reference = TaskReference("t", 1.0, 0.0)
+    curve = steps_curve(trace, reference)
+    assert np.all((0 <= curve) & (curve <= 1)) and np.all(np.diff(curve) <= 0)
+    [score] = score_campaigns([trace], {"t": reference}, horizons={"t": (0.5, 200.0)})
+    assert (
+        score.final == curve[-1] and 0 <= score.auc_seconds <= 1 and score.auc_steps >= score.final
+    )
 
 
 def test_plots_write_png_files(tmp_path, scores):
