@@ -1,0 +1,68 @@
+"""Scoring planners: regret on replayed tasks, leaderboard statistics and plots.
+
+* :mod:`~researchgym.evaluation.regret`: :class:`RegretBench`, campaigns of planners
+  on recorded runs scored by regret normalized between the best and worst recorded.
+* :mod:`~researchgym.evaluation.stats`: leaderboard statistics over campaign traces
+  (typical-normalized regret, anytime curves and their areas, ranks, bootstrap
+  intervals, paired tests, agreement of two boards) and the Markdown board.
+* :mod:`~researchgym.evaluation.plots`: anytime curves per task and the rank plot.
+"""
+
+from researchgym.evaluation.plots import plot_ranks, plot_task_curves
+from researchgym.evaluation.regret import (
+    CampaignRegret,
+    RegretBench,
+    RegretSummary,
+    markdown_table,
+    plot_anytime,
+    summarize,
+)
+from researchgym.evaluation.stats import (
+    BoardAgreement,
+    CampaignScore,
+    CampaignTrace,
+    LeaderboardRow,
+    PairedTest,
+    TaskReference,
+    average_ranks,
+    bootstrap_ci,
+    compare_boards,
+    leaderboard,
+    leaderboard_markdown,
+    paired_test,
+    rank_intervals,
+    score_campaigns,
+    seconds_curve,
+    seconds_grid,
+    seconds_horizon,
+    steps_curve,
+)
+
+__all__ = [
+    "BoardAgreement",
+    "CampaignRegret",
+    "CampaignScore",
+    "CampaignTrace",
+    "LeaderboardRow",
+    "PairedTest",
+    "RegretBench",
+    "RegretSummary",
+    "TaskReference",
+    "average_ranks",
+    "bootstrap_ci",
+    "compare_boards",
+    "leaderboard",
+    "leaderboard_markdown",
+    "markdown_table",
+    "paired_test",
+    "plot_anytime",
+    "plot_ranks",
+    "plot_task_curves",
+    "rank_intervals",
+    "score_campaigns",
+    "seconds_curve",
+    "seconds_grid",
+    "seconds_horizon",
+    "steps_curve",
+    "summarize",
+]
