@@ -85,8 +85,10 @@ class ResearchEnv(gym.Env):
     ``reset(options=...)`` takes ``"task"`` (one of :attr:`tasks`; default: drawn
     at random) and ``"agent"``. A step's ``info`` holds ``status``, ``error``,
     ``metrics``, ``test_metrics``, ``curve``, ``cost`` (``{"samples": int,
-    "seconds": float}``), ``metaprogram``, ``estimate``, ``best_score`` and
-    ``seed``; every value but those in :data:`MEASURED_INFO` is the same when the
+    "seconds": float}``), ``metaprogram`` (the settings the action stands for),
+    ``estimate``, ``best_score``, ``seed`` and ``answered_by`` (``None`` when the step
+    trained ``metaprogram``; Replay-v0 names the recorded run that answered instead:
+    see ``researchgym.envs.replay``); every value but those in :data:`MEASURED_INFO` is the same when the
     same seed and actions are replayed on a CPU.
     """
 
@@ -261,6 +263,7 @@ class ResearchEnv(gym.Env):
             "estimate": None if cost is None else cost.to_dict(),
             "best_score": view.best_score,
             "seed": seed,
+            "answered_by": result.answered_by,
         }
         self.recorder.record(
             action=self.interface.as_recorded(action),
