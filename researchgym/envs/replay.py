@@ -22,6 +22,7 @@ and the store's ``answered_by`` column::
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import json
 from collections.abc import Mapping
@@ -83,15 +84,18 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
 
 def pinned_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Settings with one value in every recorded run (e.g. ``train.epochs`` pinned by the sweep)."""
+    return _common_settings([json.loads(row["metaprogram"]) for row in runs])
+
+
+def _common_settings(metaprograms: list[dict[str, Any]]) -> dict[str, Any]:
     values: dict[str, set[str]] = {}
-    metaprograms = [json.loads(row["metaprogram"]) for row in runs]
     for metaprogram in metaprograms:
         for name, value in metaprogram.items():
             values.setdefault(name, set()).add(json.dumps(value))
     return {
         name: json.loads(next(iter(seen)))
         for name, seen in values.items()
-        if len(seen) == 1 and len(runs) > 1 and all(name in m for m in metaprograms)
+        if len(seen) == 1 and len(metaprograms) > 1 and all(name in m for m in metaprograms)
     }
 
 
@@ -154,6 +158,11 @@ class ReplayExecutor(Executor):
             points = np.stack(vectors)
             self._nearest[task] = (points, 0.5 * (points**2).sum(axis=1), groups)
 
+    @functools.cached_property
+    def _pinned(self) -> dict[str, Any]:
+        """:func:`pinned_settings` of the recorded runs (for error messages only)."""
+        return _common_settings([r.metaprogram for g in self._exact.values() for r in g])
+
     @property
     def tasks(self) -> list[str]:
         return sorted(self._nearest)
@@ -174,9 +183,8 @@ class ReplayExecutor(Executor):
             group = groups[int((half_norms - points @ vector).argmin())]
             match = "nearest"
         recorded = group[seed % len(group)]
-        distance = float(np.sqrt(((recorded.vector - vector) ** 2).sum()))
         if match == "nearest" and self.missing == "error":
-            return Result(status="error", error=_missing_error(metaprogram, recorded, distance))
+            return Result(status="error", error=self._missing_error(metaprogram, name, recorded))
         answer = recorded.result
         # A fresh result each step: callers may keep or change what a step returned.
         return Result(
@@ -189,27 +197,40 @@ class ReplayExecutor(Executor):
             error=answer.error,
             answered_by={
                 "match": match,
-                "distance": distance,
+                "distance": _distance(recorded.vector, vector),
                 "run_id": recorded.run_id,
                 "metaprogram": dict(recorded.metaprogram),
             },
         )
 
+    def _missing_error(self, requested: Mapping[str, Any], task: str, nearest: _Recorded) -> str:
+        """Why an action never recorded was not answered, and how to have it answered."""
+        recorded = nearest.metaprogram
+        names = [
+            name
+            for name in sorted(
+                set(requested) | set(recorded), key=lambda n: (n not in self._pinned, n)
+            )
+            if requested.get(name) != recorded.get(name)
+        ]
+        differ = [
+            f"{name}={_brief(requested.get(name))} (recorded: {_brief(recorded.get(name))}"
+            + (" in every run)" if name in self._pinned else ")")
+            for name in names
+        ]
+        shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
+        distance = _distance(nearest.vector, self.schema.encode_valid(requested))
+        return (
+            f"no recorded run of this metaprogram on task {task!r}; the nearest (run_id "
+            f"{nearest.run_id}) is at distance {distance:.3g} in the flat encoding and differs "
+            f"in {shown}; pass missing='nearest' to gym.make to have the nearest recorded run "
+            "answer (info['answered_by'] then names it)"
+        )
 
-def _missing_error(requested: Mapping[str, Any], nearest: _Recorded, distance: float) -> str:
-    """Why an action never recorded was not answered, and how to have it answered."""
-    differ = [
-        f"{name}={_brief(requested.get(name))} (recorded: {_brief(nearest.metaprogram.get(name))})"
-        for name in sorted(set(requested) | set(nearest.metaprogram))
-        if requested.get(name) != nearest.metaprogram.get(name)
-    ]
-    shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
-    return (
-        f"no recorded run of this metaprogram on this task; the nearest (run_id "
-        f"{nearest.run_id}) is at distance {distance:.3g} in the flat encoding and differs in "
-        f"{shown}; pass missing='nearest' to gym.make to have the nearest recorded run answer "
-        "(info['answered_by'] then names it)"
-    )
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance between two flat encodings."""
+    return float(np.sqrt(((a - b) ** 2).sum()))
 
 
 def _brief(value: Any) -> str:

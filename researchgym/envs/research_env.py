@@ -86,10 +86,10 @@ class ResearchEnv(gym.Env):
     at random) and ``"agent"``. A step's ``info`` holds ``status``, ``error``,
     ``metrics``, ``test_metrics``, ``curve``, ``cost`` (``{"samples": int,
     "seconds": float}``), ``metaprogram`` (the settings the action stands for),
-    ``estimate``, ``best_score``, ``seed`` and ``answered_by`` (``None`` when the step
-    trained ``metaprogram``; Replay-v0 names the recorded run that answered instead:
-    see ``researchgym.envs.replay``); every value but those in :data:`MEASURED_INFO` is the same when the
-    same seed and actions are replayed on a CPU.
+    ``estimate``, ``best_score``, ``seed`` and ``answered_by`` (what produced the
+    metrics when the executor did not train ``metaprogram``, e.g. Replay-v0's recorded
+    run: see ``researchgym.envs.replay``; else ``None``); every value but those in
+    :data:`MEASURED_INFO` is the same when the same seed and actions are replayed on a CPU.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 - as gymnasium.Env

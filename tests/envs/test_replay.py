@@ -55,7 +55,8 @@ def test_an_action_never_recorded_is_an_error_by_default() -> None:
     assert info["metrics"] == {} and info["answered_by"] is None
     error = info["error"]
     assert "no recorded run of this metaprogram" in error
-    assert "optim.lr=1 (recorded: " in error  # a setting that differs, and the nearest's value
+    # the settings that differ, first the one the recorded sweep pinned
+    assert "differs in train.epochs=10 (recorded: 20 in every run), " in error
     assert "distance" in error and "missing='nearest'" in error
 
 
