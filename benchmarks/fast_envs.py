@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     common = {"source": args.source, "data": args.data, "interface": "flat", "budget": 100}
-    replay = gym.make("researchgym/Replay-v0", **common)
+    replay = gym.make("researchgym/Replay-v0", missing="nearest", **common)
     surrogate = gym.make("researchgym/Surrogate-v0", **common)
     trivial = TrivialEnv(replay.observation_space, replay.action_space)
     gym.register("bench/Trivial-v0", entry_point=lambda: trivial)

@@ -72,7 +72,11 @@ def test_rerun_of_a_run_from_another_host_compares_with_a_tolerance(recorded_run
 
 def test_rerun_of_a_replay_step_uses_its_source_and_arguments(tmp_path) -> None:
     env = gym.make(
-        "researchgym/Replay-v0", source="researchgym/Tabular-v0", store=tmp_path, budget=2
+        "researchgym/Replay-v0",
+        source="researchgym/Tabular-v0",
+        missing="nearest",
+        store=tmp_path,
+        budget=2,
     )
     env.reset(seed=0, options={"task": "iris"})
     env.step(env.action_space.sample())

@@ -84,6 +84,9 @@ class Result:
     ``val_metrics`` drive rewards; ``test_metrics`` are for evaluation only.
     ``status`` is ``"ok"`` or a failure (``"diverged"``, ``"error"``,
     ``"timeout"``, ``"oom"``, ``"invalid_action"``) with ``error`` saying why.
+    ``answered_by`` is set by executors that answer without training the requested
+    metaprogram: a JSON-able dict saying what produced the metrics instead (Replay-v0:
+    the recorded run, see ``researchgym.envs.replay``); ``None`` otherwise.
     """
 
     status: str
@@ -95,6 +98,7 @@ class Result:
     n_params: int = 0
     device: str = "cpu"
     error: str | None = None
+    answered_by: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

@@ -156,6 +156,9 @@ class StepRecorder:
                 "cost_samples": result.samples,
                 "status": result.status,
                 "error": None if result.error is None else _cut(result.error),
+                "answered_by": None
+                if result.answered_by is None
+                else json.dumps(result.answered_by),
                 "started_at": started_at,
                 "finished_at": datetime.now(UTC),
             }

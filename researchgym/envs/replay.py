@@ -6,16 +6,27 @@ flat encoding, on the episode's task:
 
 * an exact match returns a recorded run (one of its seeds, chosen by the step's
   seed) with its metrics, curve, status and recorded seconds as cost;
-* a missing point returns, with ``missing="nearest"`` (the default), the
-  recorded run nearest in the flat encoding (Euclidean), and with
-  ``missing="error"`` a step with status ``"error"`` saying that nothing was recorded.
+* an action never recorded gets, with ``missing="error"`` (the default), a step
+  with status ``"error"`` whose error names the nearest recorded run, its distance
+  and the settings that differ; with ``missing="nearest"``, the recorded run
+  nearest in the flat encoding (Euclidean) answers instead.
+
+Every answered step says which recorded run answered, in ``info["answered_by"]``
+and the store's ``answered_by`` column::
+
+    {"match": "exact" | "nearest", "distance": float, "run_id": str, "metaprogram": {...}}
+
+``distance`` is between the action's and the recorded run's flat encodings, and
+``metaprogram`` is the recorded run's, the settings that actually ran.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +34,11 @@ import numpy as np
 
 from researchgym.engine import Executor, Result, TaskRef
 from researchgym.engine.file_datasets import DataFilesNotFound
-from researchgym.errors import ConfigError, shorten
+from researchgym.errors import ConfigError, did_you_mean, shorten
 from researchgym.spaces import Schema
 
 __all__ = [
+    "MISSING_POLICIES",
     "REFERENCE_STORE",
     "REFERENCE_SURROGATES",
     "ReplayExecutor",
@@ -41,6 +53,8 @@ REFERENCE_STORE = Path(str(importlib.resources.files("researchgym") / "reference
 REFERENCE_SURROGATES = REFERENCE_STORE / "surrogates"
 
 QUANTUM = 1e-4  # flat-encoding resolution of an exact match
+#: Values of ``missing=``: how an action never recorded is answered.
+MISSING_POLICIES = ("error", "nearest")
 
 
 def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
@@ -58,8 +72,8 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
             env_id,
             trained=True,
             columns=(
-                "task", "seed", "metaprogram", "status", "error", "val_metrics", "test_metrics",
-                "curve", "cost_seconds", "cost_samples",
+                "run_id", "task", "seed", "metaprogram", "status", "error", "val_metrics",
+                "test_metrics", "curve", "cost_seconds", "cost_samples",
             ),
             order_by=("task", "run_id"),
         ).to_pylist()  # fmt: skip
@@ -70,20 +84,33 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
 
 def pinned_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Settings with one value in every recorded run (e.g. ``train.epochs`` pinned by the sweep)."""
+    return _common_settings([json.loads(row["metaprogram"]) for row in runs])
+
+
+def _common_settings(metaprograms: list[dict[str, Any]]) -> dict[str, Any]:
     values: dict[str, set[str]] = {}
-    metaprograms = [json.loads(row["metaprogram"]) for row in runs]
     for metaprogram in metaprograms:
         for name, value in metaprogram.items():
             values.setdefault(name, set()).add(json.dumps(value))
     return {
         name: json.loads(next(iter(seen)))
         for name, seen in values.items()
-        if len(seen) == 1 and len(runs) > 1 and all(name in m for m in metaprograms)
+        if len(seen) == 1 and len(metaprograms) > 1 and all(name in m for m in metaprograms)
     }
 
 
 def _key(vector: np.ndarray) -> bytes:
     return np.rint(vector / QUANTUM).astype(np.int64).tobytes()
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """One recorded run: what it produced, its settings and where they lie in the flat encoding."""
+
+    result: Result
+    metaprogram: dict[str, Any]
+    vector: np.ndarray
+    run_id: str
 
 
 class ReplayExecutor(Executor):
@@ -92,16 +119,19 @@ class ReplayExecutor(Executor):
     Args:
         runs: rows from :func:`load_runs`.
         schema: the source env's schema (for the flat encoding).
-        missing: ``"nearest"`` or ``"error"``.
+        missing: ``"error"`` or ``"nearest"``: how an action never recorded is answered.
     """
 
-    def __init__(self, runs: list[dict[str, Any]], schema: Schema, missing: str = "nearest"):
-        if missing not in ("nearest", "error"):
-            raise ConfigError(f"missing={shorten(missing)} is not 'nearest' or 'error'")
+    def __init__(self, runs: list[dict[str, Any]], schema: Schema, missing: str = "error"):
+        if missing not in MISSING_POLICIES:
+            raise ConfigError(
+                f"missing={shorten(missing)} is not a policy; "
+                f"{did_you_mean(missing, MISSING_POLICIES)}choose one of {MISSING_POLICIES}"
+            )
         self.schema = schema
         self.missing = missing
-        self._exact: dict[tuple[str, bytes], list[Result]] = {}
-        by_task: dict[str, tuple[list[np.ndarray], list[list[Result]]]] = {}
+        self._exact: dict[tuple[str, bytes], list[_Recorded]] = {}
+        by_task: dict[str, tuple[list[np.ndarray], list[list[_Recorded]]]] = {}
         for row in runs:
             result = Result(
                 status=row["status"],
@@ -112,62 +142,108 @@ class ReplayExecutor(Executor):
                 samples=int(row["cost_samples"] or 0),
                 error=row["error"],
             )
-            vector = schema.encode(json.loads(row["metaprogram"]))
+            metaprogram = json.loads(row["metaprogram"])
+            vector = schema.encode(metaprogram).astype(np.float64)
             key = (row["task"], _key(vector))
             if key not in self._exact:
                 self._exact[key] = []
                 vectors, groups = by_task.setdefault(row["task"], ([], []))
                 vectors.append(vector)
                 groups.append(self._exact[key])
-            self._exact[key].append(result)
-        self._points = {task: (np.stack(v), g) for task, (v, g) in by_task.items()}
+            self._exact[key].append(_Recorded(result, metaprogram, vector, row["run_id"]))
         # The nearest point p to v minimizes |p|^2 / 2 - p.v (|p - v|^2 / 2 less |v|^2 / 2),
-        # computed in float64 from points converted once.
-        self._nearest: dict[str, tuple[np.ndarray, np.ndarray, list[list[Result]]]] = {}
-        for task, (points, groups) in self._points.items():
-            points64 = points.astype(np.float64)
-            self._nearest[task] = (points64, 0.5 * (points64**2).sum(axis=1), groups)
+        # computed in float64 from points stacked once.
+        self._nearest: dict[str, tuple[np.ndarray, np.ndarray, list[list[_Recorded]]]] = {}
+        for task, (vectors, groups) in by_task.items():
+            points = np.stack(vectors)
+            self._nearest[task] = (points, 0.5 * (points**2).sum(axis=1), groups)
+
+    @functools.cached_property
+    def _pinned(self) -> dict[str, Any]:
+        """:func:`pinned_settings` of the recorded runs (for error messages only)."""
+        return _common_settings([r.metaprogram for g in self._exact.values() for r in g])
 
     @property
     def tasks(self) -> list[str]:
-        return sorted(self._points)
+        return sorted(self._nearest)
 
     def recorded_vectors(self) -> np.ndarray:
         """Flat encodings of every recorded metaprogram (all tasks)."""
-        return np.concatenate([points for points, _ in self._points.values()])
+        return np.concatenate([points for points, _, _ in self._nearest.values()])
 
     def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
         name = task.name
-        vector = self.schema.encode_valid(metaprogram)
+        vector = self.schema.encode_valid(metaprogram).astype(np.float64)
         group = self._exact.get((name, _key(vector)))
+        match = "exact"
         if group is None:
-            if name not in self._points:
+            if name not in self._nearest:
                 return Result(status="error", error=f"no recorded runs on task {name!r}")
-            if self.missing == "error":
-                return Result(
-                    status="error",
-                    error="no recorded run of this metaprogram on this task; "
-                    "use missing='nearest' to answer with the nearest recorded run",
-                )
             points, half_norms, groups = self._nearest[name]
-            group = groups[int((half_norms - points @ vector.astype(np.float64)).argmin())]
+            group = groups[int((half_norms - points @ vector).argmin())]
+            match = "nearest"
         recorded = group[seed % len(group)]
+        if match == "nearest" and self.missing == "error":
+            return Result(status="error", error=self._missing_error(metaprogram, name, recorded))
+        answer = recorded.result
         # A fresh result each step: callers may keep or change what a step returned.
         return Result(
-            status=recorded.status,
-            val_metrics=dict(recorded.val_metrics),
-            test_metrics=dict(recorded.test_metrics),
-            curve=[dict(point) for point in recorded.curve],
-            seconds=recorded.seconds,
-            samples=recorded.samples,
-            error=recorded.error,
+            status=answer.status,
+            val_metrics=dict(answer.val_metrics),
+            test_metrics=dict(answer.test_metrics),
+            curve=[dict(point) for point in answer.curve],
+            seconds=answer.seconds,
+            samples=answer.samples,
+            error=answer.error,
+            answered_by={
+                "match": match,
+                "distance": _distance(recorded.vector, vector),
+                "run_id": recorded.run_id,
+                "metaprogram": dict(recorded.metaprogram),
+            },
         )
+
+    def _missing_error(self, requested: Mapping[str, Any], task: str, nearest: _Recorded) -> str:
+        """Why an action never recorded was not answered, and how to have it answered."""
+        recorded = nearest.metaprogram
+        names = [
+            name
+            for name in sorted(
+                set(requested) | set(recorded), key=lambda n: (n not in self._pinned, n)
+            )
+            if requested.get(name) != recorded.get(name)
+        ]
+        differ = [
+            f"{name}={_brief(requested.get(name))} (recorded: {_brief(recorded.get(name))}"
+            + (" in every run)" if name in self._pinned else ")")
+            for name in names
+        ]
+        shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
+        distance = _distance(nearest.vector, self.schema.encode_valid(requested))
+        return (
+            f"no recorded run of this metaprogram on task {task!r}; the nearest (run_id "
+            f"{nearest.run_id}) is at distance {distance:.3g} in the flat encoding and differs "
+            f"in {shown}; pass missing='nearest' to gym.make to have the nearest recorded run "
+            "answer (info['answered_by'] then names it)"
+        )
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance between two flat encodings."""
+    return float(np.sqrt(((a - b) ** 2).sum()))
+
+
+def _brief(value: Any) -> str:
+    """A setting's value in a message: floats to 4 significant digits, ``unset`` for none."""
+    if value is None:
+        return "unset"
+    return f"{value:.4g}" if isinstance(value, float) else shorten(value)
 
 
 def make_replay_env(
     source: str = "researchgym/Digits-v0",
     data: str | Path | list[dict[str, Any]] | None = None,
-    missing: str = "nearest",
+    missing: str = "error",
     store: Any = False,
     **kwargs: Any,
 ):
@@ -177,7 +253,9 @@ def make_replay_env(
         source: the env whose recorded runs are replayed.
         data: store holding them (default: the shipped reference runs), or rows
             already read from one with :func:`load_runs`.
-        missing: policy for actions never recorded: ``"nearest"`` or ``"error"``.
+        missing: how an action never recorded is answered: ``"error"`` (a step with
+            status ``"error"`` naming the nearest recorded run) or ``"nearest"`` (that run
+            answers, as ``info["answered_by"]`` says).
         store: where replayed steps are recorded (default: nowhere).
         **kwargs: other :class:`ResearchEnv` arguments (interface, budget, reward, ...).
     """

@@ -85,9 +85,11 @@ class ResearchEnv(gym.Env):
     ``reset(options=...)`` takes ``"task"`` (one of :attr:`tasks`; default: drawn
     at random) and ``"agent"``. A step's ``info`` holds ``status``, ``error``,
     ``metrics``, ``test_metrics``, ``curve``, ``cost`` (``{"samples": int,
-    "seconds": float}``), ``metaprogram``, ``estimate``, ``best_score`` and
-    ``seed``; every value but those in :data:`MEASURED_INFO` is the same when the
-    same seed and actions are replayed on a CPU.
+    "seconds": float}``), ``metaprogram`` (the settings the action stands for),
+    ``estimate``, ``best_score``, ``seed`` and ``answered_by`` (what produced the
+    metrics when the executor did not train ``metaprogram``, e.g. Replay-v0's recorded
+    run: see ``researchgym.envs.replay``; else ``None``); every value but those in
+    :data:`MEASURED_INFO` is the same when the same seed and actions are replayed on a CPU.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 - as gymnasium.Env
@@ -261,6 +263,7 @@ class ResearchEnv(gym.Env):
             "estimate": None if cost is None else cost.to_dict(),
             "best_score": view.best_score,
             "seed": seed,
+            "answered_by": result.answered_by,
         }
         self.recorder.record(
             action=self.interface.as_recorded(action),

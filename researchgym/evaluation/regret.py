@@ -1,8 +1,9 @@
 """Normalized regret of planners on recorded runs: the numbers leaderboards compare.
 
-A campaign on a task of a replay env (``researchgym/Replay-v0``) can only ever
-train metaprograms that were recorded, so the task's recorded validation scores
-bound what it can find. Its *normalized regret* after each step is::
+A campaign on a task of a replay env (``researchgym/Replay-v0`` with
+``missing="nearest"``: the nearest recorded run answers every step) only ever
+gets recorded results, so the task's recorded validation scores bound what it
+can find. Its *normalized regret* after each step is::
 
     (best recorded score - best score found so far) / (best recorded - worst recorded)
 
@@ -65,6 +66,9 @@ class RegretSummary:
 class RegretBench:
     """Campaigns of planners on recorded runs of ``source``, scored by normalized regret.
 
+    Each step is answered by the recorded run nearest to the planner's choice
+    (``missing="nearest"``); the steps' ``answered_by`` says which.
+
     Args:
         source: the env whose recorded runs answer the steps (e.g. ``researchgym/Synthetic-v0``).
         tasks: tasks to run campaigns on (default: the suite's held-out tasks).
@@ -112,7 +116,9 @@ class RegretBench:
         self.source = source
         self.budget = budget
         self.fixed = dict(fixed) if fixed is not None else pinned_settings(runs)
-        self.env = make_replay_env(source, data=runs, budget=budget, tasks=self.tasks, store=store)
+        self.env = make_replay_env(
+            source, data=runs, missing="nearest", budget=budget, tasks=self.tasks, store=store
+        )
 
     def regret(self, task: str, best: float | None) -> float:
         """Normalized regret of having found ``best`` (``None``: nothing finished) on ``task``."""

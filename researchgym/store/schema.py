@@ -37,7 +37,10 @@ _VECTOR = pa.list_(pa.float64())
 #: else ``env_id``); ``task_features`` is a JSON object of the task's features
 #: (feature name -> number); ``env_kwargs`` is a JSON object of the env's arguments
 #: that define the campaign (budget, reward, tasks, ...; never paths), so
-#: ``gymnasium.make(env_id, **env_kwargs)`` makes the env again.
+#: ``gymnasium.make(env_id, **env_kwargs)`` makes the env again; ``answered_by`` is a
+#: JSON object saying what produced the metrics when the executor did not train
+#: ``metaprogram`` (Replay-v0: the recorded run, how close it is and its settings),
+#: else NULL.
 ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("campaign_id", pa.string(), nullable=False),
     pa.field("step", pa.int64(), nullable=False),
@@ -65,6 +68,7 @@ ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("cost_samples", pa.int64()),
     pa.field("status", pa.string()),
     pa.field("error", pa.string()),
+    pa.field("answered_by", pa.string()),
     pa.field("started_at", _UTC_TS),
     pa.field("finished_at", _UTC_TS),
 )
@@ -83,7 +87,9 @@ STEP_SCHEMA = pa.schema(ROW_FIELDS + STORE_FIELDS)
 
 #: Columns added after the first layout: rows may omit them, and files written
 #: before them read NULL there.
-OPTIONAL_KEYS: frozenset[str] = frozenset({"source_env_id", "task_features", "env_kwargs"})
+OPTIONAL_KEYS: frozenset[str] = frozenset(
+    {"source_env_id", "task_features", "env_kwargs", "answered_by"}
+)
 
 #: Names of the keys a row dict must contain.
 REQUIRED_KEYS: frozenset[str] = frozenset(f.name for f in ROW_FIELDS) - OPTIONAL_KEYS

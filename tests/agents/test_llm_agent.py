@@ -25,6 +25,7 @@ def _replay(**kwargs):
         "researchgym/Replay-v0",
         source="researchgym/Tabular-v0",
         interface="text",
+        missing="nearest",
         store=False,
         disable_env_checker=True,
         **kwargs,

@@ -201,6 +201,7 @@ def test_a_campaign_stops_on_an_endpoint_failure(server, tmp_path) -> None:
         "researchgym/Replay-v0",
         source="researchgym/Tabular-v0",
         interface="text",
+        missing="nearest",
         store=tmp_path,
         budget=3,
         disable_env_checker=True,

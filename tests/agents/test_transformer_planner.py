@@ -107,7 +107,7 @@ def test_candidates_keep_the_best_predicted_score():
 
 
 def test_campaign_on_replay_env_is_all_valid(checkpoint):
-    env = gym.make("researchgym/Replay-v0", source=SOURCE, budget=4, store=False)
+    env = gym.make("researchgym/Replay-v0", source=SOURCE, missing="nearest", budget=4, store=False)
     result = run_campaign(
         env, make_planner("transformer", policy=checkpoint), seed=1, options={"task": "iris"}
     )

@@ -75,20 +75,6 @@ def test_replay_returns_exactly_the_stored_metrics(source: str, reference_runs) 
         assert reward == info["metrics"]["score"]
 
 
-def test_replay_missing_points_follow_the_policy() -> None:
-    far_away = {"optim.lr": 1.0, "optim.name": "sgd", "optim.momentum": 0.0, "train.batch_size": 8}
-    nearest = gym.make("researchgym/Replay-v0", source="researchgym/Tabular-v0")
-    nearest.reset(seed=0, options={"task": "wine"})
-    _, _, _, _, info = nearest.step(nearest.unwrapped.to_action(far_away))
-    assert info["status"] == "ok" and "score" in info["metrics"]
-
-    strict = gym.make("researchgym/Replay-v0", source="researchgym/Tabular-v0", missing="error")
-    strict.reset(seed=0, options={"task": "wine"})
-    _, reward, _, _, info = strict.step(strict.unwrapped.to_action(far_away))
-    assert info["status"] == "error" and "no recorded run" in info["error"]
-    assert reward == strict.unwrapped.failure_reward
-
-
 def test_replay_without_data_says_how_to_make_it(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="researchgym generate"):
         gym.make("researchgym/Replay-v0", data=tmp_path / "nothing-here")

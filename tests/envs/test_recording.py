@@ -38,6 +38,7 @@ def test_a_row_has_every_column_the_task_features_and_the_source(tmp_path):
     assert {field.name for field in ROW_FIELDS} <= first.keys()
     assert json.loads(first["task_features"]) == load_task_data("iris").features()
     assert first["source_env_id"] == TABULAR == first["env_id"]
+    assert first["answered_by"] is None  # trained, not answered by something else
     assert (first["task"], first["agent"], first["status"]) == ("iris", "me", "ok")
     assert (second["step"], second["status"], second["action_flat"]) == (1, "invalid_action", None)
     assert second["task_features"] == first["task_features"]
@@ -100,10 +101,13 @@ def test_a_huge_training_error_is_stored_cut(tmp_path):
     assert len(row["error"]) <= MAX_STORED_CHARS
 
 
-@pytest.mark.parametrize("env_id", ["researchgym/Replay-v0", "researchgym/Surrogate-v0"])
-def test_fast_envs_record_the_env_whose_runs_answer(env_id, tmp_path):
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [("researchgym/Replay-v0", {"missing": "nearest"}), ("researchgym/Surrogate-v0", {})],
+)
+def test_fast_envs_record_the_env_whose_runs_answer(env_id, kwargs, tmp_path):
     for source in ("researchgym/Digits-v0", "researchgym/Tabular-v0"):
-        env = gym.make(env_id, source=source, store=tmp_path, budget=1)
+        env = gym.make(env_id, source=source, store=tmp_path, budget=1, **kwargs)
         env.reset(seed=0)
         _, _, _, _, info = env.step(env.unwrapped.to_action({}))
         env.close()

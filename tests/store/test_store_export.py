@@ -132,7 +132,12 @@ def test_minari_export_of_replay_campaigns_recovers_their_source(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    kwargs = {"source": "researchgym/Tabular-v0", "budget": 2, "reward": "improvement"}
+    kwargs = {
+        "source": "researchgym/Tabular-v0",
+        "missing": "nearest",
+        "budget": 2,
+        "reward": "improvement",
+    }
     env = gym.make("researchgym/Replay-v0", interface="flat", store=tmp_path / "store", **kwargs)
     for seed in (0, 1):
         env.reset(seed=seed)
