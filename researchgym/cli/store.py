@@ -245,7 +245,8 @@ def export(
     dataset_id: Annotated[
         str | None,
         typer.Option(
-            help="Minari dataset id [default: from --env, e.g. researchgym/Digits/store-v0]."
+            help="Minari dataset id when one env is exported "
+            "[default: from the env id, e.g. researchgym/Digits/store-v0]."
         ),
     ] = None,
     with_env: Annotated[
@@ -255,40 +256,19 @@ def export(
             help="Minari: store the env spec and its flat spaces (the env must be registered).",
         ),
     ] = True,
+    repeat_last_observation: Annotated[
+        bool,
+        typer.Option(
+            help="Minari: end episodes recorded without their final observation (stores "
+            "written before the next_obs column) with their last recorded one.",
+        ),
+    ] = False,
 ) -> None:
-    """Export step rows (parquet, csv) or episodes (minari)."""
+    """Export step rows (parquet, csv) or episodes (minari, one dataset per env)."""
     s = _open(store)
     try:
         if format is ExportFormat.minari:
-            from researchgym.store.export import default_dataset_id, export_minari
-
-            if dataset_id is None:
-                envs = [env] if env else s.envs()
-                if len(envs) != 1:
-                    fail("the store holds several envs; pass --env ID or --dataset-id")
-                dataset_id = default_dataset_id(envs[0])
-            with progress_bar() as progress:
-                task = progress.add_task("reading episodes", total=None, status="")
-
-                def advance(done: int, total: int) -> None:
-                    progress.update(task, completed=done, total=total)
-
-                try:
-                    dataset = export_minari(
-                        s,
-                        dataset_id,
-                        env_id=env,
-                        datasets_path=output,
-                        recover_env=with_env,
-                        progress=advance,
-                    )
-                except ValueError as exc:
-                    hint = " (--without-env exports the episodes without the env)"
-                    fail(f"{exc}{hint if with_env else ''}")
-            console.print(
-                f"wrote Minari dataset {dataset_id} ({dataset.total_episodes} episodes, "
-                f"{dataset.total_steps} steps) under {output}"
-            )
+            _export_minari(s, output, env, dataset_id, with_env, repeat_last_observation)
         else:
             from researchgym.store.export import export_table
 
@@ -297,6 +277,53 @@ def export(
             console.print(f"wrote {n:,} rows to {output}")
     finally:
         s.close()
+
+
+def _export_minari(
+    s: Store,
+    output: Path,
+    env: str | None,
+    dataset_id: str | None,
+    with_env: bool,
+    repeat_last_observation: bool,
+) -> None:
+    """Export each env's episodes (or ``env``'s only) to its own Minari dataset under ``output``."""
+    from researchgym.store.export import default_dataset_id, export_minari
+
+    envs = [env] if env else s.envs()
+    if not envs:
+        fail(f"the store {s.path} holds no episodes to export")
+    if dataset_id is not None and len(envs) > 1:
+        fail(
+            f"--dataset-id names one dataset, but the store holds {len(envs)} envs "
+            f"({', '.join(envs)}); pass --env ID with it, or leave it out to export each env "
+            f"to its own dataset"
+        )
+    for env_id in envs:
+        target = dataset_id or default_dataset_id(env_id)
+        with progress_bar() as progress:
+            task = progress.add_task(f"reading {env_id}", total=None, status="")
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            try:
+                dataset = export_minari(
+                    s,
+                    target,
+                    env_id=env_id,
+                    datasets_path=output,
+                    recover_env=with_env,
+                    repeat_last_observation=repeat_last_observation,
+                    progress=advance,
+                )
+            except ValueError as exc:
+                hint = " (--without-env exports the episodes without the env)"
+                fail(f"{exc}{hint if with_env else ''}")
+        console.print(
+            f"wrote Minari dataset {target} ({dataset.total_episodes} episodes, "
+            f"{dataset.total_steps} steps) under {output}"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -42,8 +42,8 @@ class StepRecorder:
         env_id: the env recorded with every row.
         source_env_id: the env whose training produced the metrics (Replay-v0 and
             Surrogate-v0 answer from another env's runs); defaults to ``env_id``.
-        observe: the flat observation of a campaign, stored with each step (the
-            same whatever the env's interface).
+        observe: the flat observation of a campaign, stored before and after each
+            step (the same whatever the env's interface).
         env_kwargs: the env's arguments that define its campaigns (budget, reward,
             tasks, ...; no paths and no interface), stored with each step as JSON, so
             ``gymnasium.make(env_id, **env_kwargs)`` makes the same env.
@@ -128,6 +128,7 @@ class StepRecorder:
         view = self._view
         if view is None:
             raise StateError("start_campaign() must come before record()")
+        obs_after = self._observe(view).tolist()
         self.store.append(
             {
                 "campaign_id": self.campaign_id,
@@ -144,6 +145,7 @@ class StepRecorder:
                 "metaprogram": json.dumps(metaprogram),
                 "action": _action_json(action),
                 "obs": self._obs_before,
+                "next_obs": obs_after,
                 "action_flat": None if action_flat is None else action_flat.tolist(),
                 "val_score": result.score,
                 "val_metrics": json.dumps(result.val_metrics),
@@ -163,7 +165,7 @@ class StepRecorder:
                 "finished_at": datetime.now(UTC),
             }
         )
-        self._obs_before = self._observe(view).tolist()
+        self._obs_before = obs_after
 
     def close(self) -> None:
         """Close the store if this recorder opened it (a store passed in stays open)."""

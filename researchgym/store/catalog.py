@@ -96,6 +96,8 @@ class Episode:
         steps: Step indices, shape (n,).
         run_ids: Run id of each step, shape (n,), object dtype.
         observations: Flat observation seen before each step, shape (n, obs_dim).
+        final_observation: Flat observation the last step returned, shape (obs_dim,);
+            ``None`` for episodes recorded before the store kept it (``next_obs``).
         actions: Flat action of each step, shape (n, action_dim); rows of
             steps recorded without a flat action are NaN.
         rewards: Shape (n,).
@@ -112,6 +114,7 @@ class Episode:
     steps: np.ndarray
     run_ids: np.ndarray
     observations: np.ndarray
+    final_observation: np.ndarray | None
     actions: np.ndarray
     rewards: np.ndarray
     terminations: np.ndarray
@@ -670,7 +673,7 @@ class Catalog:
         """
         where, params = _where({"env_id": env_id, "agent": agent, "task": task})
         columns = (
-            "campaign_id, step, run_id, env_id, task, agent, seed, obs, action_flat, "
+            "campaign_id, step, run_id, env_id, task, agent, seed, obs, next_obs, action_flat, "
             "reward, terminated, truncated, val_score"
         )
         last: str | None = None
@@ -728,6 +731,13 @@ class _Vectors:
                 start = int(self.offsets[0])
                 self.matrix = self.values[start : start + n * d].reshape(n, d)
 
+    def row(self, i: int) -> np.ndarray | None:
+        """Row i as a (d,) array, or ``None`` when it is null."""
+        if self.valid is not None and not self.valid[i]:
+            return None
+        start = int(self.offsets[i])
+        return self.values[start : start + int(self.lengths[i])]
+
     def rows(self, a: int, b: int, campaign_id: str) -> np.ndarray:
         """Rows a..b as an (n, d) array; rows that are null come out as NaN."""
         if self.matrix is not None:
@@ -782,6 +792,7 @@ def _split_episodes(table: pa.Table, keep_last: bool) -> tuple[list[Episode], pa
     truncated = pc.fill_null(col("truncated"), False).to_numpy(zero_copy_only=False)
     val = col("val_score").to_numpy(zero_copy_only=False).astype(np.float64)
     obs = _Vectors(col("obs"), "obs")
+    next_obs = _Vectors(col("next_obs"), "next_obs")
     actions = _Vectors(col("action_flat"), "action_flat")
     out = []
     for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
@@ -796,6 +807,7 @@ def _split_episodes(table: pa.Table, keep_last: bool) -> tuple[list[Episode], pa
                 steps=steps[a:b],
                 run_ids=run_ids[a:b],
                 observations=obs.rows(a, b, cid),
+                final_observation=next_obs.row(b - 1),
                 actions=actions.rows(a, b, cid),
                 rewards=rewards[a:b],
                 terminations=terminated[a:b],

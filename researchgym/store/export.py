@@ -112,6 +112,7 @@ def export_minari(
     author: str | None = "researchgym",
     description: str | None = None,
     recover_env: bool = True,
+    repeat_last_observation: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """Write episodes as a Minari dataset that ``minari.load_dataset`` loads.
@@ -123,11 +124,14 @@ def export_minari(
     ``store=`` to ``recover_environment`` to record) and the flat interface's
     spaces, so ``dataset.recover_environment()`` makes the env; otherwise the
     spaces are unbounded boxes of the recorded sizes and there is no spec.
-    Minari wants one more observation than actions; the store keeps the
-    observation *before* each step, so the final observation repeats the last
-    one. Steps recorded without a flat action (invalid actions) get NaN
-    actions. Per-step ``infos`` hold ``val_score`` (NaN when none), ``run_id``
-    and ``step``.
+
+    Episodes follow Minari's layout: n steps have n + 1 observations (the one
+    ``reset`` returned, then the one each step returned), n actions, rewards,
+    terminations and truncations, and n + 1 ``infos`` (``val_score``, NaN when
+    none, ``run_id`` and ``step``; the reset's entry is NaN, ``""`` and -1).
+    An episode that stopped before it terminated is truncated at its last
+    step, as Minari's ``DataCollector`` does. Steps recorded without a flat
+    action (invalid actions) get NaN actions.
 
     Args:
         store: Store to read.
@@ -140,27 +144,39 @@ def export_minari(
         description: Recorded in the dataset metadata.
         recover_env: Attach the env spec and its real spaces (the env must be
             registered with gymnasium).
+        repeat_last_observation: End episodes recorded without the observation
+            their last step returned (stores written before the ``next_obs``
+            column) with their last recorded observation instead of failing.
         progress: Called with (episodes done, episodes total).
 
     Returns:
         The created ``minari.MinariDataset``.
 
     Raises:
-        StoreError: If there are no episodes, vector sizes differ between
+        StoreError: If the dataset exists, there are no episodes, vector sizes differ between
             episodes or from the env's spaces, no step has a flat action, or
             ``recover_env`` is set and the episodes are not of one registered env
-            recorded with one set of env arguments.
+            recorded with one set of env arguments, or episodes lack their final
+            observation and ``repeat_last_observation`` is not set.
         DependencyNotInstalled: If minari is not installed.
     """
     try:
         import gymnasium as gym
         import minari
         from minari.data_collector import EpisodeBuffer
+        from minari.storage import get_dataset_path
     except ImportError as exc:  # pragma: no cover - optional dependency
         raise DependencyNotInstalled(
             "exporting to Minari needs the minari package: pip install 'researchgym[offline]'"
         ) from exc
 
+    with _minari_root(datasets_path):
+        path = get_dataset_path(dataset_id)
+    if path.exists():
+        raise StoreError(
+            f"Minari dataset {dataset_id!r} already exists at {path}; delete it "
+            f"(minari.delete_dataset) or export under another id or datasets root"
+        )
     where = []
     params: list[Any] = []
     for column, value in (("env_id", env_id), ("agent", agent)):
@@ -181,9 +197,14 @@ def export_minari(
     obs_dim: int | None = None
     act_dim: int | None = None
     env_ids: set[str] = set()
+    without_final = 0  # episodes without the observation their last step returned
     for i, episode in enumerate(store.iter_episodes(env_id=env_id, agent=agent)):
         env_ids.add(episode.env_id)
         obs_dim = _check_dim("obs", obs_dim, episode.observations, episode)
+        if episode.final_observation is None:
+            without_final += 1
+        else:
+            _check_dim("next_obs", obs_dim, episode.final_observation[None], episode)
         if episode.actions.shape[1]:
             act_dim = _check_dim("action_flat", act_dim, episode.actions, episode)
         buffers.append(episode)
@@ -195,6 +216,14 @@ def export_minari(
             "Minari needs fixed-size actions"
         )
     assert obs_dim is not None
+    if without_final and not repeat_last_observation:
+        raise StoreError(
+            f"{without_final} of {total} episodes of {', '.join(sorted(env_ids))} were recorded "
+            f"without the observation their last step returned (column next_obs, which stores "
+            f"written before it lack), which Minari keeps as the final observation; "
+            f"record them again, or end them with their last recorded observation "
+            f"(repeat_last_observation=True, --repeat-last-observation on the command line)"
+        )
     spec = None
     if recover_env:
         recorded = store.sql(f"SELECT DISTINCT env_kwargs FROM steps{clause}", params)
@@ -208,10 +237,16 @@ def export_minari(
         _to_buffer(EpisodeBuffer, index, episode, observation_space, action_space)
         for index, episode in enumerate(buffers)
     ]
+    repeated = (
+        f" {without_final} episodes recorded without their final observation end with their "
+        f"last observation repeated."
+        if without_final
+        else ""
+    )
     text = description or (
         f"ResearchGym trajectories of {', '.join(sorted(env_ids))} exported from "
-        f"{store.path}; observations are the flat observation before each step and the "
-        f"final observation repeats the last one."
+        f"{store.path}; observations are the flat observations the env returned, from reset "
+        f"to the final one.{repeated}"
     )
     with _minari_root(datasets_path), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # metadata fields Minari only recommends
@@ -289,7 +324,12 @@ def _to_buffer(
     buffer_type: Any, index: int, episode: Episode, observation_space: Any, action_space: Any
 ) -> Any:
     n = len(episode)
-    observations = np.concatenate([episode.observations, episode.observations[-1:]], axis=0)
+    final = episode.final_observation
+    if final is None:
+        final = episode.observations[-1]
+    observations = np.vstack([episode.observations, final])
+    truncations = episode.truncations.copy()
+    truncations[-1] |= not episode.terminations[-1]
     actions = episode.actions
     if actions.shape[1] != action_space.shape[0]:
         actions = np.full((n, action_space.shape[0]), np.nan)
@@ -306,6 +346,6 @@ def _to_buffer(
         actions=actions.astype(action_space.dtype),
         rewards=episode.rewards,
         terminations=episode.terminations,
-        truncations=episode.truncations,
+        truncations=truncations,
         infos=infos,
     )

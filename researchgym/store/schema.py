@@ -40,7 +40,8 @@ _VECTOR = pa.list_(pa.float64())
 #: ``gymnasium.make(env_id, **env_kwargs)`` makes the env again; ``answered_by`` is a
 #: JSON object saying what produced the metrics when the executor did not train
 #: ``metaprogram`` (Replay-v0: the recorded run, how close it is and its settings),
-#: else NULL.
+#: else NULL. ``obs`` is the flat observation before the step and ``next_obs`` the
+#: one the step returned.
 ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("campaign_id", pa.string(), nullable=False),
     pa.field("step", pa.int64(), nullable=False),
@@ -56,6 +57,7 @@ ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("metaprogram", pa.string()),
     pa.field("action", pa.string()),
     pa.field("obs", _VECTOR),
+    pa.field("next_obs", _VECTOR),
     pa.field("action_flat", _VECTOR),
     pa.field("val_score", pa.float64()),
     pa.field("val_metrics", pa.string()),
@@ -88,7 +90,7 @@ STEP_SCHEMA = pa.schema(ROW_FIELDS + STORE_FIELDS)
 #: Columns added after the first layout: rows may omit them, and files written
 #: before them read NULL there.
 OPTIONAL_KEYS: frozenset[str] = frozenset(
-    {"source_env_id", "task_features", "env_kwargs", "answered_by"}
+    {"source_env_id", "task_features", "env_kwargs", "answered_by", "next_obs"}
 )
 
 #: Names of the keys a row dict must contain.

@@ -7,7 +7,11 @@ import io
 import json
 from pathlib import Path
 
+from typing import Any
+
+import gymnasium as gym
 import minari
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import typer
@@ -16,6 +20,8 @@ from typer.testing import CliRunner
 
 from researchgym.cli.store import register
 from researchgym.store import Store
+from researchgym.store.export import default_dataset_id
+from tests.conftest import capped_executor
 
 
 @pytest.fixture
@@ -38,6 +44,11 @@ def path(tmp_path: Path) -> Path:
             store.append(row)
     store.close()
     return store.path
+
+
+def _words(result: typer.testing.Result) -> str:
+    """The result's output with line wrapping undone."""
+    return " ".join(result.output.split())
 
 
 def _ok(result: typer.testing.Result) -> str:
@@ -122,19 +133,93 @@ def test_export(app: typer.Typer, runner: CliRunner, path: Path, tmp_path: Path)
     _ok(runner.invoke(app, args))
     assert pq.read_table(out).num_rows == 7
     root = tmp_path / "minari"
-    text = _ok(
-        runner.invoke(
-            app,
-            ["export", "-f", "minari", "-o", str(root), "--store", str(path), "--without-env"],
-        )
-    )
+    minari_args = ["export", "-f", "minari", "-o", str(root), "--store", str(path)]
+    refused = runner.invoke(app, [*minari_args, "--without-env"])
+    assert refused.exit_code == 2 and "without the observation their last step" in _words(refused)
+    text = _ok(runner.invoke(app, [*minari_args, "--without-env", "--repeat-last-observation"]))
     assert "researchgym/Digits/store-v0" in text and "2 episodes" in text
-    refused = runner.invoke(app, ["export", "-f", "minari", "-o", str(root), "--store", str(path)])
-    assert refused.exit_code == 2 and "--without-env exports" in refused.output
-    assert "flat spaces" in refused.output
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MINARI_DATASETS_PATH", str(root))
         assert minari.load_dataset("researchgym/Digits/store-v0").total_steps == 7
+    refused = runner.invoke(app, [*minari_args, "--repeat-last-observation"])
+    assert refused.exit_code == 2 and "already exists" in _words(refused)
+    refused = runner.invoke(
+        app, [*minari_args, "-o", str(tmp_path / "other"), "--repeat-last-observation"]
+    )
+    assert refused.exit_code == 2 and "--without-env exports" in refused.output
+    assert "flat spaces" in refused.output
+
+
+def test_minari_export_round_trips_each_env(
+    app: typer.Typer, runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each env's campaigns become a dataset of what the env returned, in Minari's layout."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "not-here"))  # --output decides
+    store = tmp_path / "store"
+    envs: dict[str, dict[str, Any]] = {
+        "researchgym/Tabular-v0": {"executor": capped_executor(1)},
+        "researchgym/Replay-v0": {"source": "researchgym/Tabular-v0"},
+    }
+    runs: dict[str, dict[str, list[Any]]] = {}  # campaign id -> what the env returned
+    for env_id, kwargs in envs.items():
+        env = gym.make(env_id, interface="flat", store=store, budget=3, **kwargs)
+        env.action_space.seed(0)
+        for seed, steps in ((0, 3), (1, 2)):  # the second campaign stops before its end
+            obs, info = env.reset(seed=seed)
+            run = runs[info["campaign_id"]] = {"obs": [obs], "step": [], "settings": []}
+            for _ in range(steps):
+                obs, *returned, step_info = env.step(env.action_space.sample())
+                run["obs"].append(obs)
+                run["step"].append(returned)
+                run["settings"].append(step_info["metaprogram"])
+        env.close()
+
+    root = tmp_path / "minari"
+    text = _ok(runner.invoke(app, ["export", "-f", "minari", "-o", str(root), "--store", str(store)]))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    with Store(store) as s:
+        campaign_of = {r["run_id"]: r["campaign_id"] for r in s.runs().to_pylist()}
+    for env_id in envs:
+        assert f"wrote Minari dataset {default_dataset_id(env_id)} (2 episodes, 5 steps)" in text
+        dataset = minari.load_dataset(default_dataset_id(env_id))
+        recovered = dataset.recover_environment()
+        assert recovered.observation_space == dataset.observation_space
+        assert recovered.action_space == dataset.action_space
+        lengths = []
+        for episode in dataset.iterate_episodes():
+            run = runs.pop(campaign_of[episode.infos["run_id"][1]])
+            n = len(episode.actions)
+            lengths.append(n)
+            assert len(episode.observations) == n + 1 == len(run["obs"])
+            np.testing.assert_array_equal(episode.observations, np.stack(run["obs"]))
+            rewards, terminations, truncations = (np.array(x) for x in zip(*run["step"]))
+            truncations[-1] |= not terminations[-1]  # Minari truncates an episode left unfinished
+            np.testing.assert_array_equal(episode.rewards, rewards)
+            np.testing.assert_array_equal(episode.terminations, terminations)
+            np.testing.assert_array_equal(episode.truncations, truncations)
+            assert [recovered.unwrapped.interface.parse_action(a) for a in episode.actions] == (
+                run["settings"]
+            )
+        recovered.close()
+        assert sorted(lengths) == [2, 3]
+    assert not runs
+
+
+def test_minari_export_of_one_env(
+    app: typer.Typer, runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "store"
+    with Store(path) as store:
+        store.append_many(make_episode(2))
+        store.append_many(make_episode(3, env_id="researchgym/Wine-v0", obs_dim=9, act_dim=2))
+    args = ["export", "-f", "minari", "-o", str(tmp_path / "minari"), "--store", str(path)]
+    args += ["--without-env", "--repeat-last-observation"]
+    refused = runner.invoke(app, [*args, "--dataset-id", "mine/all-v0"])
+    assert refused.exit_code == 2 and "pass --env ID with it" in _words(refused)
+    text = _ok(runner.invoke(app, [*args, "--env", "researchgym/Wine-v0"]))
+    assert "researchgym/Wine/store-v0 (1 episodes, 3 steps)" in text and "Digits" not in text
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    assert minari.list_local_datasets().keys() == {"researchgym/Wine/store-v0"}
 
 
 def test_store_option_reads_the_command_line_value():
