@@ -186,3 +186,14 @@ def test_dict_actions_are_recorded_with_choices_not_indices(tmp_path):
     actions = [json.loads(row["action"]) for row in rows(tmp_path)]
     assert actions[0] == {"model.family": "cnn", "model.kernel": 5, "optim.lr": 3e-3}
     assert actions[1] == {"model.family": "cnn", "model.kernel": 5}
+
+
+def test_a_row_holds_the_observations_before_and_after_its_step(tmp_path):
+    env = gym.make(TABULAR, store=tmp_path, budget=2, interface="flat", device="cpu")
+    observations = [env.reset(seed=0, options={"task": "iris"})[0]]
+    for _ in range(2):
+        observations.append(env.step(env.unwrapped.to_action(CHEAP))[0])
+    env.close()
+    recorded = rows(tmp_path)
+    np.testing.assert_array_equal([row["obs"] for row in recorded], observations[:-1])
+    np.testing.assert_array_equal([row["next_obs"] for row in recorded], observations[1:])

@@ -26,14 +26,17 @@ def two_envs(store: Store) -> Store:
     return store
 
 
-def test_minari_export_loads(
+def test_minari_export_of_rows_without_final_observations(
     two_envs: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Rows written before ``next_obs`` export only when told to repeat the last observation."""
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    export_minari(
-        two_envs, "researchgym/Digits/test-v0", env_id="researchgym/Digits-v0", recover_env=False
-    )
+    digits = {"env_id": "researchgym/Digits-v0", "recover_env": False}
+    with pytest.raises(StoreError, match="3 of 3 episodes .* without the observation their last"):
+        export_minari(two_envs, "researchgym/Digits/test-v0", **digits)
+    export_minari(two_envs, "researchgym/Digits/test-v0", repeat_last_observation=True, **digits)
     dataset = minari.load_dataset("researchgym/Digits/test-v0")
+    assert "3 episodes recorded without their final observation" in dataset.storage.metadata["description"]
     assert dataset.env_spec is None
     assert dataset.total_episodes == 3
     assert dataset.total_steps == 10
@@ -47,6 +50,7 @@ def test_minari_export_loads(
         assert episode.actions.shape == (n, 3)
         assert episode.terminations[-1] and not episode.terminations[:-1].any()
         assert list(episode.infos["step"]) == [-1, *range(n)]
+        np.testing.assert_array_equal(episode.observations[-1], episode.observations[-2])
         match = [
             e for e in stored.values() if np.array_equal(e.observations, episode.observations[:-1])
         ]
@@ -65,6 +69,7 @@ def test_minari_export_needs_one_vector_size(two_envs: Store, tmp_path: Path) ->
         env_id="researchgym/Wine-v0",
         datasets_path=tmp_path,
         recover_env=False,
+        repeat_last_observation=True,
     )
     assert dataset.total_episodes == 1 and dataset.observation_space.shape == (9,)
     with pytest.raises(ValueError, match="no episodes"):
@@ -72,12 +77,31 @@ def test_minari_export_needs_one_vector_size(two_envs: Store, tmp_path: Path) ->
 
 
 def test_minari_export_with_env_needs_the_envs_spaces(two_envs: Store, tmp_path: Path) -> None:
+    old = {"datasets_path": tmp_path, "repeat_last_observation": True}
     with pytest.raises(StoreError, match="not registered with gymnasium"):
-        export_minari(two_envs, "x/wine-v0", env_id="researchgym/Wine-v0", datasets_path=tmp_path)
+        export_minari(two_envs, "x/wine-v0", env_id="researchgym/Wine-v0", **old)
     with pytest.raises(StoreError, match=r"flat spaces have shapes \(\d+,\) and \(\d+,\)"):
-        export_minari(
-            two_envs, "x/digits-v0", env_id="researchgym/Digits-v0", datasets_path=tmp_path
-        )
+        export_minari(two_envs, "x/digits-v0", env_id="researchgym/Digits-v0", **old)
+
+
+def test_minari_export_final_observation_and_truncation(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last row's ``next_obs`` ends the episode; an unfinished episode is truncated."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    rows = make_episode(3)
+    rows[-1]["terminated"] = False  # stopped before its budget was spent
+    for row, following in zip(rows, rows[1:]):
+        row["next_obs"] = following["obs"]
+    rows[-1]["next_obs"] = [9.0] * 6
+    store.append_many(rows)
+    export_minari(store, "researchgym/Digits/final-v0", recover_env=False)
+    (episode,) = minari.load_dataset("researchgym/Digits/final-v0").iterate_episodes()
+    np.testing.assert_array_equal(episode.observations, [r["obs"] for r in rows] + [[9.0] * 6])
+    assert list(episode.truncations) == [False, False, True]
+    assert not episode.terminations.any()
+    with pytest.raises(StoreError, match="already exists"):
+        export_minari(store, "researchgym/Digits/final-v0", recover_env=False)
 
 
 def test_minari_export_of_real_campaigns_recovers_the_env(
