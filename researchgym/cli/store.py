@@ -13,6 +13,7 @@ Every command takes ``--store PATH`` (default: ``$RESEARCHGYM_STORE``, else
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import sys
 from enum import Enum
@@ -299,14 +300,10 @@ def _export_minari(
             f"({', '.join(envs)}); pass --env ID with it, or leave it out to export each env "
             f"to its own dataset"
         )
-    for env_id in envs:
-        target = dataset_id or default_dataset_id(env_id)
-        with progress_bar() as progress:
+    with progress_bar() as progress:
+        for env_id in envs:
+            target = dataset_id or default_dataset_id(env_id)
             task = progress.add_task(f"reading {env_id}", total=None, status="")
-
-            def advance(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
             try:
                 dataset = export_minari(
                     s,
@@ -315,15 +312,19 @@ def _export_minari(
                     datasets_path=output,
                     recover_env=with_env,
                     repeat_last_observation=repeat_last_observation,
-                    progress=advance,
+                    progress=functools.partial(_advance, progress, task),
                 )
             except ValueError as exc:
                 hint = " (--without-env exports the episodes without the env)"
                 fail(f"{exc}{hint if with_env else ''}")
-        console.print(
-            f"wrote Minari dataset {target} ({dataset.total_episodes} episodes, "
-            f"{dataset.total_steps} steps) under {output}"
-        )
+            console.print(
+                f"wrote Minari dataset {target} ({dataset.total_episodes} episodes, "
+                f"{dataset.total_steps} steps) under {output}"
+            )
+
+
+def _advance(progress: Any, task: Any, done: int, total: int) -> None:
+    progress.update(task, completed=done, total=total)
 
 
 def register(app: typer.Typer) -> None:

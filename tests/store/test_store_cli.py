@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from pathlib import Path
-
 from typing import Any
 
 import gymnasium as gym
@@ -150,6 +149,7 @@ def test_export(app: typer.Typer, runner: CliRunner, path: Path, tmp_path: Path)
     assert "flat spaces" in refused.output
 
 
+@pytest.mark.slow
 def test_minari_export_round_trips_each_env(
     app: typer.Typer, runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,7 +175,9 @@ def test_minari_export_round_trips_each_env(
         env.close()
 
     root = tmp_path / "minari"
-    text = _ok(runner.invoke(app, ["export", "-f", "minari", "-o", str(root), "--store", str(store)]))
+    text = _ok(
+        runner.invoke(app, ["export", "-f", "minari", "-o", str(root), "--store", str(store)])
+    )
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
     with Store(store) as s:
         campaign_of = {r["run_id"]: r["campaign_id"] for r in s.runs().to_pylist()}

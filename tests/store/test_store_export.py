@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -36,7 +37,10 @@ def test_minari_export_of_rows_without_final_observations(
         export_minari(two_envs, "researchgym/Digits/test-v0", **digits)
     export_minari(two_envs, "researchgym/Digits/test-v0", repeat_last_observation=True, **digits)
     dataset = minari.load_dataset("researchgym/Digits/test-v0")
-    assert "3 episodes recorded without their final observation" in dataset.storage.metadata["description"]
+    assert (
+        "3 episodes recorded without their final observation"
+        in dataset.storage.metadata["description"]
+    )
     assert dataset.env_spec is None
     assert dataset.total_episodes == 3
     assert dataset.total_steps == 10
@@ -91,7 +95,7 @@ def test_minari_export_final_observation_and_truncation(
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     rows = make_episode(3)
     rows[-1]["terminated"] = False  # stopped before its budget was spent
-    for row, following in zip(rows, rows[1:]):
+    for row, following in itertools.pairwise(rows):
         row["next_obs"] = following["obs"]
     rows[-1]["next_obs"] = [9.0] * 6
     store.append_many(rows)
