@@ -247,7 +247,7 @@ def export(
         str | None,
         typer.Option(
             help="Minari dataset id when one env is exported "
-            "[default: from the env id, e.g. researchgym/Digits/store-v0]."
+            "(default: named after the env: researchgym/<Env>/store-v<N>)."
         ),
     ] = None,
     with_env: Annotated[
@@ -257,9 +257,10 @@ def export(
             help="Minari: store the env spec and its flat spaces (the env must be registered).",
         ),
     ] = True,
-    repeat_last_observation: Annotated[
+    repeat_last_obs: Annotated[
         bool,
         typer.Option(
+            "--repeat-last-obs",
             help="Minari: end episodes recorded without their final observation (stores "
             "written before the next_obs column) with their last recorded one.",
         ),
@@ -269,7 +270,7 @@ def export(
     s = _open(store)
     try:
         if format is ExportFormat.minari:
-            _export_minari(s, output, env, dataset_id, with_env, repeat_last_observation)
+            _export_minari(s, output, env, dataset_id, with_env, repeat_last_obs)
         else:
             from researchgym.store.export import export_table
 
@@ -286,7 +287,7 @@ def _export_minari(
     env: str | None,
     dataset_id: str | None,
     with_env: bool,
-    repeat_last_observation: bool,
+    repeat_last_obs: bool,
 ) -> None:
     """Export each env's episodes (or ``env``'s only) to its own Minari dataset under ``output``."""
     from researchgym.store.export import default_dataset_id, export_minari
@@ -311,7 +312,7 @@ def _export_minari(
                     env_id=env_id,
                     datasets_path=output,
                     recover_env=with_env,
-                    repeat_last_observation=repeat_last_observation,
+                    repeat_last_obs=repeat_last_obs,
                     progress=functools.partial(_advance, progress, task),
                 )
             except ValueError as exc:

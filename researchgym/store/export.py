@@ -112,12 +112,14 @@ def export_minari(
     author: str | None = "researchgym",
     description: str | None = None,
     recover_env: bool = True,
-    repeat_last_observation: bool = False,
+    repeat_last_obs: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """Write episodes as a Minari dataset that ``minari.load_dataset`` loads.
 
-    Observations and actions are the flat ``obs`` and ``action_flat`` vectors.
+    Observations are the flat ``obs`` vectors (then the last step's ``next_obs``);
+    actions are the ``action_flat`` vectors, the flat encoding of the settings each
+    step ran (stepping the recovered env with one runs the same settings).
     With ``recover_env`` the dataset carries the env's spec (the keyword arguments
     the rows recorded in ``env_kwargs``, else the registered ones, with
     ``interface="flat"`` and ``store=False``; pass
@@ -144,7 +146,7 @@ def export_minari(
         description: Recorded in the dataset metadata.
         recover_env: Attach the env spec and its real spaces (the env must be
             registered with gymnasium).
-        repeat_last_observation: End episodes recorded without the observation
+        repeat_last_obs: End episodes recorded without the observation
             their last step returned (stores written before the ``next_obs``
             column) with their last recorded observation instead of failing.
         progress: Called with (episodes done, episodes total).
@@ -157,7 +159,7 @@ def export_minari(
             episodes or from the env's spaces, no step has a flat action, or
             ``recover_env`` is set and the episodes are not of one registered env
             recorded with one set of env arguments, or episodes lack their final
-            observation and ``repeat_last_observation`` is not set.
+            observation and ``repeat_last_obs`` is not set.
         DependencyNotInstalled: If minari is not installed.
     """
     try:
@@ -216,13 +218,13 @@ def export_minari(
             "Minari needs fixed-size actions"
         )
     assert obs_dim is not None
-    if without_final and not repeat_last_observation:
+    if without_final and not repeat_last_obs:
         raise StoreError(
             f"{without_final} of {total} episodes of {', '.join(sorted(env_ids))} were recorded "
             f"without the observation their last step returned (column next_obs, which stores "
             f"written before it lack), which Minari keeps as the final observation; "
             f"record them again, or end them with their last recorded observation "
-            f"(repeat_last_observation=True, --repeat-last-observation on the command line)"
+            f"(repeat_last_obs=True, --repeat-last-obs on the command line)"
         )
     spec = None
     if recover_env:

@@ -135,16 +135,14 @@ def test_export(app: typer.Typer, runner: CliRunner, path: Path, tmp_path: Path)
     minari_args = ["export", "-f", "minari", "-o", str(root), "--store", str(path)]
     refused = runner.invoke(app, [*minari_args, "--without-env"])
     assert refused.exit_code == 2 and "without the observation their last step" in _words(refused)
-    text = _ok(runner.invoke(app, [*minari_args, "--without-env", "--repeat-last-observation"]))
+    text = _ok(runner.invoke(app, [*minari_args, "--without-env", "--repeat-last-obs"]))
     assert "researchgym/Digits/store-v0" in text and "2 episodes" in text
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MINARI_DATASETS_PATH", str(root))
         assert minari.load_dataset("researchgym/Digits/store-v0").total_steps == 7
-    refused = runner.invoke(app, [*minari_args, "--repeat-last-observation"])
+    refused = runner.invoke(app, [*minari_args, "--repeat-last-obs"])
     assert refused.exit_code == 2 and "already exists" in _words(refused)
-    refused = runner.invoke(
-        app, [*minari_args, "-o", str(tmp_path / "other"), "--repeat-last-observation"]
-    )
+    refused = runner.invoke(app, [*minari_args, "-o", str(tmp_path / "other"), "--repeat-last-obs"])
     assert refused.exit_code == 2 and "--without-env exports" in refused.output
     assert "flat spaces" in refused.output
 
@@ -215,7 +213,7 @@ def test_minari_export_of_one_env(
         store.append_many(make_episode(2))
         store.append_many(make_episode(3, env_id="researchgym/Wine-v0", obs_dim=9, act_dim=2))
     args = ["export", "-f", "minari", "-o", str(tmp_path / "minari"), "--store", str(path)]
-    args += ["--without-env", "--repeat-last-observation"]
+    args += ["--without-env", "--repeat-last-obs"]
     refused = runner.invoke(app, [*args, "--dataset-id", "mine/all-v0"])
     assert refused.exit_code == 2 and "pass --env ID with it" in _words(refused)
     text = _ok(runner.invoke(app, [*args, "--env", "researchgym/Wine-v0"]))

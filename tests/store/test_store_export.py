@@ -35,7 +35,7 @@ def test_minari_export_of_rows_without_final_observations(
     digits = {"env_id": "researchgym/Digits-v0", "recover_env": False}
     with pytest.raises(StoreError, match="3 of 3 episodes .* without the observation their last"):
         export_minari(two_envs, "researchgym/Digits/test-v0", **digits)
-    export_minari(two_envs, "researchgym/Digits/test-v0", repeat_last_observation=True, **digits)
+    export_minari(two_envs, "researchgym/Digits/test-v0", repeat_last_obs=True, **digits)
     dataset = minari.load_dataset("researchgym/Digits/test-v0")
     assert (
         "3 episodes recorded without their final observation"
@@ -73,7 +73,7 @@ def test_minari_export_needs_one_vector_size(two_envs: Store, tmp_path: Path) ->
         env_id="researchgym/Wine-v0",
         datasets_path=tmp_path,
         recover_env=False,
-        repeat_last_observation=True,
+        repeat_last_obs=True,
     )
     assert dataset.total_episodes == 1 and dataset.observation_space.shape == (9,)
     with pytest.raises(ValueError, match="no episodes"):
@@ -81,7 +81,7 @@ def test_minari_export_needs_one_vector_size(two_envs: Store, tmp_path: Path) ->
 
 
 def test_minari_export_with_env_needs_the_envs_spaces(two_envs: Store, tmp_path: Path) -> None:
-    old = {"datasets_path": tmp_path, "repeat_last_observation": True}
+    old = {"datasets_path": tmp_path, "repeat_last_obs": True}
     with pytest.raises(StoreError, match="not registered with gymnasium"):
         export_minari(two_envs, "x/wine-v0", env_id="researchgym/Wine-v0", **old)
     with pytest.raises(StoreError, match=r"flat spaces have shapes \(\d+,\) and \(\d+,\)"):
