@@ -316,8 +316,7 @@ def _export_minari(
                     progress=functools.partial(_advance, progress, task),
                 )
             except ValueError as exc:
-                hint = " (--without-env exports the episodes without the env)"
-                fail(f"{exc}{hint if with_env else ''}")
+                fail(str(exc))
             console.print(
                 f"wrote Minari dataset {target} ({dataset.total_episodes} episodes, "
                 f"{dataset.total_steps} steps) under {output}"

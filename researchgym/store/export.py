@@ -20,6 +20,10 @@ from researchgym.store.store import Store
 
 FORMATS = ("parquet", "csv")
 
+#: How an export error names its options, for Python and command-line users alike.
+_WITHOUT_ENV = "recover_env=False (--without-env on the command line)"
+_REPEAT_LAST_OBS = "repeat_last_obs=True (--repeat-last-obs on the command line)"
+
 
 def export_table(
     store: Store,
@@ -223,8 +227,8 @@ def export_minari(
             f"{without_final} of {total} episodes of {', '.join(sorted(env_ids))} were recorded "
             f"without the observation their last step returned (column next_obs, which stores "
             f"written before it lack), which Minari keeps as the final observation; "
-            f"record them again, or end them with their last recorded observation "
-            f"(repeat_last_obs=True, --repeat-last-obs on the command line)"
+            f"record them again, or end them with their last recorded observation: pass "
+            f"{_REPEAT_LAST_OBS}"
         )
     spec = None
     if recover_env:
@@ -279,20 +283,20 @@ def _flat_env(
     if len(env_ids) != 1:
         raise StoreError(
             f"the episodes are of several envs {shorten(env_ids)}; export one env at a time "
-            f"(env_id=...) or pass recover_env=False"
+            f"(env_id=...) or pass {_WITHOUT_ENV}"
         )
     try:
         registered = gym.spec(env_ids[0])
     except gym.error.Error as exc:
         raise StoreError(
             f"env {env_ids[0]!r} is not registered with gymnasium, so the dataset cannot "
-            f"carry its spec; import the module that registers it or pass recover_env=False"
+            f"carry its spec; import the module that registers it or pass {_WITHOUT_ENV}"
         ) from exc
     if len(env_kwargs) != 1:
         raise StoreError(
             f"the episodes of {env_ids[0]} were recorded with different env arguments "
             f"{shorten(sorted(env_kwargs, key=str))}; export one campaign setting at a time "
-            f"(e.g. agent=...) or pass recover_env=False"
+            f"(e.g. agent=...) or pass {_WITHOUT_ENV}"
         )
     kwargs = {**registered.kwargs, **json.loads(env_kwargs[0] or "{}")}
     spec = dataclasses.replace(registered, kwargs={**kwargs, "interface": "flat", "store": False})
@@ -306,8 +310,7 @@ def _flat_env(
         raise StoreError(
             f"recorded vectors of {env_ids[0]} have sizes obs {obs_dim}, action {act_dim}, "
             f"but the env's flat spaces have shapes {observation_space.shape} and "
-            f"{action_space.shape}; export a store written by this env, or pass "
-            f"recover_env=False"
+            f"{action_space.shape}; export a store written by this env, or pass {_WITHOUT_ENV}"
         )
     return spec, observation_space, action_space
 
