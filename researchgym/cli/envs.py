@@ -54,7 +54,8 @@ def run(
         Path | None, typer.Option("--config", "-c", help="YAML file of settings")
     ] = None,
     task: Annotated[
-        str | None, typer.Option(help="task of the env's suite (default: its first)")
+        str | None,
+        typer.Option(help="one of the env's tasks or held-out tasks (default: its first task)"),
     ] = None,
     seed: Annotated[
         int, typer.Option(help="seed of the episode; the training seed is drawn from it")

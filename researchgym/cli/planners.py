@@ -7,10 +7,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from researchgym.cli.common import StoreOption, make_env, unknown_env
-from researchgym.planning import PlannerError, make_planner, make_trainer, planner_names
+from researchgym.planning import (
+    PlannerError,
+    best_per_task,
+    make_planner,
+    make_trainer,
+    planner_names,
+)
 from researchgym.planning import rollout as rollout_campaigns
 from researchgym.spaces import SettingError
 from researchgym.store import store_option
@@ -133,14 +140,14 @@ def rollout(
             _key_settings(s.metaprogram),
         )
     console.print(table)
-    scored = [(s.score, s) for s in steps_done if s.score is not None]
-    if scored:
-        best_score, best = max(scored, key=lambda pair: pair[0])
+    for task, best in best_per_task(results).items():  # scores of two tasks do not compare
         test = "-" if best.test_score is None else f"{best.test_score:.4f}"
         console.print(
-            f"[bold green]best found[/] on {best.task}: validation score {best_score:.4f} (test {test}) with"
+            f"[bold green]best found[/] on {escape(task)}: validation score {best.score:.4f} "
+            f"(test {test}, ep {best.episode} step {best.step}) with "
+            f"{escape(json.dumps(best.metaprogram, default=str))}",
+            soft_wrap=True,
         )
-        console.print_json(json.dumps(best.metaprogram, default=str))
     if plot is not None:
         from researchgym.plotting import plot_campaign
 

@@ -81,7 +81,10 @@ def pipeline_settings(classification: bool = True) -> list[Setting]:
 class Result:
     """What one training job produced.
 
-    ``val_metrics`` drive rewards; ``test_metrics`` are for evaluation only.
+    ``val_metrics`` drive rewards; ``test_metrics`` are for evaluation only. Both
+    hold the raw metrics (``loss``, ``accuracy``, ``r2``, ``bpc``, ...) and
+    ``score``, the task's primary metric clipped to [-1, 1] (accuracy, R² below -1
+    counted as -1, 1 - bits per character / 8).
     ``status`` is ``"ok"`` or a failure (``"diverged"``, ``"error"``,
     ``"timeout"``, ``"oom"``, ``"invalid_action"``) with ``error`` saying why.
     ``answered_by`` is set by executors that answer without training the requested
@@ -106,7 +109,8 @@ class Result:
 
     @property
     def score(self) -> float | None:
-        """Primary validation metric (higher is better), when training finished."""
+        """Primary validation metric, clipped to [-1, 1] (higher is better), when training
+        finished."""
         return self.val_metrics.get("score") if self.ok else None
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,14 +7,21 @@ the task's features, the env whose training produced the metrics and the env's
 arguments that define the campaign (so the env can be made again), and keeps
 every text column bounded: an action or an error longer than
 :data:`MAX_STORED_CHARS` is stored cut, saying how long it was.
+
+A recorder given no store records in the default one (``$RESEARCHGYM_STORE``, else
+``datasets_store/`` of the working directory), resolved when the recorder is made
+and announced once per process and directory on the ``researchgym`` logger.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,14 +38,19 @@ __all__ = ["MAX_STORED_CHARS", "StepRecorder"]
 #: length, with their original length noted.
 MAX_STORED_CHARS = 10_000
 
+logger = logging.getLogger(__name__)
+
+#: Default store directories already announced by this process.
+_ANNOUNCED: set[Path] = set()
+
 
 class StepRecorder:
     """Appends one store row per env step.
 
     Args:
         store: where rows go: a path, ``None`` for the default location
-            (``RESEARCHGYM_STORE`` or ``datasets_store/``), or ``False`` for nowhere.
-            Opened on first use.
+            (``RESEARCHGYM_STORE`` or ``datasets_store/``, resolved now and logged once
+            per process and directory), or ``False`` for nowhere. Opened on first use.
         env_id: the env recorded with every row.
         source_env_id: the env whose training produced the metrics (Replay-v0 and
             Surrogate-v0 answer from another env's runs); defaults to ``env_id``.
@@ -62,7 +74,8 @@ class StepRecorder:
         self.source_env_id = source_env_id or env_id
         self.agent = ""
         self.campaign_id = ""
-        self._store_arg = store
+        self.episode_seed: int | None = None
+        self._store_arg = _default_store() if store is None else store
         self._store: Any = None
         self._observe = observe
         self._env_kwargs = json.dumps(_plain(dict(env_kwargs or {})), sort_keys=True)
@@ -86,15 +99,20 @@ class StepRecorder:
             self._store = open_store(self._store_arg)
         return self._store
 
-    def start_campaign(self, view: CampaignView, *, campaign_id: str, agent: str) -> None:
+    def start_campaign(
+        self, view: CampaignView, *, campaign_id: str, agent: str, episode_seed: int | None
+    ) -> None:
         """Record the following steps as steps of a new campaign.
 
         Args:
             view: the campaign's state; the env updates it before each :meth:`record`.
             campaign_id: the campaign's id.
             agent: who acts in this campaign (recorded with every step).
+            episode_seed: the seed ``reset`` was given (``None`` when none), recorded
+                with every step beside the step's training seed.
         """
         self._view, self.campaign_id, self.agent = view, campaign_id, agent
+        self.episode_seed = episode_seed
         if self.enabled:
             self._task_features = json.dumps(view.task_features)
             self._obs_before = self._observe(view).tolist()
@@ -120,7 +138,7 @@ class StepRecorder:
             result: the step's :class:`~researchgym.engine.Result`.
             reward: the step's reward.
             terminated: whether the step ended the campaign.
-            seed: the training seed.
+            seed: the step's training seed.
             started_at: when the step began.
         """
         if not self.enabled:
@@ -142,6 +160,7 @@ class StepRecorder:
                 "env_kwargs": self._env_kwargs,
                 "agent": self.agent,
                 "seed": seed,
+                "episode_seed": self.episode_seed,
                 "metaprogram": json.dumps(metaprogram),
                 "action": _action_json(action),
                 "obs": self._obs_before,
@@ -172,6 +191,24 @@ class StepRecorder:
         if self._store is not None and self._store is not self._store_arg:
             self._store.close()
         self._store = None
+
+
+def _default_store() -> Path:
+    """The default store directory, announced on the logger the first time this process uses it."""
+    from researchgym.store import ENV_VAR, resolve_store_path
+
+    path = resolve_store_path(None)
+    if path not in _ANNOUNCED:
+        _ANNOUNCED.add(path)
+        source = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "the working directory's default"
+        logger.warning(
+            "recording every step in %s (%s); record elsewhere with store=PATH (--store PATH) "
+            "or $%s, or nothing with store=False (--store none)",
+            path,
+            source,
+            ENV_VAR,
+        )
+    return path
 
 
 def _version_of(env_id: str) -> int:

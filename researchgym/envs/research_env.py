@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FAILURE_STATUSES",
     "MEASURED_INFO",
+    "MIN_OK_REWARD",
     "REWARD_MODES",
     "NotAResearchEnvError",
     "ResearchEnv",
@@ -37,6 +38,10 @@ __all__ = [
 
 REWARD_MODES = ("metric", "improvement", "regret")
 FAILURE_STATUSES = ("invalid_action", "diverged", "error", "timeout", "oom")
+#: Lowest reward of a finished (``"ok"``) step in every reward mode: scores lie in [-1, 1] and
+#: ``"regret"`` counts a score below chance as chance. The default ``failure_reward`` (-2) lies
+#: below it, so a finished but bad run is never mistaken for a failure.
+MIN_OK_REWARD = -1.0
 #: Paths of ``info`` entries that are measurements (``info["cost"]["seconds"]``, wall-clock
 #: time): the only values that differ between two runs of the same seed and actions.
 MEASURED_INFO = (("cost", "seconds"),)
@@ -61,9 +66,9 @@ class ResearchEnv(gym.Env):
             FLOPs x examples processed), checked the same way.
         max_train_steps: optimizer steps of one experiment, checked the same way
             (on a CPU, small models cost per step more than per FLOP).
-        reward: ``"metric"`` (validation score), ``"improvement"`` (gain of the
-            best score so far) or ``"regret"`` (minus normalized regret: 0 for a
-            perfect score, -1 at chance level).
+        reward: ``"metric"`` (validation score, in [-1, 1]), ``"improvement"`` (gain of
+            the best score so far, 0 or more) or ``"regret"`` (minus normalized regret: 0
+            for a perfect score, -1 at chance level or below).
         interface: ``"dict"``, ``"flat"`` or ``"text"`` (see ``researchgym.envs.interfaces``).
         strict: raise on malformed actions instead of returning status ``"invalid_action"``.
         store: where steps are recorded: a path, ``None`` for the default location
@@ -72,7 +77,8 @@ class ResearchEnv(gym.Env):
         device: training device for the default executor (``"auto"`` picks CUDA when present).
         timeout: wall-clock seconds per training job for the default executor.
         history: past steps shown in observations.
-        failure_reward: reward of a failed step (any status but ``"ok"``).
+        failure_reward: reward of a failed step (any status but ``"ok"``); the default
+            lies below :data:`MIN_OK_REWARD`, the lowest reward of a finished step.
         agent: name recorded with every step of a campaign, unless ``reset`` is given
             another with ``options={"agent": ...}``.
         env_id: recorded id; set by ``gymnasium.make``.
@@ -82,14 +88,17 @@ class ResearchEnv(gym.Env):
             :attr:`env_kwargs` beside the campaign's own; set by Replay-v0 and
             Surrogate-v0 (their ``source``, and Replay-v0's ``missing``).
 
-    ``reset(options=...)`` takes ``"task"`` (one of :attr:`tasks`; default: drawn
-    at random) and ``"agent"``. A step's ``info`` holds ``status``, ``error``,
-    ``metrics``, ``test_metrics``, ``curve``, ``cost`` (``{"samples": int,
-    "seconds": float}``), ``metaprogram`` (the settings the action stands for),
-    ``estimate``, ``best_score``, ``seed`` and ``answered_by`` (what produced the
-    metrics when the executor did not train ``metaprogram``, e.g. Replay-v0's recorded
-    run: see ``researchgym.envs.replay``; else ``None``); every value but those in
-    :data:`MEASURED_INFO` is the same when the same seed and actions are replayed on a CPU.
+    ``reset(options=...)`` takes ``"task"`` (one of :attr:`tasks` or
+    :attr:`held_out_tasks`; default: one of :attr:`tasks` drawn at random) and
+    ``"agent"``. A step's ``info`` holds ``status``, ``error``, ``metrics`` (the raw
+    validation metrics and ``score``, the primary one clipped to [-1, 1]),
+    ``test_metrics``, ``curve``, ``cost`` (``{"samples": int, "seconds": float}``),
+    ``metaprogram`` (the settings the action stands for), ``estimate``, ``best_score``,
+    ``seed`` (the step's training seed, drawn from the seed given to ``reset``) and
+    ``answered_by`` (what produced the metrics when the executor did not train
+    ``metaprogram``, e.g. Replay-v0's recorded run: see ``researchgym.envs.replay``;
+    else ``None``); every value but those in :data:`MEASURED_INFO` is the same when
+    the same seed and actions are replayed on a CPU.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 - as gymnasium.Env
@@ -112,7 +121,7 @@ class ResearchEnv(gym.Env):
         device: str = "auto",
         timeout: float | None = None,
         history: int = 8,
-        failure_reward: float = -1.0,
+        failure_reward: float = -2.0,
         agent: str = "unknown",
         env_id: str | None = None,
         source_env_id: str | None = None,
@@ -144,7 +153,10 @@ class ResearchEnv(gym.Env):
         _check_agent(agent)
         self.suite = get_suite(suite)
         self._task_refs = self._task_references(tasks, data_dir)
-        self.tasks = tuple(self._task_refs)
+        #: Tasks a reset without a ``"task"`` option draws from.
+        self.tasks = tuple(self.suite.tasks if tasks is None else tasks)
+        #: The suite's held-out tasks (not in :attr:`tasks`): never drawn, reached by name.
+        self.held_out_tasks = tuple(t for t in self._task_refs if t not in self.tasks)
         self.limits = {name: limit for name, limit in limits.items() if limit is not None}
         self.schema = self.suite.make_schema()
         self.interface = make_interface(interface, self.schema, history)
@@ -195,9 +207,10 @@ class ResearchEnv(gym.Env):
         if task is None:
             task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
         elif not isinstance(task, str) or task not in self._task_refs:
+            held_out = f" or a held-out one of {self.held_out_tasks}" if self.held_out_tasks else ""
             raise TaskError(
                 f"task={shorten(task)} is not one of this env's tasks; "
-                f"{did_you_mean(task, self.tasks)}choose one of {self.tasks}"
+                f"{did_you_mean(task, self._task_refs)}choose one of {self.tasks}{held_out}"
             )
         agent = options.get("agent", self.agent)
         _check_agent(agent)
@@ -210,7 +223,12 @@ class ResearchEnv(gym.Env):
             budget=self.budget,
         )
         self._chance = data.chance
-        self.recorder.start_campaign(self._view, campaign_id=uuid.uuid4().hex, agent=agent)
+        self.recorder.start_campaign(
+            self._view,
+            campaign_id=uuid.uuid4().hex,
+            agent=agent,
+            episode_seed=None if seed is None else int(seed),
+        )
         info = {"task": task, "campaign_id": self.campaign_id, "budget": self.budget}
         return self.interface.observe(self._view), info
 
@@ -349,7 +367,8 @@ class ResearchEnv(gym.Env):
         return cost
 
     def _task_references(self, tasks: Sequence[str] | None, data_dir: Any) -> dict[str, TaskRef]:
-        """Map each task name to its reference (with the data directory, if any).
+        """Map each task name, then each of the suite's held-out tasks, to its reference
+        (with the data directory, if any).
 
         The data directory comes from configuration (``data_dir``, else the
         dataset's environment variable, read now) and is never recorded as part
@@ -361,6 +380,7 @@ class ResearchEnv(gym.Env):
         names = tuple(self.suite.tasks if tasks is None else tasks)
         if not names or any(not isinstance(t, str) for t in names):
             raise TaskError(f"tasks={shorten(tasks)} must be a non-empty list of task names")
+        names += tuple(t for t in self.suite.held_out_tasks if t not in names)
         datasets = {parse_task(t)[0].name for t in self.suite.tasks}
         refs: dict[str, TaskRef] = {}
         reads_files = False
@@ -394,7 +414,7 @@ class ResearchEnv(gym.Env):
         if self.reward_mode == "improvement":
             baseline = self._chance if best is None else best
             return float(max(0.0, score - baseline))
-        return float(-(1.0 - score) / (1.0 - self._chance))
+        return float(max(MIN_OK_REWARD, -(1.0 - score) / (1.0 - self._chance)))
 
     @property
     def campaign_id(self) -> str:

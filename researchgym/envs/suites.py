@@ -28,8 +28,9 @@ class Suite:
             parameters, ``"mqar?n_pairs=16"``).
         make_schema: builds the settings schema (called lazily, once per env).
         description: one line for docs and the CLI.
-        held_out_tasks: tasks of the same datasets that are never drawn by
-            default: planners trained on runs of ``tasks`` are tested on these.
+        held_out_tasks: tasks of the same datasets that are never drawn at
+            random, only named (``reset(options={"task": ...})``): planners trained
+            on runs of ``tasks`` are tested on these.
         env_id: the gymnasium id registered for this suite (``None``: none).
         env_kwargs: keyword arguments of that env's ``ResearchEnv`` (budget, limits, ...).
         reads_files: the tasks read dataset files from a user-given directory.

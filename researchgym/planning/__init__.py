@@ -14,6 +14,7 @@ from researchgym.planning.args import CampaignArgs, arg, parse_args, run_from_ar
 from researchgym.planning.campaign import (
     CampaignResult,
     StepRecord,
+    best_per_task,
     optimize,
     rollout,
     run_campaign,
@@ -41,6 +42,7 @@ __all__ = [
     "SearchPlanner",
     "StepRecord",
     "arg",
+    "best_per_task",
     "campaign_context",
     "make_planner",
     "make_trainer",

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import gymnasium as gym
 
-from researchgym.planning.campaign import CampaignResult, StepRecord, rollout
+from researchgym.planning.campaign import CampaignResult, StepRecord, best_per_task, rollout
 from researchgym.planning.protocol import Planner
 from researchgym.store import store_option
 
@@ -88,8 +88,8 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None) -> T:
 
 
 def run_from_args(planner: Planner, args: CampaignArgs) -> list[CampaignResult]:
-    """:func:`~researchgym.planning.rollout` as ``args`` say, printing each step and what
-    each campaign found."""
+    """:func:`~researchgym.planning.rollout` as ``args`` say, printing each step and the
+    best step of each task."""
 
     def show(record: StepRecord) -> None:
         score = "-" if record.score is None else f"{record.score:.4f}"
@@ -109,10 +109,10 @@ def run_from_args(planner: Planner, args: CampaignArgs) -> list[CampaignResult]:
         store=store_option(args.store),
         callback=show,
     )
-    for r in results:
+    for task, best in best_per_task(results).items():
         print(
-            f"campaign seed={r.seed} task={r.task}: "
-            f"best validation score {r.best_score} with {r.best_metaprogram}"
+            f"best validation score on {task}: {best.score:.4f} "
+            f"(campaign {best.episode} step {best.step}) with {best.metaprogram}"
         )
     return results
 

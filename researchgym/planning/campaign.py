@@ -30,6 +30,7 @@ from researchgym.spaces import Schema
 __all__ = [
     "CampaignResult",
     "StepRecord",
+    "best_per_task",
     "optimize",
     "rollout",
     "run_campaign",
@@ -87,6 +88,23 @@ class CampaignResult:
                 best = s.score
             out.append(best)
         return out
+
+
+def best_per_task(results: Sequence[CampaignResult]) -> dict[str, StepRecord]:
+    """The best step of each task over ``results``, by validation score.
+
+    Scores of different tasks are never compared (an accuracy is not an R²), so
+    campaigns on several tasks have one best each, in the order the tasks were
+    first scored; a task with no finished step has none.
+    """
+    best: dict[str, tuple[float, StepRecord]] = {}
+    for result in results:
+        for step in result.steps:
+            if step.score is None:
+                continue
+            if step.task not in best or step.score > best[step.task][0]:
+                best[step.task] = (step.score, step)
+    return {task: step for task, (_, step) in best.items()}
 
 
 def run_campaign(

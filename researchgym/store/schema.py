@@ -41,7 +41,9 @@ _VECTOR = pa.list_(pa.float64())
 #: JSON object saying what produced the metrics when the executor did not train
 #: ``metaprogram`` (Replay-v0: the recorded run, how close it is and its settings),
 #: else NULL. ``obs`` is the flat observation before the step and ``next_obs`` the
-#: one the step returned.
+#: one the step returned. ``seed`` is the step's training seed, drawn from the
+#: campaign's random generator; ``episode_seed`` is the seed the campaign's ``reset``
+#: was given (NULL when none), which with the actions determines every ``seed``.
 ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("campaign_id", pa.string(), nullable=False),
     pa.field("step", pa.int64(), nullable=False),
@@ -54,6 +56,7 @@ ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("env_kwargs", pa.string()),
     pa.field("agent", pa.string()),
     pa.field("seed", pa.int64()),
+    pa.field("episode_seed", pa.int64()),
     pa.field("metaprogram", pa.string()),
     pa.field("action", pa.string()),
     pa.field("obs", _VECTOR),
@@ -90,7 +93,7 @@ STEP_SCHEMA = pa.schema(ROW_FIELDS + STORE_FIELDS)
 #: Columns added after the first layout: rows may omit them, and files written
 #: before them read NULL there.
 OPTIONAL_KEYS: frozenset[str] = frozenset(
-    {"source_env_id", "task_features", "env_kwargs", "answered_by", "next_obs"}
+    {"source_env_id", "task_features", "env_kwargs", "answered_by", "next_obs", "episode_seed"}
 )
 
 #: Names of the keys a row dict must contain.
