@@ -89,6 +89,20 @@ def test_run_rejects_bad_settings_and_tasks_before_training(tmp_path: Path, args
     assert not (tmp_path / "c.png").exists() and not list(store.glob("**/*.parquet"))
 
 
+def test_run_reaches_a_held_out_task_and_records_the_seed_given(tmp_path: Path) -> None:
+    task, store = get_suite("synthetic").held_out_tasks[0], tmp_path / "store"
+    result, output = invoke(
+        "run", "researchgym/Synthetic-v0", "model.family=linear", "train.epochs=1",
+        "--task", task, "--seed", "0", "--store", store, "--plot", tmp_path / "c.png",
+        "--device", "cpu",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"on {task}: ok" in output
+    [row] = rows(store)
+    assert (row["task"], row["episode_seed"]) == (task, 0)
+    assert row["seed"] != 0  # the training seed drawn from it
+
+
 # --- envs --schema --------------------------------------------------------------------------
 def test_envs_schema_prints_every_setting_with_its_range_default_and_condition() -> None:
     result, output = invoke("envs", "--schema", ENV_ID)

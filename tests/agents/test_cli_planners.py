@@ -40,6 +40,15 @@ def test_rollout_runs_a_planner_and_records_its_name(agent: str, store_dir) -> N
     assert rows_by_agent(store_dir) == {agent: 4}
 
 
+def test_rollout_reports_the_best_of_each_task(store_dir) -> None:
+    # campaigns seeded 0 and 1 draw diabetes (R²) and breast_cancer (accuracy)
+    args = ["rollout", "--agent", "default", "--env", ENV_ID, "--episodes", "2", "--steps", "1"]
+    result, out = invoke(*args, "--seed", "0", *CHEAP_SET, "--store", str(store_dir))
+    assert result.exit_code == 0, out
+    found = [line.split(":")[0] for line in out.splitlines() if line.startswith("best found")]
+    assert found == ["best found on diabetes", "best found on breast_cancer"]
+
+
 def test_rollout_keeps_the_positional_env_and_planner_options(store_dir, tmp_path) -> None:
     result, out = invoke(
         "rollout",

@@ -14,10 +14,12 @@ from researchgym.planning import (
     PLANNERS,
     CampaignArgs,
     CampaignContext,
+    CampaignResult,
     Planner,
     PlannerError,
     SearchPlanner,
     StepRecord,
+    best_per_task,
     make_planner,
     make_trainer,
     optimize,
@@ -323,3 +325,38 @@ def test_parse_args_takes_help_from_field_metadata(capsys: pytest.CaptureFixture
     assert "--levels LEVELS points per numeric setting (default: 3)" in out
     assert "--fixed [FIXED ...] settings pinned for every step" in out
     assert "Grid search over (some of) a ResearchGym env's settings." in out
+
+
+def step_on(task: str, score: float | None, step: int = 0) -> StepRecord:
+    status = "ok" if score is not None else "diverged"
+    return StepRecord(0, step, 2, task, {}, score or -2.0, status, score, score, 0.1)
+
+
+def test_best_per_task_never_compares_the_scores_of_two_tasks() -> None:
+    wine = CampaignResult("p", ENV_ID, "wine", 0, [step_on("wine", 0.6), step_on("wine", 0.9, 1)])
+    diabetes = CampaignResult("p", ENV_ID, "diabetes", 1, [step_on("diabetes", -0.3)])
+    again = CampaignResult("p", ENV_ID, "wine", 2, [step_on("wine", 0.7)])
+    failed = CampaignResult("p", ENV_ID, "iris", 3, [step_on("iris", None)])
+    best = best_per_task([wine, diabetes, again, failed])
+    assert list(best) == ["wine", "diabetes"]
+    assert (best["wine"].score, best["wine"].step) == (0.9, 1)
+    assert best["diabetes"].score == -0.3
+
+
+def test_agent_modules_report_the_best_of_each_task(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import runpy
+    import sys
+
+    argv = ["agents.default", "--episodes", "2", "--budget", "1", "--store", "none"]
+    argv += ["--fixed", "train.epochs=1", "train.batch_size=256"]
+    monkeypatch.setattr(sys, "argv", argv)  # seeds 0 and 1: diabetes, then breast_cancer
+    monkeypatch.delitem(sys.modules, "agents.default", raising=False)
+    runpy.run_module("agents.default", run_name="__main__")
+    out = capsys.readouterr().out
+    summary = [line for line in out.splitlines() if line.startswith("best validation score")]
+    assert [line.split(":")[0] for line in summary] == [
+        "best validation score on diabetes",
+        "best validation score on breast_cancer",
+    ]

@@ -72,7 +72,7 @@ def assert_rejected(env_for: EnvFor, env_id: str, interface: str, action: Any) -
     _, reward, terminated, truncated, info = env.unwrapped.step(action)
     error = info["error"]
     assert info["status"] == "invalid_action", (info["status"], error)
-    assert info["metaprogram"] is None and reward == -1.0
+    assert info["metaprogram"] is None and reward == env.unwrapped.failure_reward
     assert (terminated, truncated) == (False, False)
     assert isinstance(error, str) and 0 < len(error) <= MAX_ERROR_CHARS, error
     assert "; " in error, error  # the problem, then what to do

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import gymnasium as gym
 import numpy as np
@@ -55,6 +56,35 @@ def test_reset_options_name_the_agent_of_one_campaign(tmp_path):
             env.reset(seed=0, options={"agent": bad})
     with pytest.raises(ValueError, match="agent="):
         gym.make(TABULAR, store=False, agent="")
+
+
+def test_a_row_keeps_the_seed_reset_was_given_beside_the_training_seed(tmp_path):
+    env = gym.make(TABULAR, store=tmp_path, budget=1, device="cpu")
+    seeds = []
+    for seed in (0, None):
+        env.reset(seed=seed, options={"task": "iris"})
+        seeds.append(env.step(env.unwrapped.to_action(CHEAP))[4]["seed"])
+    env.close()
+    recorded = [(row["episode_seed"], row["seed"]) for row in rows(tmp_path)]
+    assert recorded == [(0, seeds[0]), (None, seeds[1])]
+    assert seeds[0] != 0
+
+
+def test_the_default_store_is_announced_once_per_directory(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("RESEARCHGYM_STORE", raising=False)
+    caplog.set_level(logging.WARNING, logger="researchgym")
+    for directory in ("a", "a", "b"):
+        (tmp_path / directory).mkdir(exist_ok=True)
+        monkeypatch.chdir(tmp_path / directory)
+        gym.make(TABULAR).close()
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("researchgym")]
+    assert len(said) == 2
+    for message, directory in zip(said, ("a", "b"), strict=True):
+        assert f"recording every step in {tmp_path / directory / 'datasets_store'}" in message
+        assert "store=False" in message and "RESEARCHGYM_STORE" in message
+    gym.make(TABULAR, store=tmp_path / "chosen").close()
+    gym.make(TABULAR, store=False).close()
+    assert len([r for r in caplog.records if r.name.startswith("researchgym")]) == 2
 
 
 def test_a_huge_text_action_is_stored_cut(tmp_path):

@@ -11,7 +11,11 @@ import pytest
 from gymnasium import spaces
 
 from researchgym.engine import InProcessExecutor, LambdaHook, SubprocessExecutor, load_task_data
-from researchgym.envs.research_env import NotAResearchEnvError, unwrap_research_env
+from researchgym.envs.research_env import (
+    MIN_OK_REWARD,
+    NotAResearchEnvError,
+    unwrap_research_env,
+)
 from researchgym.envs.suites import get_suite
 from researchgym.spaces import SettingError
 from tests.conftest import (
@@ -173,7 +177,7 @@ def test_reward_modes(mode, task):
         elif mode == "improvement":
             expected.append(max(0.0, score - (base if best is None else best)))
         else:
-            expected.append(-(1.0 - score) / (1.0 - base))
+            expected.append(max(MIN_OK_REWARD, -(1.0 - score) / (1.0 - base)))
         best = score if best is None else max(best, score)
         assert info["best_score"] == best
     assert rewards == pytest.approx(expected, rel=1e-12, abs=1e-12)
@@ -182,6 +186,30 @@ def test_reward_modes(mode, task):
         assert all(r >= 0 for i, r in enumerate(rewards) if i != 1)
     if mode == "regret":
         assert all(r <= 0 for r in rewards)
+
+
+# A regression that finishes with R² about -1.6: worse than predicting the mean, not a failure.
+BAD_REGRESSION = {"model.family": "linear", "optim.name": "adam", "optim.lr": 1.0, "train.epochs": 3}
+
+
+@pytest.mark.parametrize("mode", ["metric", "improvement", "regret"])
+def test_a_finished_bad_run_keeps_its_raw_metric_and_is_rewarded_above_a_failure(mode, tmp_path):
+    from researchgym.store import open_store
+
+    env = make(reward=mode, budget=2, store=tmp_path)
+    env.reset(seed=0, options={"task": "diabetes"})
+    _, bad, _, _, info = env.step(act(env, BAD_REGRESSION))
+    assert info["status"] == "ok"
+    r2 = info["metrics"]["r2"]
+    assert r2 < -1.0 and info["metrics"]["score"] == -1.0  # the score is clipped, r2 is not
+    _, failed, _, _, failure = env.step({"train.epochs": np.int64(500)})
+    assert failure["status"] == "invalid_action"
+    assert failed == env.unwrapped.failure_reward < MIN_OK_REWARD <= bad
+    env.close()
+    with open_store(tmp_path) as store:
+        row = store.sql("SELECT val_score, val_metrics, reward FROM steps WHERE step = 0").to_pylist()
+    assert row == [{"val_score": -1.0, "val_metrics": json.dumps(info["metrics"]), "reward": bad}]
+    assert json.loads(row[0]["val_metrics"])["r2"] == r2
 
 
 def test_bad_constructor_arguments():
@@ -228,6 +256,23 @@ def test_unknown_task_raises():
     for task in ("mnist", "digits", "wines"):
         with pytest.raises(ValueError, match=task):
             env.reset(seed=0, options={"task": task})
+
+
+def test_held_out_tasks_are_reached_by_name_and_never_drawn():
+    held_out = get_suite("synthetic").held_out_tasks
+    env = make("researchgym/Synthetic-v0", budget=1)
+    assert env.unwrapped.held_out_tasks == held_out
+    assert not {env.reset(seed=seed)[1]["task"] for seed in range(40)} & set(held_out)
+    _, info = env.reset(seed=0, options={"task": held_out[0]})
+    assert info["task"] == held_out[0] == "synth_cls?seed=1000"
+    _, _, _, _, step_info = env.step(act(env, CHEAP))
+    assert (step_info["task"], step_info["status"]) == (held_out[0], "ok")
+    assert env.unwrapped.env_kwargs["tasks"] == list(env.unwrapped.tasks)  # held-out ones apart
+    with pytest.raises(ValueError, match=r"synth_cls\?seed=1004.*did you mean.*held-out one of"):
+        env.reset(seed=0, options={"task": "synth_cls?seed=1004"})
+    replay = gym.make("researchgym/Replay-v0", source="researchgym/Synthetic-v0")
+    replay.reset(seed=0, options={"task": held_out[-1]})
+    assert replay.step(act(replay, CHEAP))[4]["task"] == held_out[-1]
 
 
 # --- determinism -------------------------------------------------------------------------------

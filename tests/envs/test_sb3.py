@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from researchgym.envs.research_env import FAILURE_STATUSES
+from researchgym.envs.research_env import FAILURE_STATUSES, MIN_OK_REWARD
 
 sb3 = pytest.importorskip("stable_baselines3")
 from stable_baselines3.common.monitor import Monitor
@@ -51,7 +51,7 @@ def test_ppo_learns_on_the_flat_interface():
     assert {status for status, _ in log.steps} <= {"ok", *FAILURE_STATUSES}
     assert any(status == "ok" for status, _ in log.steps)
     for status, reward in log.steps:  # scores: accuracy, or r2 clipped to [-1, 1]
-        assert -1.0 <= reward <= 1.0 if status == "ok" else reward == -1.0
+        assert MIN_OK_REWARD <= reward <= 1.0 if status == "ok" else reward == -2.0
 
     schema = env.unwrapped.schema
     obs, _ = env.reset(seed=1)

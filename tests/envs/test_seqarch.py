@@ -92,7 +92,7 @@ def test_over_budget_designs_are_invalid_actions_with_the_reason():
     assert before["params"] > 25_000 and "rule: parameter budget" in before["rejected"]
     assert env.unwrapped.estimate(env.unwrapped.to_action({}))["rejected"] is None
     _, reward, _, _, info = env.step(wide)
-    assert info["status"] == "invalid_action" and reward == -1.0
+    assert info["status"] == "invalid_action" and reward == env.unwrapped.failure_reward
     assert "rule: parameter budget" in info["error"] and "max_params=25,000" in info["error"]
     assert "arch.layers[" in info["error"]  # names the largest units
     assert info["estimate"] is None and info["metaprogram"]["arch.width"] == 128

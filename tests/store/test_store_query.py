@@ -297,11 +297,11 @@ def test_runs_of_an_empty_store(store: Store) -> None:
 
 def test_added_columns_read_null_in_files_written_before_them(store: Store) -> None:
     old = rows_to_table(make_episode(2, campaign_id="o" * 32))
-    old = old.drop_columns(["task_features", "source_env_id"])
+    old = old.drop_columns(["task_features", "source_env_id", "episode_seed"])
     store.files.backend.write_table("steps/old.parquet", old)
     assert (
-        store.runs(columns=("task_features", "source_env_id")).to_pylist()
-        == [{"task_features": None, "source_env_id": None}] * 2
+        store.runs(columns=("task_features", "source_env_id", "episode_seed")).to_pylist()
+        == [{"task_features": None, "source_env_id": None, "episode_seed": None}] * 2
     )
     features = '{"n_train": 10.0}'
     store.append_many(
