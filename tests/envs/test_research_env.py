@@ -189,7 +189,12 @@ def test_reward_modes(mode, task):
 
 
 # A regression that finishes with R² about -1.6: worse than predicting the mean, not a failure.
-BAD_REGRESSION = {"model.family": "linear", "optim.name": "adam", "optim.lr": 1.0, "train.epochs": 3}
+BAD_REGRESSION = {
+    "model.family": "linear",
+    "optim.name": "adam",
+    "optim.lr": 1.0,
+    "train.epochs": 3,
+}
 
 
 @pytest.mark.parametrize("mode", ["metric", "improvement", "regret"])
@@ -207,7 +212,9 @@ def test_a_finished_bad_run_keeps_its_raw_metric_and_is_rewarded_above_a_failure
     assert failed == env.unwrapped.failure_reward < MIN_OK_REWARD <= bad
     env.close()
     with open_store(tmp_path) as store:
-        row = store.sql("SELECT val_score, val_metrics, reward FROM steps WHERE step = 0").to_pylist()
+        row = store.sql(
+            "SELECT val_score, val_metrics, reward FROM steps WHERE step = 0"
+        ).to_pylist()
     assert row == [{"val_score": -1.0, "val_metrics": json.dumps(info["metrics"]), "reward": bad}]
     assert json.loads(row[0]["val_metrics"])["r2"] == r2
 
