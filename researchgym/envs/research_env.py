@@ -53,7 +53,8 @@ class ResearchEnv(gym.Env):
     Args:
         suite: task suite name (see ``researchgym.envs.suites.SUITES``).
         budget: experiments per episode.
-        tasks: task names episodes are drawn from, instead of the suite's; each
+        tasks: task names episodes are drawn from, instead of the suite's (its
+            held-out tasks are never drawn, but reset options may name them); each
             must be a task of the suite's datasets, possibly with other
             parameters (e.g. ``["mqar?n_pairs=16&vocab=128"]`` for harder recall).
         data_dir: directory of the dataset files, for suites that read files
@@ -72,7 +73,8 @@ class ResearchEnv(gym.Env):
         interface: ``"dict"``, ``"flat"`` or ``"text"`` (see ``researchgym.envs.interfaces``).
         strict: raise on malformed actions instead of returning status ``"invalid_action"``.
         store: where steps are recorded: a path, ``None`` for the default location
-            (``RESEARCHGYM_STORE`` or ``datasets_store/``), or ``False`` for nowhere.
+            (``RESEARCHGYM_STORE`` or ``datasets_store/``, named once per process and
+            directory on the ``researchgym`` logger), or ``False`` for nowhere.
         executor: runs training jobs; defaults to an in-process executor.
         device: training device for the default executor (``"auto"`` picks CUDA when present).
         timeout: wall-clock seconds per training job for the default executor.

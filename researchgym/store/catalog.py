@@ -5,9 +5,10 @@ Views (recreated whenever the set of visible files changes):
 * ``steps``: one row per step over the store's visible files, combined by
   column name (as ``read_parquet([...], union_by_name=true)`` does), so files
   written before a column was added read as NULL in it.
-* ``episodes``: one row per campaign: env_id, env_version, task, agent, seed,
-  n_steps, best_val_score, total_reward, terminated, truncated, n_failed,
-  started_at, finished_at.
+* ``episodes``: one row per campaign: env_id, env_version, task, agent, seed
+  (of its first step), episode_seed (given to its reset), n_steps,
+  best_val_score, total_reward, terminated, truncated, n_failed, started_at,
+  finished_at.
 * ``best_runs``: per (env_id, task) the best val_score and the run that got it.
 """
 
@@ -54,6 +55,7 @@ SELECT
     arg_min(task, step) AS task,
     arg_min(agent, step) AS agent,
     arg_min(seed, step) AS seed,
+    arg_min(episode_seed, step) AS episode_seed,
     count(*) AS n_steps,
     max(val_score) FILTER (WHERE NOT isnan(val_score)) AS best_val_score,
     sum(reward) AS total_reward,

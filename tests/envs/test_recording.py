@@ -68,6 +68,9 @@ def test_a_row_keeps_the_seed_reset_was_given_beside_the_training_seed(tmp_path)
     recorded = [(row["episode_seed"], row["seed"]) for row in rows(tmp_path)]
     assert recorded == [(0, seeds[0]), (None, seeds[1])]
     assert seeds[0] != 0
+    with open_store(tmp_path) as store:
+        episodes = store.sql("SELECT episode_seed FROM episodes ORDER BY started_at").to_pylist()
+    assert episodes == [{"episode_seed": 0}, {"episode_seed": None}]
 
 
 def test_the_default_store_is_announced_once_per_directory(tmp_path, monkeypatch, caplog):
