@@ -10,7 +10,14 @@
 - :mod:`~researchgym.planning.args`: command lines of one-file agents.
 """
 
-from researchgym.planning.args import CampaignArgs, arg, parse_args, run_from_args, training_kwargs
+from researchgym.planning.args import (
+    CampaignArgs,
+    TrainArgs,
+    arg,
+    parse_args,
+    run_from_args,
+    training_kwargs,
+)
 from researchgym.planning.campaign import (
     CampaignResult,
     StepRecord,
@@ -24,6 +31,7 @@ from researchgym.planning.protocol import Planner, PlannerError, SearchPlanner, 
 from researchgym.planning.registry import (
     PLANNERS,
     PlannerSpec,
+    check_options,
     make_planner,
     make_trainer,
     planner_names,
@@ -40,8 +48,10 @@ __all__ = [
     "PlannerSpec",
     "SearchPlanner",
     "StepRecord",
+    "TrainArgs",
     "arg",
     "campaign_context",
+    "check_options",
     "make_planner",
     "make_trainer",
     "optimize",
