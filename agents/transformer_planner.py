@@ -642,7 +642,5 @@ if __name__ == "__main__":
         print(f"training on stored runs of {args.env} ...", flush=True)
         path = train(args.env, **options, data=args.data)
         print(f"\nsaved planner to {path}")
-    planner = TransformerPlanner(
-        path, temperature=args.temperature, n_candidates=args.n_candidates
-    )
+    planner = TransformerPlanner(path, temperature=args.temperature, n_candidates=args.n_candidates)
     run_from_args(planner, args)

@@ -37,6 +37,7 @@ def main(
 ) -> None:
     """ResearchGym: machine-learning research as a Gymnasium environment."""
 
+
 for group in (envs, planners, datasets, store):
     group.register(app)
 

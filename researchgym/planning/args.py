@@ -71,7 +71,9 @@ class CampaignArgs:
 class TrainArgs(CampaignArgs):
     """Arguments of a learned planner's ``python -m agents.NAME``: train, save, run campaigns."""
 
-    timesteps: int | None = arg(None, "env steps (experiments) to train for (default: the trainer's)")
+    timesteps: int | None = arg(
+        None, "env steps (experiments) to train for (default: the trainer's)"
+    )
     n_envs: int = arg(1, "envs stepped together while training")
     out: str | None = arg(None, "where to save the trained policy (default: the trainer's)")
     policy: str | None = arg(None, "run campaigns with this trained policy instead of training one")
@@ -90,7 +92,7 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None) -> T:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         kind = hints[f.name]
-        default = f.default
+        default: Any = f.default
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         metavar = flag.removeprefix("--").replace("-", "_").upper()
         helptext = f.metadata.get("help", "")

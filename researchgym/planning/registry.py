@@ -20,7 +20,6 @@ import functools
 import importlib
 import inspect
 import re
-import typing
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -123,22 +122,20 @@ def _type_name(annotation: Any) -> str:
     return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(annotation)).replace("NoneType", "None")
 
 
-def _describe(parameter: inspect.Parameter, annotation: Any) -> str:
+def _annotation(parameter: inspect.Parameter) -> Any:
+    """The parameter's type, or ``Any`` where it has none (or one that could not be resolved)."""
+    annotation = parameter.annotation
+    return (
+        Any if annotation is inspect.Parameter.empty or isinstance(annotation, str) else annotation
+    )
+
+
+def _describe(parameter: inspect.Parameter) -> str:
+    annotation = _annotation(parameter)
     text = parameter.name if annotation is Any else f"{parameter.name}: {_type_name(annotation)}"
     if parameter.default is inspect.Parameter.empty:
         return text
     return f"{text} = {shorten(parameter.default, 40)}"
-
-
-def _convert(annotation: Any, value: Any) -> Any:
-    """``value`` validated as ``annotation`` by pydantic; ``ValueError`` with its reason if not."""
-    from pydantic import ConfigDict, TypeAdapter, ValidationError
-
-    adapter = TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
-    try:
-        return adapter.validate_python(value)
-    except ValidationError as exc:
-        raise ValueError(exc.errors()[0]["msg"]) from None
 
 
 def check_options(
@@ -168,18 +165,19 @@ def check_options(
         PlannerError: an unknown option (with a suggestion and the list of options),
             a value of the wrong type, or a required option that is missing.
     """
-    signature = inspect.signature(target)
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
     try:
-        hints = typing.get_type_hints(target.__init__ if isinstance(target, type) else target)
-    except (NameError, TypeError):  # hints naming what only a type checker imports
-        hints = {}
+        signature = inspect.signature(target, eval_str=True)
+    except NameError:  # hints naming what only a type checker imports: taken as Any
+        signature = inspect.signature(target)
     keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     parameters = {
         name: p
         for name, p in signature.parameters.items()
         if p.kind in keywords and name not in exclude
     }
-    described = ", ".join(_describe(p, hints.get(name, Any)) for name, p in parameters.items())
+    described = ", ".join(map(_describe, parameters.values()))
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
     checked = dict(options)
     for name, value in options.items():
@@ -190,13 +188,14 @@ def check_options(
                 f"{owner} has no option {shorten(name)}; {did_you_mean(name, parameters)}"
                 f"its options are: {described or 'none'}"
             )
-        annotation = hints.get(name, Any)
+        annotation = _annotation(parameters[name])
         if annotation is Any:
             continue
+        adapter = TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
         try:
-            checked[name] = _convert(annotation, value)
-        except ValueError as exc:
-            reason = str(exc)
+            checked[name] = adapter.validate_python(value)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
             raise PlannerError(
                 f"{owner} option {name}={shorten(value)} is not a valid {_type_name(annotation)} "
                 f"({reason[:1].lower()}{reason[1:]}); its options are: {described}"

@@ -12,6 +12,7 @@ import gymnasium as gym
 import pytest
 from planner_testing import CHEAP, ENV_ID, assert_in_space, rows_by_agent
 
+from researchgym.errors import ConfigError
 from researchgym.planning import (
     PLANNERS,
     CampaignArgs,
@@ -32,7 +33,6 @@ from researchgym.planning import (
     run_campaign,
     run_campaigns,
 )
-from researchgym.errors import ConfigError
 from researchgym.spaces import Categorical, Float, Schema, SettingError
 from researchgym.wrappers import PinSettings
 
@@ -369,7 +369,9 @@ def test_check_options_reads_classes_and_functions() -> None:
         check_options(train, {"env_id": "x"}, owner="t", exclude={"env_id"})
 
 
-@pytest.mark.parametrize("module", sorted({s.entry_point.partition(":")[0] for s in PLANNERS.values()}))
+@pytest.mark.parametrize(
+    "module", sorted({s.entry_point.partition(":")[0] for s in PLANNERS.values()})
+)
 def test_every_agent_module_speaks_the_cli_vocabulary(
     module: str, capsys: pytest.CaptureFixture
 ) -> None:
