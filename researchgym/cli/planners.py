@@ -17,6 +17,18 @@ from researchgym.spaces import SettingError
 from researchgym.store import store_option
 from researchgym.terminal import console, fail, progress_bar
 
+#: The trainer protocol's arguments and the ``train`` options that give them.
+_TRAINER_FLAGS = {
+    "total_timesteps": "--timesteps",
+    "save_path": "--out",
+    "seed": "--seed",
+    "fixed": "--set",
+    "store": "--store",
+    "budget": "--steps",
+    "n_envs": "--n-envs",
+    "progress": "the progress bar",
+}
+
 
 def _trainer_option(**kwargs: Any) -> Any:
     """A ``typer.Option`` whose default, when not given, is the trainer's own."""
@@ -170,11 +182,10 @@ def train_command(
     ],
     timesteps: Annotated[
         int | None,
-        typer.Option(
+        _trainer_option(
             min=1,
             help="env steps (experiments) to train for; for the transformer planner, optimizer "
-            "steps over stored runs (default: the trainer's)",
-            show_default=False,
+            "steps over stored runs",
         ),
     ] = None,
     n_envs: Annotated[
@@ -189,9 +200,7 @@ def train_command(
         list[str] | None,
         typer.Option("--set", help="pin a setting in every action, e.g. --set train.epochs=5"),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="where to save the policy (default: the trainer's)")
-    ] = None,
+    out: Annotated[Path | None, _trainer_option(help="where to save the policy")] = None,
     agent_args: Annotated[
         list[str] | None,
         typer.Option(
@@ -213,17 +222,22 @@ def train_command(
         fail(str(exc))
     finally:
         env.close()
+    extra = _parse_agent_args(agent_args)
+    if taken := [name for name in extra if name in _TRAINER_FLAGS]:
+        fail(f"--agent-arg {taken[0]} is given by {_TRAINER_FLAGS[taken[0]]}; use that option")
+    options = {
+        "seed": seed, "fixed": pinned, "store": store_option(store), "budget": steps,
+        "n_envs": n_envs,
+    }  # fmt: skip
     given = {"total_timesteps": timesteps, "save_path": out}
-    options = {name: value for name, value in given.items() if value is not None}
+    options |= {name: value for name, value in given.items() if value is not None}
     total = timesteps or inspect.signature(trainer).parameters["total_timesteps"].default
     with progress_bar() as progress:
         bar = progress.add_task(f"training {agent} on {env_id}", total=total, status="")
         try:
             path = trainer(
-                env_id, **options, seed=seed, fixed=pinned, store=store_option(store),
-                budget=steps, n_envs=n_envs,
+                env_id, **options, **extra,
                 progress=lambda done: progress.update(bar, completed=done, status=f"{done} steps"),
-                **_parse_agent_args(agent_args),
             )  # fmt: skip
         except (PlannerError, SettingError) as exc:
             fail(str(exc))

@@ -189,4 +189,6 @@ def test_train_runs_exactly_the_timesteps_asked(tmp_path, store_dir) -> None:
     result, out = invoke(*common, "--timesteps", "100", "--agent-arg", "n_steps=16", *cheap)
     assert result.exit_code == 2 and "Traceback" not in out
     assert "ask for a multiple of 32 (e.g. 96 or 128)" in " ".join(out.split())
+    result, out = invoke(*common, "--agent-arg", "total_timesteps=8", *cheap)
+    assert result.exit_code == 2 and "total_timesteps is given by --timesteps" in out
     assert rows_by_agent(store_dir) == {"ppo-sb3-train": 8}
