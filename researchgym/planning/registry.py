@@ -130,6 +130,19 @@ def _annotation(parameter: inspect.Parameter) -> Any:
     )
 
 
+def _adapter(annotation: Any) -> Any:
+    """A pydantic ``TypeAdapter`` for ``annotation``, or ``None`` for a type it cannot check."""
+    from pydantic import ConfigDict, PydanticSchemaGenerationError, TypeAdapter
+    from pydantic_core import SchemaError
+
+    if annotation is Any:
+        return None
+    try:
+        return TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
+    except (PydanticSchemaGenerationError, SchemaError):  # e.g. a protocol isinstance cannot test
+        return None
+
+
 def _describe(parameter: inspect.Parameter) -> str:
     annotation = _annotation(parameter)
     text = parameter.name if annotation is Any else f"{parameter.name}: {_type_name(annotation)}"
@@ -149,7 +162,7 @@ def check_options(
 
     Each value is validated (and converted, e.g. ``"1e-3"`` to ``0.001`` for a
     ``float``) with a pydantic ``TypeAdapter`` of the parameter's type hint; a
-    parameter without one takes any value. A ``target`` that takes ``**kwargs``
+    parameter without one (or with one pydantic cannot check) takes any value. A ``target`` that takes ``**kwargs``
     receives names it does not declare unchecked.
 
     Args:
@@ -165,7 +178,7 @@ def check_options(
         PlannerError: an unknown option (with a suggestion and the list of options),
             a value of the wrong type, or a required option that is missing.
     """
-    from pydantic import ConfigDict, TypeAdapter, ValidationError
+    from pydantic import ValidationError
 
     try:
         signature = inspect.signature(target, eval_str=True)
@@ -189,9 +202,9 @@ def check_options(
                 f"its options are: {described or 'none'}"
             )
         annotation = _annotation(parameters[name])
-        if annotation is Any:
+        adapter = _adapter(annotation)
+        if adapter is None:
             continue
-        adapter = TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
         try:
             checked[name] = adapter.validate_python(value)
         except ValidationError as exc:

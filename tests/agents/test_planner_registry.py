@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import json
 import re
+import typing
 from pathlib import Path
 
 import gymnasium as gym
@@ -383,3 +384,16 @@ def test_every_agent_module_speaks_the_cli_vocabulary(
     assert not flags & {"--env-id", "--budget", "--fixed", "--save-path", "--total-timesteps"}
     if issubclass(args, TrainArgs):
         assert {"--timesteps", "--n-envs", "--out", "--policy"} <= flags
+
+
+class Unchecked(typing.Protocol):
+    """A protocol ``isinstance`` cannot test (not runtime-checkable)."""
+
+    def go(self) -> None: ...
+
+
+def test_check_options_passes_values_of_types_it_cannot_check() -> None:
+    def build(helper: Unchecked | None = None) -> None: ...
+
+    helper = object()
+    assert check_options(build, {"helper": helper}, owner="b") == {"helper": helper}
