@@ -620,11 +620,9 @@ _PLANNER = inspect.signature(TransformerPlanner).parameters
 
 @dataclass
 class Args(TrainArgs):
-    """Train the transformer planner on stored runs, then run campaigns with it.
+    """Train the transformer planner on stored runs, then run campaigns with it."""
 
-    ``--timesteps`` counts optimizer steps over the stored runs.
-    """
-
+    timesteps: int | None = arg(TrainConfig.steps, "optimizer steps over the stored runs")
     data: str | None = arg(None, "store to learn from (default: the shipped reference runs)")
     temperature: float = arg(
         _PLANNER["temperature"].default, "sampling temperature (0: greedy decoding)"

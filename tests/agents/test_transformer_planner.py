@@ -286,7 +286,7 @@ def test_the_commands_take_the_trainers_and_the_planners_defaults(monkeypatch, t
 
     planner = inspect.signature(TransformerPlanner).parameters
     args = parse_args(module.Args, [])
-    assert args.timesteps is None and args.out is None  # the trainer's own defaults
+    assert args.timesteps == TrainConfig.steps and args.out is None  # the trainer's own
     assert (args.n_candidates, args.temperature) == (
         planner["n_candidates"].default,
         planner["temperature"].default,
