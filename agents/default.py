@@ -3,7 +3,7 @@
 What a researcher gets without searching at all. Steps differ only by their
 training seed, so a campaign measures the defaults' seed-to-seed spread.
 
-    python -m agents.default --env-id researchgym/Tabular-v0 --budget 3
+    python -m agents.default --env researchgym/Tabular-v0 --steps 3
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ Unbound, it reads the task from the text observation and uses its own
 ``max_params``, ``max_train_flops``, ``max_train_steps``, ``device`` and ``store``,
 and its own campaign ids; accepted designs then join ``steps`` on ``run_seed = steps.seed``.
 
-    python -m agents.designer --env-id researchgym/SeqArch-v0 --budget 10 --fixed train.epochs=2
+    python -m agents.designer --env researchgym/SeqArch-v0 --steps 10 --set train.epochs=2
     researchgym rollout --agent designer --env researchgym/SeqArch-v0 --store runs/designs_store
 """
 
@@ -876,7 +876,7 @@ class DesignerPlanner(SearchPlanner):
 class Args(CampaignArgs):
     """Designer-reviewer loop over the unit-tree architectures of a ResearchGym env."""
 
-    env_id: str = arg(
+    env: str = arg(
         "researchgym/SeqArch-v0",
         "env to run campaigns on (a unit-tree env: SeqArch-v0 or CharLM-v0)",
     )

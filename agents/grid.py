@@ -9,7 +9,7 @@ walks it in order. Points that coincide once inactive settings are dropped are
 tried once. When the grid is exhausted it starts over. The points come from
 :func:`researchgym.spaces.sampling.grid_points`, which grid sweeps share.
 
-    python -m agents.grid --env-id researchgym/Tabular-v0 --settings optim.lr model.width --levels 4
+    python -m agents.grid --env researchgym/Tabular-v0 --settings optim.lr model.width --levels 4
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ instance started locally with few CPUs. Sampling runs in the driver process
 vector env. The trained policy is saved as an RLlib checkpoint; the planner
 loads only its ``RLModule`` and acts with the mean action.
 
-    python -m agents.ppo_rllib --env-id researchgym/Tabular-v0 --total-timesteps 2048 \\
-        --fixed train.epochs=5 --save-path runs/ppo_rllib
+    python -m agents.ppo_rllib --env researchgym/Tabular-v0 --timesteps 2048 \\
+        --set train.epochs=5 --out runs/ppo_rllib
 
 Needs ``pip install 'researchgym[rllib]'``. Steps taken while training are
 recorded under the agent name ``ppo-rllib-train``, campaigns of the trained
@@ -40,9 +40,9 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LI
 from ray.tune.registry import register_env
 
 from researchgym.planning import (
-    CampaignArgs,
     PlannerError,
     SearchPlanner,
+    TrainArgs,
     arg,
     parse_args,
     run_from_args,
@@ -56,18 +56,15 @@ ENV_NAME = "researchgym-rllib"
 
 
 @dataclass
-class Args(CampaignArgs):
+class Args(TrainArgs):
     """Train PPO (RLlib) on a ResearchGym env, save it, then run campaigns with it."""
 
-    total_timesteps: int = arg(2048, "env steps (experiments) to train for")
-    n_envs: int = arg(1, "envs stepped together while sampling")
     train_batch_size: int = arg(128, "env steps per policy update")
     minibatch_size: int = arg(64, "minibatch size")
     num_epochs: int = arg(4, "passes over each train batch")
     lr: float = arg(3e-4, "Adam learning rate")
     gamma: float = arg(0.9, "discount: how much later experiments of a campaign count")
     num_cpus: int = arg(2, "CPUs of the local Ray instance")
-    save_path: str = arg("runs/ppo_rllib", "checkpoint directory of the trained algorithm")
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -254,16 +251,18 @@ class RLlibPPOPlanner(SearchPlanner):
 
 if __name__ == "__main__":
     args = parse_args(Args)
-    path = train(
-        args.env_id,
-        **training_kwargs(args),
-        train_batch_size=args.train_batch_size,
-        minibatch_size=args.minibatch_size,
-        num_epochs=args.num_epochs,
-        lr=args.lr,
-        gamma=args.gamma,
-        num_cpus=args.num_cpus,
-    )
-    ray.shutdown()
-    print(f"\nsaved policy to {path}")
+    path = args.policy
+    if path is None:
+        path = train(
+            args.env,
+            **training_kwargs(args),
+            train_batch_size=args.train_batch_size,
+            minibatch_size=args.minibatch_size,
+            num_epochs=args.num_epochs,
+            lr=args.lr,
+            gamma=args.gamma,
+            num_cpus=args.num_cpus,
+        )
+        ray.shutdown()
+        print(f"\nsaved policy to {path}")
     run_from_args(RLlibPPOPlanner(path), args)

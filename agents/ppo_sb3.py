@@ -5,13 +5,13 @@ far (task features, recent settings and scores, best score, budget left) and
 its action is one number in ``[-1, 1]`` per setting, which the env decodes into
 a metaprogram. Each training episode is a campaign on a task drawn from the
 env's suite, so the policy learns what to try first, and what to try next
-given the results, across tasks. Pinned settings (``--fixed train.epochs=2``)
+given the results, across tasks. Pinned settings (``--set train.epochs=2``)
 are overwritten in every action while training and acting.
 
 Train, save, then run campaigns with the trained policy as a planner::
 
-    python -m agents.ppo_sb3 --env-id researchgym/Tabular-v0 --total-timesteps 2048 \\
-        --n-envs 2 --fixed train.epochs=5 --save-path runs/ppo_sb3.zip
+    python -m agents.ppo_sb3 --env researchgym/Tabular-v0 --timesteps 2048 \\
+        --n-envs 2 --set train.epochs=5 --out runs/ppo_sb3.zip
 
 or from the command line: ``researchgym train --agent ppo-sb3 ...`` then
 ``researchgym rollout --agent ppo-sb3 --policy runs/ppo_sb3.zip ...``.
@@ -36,9 +36,9 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from researchgym.planning import (
-    CampaignArgs,
     PlannerError,
     SearchPlanner,
+    TrainArgs,
     arg,
     parse_args,
     run_from_args,
@@ -51,18 +51,15 @@ TRAIN_AGENT = "ppo-sb3-train"
 
 
 @dataclass
-class Args(CampaignArgs):
+class Args(TrainArgs):
     """Train PPO (stable-baselines3) on a ResearchGym env, save it, then run campaigns with it."""
 
-    total_timesteps: int = arg(2048, "env steps (experiments) to train for")
-    n_envs: int = arg(1, "envs stepped together while training")
     vec_env: str = arg("dummy", "'dummy' (one process) or 'subproc' (one process per env)")
     n_steps: int = arg(64, "steps per env between policy updates")
     batch_size: int = arg(64, "minibatch size")
     n_epochs: int = arg(4, "passes over each rollout")
     learning_rate: float = arg(3e-4, "Adam learning rate")
     gamma: float = arg(0.9, "discount: how much later experiments of a campaign count")
-    save_path: str = arg("runs/ppo_sb3.zip", "where the trained policy is saved")
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -84,6 +81,31 @@ class _Progress(BaseCallback):
     def _on_step(self) -> bool:
         self.report(self.num_timesteps)
         return True
+
+
+def rollout_steps(total_timesteps: int, n_envs: int, n_steps: int) -> int:
+    """PPO's ``n_steps`` (at most ``n_steps``) with which training takes exactly ``total_timesteps``.
+
+    PPO collects ``n_steps * n_envs`` env steps between updates and SB3 finishes the
+    rollout it is in, so the total must be a multiple of that: ``n_steps`` shrinks to
+    fit a smaller total, and any other total is refused (it would run more experiments
+    than asked).
+
+    Raises:
+        PlannerError: a total that is not a multiple of ``n_steps * n_envs``.
+    """
+    n_steps = max(1, min(n_steps, total_timesteps // n_envs))
+    rollout = n_steps * n_envs
+    if total_timesteps % rollout:
+        below = total_timesteps // rollout * rollout
+        valid = f"{below} or {below + rollout}" if below else str(rollout)
+        raise PlannerError(
+            f"PPO collects n_steps * n_envs = {n_steps} * {n_envs} = {rollout} env steps per "
+            f"update, so total_timesteps={total_timesteps} (--timesteps) would run "
+            f"{below + rollout}; ask for a multiple of {rollout} (e.g. {valid}) "
+            "or choose n_steps and n_envs whose product divides it"
+        )
+    return n_steps
 
 
 def train(
@@ -109,7 +131,7 @@ def train(
 
     Args:
         env_id: a registered ResearchGym env.
-        total_timesteps: env steps to train for.
+        total_timesteps: env steps to train for, exactly (see :func:`rollout_steps`).
         seed: seeds the envs and the policy.
         fixed: settings pinned in every action, e.g. ``{"train.epochs": 2}``.
         save_path: where the policy goes (``.zip`` added if missing); a JSON
@@ -119,14 +141,19 @@ def train(
         n_envs: envs stepped together, through SB3's ``make_vec_env``.
         vec_env: ``"dummy"`` (``DummyVecEnv``) or ``"subproc"`` (``SubprocVecEnv``).
         progress: called with the number of env steps done so far.
-        n_steps, batch_size, n_epochs, learning_rate, gamma: PPO's own settings.
+        n_steps, batch_size, n_epochs, learning_rate, gamma: PPO's own settings
+            (``n_steps`` shrinks to fit a smaller ``total_timesteps``).
         env_kwargs: more keyword arguments for ``gym.make``.
 
     Returns:
         The saved policy's path.
+
+    Raises:
+        PlannerError: an unknown ``vec_env`` or a ``total_timesteps`` PPO cannot take exactly.
     """
     if vec_env not in ("dummy", "subproc"):
         raise PlannerError(f"vec_env={vec_env!r} must be 'dummy' or 'subproc'")
+    n_steps = rollout_steps(total_timesteps, n_envs, n_steps)
     kwargs = {"store": store, "agent": TRAIN_AGENT, **(env_kwargs or {})}
     if budget is not None:
         kwargs["budget"] = budget
@@ -234,15 +261,17 @@ class PPOPlanner(SearchPlanner):
 
 if __name__ == "__main__":
     args = parse_args(Args)
-    path = train(
-        args.env_id,
-        **training_kwargs(args),
-        vec_env=args.vec_env,
-        n_steps=args.n_steps,
-        batch_size=args.batch_size,
-        n_epochs=args.n_epochs,
-        learning_rate=args.learning_rate,
-        gamma=args.gamma,
-    )
-    print(f"\nsaved policy to {path}")
+    path = args.policy
+    if path is None:
+        path = train(
+            args.env,
+            **training_kwargs(args),
+            vec_env=args.vec_env,
+            n_steps=args.n_steps,
+            batch_size=args.batch_size,
+            n_epochs=args.n_epochs,
+            learning_rate=args.learning_rate,
+            gamma=args.gamma,
+        )
+        print(f"\nsaved policy to {path}")
     run_from_args(PPOPlanner(path), args)

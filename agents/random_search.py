@@ -6,7 +6,7 @@ when active. (Drawing a uniform point of the schema's flat ``[-1, 1]``
 encoding and decoding it gives exactly that; the points come from
 :func:`researchgym.spaces.sampling.random_points`, which sweeps share.)
 
-    python -m agents.random_search --env-id researchgym/Tabular-v0 --budget 10 --fixed train.epochs=5
+    python -m agents.random_search --env researchgym/Tabular-v0 --steps 10 --set train.epochs=5
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ keep the total a power of two, which preserves Sobol's balance properties. The
 points come from :func:`researchgym.spaces.sampling.sobol_points`, the same
 sequence that ``researchgym generate --sampler sobol`` sweeps.
 
-    python -m agents.sobol --env-id researchgym/Tabular-v0 --budget 16 --fixed train.epochs=5
+    python -m agents.sobol --env researchgym/Tabular-v0 --steps 16 --set train.epochs=5
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ reward is told back (maximized); a failed step (diverged, error, timeout, ...)
 is told as the worst value seen so far, so TPE learns to stay away from it.
 A new study starts with every campaign.
 
-    python -m agents.tpe --env-id researchgym/Tabular-v0 --budget 20 --fixed train.epochs=5
+    python -m agents.tpe --env researchgym/Tabular-v0 --steps 20 --set train.epochs=5
 """
 
 from __future__ import annotations

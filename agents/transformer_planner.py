@@ -18,12 +18,13 @@ proposal identical to an earlier step is resampled.
 
     researchgym train-planner --env researchgym/Synthetic-v0 --out runs/transformer_planner
     researchgym rollout --agent transformer --policy runs/transformer_planner --env researchgym/Synthetic-v0 --steps 20
-    python -m agents.transformer_planner --env-id researchgym/Tabular-v0 --train-steps 500
+    python -m agents.transformer_planner --env researchgym/Tabular-v0 --timesteps 1200
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import time
@@ -37,12 +38,14 @@ import torch
 
 from researchgym.envs.suites import suite_of
 from researchgym.planning import (
-    CampaignArgs,
     PlannerError,
     SearchPlanner,
+    TrainArgs,
     arg,
+    check_options,
     parse_args,
     run_from_args,
+    training_kwargs,
 )
 from researchgym.serialize import (
     EOS,
@@ -365,7 +368,7 @@ def train_planner(
 def train(
     env_id: str,
     *,
-    total_timesteps: int,
+    total_timesteps: int = TrainConfig.steps,
     seed: int = 0,
     fixed: Mapping[str, Any] | None = None,
     save_path: str | Path = DEFAULT_PATH,
@@ -384,17 +387,12 @@ def train(
     and ``fixed`` (pins apply when acting) have nothing to do. Other keywords are
     :class:`TrainConfig` fields.
     """
-    options = set(TrainConfig.__dataclass_fields__) - {
-        "env_id",
-        "seed",
-        "stores",
-        "steps",
-    }  # given as arguments
-    unknown = sorted(set(config) - options)
-    if unknown:
-        raise PlannerError(
-            f"unknown transformer training options {unknown}; options: data, {', '.join(sorted(options))}"
-        )
+    config = check_options(
+        TrainConfig,
+        config,
+        owner="transformer training",
+        exclude={"env_id", "seed", "stores", "steps"},  # given as arguments
+    )
     if data is None:
         stores = []
     elif isinstance(data, (str, Path)):
@@ -415,8 +413,6 @@ def train(
 # --- acting -------------------------------------------------------------------------------
 def _cache_argument(model: Any) -> str:
     """Keyword of the key/value cache (``cache`` in transformers 5, ``past_key_values`` before)."""
-    import inspect
-
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
@@ -445,7 +441,7 @@ class TransformerPlanner(SearchPlanner):
         policy: str | Path | None = None,
         env_id: str | None = None,
         temperature: float = 1.0,
-        n_candidates: int = 1,
+        n_candidates: int = 8,
         max_tries: int = 5,
         device: str = "cpu",
         model: Any = None,
@@ -619,29 +615,30 @@ class TransformerPlanner(SearchPlanner):
 
 
 # --- python -m agents.transformer_planner -------------------------------------------------
+_PLANNER = inspect.signature(TransformerPlanner).parameters
+
+
 @dataclass
-class Args(CampaignArgs):
+class Args(TrainArgs):
     """Train the transformer planner on stored runs, then run campaigns with it."""
 
-    train_steps: int = arg(500, "optimizer steps (0: use the checkpoint at --policy as it is)")
-    policy: str = arg(str(DEFAULT_PATH), "checkpoint directory to write and act from")
+    timesteps: int | None = arg(TrainConfig.steps, "optimizer steps over the stored runs")
     data: str | None = arg(None, "store to learn from (default: the shipped reference runs)")
-    temperature: float = arg(1.0, "sampling temperature (0: greedy decoding)")
-    n_candidates: int = arg(1, "proposals decoded per step, the best predicted kept")
+    temperature: float = arg(
+        _PLANNER["temperature"].default, "sampling temperature (0: greedy decoding)"
+    )
+    n_candidates: int = arg(
+        _PLANNER["n_candidates"].default, "proposals decoded per step, the best predicted kept"
+    )
 
 
 if __name__ == "__main__":
     args = parse_args(Args)
-    if args.train_steps > 0:
-        source = args.env_id
-        from researchgym.envs.replay import REFERENCE_STORE  # noqa: F401
-
-        print(f"training on stored runs of {source} for {args.train_steps} steps ...", flush=True)
-        stores = [] if args.data is None else [args.data]
-        train_planner(
-            env_id=source, stores=stores, steps=args.train_steps, seed=args.seed, out=args.policy
-        )
-    planner = TransformerPlanner(
-        args.policy, temperature=args.temperature, n_candidates=args.n_candidates
-    )
+    path = args.policy
+    if path is None:
+        options = training_kwargs(args)
+        print(f"training on stored runs of {args.env} ...", flush=True)
+        path = train(args.env, **options, data=args.data)
+        print(f"\nsaved planner to {path}")
+    planner = TransformerPlanner(path, temperature=args.temperature, n_candidates=args.n_candidates)
     run_from_args(planner, args)

@@ -2,7 +2,7 @@
 
 One command trains the transformer planner from scratch on the recorded runs of
 the env's *training* tasks, then runs every planner for ``--seeds`` campaigns of
-``--budget`` experiments on each *held-out* task (never in the planner's
+``--steps`` experiments on each *held-out* task (never in the planner's
 training data) of ``researchgym/Replay-v0``, and reports the final normalized
 regret (see ``researchgym.evaluation``): median and interquartile range per
 planner, with one-sided paired Wilcoxon tests of the transformer against each
@@ -10,12 +10,13 @@ baseline (same task and seed). Writes ``table.md``, ``results.json`` and
 ``anytime.png`` under ``--out`` (and, with ``--store``, every step to a store).
 
 Run: ``python -m benchmarks.planner_regret [--env researchgym/Synthetic-v0] [--seeds 30]
-[--budget 20] [--train-steps 1200] [--n-candidates 8] [--out runs/planner_regret]``
+[--steps 20] [--timesteps 1200] [--n-candidates 8] [--out runs/planner_regret]``
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shlex
 import sys
@@ -46,21 +47,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seeds", type=int, default=30, help="campaigns per held-out task and planner"
     )
-    parser.add_argument("--budget", type=int, default=20, help="experiments per campaign")
+    parser.add_argument("--steps", type=int, default=20, help="experiments per campaign")
     parser.add_argument(
         "--set",
         dest="fixed",
-        nargs="*",
+        action="extend",
+        nargs="+",
         default=None,
         help="pin settings (default: those the recorded runs pinned)",
     )
     parser.add_argument(
-        "--train-steps", type=int, default=1200, help="optimizer steps of the transformer planner"
+        "--timesteps",
+        type=int,
+        default=TrainConfig.steps,
+        help="optimizer steps of the transformer planner",
     )
     parser.add_argument(
         "--n-candidates",
         type=int,
-        default=8,
+        default=inspect.signature(TransformerPlanner).parameters["n_candidates"].default,
         help="proposals decoded per step (best predicted kept)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -77,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         env_id=args.env,
         stores=[] if args.data is None else [args.data],
         tasks=list(suite.tasks),
-        steps=args.train_steps,
+        steps=args.timesteps,
     )
     started = time.perf_counter()
     with progress_bar() as progress:
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
     fixed = suite.make_schema().parse_overrides(args.fixed) if args.fixed else None
     bench = RegretBench(
-        args.env, data=args.data, budget=args.budget, fixed=fixed, store=args.store or False
+        args.env, data=args.data, budget=args.steps, fixed=fixed, store=args.store or False
     )
     planners = {
         "random": make_planner("random"),
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     lines = [
         (
-            f"Held-out normalized regret after {args.budget} experiments on {args.env} replayed "
+            f"Held-out normalized regret after {args.steps} experiments on {args.env} replayed "
             f"({len(bench.tasks)} held-out tasks x {args.seeds} seeds per planner)."
         ),
         "",

@@ -243,3 +243,11 @@ def test_generate_names_an_env_it_cannot_sweep(tmp_path: Path, env_id: str, word
     assert result.exit_code == 2, result.output
     assert words in " ".join(result.output.split())
     assert not any(tmp_path.iterdir())  # nothing was run or stored
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_prints_the_installed_version(flag: str) -> None:
+    from importlib.metadata import version
+
+    result, out = invoke(flag)
+    assert result.exit_code == 0 and out == f"researchgym {version('researchgym')}"

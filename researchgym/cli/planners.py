@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,24 @@ from researchgym.planning import rollout as rollout_campaigns
 from researchgym.spaces import SettingError
 from researchgym.store import store_option
 from researchgym.terminal import console, fail, progress_bar
+
+#: The trainer protocol's arguments and the ``train`` options that give them.
+_TRAINER_FLAGS = {
+    "total_timesteps": "--timesteps",
+    "save_path": "--out",
+    "seed": "--seed",
+    "fixed": "--set",
+    "store": "--store",
+    "budget": "--steps",
+    "n_envs": "--n-envs",
+    "progress": "the progress bar",
+}
+
+
+def _trainer_option(**kwargs: Any) -> Any:
+    """A ``typer.Option`` whose default, when not given, is the trainer's own."""
+    kwargs["help"] += " (default: the trainer's)"
+    return typer.Option(show_default=False, **kwargs)
 
 
 def _parse_agent_args(items: list[str] | None) -> dict[str, Any]:
@@ -93,7 +112,7 @@ def rollout(
         kwargs["policy"] = policy
     try:
         planner = make_planner(agent, **kwargs)
-    except (PlannerError, SettingError, TypeError) as exc:
+    except (PlannerError, SettingError) as exc:
         fail(str(exc))
     with progress_bar() as progress:
         bar = progress.add_task(f"{planner.name} on {env_id}", total=None, status="")
@@ -169,12 +188,13 @@ def train_command(
         ),
     ],
     timesteps: Annotated[
-        int,
-        typer.Option(
+        int | None,
+        _trainer_option(
             min=1,
-            help="env steps (experiments) to train for; for the transformer planner, optimizer steps over stored runs",
+            help="env steps (experiments) to train for; for the transformer planner, optimizer "
+            "steps over stored runs",
         ),
-    ] = 2048,
+    ] = None,
     n_envs: Annotated[
         int, typer.Option(min=1, help="envs stepped together (a vectorized env)")
     ] = 1,
@@ -187,9 +207,7 @@ def train_command(
         list[str] | None,
         typer.Option("--set", help="pin a setting in every action, e.g. --set train.epochs=5"),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="where to save the policy (default: runs/<agent>)")
-    ] = None,
+    out: Annotated[Path | None, _trainer_option(help="where to save the policy")] = None,
     agent_args: Annotated[
         list[str] | None,
         typer.Option(
@@ -211,25 +229,24 @@ def train_command(
         fail(str(exc))
     finally:
         env.close()
-    save_path = out or Path("runs") / agent.replace("-", "_")
+    extra = _parse_agent_args(agent_args)
+    if taken := [name for name in extra if name in _TRAINER_FLAGS]:
+        fail(f"--agent-arg {taken[0]} is given by {_TRAINER_FLAGS[taken[0]]}; use that option")
+    options = {
+        "seed": seed, "fixed": pinned, "store": store_option(store), "budget": steps,
+        "n_envs": n_envs,
+    }  # fmt: skip
+    given = {"total_timesteps": timesteps, "save_path": out}
+    options |= {name: value for name, value in given.items() if value is not None}
+    total = timesteps or inspect.signature(trainer).parameters["total_timesteps"].default
     with progress_bar() as progress:
-        bar = progress.add_task(f"training {agent} on {env_id}", total=timesteps, status="")
+        bar = progress.add_task(f"training {agent} on {env_id}", total=total, status="")
         try:
             path = trainer(
-                env_id,
-                total_timesteps=timesteps,
-                seed=seed,
-                fixed=pinned,
-                save_path=save_path,
-                store=store_option(store),
-                budget=steps,
-                n_envs=n_envs,
-                progress=lambda done: progress.update(
-                    bar, completed=min(done, timesteps), status=f"{done} steps"
-                ),
-                **_parse_agent_args(agent_args),
-            )
-        except (PlannerError, SettingError, TypeError) as exc:
+                env_id, **options, **extra,
+                progress=lambda done: progress.update(bar, completed=done, status=f"{done} steps"),
+            )  # fmt: skip
+        except (PlannerError, SettingError) as exc:
             fail(str(exc))
     console.print(f"[bold green]saved[/] {agent} policy to {path}")
     console.print(f"run it: researchgym rollout --agent {agent} --env {env_id} --policy {path}")
@@ -258,16 +275,20 @@ def train_planner_command(
             help="store of runs to learn from, repeatable (default: the shipped reference runs)"
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="checkpoint directory")] = Path(
-        "runs/transformer_planner"
-    ),
-    steps: Annotated[int, typer.Option(min=1, help="optimizer steps")] = 1200,
-    batch_size: Annotated[int, typer.Option(min=1, help="pseudo-campaigns per step")] = 16,
-    lr: Annotated[float, typer.Option(help="peak learning rate")] = 2e-3,
-    campaign_len: Annotated[int, typer.Option(min=1, help="most steps per pseudo-campaign")] = 16,
-    n_layer: Annotated[int, typer.Option(min=1, help="transformer layers")] = 2,
-    n_head: Annotated[int, typer.Option(min=1, help="attention heads")] = 4,
-    n_embd: Annotated[int, typer.Option(min=8, help="width")] = 64,
+    out: Annotated[
+        Path | None, typer.Option(help="checkpoint directory (default: the trainer's)")
+    ] = None,
+    timesteps: Annotated[int | None, _trainer_option(min=1, help="optimizer steps")] = None,
+    batch_size: Annotated[
+        int | None, _trainer_option(min=1, help="pseudo-campaigns per step")
+    ] = None,
+    lr: Annotated[float | None, _trainer_option(help="peak learning rate")] = None,
+    campaign_len: Annotated[
+        int | None, _trainer_option(min=1, help="most steps per pseudo-campaign")
+    ] = None,
+    n_layer: Annotated[int | None, _trainer_option(min=1, help="transformer layers")] = None,
+    n_head: Annotated[int | None, _trainer_option(min=1, help="attention heads")] = None,
+    n_embd: Annotated[int | None, _trainer_option(min=8, help="width")] = None,
     task: Annotated[
         list[str] | None, typer.Option(help="train only on these tasks (repeatable)")
     ] = None,
@@ -279,23 +300,27 @@ def train_planner_command(
         typer.Option(help=f"only runs of this agent, e.g. one of {', '.join(planner_names())}"),
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the model and the data draws")] = 0,
-    device: Annotated[str, typer.Option(help="torch device")] = "cpu",
+    device: Annotated[str | None, _trainer_option(help="torch device")] = None,
 ) -> None:
     """Train the transformer planner from scratch on serialized campaigns; save a checkpoint and a loss curve."""
     try:
         trainer = make_trainer("transformer")
     except PlannerError as exc:
         fail(str(exc))
+    given = {
+        "total_timesteps": timesteps, "save_path": out, "batch_size": batch_size, "lr": lr,
+        "campaign_len": campaign_len, "n_layer": n_layer, "n_head": n_head, "n_embd": n_embd,
+        "device": device,
+    }  # fmt: skip
+    options = {name: value for name, value in given.items() if value is not None}
+    total = timesteps or inspect.signature(trainer).parameters["total_timesteps"].default
     with progress_bar() as progress:
-        bar = progress.add_task(f"training on {env}", total=steps, status="")
+        bar = progress.add_task(f"training on {env}", total=total, status="")
         try:
             path = trainer(
-                env, total_timesteps=steps, seed=seed, save_path=out,
-                data=[str(s) for s in store] if store else None,
+                env, **options, seed=seed, data=[str(s) for s in store] if store else None,
                 progress=lambda done: progress.update(bar, completed=done, status=f"{done} steps"),
-                agent=agent, tasks=task, exclude_tasks=list(exclude_task or []), batch_size=batch_size,
-                lr=lr, campaign_len=campaign_len, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-                device=device,
+                agent=agent, tasks=task, exclude_tasks=list(exclude_task or []),
             )  # fmt: skip
         except (PlannerError, ValueError, FileNotFoundError) as exc:
             fail(str(exc))
@@ -318,9 +343,9 @@ def generation_loop_command(
     campaigns: Annotated[
         int, typer.Option(min=0, help="new campaigns per round (real training)")
     ] = 24,
-    budget: Annotated[int, typer.Option(min=1, help="experiments per campaign")] = 20,
-    steps: Annotated[int, typer.Option(min=1, help="optimizer steps of round 0")] = 800,
-    later_steps: Annotated[
+    steps: Annotated[int, typer.Option(min=1, help="experiments per campaign")] = 20,
+    timesteps: Annotated[int, typer.Option(min=1, help="optimizer steps of round 0")] = 800,
+    later_timesteps: Annotated[
         int | None, typer.Option(min=1, help="optimizer steps of later rounds (default: half)")
     ] = None,
     eval_seeds: Annotated[
@@ -368,9 +393,9 @@ def generation_loop_command(
             data=data,
             rounds=rounds,
             campaigns=campaigns,
-            budget=budget,
-            steps=steps,
-            later_steps=later_steps,
+            budget=steps,
+            steps=timesteps,
+            later_steps=later_timesteps,
             eval_seeds=eval_seeds,
             fixed=pins,
             n_candidates=n_candidates,

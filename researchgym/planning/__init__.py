@@ -10,7 +10,14 @@
 - :mod:`~researchgym.planning.args`: command lines of one-file agents.
 """
 
-from researchgym.planning.args import CampaignArgs, arg, parse_args, run_from_args, training_kwargs
+from researchgym.planning.args import (
+    CampaignArgs,
+    TrainArgs,
+    arg,
+    parse_args,
+    run_from_args,
+    training_kwargs,
+)
 from researchgym.planning.campaign import (
     CampaignResult,
     StepRecord,
@@ -25,6 +32,7 @@ from researchgym.planning.protocol import Planner, PlannerError, SearchPlanner, 
 from researchgym.planning.registry import (
     PLANNERS,
     PlannerSpec,
+    check_options,
     make_planner,
     make_trainer,
     planner_names,
@@ -41,9 +49,11 @@ __all__ = [
     "PlannerSpec",
     "SearchPlanner",
     "StepRecord",
+    "TrainArgs",
     "arg",
     "best_per_task",
     "campaign_context",
+    "check_options",
     "make_planner",
     "make_trainer",
     "optimize",

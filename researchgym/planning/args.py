@@ -1,7 +1,8 @@
 """Command lines for one-file agents: an ``Args`` dataclass in, parsed arguments out.
 
 Every agent's ``python -m agents.NAME`` declares its arguments as a dataclass
-extending :class:`CampaignArgs`, each field made with :func:`arg`::
+extending :class:`CampaignArgs` (or :class:`TrainArgs` for a learned planner),
+each field made with :func:`arg`::
 
     @dataclass
     class Args(CampaignArgs):
@@ -10,6 +11,10 @@ extending :class:`CampaignArgs`, each field made with :func:`arg`::
     if __name__ == "__main__":
         args = parse_args(Args)
         run_from_args(GridPlanner(levels=args.levels), args)
+
+The shared options are named as in ``researchgym rollout`` and ``researchgym train``:
+``--env``, ``--episodes``, ``--steps``, ``--seed``, ``--set``, ``--store``, and
+``--timesteps``, ``--n-envs``, ``--out``, ``--policy`` for training.
 """
 
 from __future__ import annotations
@@ -28,26 +33,33 @@ from researchgym.planning.campaign import CampaignResult, StepRecord, best_per_t
 from researchgym.planning.protocol import Planner
 from researchgym.store import store_option
 
-__all__ = ["CampaignArgs", "arg", "parse_args", "run_from_args", "training_kwargs"]
+__all__ = ["CampaignArgs", "TrainArgs", "arg", "parse_args", "run_from_args", "training_kwargs"]
 
 T = TypeVar("T")
 
 
-def arg(default: Any, help: str) -> Any:
-    """A dataclass field with its command-line help (an immutable default; a tuple for lists)."""
-    return dataclasses.field(default=default, metadata={"help": help})
+def arg(default: Any, help: str, *, flag: str | None = None) -> Any:
+    """A dataclass field with its command-line help (an immutable default; a tuple for lists).
+
+    Args:
+        default: the field's default.
+        help: one line for ``--help``.
+        flag: the option's name, if not the field's (``--set`` for the field ``fixed``).
+    """
+    metadata = {"help": help} if flag is None else {"help": help, "flag": flag}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass
 class CampaignArgs:
     """Arguments shared by every agent's ``python -m agents.NAME``."""
 
-    env_id: str = arg("researchgym/Tabular-v0", "env to run campaigns on")
+    env: str = arg("researchgym/Tabular-v0", "env id to run campaigns on")
     episodes: int = arg(1, "campaigns to run (campaign i is seeded with seed + i)")
-    budget: int = arg(10, "experiments per campaign")
+    steps: int | None = arg(None, "experiments per campaign (default: the env's budget)")
     seed: int = arg(0, "seed of the first campaign and of the planner")
     fixed: tuple[str, ...] = arg(
-        (), "settings pinned for every step, as name=value (train.epochs=5)"
+        (), "pin a setting for every step, as name=value (--set train.epochs=5)", flag="--set"
     )
     store: str | None = arg(
         None,
@@ -55,20 +67,34 @@ class CampaignArgs:
     )
 
 
+@dataclass
+class TrainArgs(CampaignArgs):
+    """Arguments of a learned planner's ``python -m agents.NAME``: train, save, run campaigns."""
+
+    timesteps: int | None = arg(
+        None, "env steps (experiments) to train for (default: the trainer's)"
+    )
+    n_envs: int = arg(1, "envs stepped together while training")
+    out: str | None = arg(None, "where to save the trained policy (default: the trainer's)")
+    policy: str | None = arg(None, "run campaigns with this trained policy instead of training one")
+
+
 def parse_args(cls: type[T], argv: Sequence[str] | None = None) -> T:
-    """Build a dataclass of arguments from the command line (``--env-id``, ``--fixed a=1 b=2``).
+    """Build a dataclass of arguments from the command line (``--env``, ``--set a=1 --set b=2``).
 
     Field types ``int``, ``float``, ``str``, ``bool`` (``--x/--no-x``), ``tuple[X, ...]``
-    (any number of values) and ``X | None`` are understood; defaults come from the
-    dataclass and help from each field's ``metadata["help"]`` (see :func:`arg`).
+    (repeatable, one or more values each time) and ``X | None`` are understood;
+    defaults come from the dataclass, the flag from the field's name (or
+    ``metadata["flag"]``) and help from ``metadata["help"]`` (see :func:`arg`).
     """
     description = (cls.__doc__ or "").strip().partition("\n")[0] or None
     parser = argparse.ArgumentParser(description=description)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         kind = hints[f.name]
-        default = f.default
-        flag = "--" + f.name.replace("_", "-")
+        default: Any = f.default
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        metavar = flag.removeprefix("--").replace("-", "_").upper()
         helptext = f.metadata.get("help", "")
         if default not in (None, ()):
             helptext += f" (default: {default!r})"
@@ -76,13 +102,19 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None) -> T:
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         if kind is bool:
             parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=default, help=helptext
-            )
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                help=helptext,
+            )  # fmt: skip
         elif typing.get_origin(kind) is tuple:
             item = typing.get_args(kind)[0]
-            parser.add_argument(flag, nargs="*", type=item, default=default, help=helptext)
+            parser.add_argument(
+                flag, dest=f.name, metavar=metavar, action="extend", nargs="+", type=item,
+                default=list(default), help=helptext,
+            )  # fmt: skip
         else:
-            parser.add_argument(flag, type=kind, default=default, help=helptext)
+            parser.add_argument(
+                flag, dest=f.name, metavar=metavar, type=kind, default=default, help=helptext
+            )
     values = vars(parser.parse_args(argv))
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
@@ -101,11 +133,11 @@ def run_from_args(planner: Planner, args: CampaignArgs) -> list[CampaignResult]:
 
     results = rollout(
         planner,
-        args.env_id,
+        args.env,
         episodes=args.episodes,
         seed=args.seed,
         fixed=args.fixed,
-        budget=args.budget,
+        budget=args.steps,
         store=store_option(args.store),
         callback=show,
     )
@@ -117,24 +149,22 @@ def run_from_args(planner: Planner, args: CampaignArgs) -> list[CampaignResult]:
     return results
 
 
-def training_kwargs(args: Any) -> dict[str, Any]:
-    """The ``train`` keywords of a learned planner's ``python -m agents.NAME``.
+def training_kwargs(args: TrainArgs) -> dict[str, Any]:
+    """The trainer-protocol keywords of a learned planner's ``python -m agents.NAME``.
 
-    Taken from its ``Args``: the :class:`CampaignArgs` plus ``total_timesteps``,
-    ``save_path`` and ``n_envs``, with a progress line on stdout.
+    Taken from its :class:`TrainArgs` (options left out take the trainer's
+    defaults), with a progress line on stdout.
     """
-    env = gym.make(args.env_id, store=False, disable_env_checker=True)
+    env = gym.make(args.env, store=False, disable_env_checker=True)
     schema = env.unwrapped.schema  # type: ignore[attr-defined]
     env.close()
+    given = {"total_timesteps": args.timesteps, "save_path": args.out}
     return {
-        "total_timesteps": args.total_timesteps,
+        **{name: value for name, value in given.items() if value is not None},
         "seed": args.seed,
         "fixed": schema.parse_overrides(args.fixed),
-        "save_path": args.save_path,
         "store": store_option(args.store),
-        "budget": args.budget,
+        "budget": args.steps,
         "n_envs": args.n_envs,
-        "progress": lambda n: print(
-            f"\rtrained {n}/{args.total_timesteps} steps", end="", flush=True
-        ),
+        "progress": lambda n: print(f"\rtrained {n} steps", end="", flush=True),
     }

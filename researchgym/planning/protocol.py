@@ -17,13 +17,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from researchgym.errors import ResearchGymError
+from researchgym.errors import ConfigError
 from researchgym.spaces import Schema
 
 __all__ = ["Planner", "PlannerError", "SearchPlanner", "validate_pins"]
 
 
-class PlannerError(ResearchGymError, ValueError):
+class PlannerError(ConfigError):
     """A planner that cannot be built or cannot run as asked."""
 
 

@@ -8,12 +8,19 @@ the planner that needs it::
 
     planner = make_planner("tpe", n_startup_trials=3)
     register_planner("mine", "my_package.my_module:MyPlanner")
+
+Options are checked against the planner's (or trainer's) signature before it is
+called: an unknown name gets a suggestion and the list of options, a value of
+the wrong type names the option and the type it needs (see :func:`check_options`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Callable
+import inspect
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +30,7 @@ from researchgym.planning.protocol import Planner, PlannerError
 __all__ = [
     "PLANNERS",
     "PlannerSpec",
+    "check_options",
     "make_planner",
     "make_trainer",
     "planner_names",
@@ -107,21 +115,136 @@ def _load(spec: PlannerSpec, entry_point: str) -> Any:
     return getattr(module, attr)
 
 
+def _type_name(annotation: Any) -> str:
+    """``int``, ``str | Path | None``: a type as written, without module prefixes."""
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(annotation)).replace("NoneType", "None")
+
+
+def _annotation(parameter: inspect.Parameter) -> Any:
+    """The parameter's type, or ``Any`` where it has none (or one that could not be resolved)."""
+    annotation = parameter.annotation
+    return (
+        Any if annotation is inspect.Parameter.empty or isinstance(annotation, str) else annotation
+    )
+
+
+def _adapter(annotation: Any) -> Any:
+    """A pydantic ``TypeAdapter`` for ``annotation``, or ``None`` for a type it cannot check."""
+    from pydantic import ConfigDict, PydanticSchemaGenerationError, TypeAdapter
+    from pydantic_core import SchemaError
+
+    if annotation is Any:
+        return None
+    try:
+        return TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
+    except (PydanticSchemaGenerationError, SchemaError):  # e.g. a protocol isinstance cannot test
+        return None
+
+
+def _describe(parameter: inspect.Parameter) -> str:
+    annotation = _annotation(parameter)
+    text = parameter.name if annotation is Any else f"{parameter.name}: {_type_name(annotation)}"
+    if parameter.default is inspect.Parameter.empty:
+        return text
+    return f"{text} = {shorten(parameter.default, 40)}"
+
+
+def check_options(
+    target: Callable[..., Any],
+    options: Mapping[str, Any],
+    *,
+    owner: str,
+    exclude: Collection[str] = (),
+) -> dict[str, Any]:
+    """``options`` checked against the keyword parameters of ``target`` and converted to their types.
+
+    Each value is validated (and converted, e.g. ``"1e-3"`` to ``0.001`` for a
+    ``float``) with a pydantic ``TypeAdapter`` of the parameter's type hint; a
+    parameter without one (or with one pydantic cannot check) takes any value. A ``target`` that takes ``**kwargs``
+    receives names it does not declare unchecked.
+
+    Args:
+        target: a class (its ``__init__`` is read) or a function.
+        options: keyword arguments for ``target``.
+        owner: what the options belong to, for messages (``"planner 'tpe'"``).
+        exclude: parameters that are not options (given some other way).
+
+    Returns:
+        The options with their values converted.
+
+    Raises:
+        PlannerError: an unknown option (with a suggestion and the list of options),
+            a value of the wrong type, or a required option that is missing.
+    """
+    from pydantic import ValidationError
+
+    try:
+        signature = inspect.signature(target, eval_str=True)
+    except NameError:  # hints naming what only a type checker imports: taken as Any
+        signature = inspect.signature(target)
+    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    parameters = {
+        name: p
+        for name, p in signature.parameters.items()
+        if p.kind in keywords and name not in exclude
+    }
+    described = ", ".join(map(_describe, parameters.values()))
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    checked = dict(options)
+    for name, value in options.items():
+        if name not in parameters:
+            if takes_any and name not in exclude:
+                continue
+            raise PlannerError(
+                f"{owner} has no option {shorten(name)}; {did_you_mean(name, parameters)}"
+                f"its options are: {described or 'none'}"
+            )
+        annotation = _annotation(parameters[name])
+        adapter = _adapter(annotation)
+        if adapter is None:
+            continue
+        try:
+            checked[name] = adapter.validate_python(value)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            raise PlannerError(
+                f"{owner} option {name}={shorten(value)} is not a valid {_type_name(annotation)} "
+                f"({reason[:1].lower()}{reason[1:]}); its options are: {described}"
+            ) from None
+    missing = [
+        name
+        for name, p in parameters.items()
+        if p.default is inspect.Parameter.empty and name not in checked
+    ]
+    if missing:
+        raise PlannerError(
+            f"{owner} needs the option{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+            f"its options are: {described}"
+        )
+    return checked
+
+
 def make_planner(name: str, **kwargs: Any) -> Planner:
     """Build the planner registered as ``name`` with its keyword arguments.
 
     Raises:
-        PlannerError: an unknown name (with a suggestion) or a missing optional dependency.
+        PlannerError: an unknown name (with a suggestion), a missing optional dependency,
+            or options that do not fit the planner (see :func:`check_options`).
     """
     spec = _spec(name)
-    return _load(spec, spec.entry_point)(**kwargs)
+    planner = _load(spec, spec.entry_point)
+    return planner(**check_options(planner, kwargs, owner=f"planner {name!r}"))
 
 
 def make_trainer(name: str) -> Callable[..., Any]:
     """The training function of a learned planner (e.g. ``"ppo-sb3"``).
 
     Every trainer is called as ``train(env_id, *, total_timesteps, seed, fixed,
-    save_path, store, budget, n_envs, progress)`` and returns the saved policy's path.
+    save_path, store, budget, n_envs, progress)`` plus its own options, and returns
+    the saved policy's path. The function returned checks the keywords it is given
+    (see :func:`check_options`) before training starts.
 
     Raises:
         PlannerError: an unknown name or a planner with nothing to train.
@@ -132,7 +255,14 @@ def make_trainer(name: str) -> Callable[..., Any]:
             f"planner {name!r} has nothing to train; "
             f"trainable planners: {', '.join(planner_names(trainable=True))}"
         )
-    return _load(spec, spec.trainer)
+    trainer = _load(spec, spec.trainer)
+
+    @functools.wraps(trainer)
+    def train(env_id: str, **kwargs: Any) -> Any:
+        options = check_options(trainer, kwargs, owner=f"trainer of {name!r}", exclude={"env_id"})
+        return trainer(env_id, **options)
+
+    return train
 
 
 register_planner(

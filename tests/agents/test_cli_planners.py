@@ -90,7 +90,7 @@ def test_rollout_defaults_to_random(store_dir) -> None:
         (["--env", ENV_ID, "--agent-arg", "nonsense"], "not of the form key=value"),
         (
             ["--env", ENV_ID, "--agent", "grid", "--agent-arg", "colour=red"],
-            "unexpected keyword argument 'colour'",
+            "planner 'grid' has no option 'colour'; its options are: levels: int = 3,",
         ),
     ],
 )
@@ -170,3 +170,34 @@ def test_every_agent_option_lists_the_planner_registry(command: str, trainable: 
     names = planner_names(trainable=trainable)
     assert {"transformer"} <= set(names) and ("designer" in names) != trainable
     assert ", ".join(names) in agent_help
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("n_startup=3", "has no option 'n_startup'; did you mean 'n_startup_trials'?"),
+        ("n_startup_trials=abc", "option n_startup_trials='abc' is not a valid int"),
+    ],
+)
+def test_rollout_planner_options_are_checked_without_a_traceback(option: str, message: str) -> None:
+    result, out = invoke(
+        "rollout", "--agent", "tpe", "--env", ENV_ID, "--agent-arg", option, "--store", "none"
+    )
+    text = " ".join(out.split())
+    assert result.exit_code == 2 and message in text
+    assert "n_startup_trials: int = 5, multivariate: bool = True" in text
+    assert "Traceback" not in out and not isinstance(result.exception, TypeError)
+
+
+def test_train_runs_exactly_the_timesteps_asked(tmp_path, store_dir) -> None:
+    common = ["train", "--agent", "ppo-sb3", "--env", ENV_ID, "--n-envs", "2", "--steps", "4"]
+    cheap = [*CHEAP_SET, "--set", "model.family=linear", "--store", str(store_dir)]
+    result, out = invoke(*common, "--timesteps", "8", *cheap, "--out", str(tmp_path / "ppo"))
+    assert result.exit_code == 0, out
+    assert rows_by_agent(store_dir) == {"ppo-sb3-train": 8}
+    result, out = invoke(*common, "--timesteps", "100", "--agent-arg", "n_steps=16", *cheap)
+    assert result.exit_code == 2 and "Traceback" not in out
+    assert "ask for a multiple of 32 (e.g. 96 or 128)" in " ".join(out.split())
+    result, out = invoke(*common, "--agent-arg", "total_timesteps=8", *cheap)
+    assert result.exit_code == 2 and "total_timesteps is given by --timesteps" in out
+    assert rows_by_agent(store_dir) == {"ppo-sb3-train": 8}

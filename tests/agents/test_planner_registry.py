@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
+import re
+import typing
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
 from planner_testing import CHEAP, ENV_ID, assert_in_space, rows_by_agent
 
+from researchgym.errors import ConfigError
 from researchgym.planning import (
     PLANNERS,
     CampaignArgs,
@@ -19,7 +23,9 @@ from researchgym.planning import (
     PlannerError,
     SearchPlanner,
     StepRecord,
+    TrainArgs,
     best_per_task,
+    check_options,
     make_planner,
     make_trainer,
     optimize,
@@ -202,10 +208,11 @@ def test_parse_args_gives_every_agent_a_command_line() -> None:
     args = parse_args(
         Args,
         [
-            "--env-id",
+            "--env",
             "researchgym/Digits-v0",
-            "--fixed",
+            "--set",
             "train.epochs=2",
+            "--set",
             "optim.lr=0.1",
             "--levels",
             "5",
@@ -215,7 +222,7 @@ def test_parse_args_gives_every_agent_a_command_line() -> None:
         ],
     )
     assert isinstance(args, CampaignArgs)
-    assert (args.env_id, args.fixed, args.levels, args.shuffle, args.store) == (
+    assert (args.env, args.fixed, args.levels, args.shuffle, args.store) == (
         "researchgym/Digits-v0",
         ("train.epochs=2", "optim.lr=0.1"),
         5,
@@ -251,12 +258,13 @@ def test_agents_run_as_modules(
 
     argv = [
         module,
-        "--budget",
+        "--steps",
         "2",
         "--store",
         "none",
-        "--fixed",
+        "--set",
         "train.epochs=1",
+        "--set",
         "train.batch_size=256",
     ]
     monkeypatch.setattr(sys, "argv", argv)
@@ -323,7 +331,7 @@ def test_parse_args_takes_help_from_field_metadata(capsys: pytest.CaptureFixture
         parse_args(Args, ["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "--levels LEVELS points per numeric setting (default: 3)" in out
-    assert "--fixed [FIXED ...] settings pinned for every step" in out
+    assert "--set SET [SET ...] pin a setting for every step" in out
     assert "Grid search over (some of) a ResearchGym env's settings." in out
 
 
@@ -349,8 +357,8 @@ def test_agent_modules_report_the_best_of_each_task(
     import runpy
     import sys
 
-    argv = ["agents.default", "--episodes", "2", "--budget", "1", "--store", "none"]
-    argv += ["--fixed", "train.epochs=1", "train.batch_size=256"]
+    argv = ["agents.default", "--episodes", "2", "--steps", "1", "--store", "none"]
+    argv += ["--set", "train.epochs=1", "train.batch_size=256"]
     monkeypatch.setattr(sys, "argv", argv)  # seeds 0 and 1: diabetes, then breast_cancer
     monkeypatch.delitem(sys.modules, "agents.default", raising=False)
     runpy.run_module("agents.default", run_name="__main__")
@@ -360,3 +368,69 @@ def test_agent_modules_report_the_best_of_each_task(
         "best validation score on diabetes",
         "best validation score on breast_cancer",
     ]
+
+
+def test_an_unknown_planner_option_gets_a_suggestion_and_the_options() -> None:
+    with pytest.raises(PlannerError) as caught:
+        make_planner("tpe", n_startup=3)
+    message = str(caught.value)
+    assert isinstance(caught.value, ConfigError)
+    assert "planner 'tpe' has no option 'n_startup'; did you mean 'n_startup_trials'?" in message
+    assert "its options are: n_startup_trials: int = 5, multivariate: bool = True" in message
+
+
+def test_a_planner_option_of_the_wrong_type_names_the_option_and_the_type() -> None:
+    with pytest.raises(PlannerError, match=r"option n_startup_trials='abc' is not a valid int"):
+        make_planner("tpe", n_startup_trials="abc")
+    with pytest.raises(PlannerError, match=r"levels=2.5 is not a valid int") as caught:
+        make_planner("grid", levels=2.5)
+    assert "settings: Sequence[str] | None = None" in str(caught.value)
+    with pytest.raises(PlannerError) as caught:
+        make_planner("tpe", n_startup_trials="x" * 10_000)
+    assert len(str(caught.value)) < 400 and "(10,002 characters)" in str(caught.value)
+
+
+def test_planner_options_are_converted_to_their_types() -> None:
+    assert make_planner("tpe", n_startup_trials="7").n_startup_trials == 7
+    assert make_planner("sobol", scramble="false").scramble is False
+
+
+def test_check_options_reads_classes_and_functions() -> None:
+    def train(env_id: str, *, rate: float = 0.1, **more: object) -> None: ...
+
+    given = {"rate": "1e-3", "other": 1}
+    checked = check_options(train, given, owner="t", exclude={"env_id"})
+    assert checked == {"rate": 0.001, "other": 1}
+    with pytest.raises(PlannerError, match=r"t needs the option env_id; its options are: env_id"):
+        check_options(train, {}, owner="t")
+    with pytest.raises(PlannerError, match=r"t has no option 'env_id'; .* rate: float = 0.1"):
+        check_options(train, {"env_id": "x"}, owner="t", exclude={"env_id"})
+
+
+@pytest.mark.parametrize(
+    "module", sorted({s.entry_point.partition(":")[0] for s in PLANNERS.values()})
+)
+def test_every_agent_module_speaks_the_cli_vocabulary(
+    module: str, capsys: pytest.CaptureFixture
+) -> None:
+    args = importlib.import_module(module).Args
+    with pytest.raises(SystemExit):
+        parse_args(args, ["--help"])
+    flags = set(re.findall(r"--[a-z][a-z-]*", capsys.readouterr().out))
+    assert {"--env", "--episodes", "--steps", "--seed", "--set", "--store"} <= flags
+    assert not flags & {"--env-id", "--budget", "--fixed", "--save-path", "--total-timesteps"}
+    if issubclass(args, TrainArgs):
+        assert {"--timesteps", "--n-envs", "--out", "--policy"} <= flags
+
+
+class Unchecked(typing.Protocol):
+    """A protocol ``isinstance`` cannot test (not runtime-checkable)."""
+
+    def go(self) -> None: ...
+
+
+def test_check_options_passes_values_of_types_it_cannot_check() -> None:
+    def build(helper: Unchecked | None = None) -> None: ...
+
+    helper = object()
+    assert check_options(build, {"helper": helper}, owner="b") == {"helper": helper}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -134,7 +136,7 @@ def test_cli_train_planner_then_rollout(tmp_path):
             SOURCE,
             "--task",
             "iris",
-            "--steps",
+            "--timesteps",
             "3",
             "--batch-size",
             "2",
@@ -254,9 +256,8 @@ def test_cli_train_agent_transformer(tmp_path):
     result = CliRunner().invoke(
         app, ["train", "--agent", "transformer", "--env", SOURCE, "--agent-arg", "depth=3"]
     )
-    assert (
-        result.exit_code != 0 and "unknown transformer training options ['depth']" in result.output
-    )
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and "transformer training has no option 'depth'" in message
 
 
 def test_the_suites_held_out_tasks_are_never_trained_on_by_default(tmp_path):
@@ -266,3 +267,32 @@ def test_the_suites_held_out_tasks_are_never_trained_on_by_default(tmp_path):
     trained = json.loads((out / "training.json").read_text())["tasks"]
     suite = get_suite("synthetic")
     assert trained == sorted(suite.tasks) and not set(trained) & set(suite.held_out_tasks)
+
+
+def test_the_commands_take_the_trainers_and_the_planners_defaults(monkeypatch, tmp_path):
+    import agents.transformer_planner as module
+    from researchgym.generation_loop import generation_loop
+    from researchgym.planning import parse_args
+
+    calls = []
+    monkeypatch.setattr(module, "train_planner", lambda **kwargs: calls.append(kwargs) or tmp_path)
+    for command in (["train-planner"], ["train", "--agent", "transformer"]):
+        result = CliRunner().invoke(app, [*command, "--env", SOURCE])
+        assert result.exit_code == 0, result.output
+    for kwargs in calls:
+        given = {k: v for k, v in kwargs.items() if k not in ("out", "progress")}
+        assert TrainConfig(**given) == TrainConfig(env_id=SOURCE)
+        assert kwargs["out"] == module.DEFAULT_PATH
+
+    planner = inspect.signature(TransformerPlanner).parameters
+    args = parse_args(module.Args, [])
+    assert args.timesteps == TrainConfig.steps and args.out is None  # the trainer's own
+    assert (args.n_candidates, args.temperature) == (
+        planner["n_candidates"].default,
+        planner["temperature"].default,
+    )
+    assert inspect.signature(generation_loop).parameters["n_candidates"].default == (
+        planner["n_candidates"].default
+    )
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert f"{TrainConfig.steps:,} steps" in readme

@@ -18,9 +18,9 @@ def test_a_tiny_leaderboard_run(tmp_path, capsys):
         [
             "--seeds",
             "1",
-            "--budget",
+            "--steps",
             "2",
-            "--train-steps",
+            "--timesteps",
             "2",
             "--n-candidates",
             "2",
