@@ -11,7 +11,7 @@ import gymnasium as gym
 
 from researchgym.engine import TaskRef
 from researchgym.envs.research_env import unwrap_research_env
-from researchgym.errors import ConfigError, NotFound, shorten
+from researchgym.errors import ConfigError
 from researchgym.store.schema import provenance
 
 __all__ = ["CROSS_HOST_ABS", "CROSS_HOST_REL", "RerunReport", "rerun"]
@@ -67,18 +67,16 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
 
     Args:
         store: a :class:`researchgym.store.Store`.
-        run_id: the ``run_id`` of the step to reproduce.
+        run_id: the ``run_id`` of the step to reproduce, or a prefix of it that no
+            other run id starts with.
         device: training device; CPU runs are bitwise repeatable.
 
     Raises:
-        NotFound: no step with this run id.
+        NotFound: no run id starts with ``run_id``.
+        ConfigError: several do, or the run was an invalid action.
     """
+    run_id = store.resolve_run_id(run_id)
     row = store.run(run_id)
-    if row is None:
-        raise NotFound(
-            f"no stored step has run_id {shorten(run_id)}; list some with: "
-            'researchgym query "SELECT run_id FROM steps LIMIT 5"'
-        )
     if row["status"] == "invalid_action" or row["metaprogram"] in (None, "null"):
         raise ConfigError(
             f"run {run_id} was an invalid action, never trained: there is nothing to re-run"

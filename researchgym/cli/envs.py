@@ -5,44 +5,59 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import gymnasium as gym
 import typer
-from rich.table import Table
 
 import researchgym
 from researchgym.cli.common import StoreOption, make_env
 from researchgym.spaces import SettingError
 from researchgym.store import store_option
-from researchgym.terminal import console, fail, progress_bar
+from researchgym.terminal import console, fail, print_table, progress_bar
 
 
 def envs(
     schema: Annotated[str | None, typer.Option(help="show the settings of this env id")] = None,
 ) -> None:
     """List registered envs with their tasks and spaces."""
-    from gymnasium.envs.registration import registry
-
-    from researchgym.envs import get_suite
+    from researchgym.envs import FAST_ENV_IDS, FILE_ENV_IDS, env_description, get_suite
 
     if schema is not None:
         env = make_env(schema, store=False).unwrapped
-        table = Table(title=f"settings of {schema}")
-        for column in ("setting", "type", "allowed", "default", "active when"):
-            table.add_column(column)
-        for s in env.schema:
-            when = ", ".join(f"{k} in {list(v)}" for k, v in s.when.items())
-            table.add_row(s.name, s.kind, s.describe(), repr(s.default), when)
-        console.print(table)
-        return
-    table = Table(title="ResearchGym environments")
-    for column in ("id", "tasks", "settings", "description"):
-        table.add_column(column)
-    for env_id in researchgym.ENV_IDS:
-        suite = get_suite(registry[env_id].kwargs["suite"])
-        table.add_row(
-            env_id, ", ".join(suite.tasks), str(len(suite.make_schema())), suite.description
+        print_table(
+            ("setting", "allowed", "default", "active when"),
+            [
+                (
+                    s.name,
+                    s.describe(),
+                    repr(s.default),
+                    ", ".join(f"{k} in {list(v)}" for k, v in s.when.items()),
+                )
+                for s in env.schema
+            ],
+            title=f"settings of {schema}",
         )
-    console.print(table)
-    console.print("interfaces: dict (gymnasium Dict), flat (Box in [-1, 1]), text (JSON)")
+        return
+    rows = []
+    for env_id in (*researchgym.ENV_IDS, *FILE_ENV_IDS):
+        suite = get_suite(gym.spec(env_id).kwargs["suite"])
+        rows.append(
+            (
+                env_id,
+                ", ".join(suite.tasks),
+                len(suite.make_schema()),
+                env_description(env_id),
+            )
+        )
+    rows += [
+        (env_id, "of source=", "of source=", env_description(env_id)) for env_id in FAST_ENV_IDS
+    ]
+    print_table(
+        ("id", "tasks", "settings", "description"),
+        rows,
+        title="ResearchGym environments",
+        caption="interfaces: dict (gymnasium Dict), flat (Box in [-1, 1]), text (JSON)",
+        numeric=("settings",),
+    )
 
 
 def run(
@@ -101,14 +116,18 @@ def run(
             env.executor.hooks.append(LambdaHook(advance))
         *_, info = env.step(env.to_action(metaprogram))
     env.close()
-    table = Table(title=f"{env_id} on {task}: {info['status']}")
-    table.add_column("metric")
-    table.add_column("validation", justify="right")
-    table.add_column("test", justify="right")
-    for name, value in info["metrics"].items():
-        table.add_row(name, f"{value:.4f}", f"{info['test_metrics'].get(name, float('nan')):.4f}")
-    table.add_row("seconds", f"{info['cost']['seconds']:.2f}", "")
-    console.print(table)
+    print_table(
+        ("metric", "validation", "test"),
+        [
+            (name, f"{value:.4f}", f"{info['test_metrics'].get(name, float('nan')):.4f}")
+            for name, value in info["metrics"].items()
+        ]
+        + [("seconds", f"{info['cost']['seconds']:.2f}", "")],
+        title=f"{env_id} on {task}: {info['status']}",
+        numeric=("validation", "test"),
+    )
+    if env.last_run_id is not None:
+        console.print(f"run_id: {env.last_run_id}", soft_wrap=True, highlight=False)
     if info["error"]:
         console.print(f"[red]{info['error']}[/]")
         raise typer.Exit(code=1)

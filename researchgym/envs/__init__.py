@@ -10,6 +10,7 @@ __all__ = [
     "FILE_ENV_IDS",
     "SUITES",
     "Suite",
+    "env_description",
     "get_suite",
     "register_envs",
 ]
@@ -18,9 +19,18 @@ _ENTRY_POINT = "researchgym.envs.research_env:ResearchEnv"
 
 # Envs answered from recorded runs instead of training; `source=` names the env
 # they imitate and `data=` the store of its runs (default: the shipped reference).
-_FAST_ENVS: dict[str, str] = {
-    "researchgym/Replay-v0": "researchgym.envs.replay:make_replay_env",
-    "researchgym/Surrogate-v0": "researchgym.envs.surrogate:make_surrogate_env",
+# Each maps to its entry point and a one-line description.
+_FAST_ENVS: dict[str, tuple[str, str]] = {
+    "researchgym/Replay-v0": (
+        "researchgym.envs.replay:make_replay_env",
+        "answers each step from the recorded runs of the env named by source= "
+        "(Digits-v0 by default), without training",
+    ),
+    "researchgym/Surrogate-v0": (
+        "researchgym.envs.surrogate:make_surrogate_env",
+        "predicts each step's metrics with a model fitted on the recorded runs of the env "
+        "named by source= (Digits-v0 by default), without training",
+    ),
 }
 
 # Envs that train on a suite's tasks; those that read dataset files (data_dir=... or an
@@ -38,6 +48,13 @@ def register_envs() -> None:
         if env_id not in registry:
             kwargs = {"suite": suite.name, **suite.env_kwargs, "env_id": env_id}
             register(id=env_id, entry_point=_ENTRY_POINT, kwargs=kwargs)
-    for env_id, entry_point in _FAST_ENVS.items():
+    for env_id, (entry_point, _) in _FAST_ENVS.items():
         if env_id not in registry:
             register(id=env_id, entry_point=entry_point)
+
+
+def env_description(env_id: str) -> str:
+    """One line about a ResearchGym env (one of the ``*ENV_IDS``), for docs and the CLI."""
+    if env_id in _FAST_ENVS:
+        return _FAST_ENVS[env_id][1]
+    return _SUITE_ENVS[env_id].description

@@ -75,6 +75,8 @@ class StepRecorder:
         self.agent = ""
         self.campaign_id = ""
         self.episode_seed: int | None = None
+        #: ``run_id`` of the latest recorded step (``None`` before one, or with ``store=False``).
+        self.last_run_id: str | None = None
         self._store_arg = _default_store() if store is None else store
         self._store: Any = None
         self._observe = observe
@@ -147,11 +149,12 @@ class StepRecorder:
         if view is None:
             raise StateError("start_campaign() must come before record()")
         obs_after = self._observe(view).tolist()
+        run_id = uuid.uuid4().hex
         self.store.append(
             {
                 "campaign_id": self.campaign_id,
                 "step": view.steps_done - 1,
-                "run_id": uuid.uuid4().hex,
+                "run_id": run_id,
                 "env_id": self.env_id,
                 "env_version": _version_of(self.env_id),
                 "source_env_id": self.source_env_id,
@@ -184,6 +187,7 @@ class StepRecorder:
                 "finished_at": datetime.now(UTC),
             }
         )
+        self.last_run_id = run_id
         self._obs_before = obs_after
 
     def close(self) -> None:

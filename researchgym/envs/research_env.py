@@ -424,6 +424,12 @@ class ResearchEnv(gym.Env):
         return self.recorder.campaign_id
 
     @property
+    def last_run_id(self) -> str | None:
+        """``run_id`` of the latest recorded step (what ``researchgym rerun`` takes);
+        ``None`` before the first step, or with ``store=False``."""
+        return self.recorder.last_run_id
+
+    @property
     def task_ref(self) -> TaskRef | None:
         """The current campaign's task reference; ``None`` before the first reset."""
         return self._task_ref

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from researchgym.errors import StateError, shorten
+from researchgym.errors import ConfigError, NotFound, StateError, shorten
 from researchgym.store import schema as _schema
 from researchgym.store.backend import FileInfo
 from researchgym.store.files import quick_check, warn_corrupt
@@ -45,6 +45,8 @@ _SchemaKey = tuple[tuple[str, str], ...]
 _CACHE_FILE_ROWS = 10_000
 #: ... as long as all of them together hold no more than this many rows.
 _CACHE_TOTAL_ROWS = 1_000_000
+#: Run ids an ambiguous run id prefix lists in its error.
+_SHOWN_MATCHES = 5
 
 _EPISODES_VIEW = """
 CREATE OR REPLACE VIEW episodes AS
@@ -607,6 +609,37 @@ class Catalog:
         """Return the step row with this ``run_id`` as a dict, or None when there is none."""
         rows = self.arrow("SELECT * FROM steps WHERE run_id = ? LIMIT 1", [run_id]).to_pylist()
         return rows[0] if rows else None
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """Return the run id that starts with ``prefix`` (a whole run id is its own prefix).
+
+        Raises:
+            NotFound: no run id starts with ``prefix``.
+            ConfigError: several do (the message lists a few), or ``prefix`` is empty.
+        """
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigError(
+                f"run id prefix {shorten(prefix)} is empty; give a run id or its start"
+            )
+        matches = self.arrow(
+            "SELECT run_id, count(*) OVER () AS n FROM "
+            "(SELECT DISTINCT run_id FROM steps WHERE starts_with(run_id, ?)) "
+            f"ORDER BY run_id LIMIT {_SHOWN_MATCHES}",
+            [prefix],
+        ).to_pylist()
+        if not matches:
+            raise NotFound(
+                f"no stored step has a run_id starting with {shorten(prefix)}; list some with: "
+                'researchgym query "SELECT run_id FROM steps LIMIT 5"'
+            )
+        if len(matches) > 1:
+            n = matches[0]["n"]
+            shown = ", ".join(m["run_id"] for m in matches) + (", ..." if n > len(matches) else "")
+            raise ConfigError(
+                f"run id prefix {shorten(prefix)} matches {n} runs ({shown}); "
+                "give more of its characters"
+            )
+        return matches[0]["run_id"]
 
     def info(self) -> dict[str, Any]:
         """Summarize the store.

@@ -391,6 +391,11 @@ class Store:
         """Return the step with this ``run_id`` as a dict of columns, or None when there is none."""
         return self.catalog.run(run_id)
 
+    def resolve_run_id(self, prefix: str) -> str:
+        """Return the run id that starts with ``prefix``; see
+        :meth:`researchgym.store.catalog.Catalog.resolve_run_id`."""
+        return self.catalog.resolve_run_id(prefix)
+
     def info(self) -> dict[str, Any]:
         """Summarize the store: rows, episodes, files, bytes, schema."""
         return self.catalog.info()
