@@ -149,8 +149,7 @@ def _print_plain(
 ) -> None:
     if title is not None:
         sys.stderr.write(title + "\n")
-    for row in (columns, *cells):
-        out.write("\t".join(_one_line(cell) for cell in row) + "\n")
+    out.writelines("\t".join(map(_one_line, row)) + "\n" for row in (columns, *cells))
     out.flush()
     if caption is not None:
         sys.stderr.write(caption + "\n")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from rich.text import Text
 from typer.testing import CliRunner
 
 from researchgym.cli import app
@@ -69,6 +71,7 @@ def test_run_trains_yaml_plus_overrides_records_the_step_and_plots_it(tmp_path: 
     assert (row["task"], row["agent"], row["status"]) == ("iris", "cli-run", "ok")
     assert len(json.loads(row["curve"])) == 3
     assert f"{json.loads(row['val_metrics'])['score']:.4f}" in output
+    assert f"run_id: {row['run_id']}" in result.output  # on one line, as `rerun` takes it
 
     assert plot.read_bytes()[:8] == PNG_SIGNATURE and plot.stat().st_size > 1000
 
@@ -114,6 +117,50 @@ def test_envs_schema_prints_every_setting_with_its_range_default_and_condition()
         assert setting.describe() in output
     assert "an integer in [16, 1024] (log scale)" in output  # model.width
     assert "optim.name in ['sgd']" in output  # momentum is active only with sgd
+
+
+# --- what a terminal 80 columns wide and a pipe show -----------------------------------------
+terminal_80 = CliRunner(env={"COLUMNS": "80", "TTY_COMPATIBLE": "1"})
+piped = CliRunner(env={"TTY_COMPATIBLE": "0"})
+BOX = set("│┃┏┓┗┛━─┡┩┼╇")
+REGISTERED = [env_id for env_id in gym.registry if env_id.startswith("researchgym/")]
+
+
+def words_on_terminal(*args: str) -> set[str]:
+    result = terminal_80.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return set(re.split(r"[\s│┃,]+", Text.from_ansi(result.output).plain))
+
+
+def piped_lines(*args: str) -> list[list[str]]:
+    result = piped.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    assert not BOX & set(result.stdout) and "\x1b" not in result.stdout
+    return [line.split("\t") for line in result.stdout.splitlines()]
+
+
+def test_envs_shows_every_env_id_and_task_whole_at_80_columns() -> None:
+    shown = words_on_terminal("envs")
+    assert len(REGISTERED) == 9 and set(REGISTERED) <= shown
+    for env_id in REGISTERED:
+        if "suite" in gym.spec(env_id).kwargs:
+            assert set(get_suite(gym.spec(env_id).kwargs["suite"]).tasks) <= shown
+
+
+def test_envs_schema_shows_every_setting_name_whole_at_80_columns() -> None:
+    for env_id in ("researchgym/Digits-v0", "researchgym/SeqArch-v0"):
+        schema = gym.make(env_id, store=False, disable_env_checker=True).unwrapped.schema
+        assert {setting.name for setting in schema} <= words_on_terminal("envs", "--schema", env_id)
+
+
+def test_envs_piped_prints_one_tab_separated_line_per_env() -> None:
+    header, *rows = piped_lines("envs")
+    assert header == ["id", "tasks", "settings", "description"]
+    assert [row[0] for row in rows] == REGISTERED
+    header, *rows = piped_lines("envs", "--schema", ENV_ID)
+    assert header == ["setting", "allowed", "default", "active when"]
+    schema = get_suite("tabular").make_schema()
+    assert [row[0] for row in rows] == [setting.name for setting in schema]
 
 
 def test_envs_schema_of_an_unknown_env_says_how_to_list_them() -> None:

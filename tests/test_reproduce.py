@@ -89,11 +89,21 @@ def test_rerun_of_a_replay_step_uses_its_source_and_arguments(tmp_path) -> None:
     assert report.matches
 
 
-def test_rerun_cli(recorded_run, tmp_path) -> None:
-    _, run_id = recorded_run
-    result = CliRunner().invoke(app, ["rerun", run_id, "--store", str(tmp_path)])
+def test_rerun_cli_takes_a_unique_prefix_of_a_run_id(recorded_run, tmp_path) -> None:
+    store, run_id = recorded_run
+    result = CliRunner().invoke(app, ["rerun", run_id[:6], "--store", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "match" in result.output
+    assert "match" in result.output and f"rerun of {run_id} " in result.output
     missing = CliRunner().invoke(app, ["rerun", "nope", "--store", str(tmp_path)])
     assert missing.exit_code == 2
-    assert "no stored step has run_id 'nope'" in " ".join(missing.output.split())
+    assert "no stored step has a run_id starting with 'nope'" in " ".join(missing.output.split())
+
+    twin = run_id[:6] + "0" * 26  # a second run whose id starts the same
+    store.append({**store.sql("SELECT * FROM steps").to_pylist()[0], "run_id": twin})
+    ambiguous = CliRunner().invoke(app, ["rerun", run_id[:6], "--store", str(tmp_path)])
+    assert ambiguous.exit_code == 2
+    message = " ".join(ambiguous.output.split())
+    assert f"run id prefix '{run_id[:6]}' matches 2 runs" in message
+    assert run_id in message and twin in message and "give more of its characters" in message
+    full = CliRunner().invoke(app, ["rerun", run_id, "--store", str(tmp_path)])
+    assert full.exit_code == 0, full.output

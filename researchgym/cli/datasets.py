@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from researchgym.spaces import SettingError
-from researchgym.terminal import console, fail, progress_bar
+from researchgym.terminal import console, fail, print_table, progress_bar
 
 surrogate_app = typer.Typer(
     help="Fit and inspect surrogate models of an env.", no_args_is_help=True
@@ -71,12 +70,12 @@ def generate(
             statuses[status] = statuses.get(status, 0) + 1
             failures = sum(v for k, v in statuses.items() if k != "ok")
             progress.update(bar, advance=1, status=f"{failures} failed")
-    table = Table(title=f"{len(pending)} runs in {time.perf_counter() - started:.1f}s")
-    table.add_column("status")
-    table.add_column("runs", justify="right")
-    for status, count in sorted(statuses.items()):
-        table.add_row(status, str(count))
-    console.print(table)
+    print_table(
+        ("status", "runs"),
+        sorted(statuses.items()),
+        title=f"{len(pending)} runs in {time.perf_counter() - started:.1f}s",
+        numeric=("runs",),
+    )
 
 
 @surrogate_app.command("fit")
@@ -111,22 +110,20 @@ def surrogate_fit(
             fail(str(exc))
     path = model.save(output)
     f = model.fidelity
-    table = Table(title=f"surrogate of {env}: fidelity on held-out (task, metaprogram) pairs")
-    for column in ("Spearman", "Kendall", "held-out runs", "training runs", "seed noise (std)"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        f"{f.spearman:.3f}",
-        f"{f.kendall:.3f}",
-        str(f.n_test),
-        str(f.n_train),
-        f"{model.noise_std:.4f}",
+    columns = ("Spearman", "Kendall", "held-out runs", "training runs", "seed noise (std)")
+    print_table(
+        columns,
+        [(f"{f.spearman:.3f}", f"{f.kendall:.3f}", f.n_test, f.n_train, f"{model.noise_std:.4f}")],
+        title=f"surrogate of {env}: fidelity on held-out (task, metaprogram) pairs",
+        numeric=columns,
     )
-    console.print(table)
     console.print(f"saved {path} and {path.with_suffix('.json')}")
 
 
 def rerun_command(
-    run_id: Annotated[str, typer.Argument(help="run_id of a stored step")],
+    run_id: Annotated[
+        str, typer.Argument(help="run_id of a stored step, or a prefix only it starts with")
+    ],
     store: Annotated[
         Path | None, typer.Option(help="store (default: $RESEARCHGYM_STORE or ./datasets_store)")
     ] = None,
@@ -145,18 +142,24 @@ def rerun_command(
             report = rerun(opened, run_id, device=device)
     except (LookupError, ValueError, FileNotFoundError, gym.error.Error) as exc:
         fail(str(exc))
-    table = Table(
-        title=f"rerun of {run_id} ({report.env_id}, task {report.task}, seed {report.seed})"
-    )
-    for column in ("metric", "recorded", "measured", "difference"):
-        table.add_column(column, justify="right")
+    columns = ("metric", "recorded", "measured", "difference")
+    rows = []
     for name in sorted(report.recorded.keys() | report.measured.keys()):
         rec, mea = report.recorded.get(name), report.measured.get(name)
-        diff = "-" if rec is None or mea is None else f"{mea - rec:+.3g}"
-        table.add_row(
-            name, "-" if rec is None else f"{rec:.6f}", "-" if mea is None else f"{mea:.6f}", diff
+        rows.append(
+            (
+                name,
+                "-" if rec is None else f"{rec:.6f}",
+                "-" if mea is None else f"{mea:.6f}",
+                "-" if rec is None or mea is None else f"{mea - rec:+.3g}",
+            )
         )
-    console.print(table)
+    print_table(
+        columns,
+        rows,
+        title=f"rerun of {report.run_id} ({report.env_id}, task {report.task}, seed {report.seed})",
+        numeric=columns[1:],
+    )
     if report.matches:
         metrics = "bitwise-equal" if report.same_host else "within the cross-host tolerance"
         console.print(f"[bold green]match[/]: same status, metrics {metrics}")

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from researchgym.cli.common import StoreOption, make_env, unknown_env
 from researchgym.planning import (
@@ -22,7 +21,7 @@ from researchgym.planning import (
 from researchgym.planning import rollout as rollout_campaigns
 from researchgym.spaces import SettingError
 from researchgym.store import store_option
-from researchgym.terminal import console, fail, progress_bar
+from researchgym.terminal import console, fail, print_table, progress_bar
 
 #: The trainer protocol's arguments and the ``train`` options that give them.
 _TRAINER_FLAGS = {
@@ -134,31 +133,25 @@ def rollout(
         except (PlannerError, SettingError) as exc:
             fail(str(exc))
 
-    table = Table(title=f"{planner.name} on {env_id}")
-    for column in (
-        "ep",
-        "step",
-        "task",
-        "status",
-        "val score",
-        "test score",
-        "seconds",
-        "key settings",
-    ):
-        table.add_column(column, overflow="fold")
     steps_done = [s for campaign in results for s in campaign.steps]
-    for s in steps_done:
-        table.add_row(
-            str(s.episode),
-            str(s.step),
-            s.task,
-            s.status,
-            "-" if s.score is None else f"{s.score:.4f}",
-            "-" if s.test_score is None else f"{s.test_score:.4f}",
-            f"{s.seconds:.2f}",
-            _key_settings(s.metaprogram),
-        )
-    console.print(table)
+    print_table(
+        ("ep", "step", "task", "status", "val score", "test score", "seconds", "key settings"),
+        [
+            (
+                s.episode,
+                s.step,
+                s.task,
+                s.status,
+                "-" if s.score is None else f"{s.score:.4f}",
+                "-" if s.test_score is None else f"{s.test_score:.4f}",
+                f"{s.seconds:.2f}",
+                _key_settings(s.metaprogram),
+            )
+            for s in steps_done
+        ],
+        title=f"{planner.name} on {env_id}",
+        numeric=("ep", "step", "val score", "test score", "seconds"),
+    )
     for task, best in best_per_task(results).items():  # scores of two tasks do not compare
         test = "-" if best.test_score is None else f"{best.test_score:.4f}"
         console.print(
@@ -405,8 +398,7 @@ def generation_loop_command(
         )
     except (PlannerError, SettingError, ValueError, FileNotFoundError, gym.error.Error) as exc:
         fail(str(exc))
-    table = Table(title=f"generation loop on {env}: held-out normalized regret per round")
-    for column in (
+    columns = (
         "round",
         "training runs",
         "train s",
@@ -414,20 +406,24 @@ def generation_loop_command(
         "IQR",
         "new runs",
         "mean best (new campaigns)",
-    ):
-        table.add_column(column, justify="right")
-    for r in reports:
-        best = "-" if r.campaign_best_mean is None else f"{r.campaign_best_mean:.4f}"
-        table.add_row(
-            str(r.round),
-            str(r.training_runs),
-            f"{r.train_seconds:.0f}",
-            f"{r.held_out_median_regret:.4f}",
-            f"{r.held_out_q25:.4f}-{r.held_out_q75:.4f}",
-            str(r.new_runs),
-            best,
-        )
-    console.print(table)
+    )
+    print_table(
+        columns,
+        [
+            (
+                r.round,
+                r.training_runs,
+                f"{r.train_seconds:.0f}",
+                f"{r.held_out_median_regret:.4f}",
+                f"{r.held_out_q25:.4f}-{r.held_out_q75:.4f}",
+                r.new_runs,
+                "-" if r.campaign_best_mean is None else f"{r.campaign_best_mean:.4f}",
+            )
+            for r in reports
+        ],
+        title=f"generation loop on {env}: held-out normalized regret per round",
+        numeric=columns,
+    )
     console.print(f"wrote {out / 'rounds.json'} and {out / 'rounds.png'}")
 
 

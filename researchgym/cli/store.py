@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from researchgym.cli.common import StoreOption
 from researchgym.store import ENV_VAR, Store, resolve_store_path
-from researchgym.terminal import console, fail, progress_bar
+from researchgym.terminal import console, fail, print_table, progress_bar
 
 
 class QueryFormat(str, Enum):
@@ -116,20 +115,16 @@ def query(
     finally:
         s.close()
     if format is QueryFormat.table:
-        table = Table(show_lines=False, caption=None)
-        for name in result.column_names:
-            table.add_column(name, overflow="fold")
-        for row in result.slice(0, limit).to_pylist():
-            table.add_row(*(_cell(v) for v in row.values()))
         shown = min(limit, result.num_rows)
-        table.caption = f"{result.num_rows} rows" + (
+        caption = f"{result.num_rows} rows" + (
             f" (showing {shown}; --limit to see more)" if shown < result.num_rows else ""
         )
-        if output is not None:
-            with open(output, "w") as f:
-                Console(file=f, width=200).print(table)
+        rows = [[_cell(v) for v in row.values()] for row in result.slice(0, limit).to_pylist()]
+        if output is None:
+            print_table(result.column_names, rows, caption=caption)
         else:
-            console.print(table)
+            with open(output, "w") as f:
+                print_table(result.column_names, rows, caption=caption, file=f)
         return
     if format is QueryFormat.parquet:
         if output is None:
@@ -173,30 +168,27 @@ def info(
         sys.stdout.write(json.dumps(summary, indent=1) + "\n")
         return
     files = summary["files"]
-    overview = Table(title=f"store {summary['path']}", show_header=False)
-    overview.add_column("what")
-    overview.add_column("value")
-    overview.add_row("rows", f"{summary['rows']:,}")
-    overview.add_row("episodes", f"{summary['episodes']:,}")
-    overview.add_row("envs", f"{summary['envs']:,}")
-    overview.add_row(
-        "files",
+    file_counts = (
         f"{files['steps'] + files['compacted']} ({files['steps']} small, "
         f"{files['compacted']} compacted, {files['skipped']} skipped, "
-        f"{files['temporary']} temporary)",
+        f"{files['temporary']} temporary)"
     )
-    overview.add_row("size", _human_bytes(summary["size_bytes"]))
-    overview.add_row("on disk", _human_bytes(summary["disk_bytes"]))
-    overview.add_row("generation", str(summary["generation"]))
-    console.print(overview)
+    print_table(
+        ("what", "value"),
+        [
+            ("rows", f"{summary['rows']:,}"),
+            ("episodes", f"{summary['episodes']:,}"),
+            ("envs", f"{summary['envs']:,}"),
+            ("files", file_counts),
+            ("size", _human_bytes(summary["size_bytes"])),
+            ("on disk", _human_bytes(summary["disk_bytes"])),
+            ("generation", summary["generation"]),
+        ],
+        title=f"store {summary['path']}",
+    )
     for path in summary["skipped_files"]:
-        console.print(f"[yellow]skipped unreadable file:[/yellow] {path}")
-    schema = Table(title="schema of view steps")
-    schema.add_column("column")
-    schema.add_column("type")
-    for name, type_ in summary["schema"]:
-        schema.add_row(name, type_)
-    console.print(schema)
+        console.print(f"[yellow]skipped unreadable file:[/yellow] {escape(str(path))}")
+    print_table(("column", "type"), summary["schema"], title="schema of view steps")
 
 
 @store_app.command("compact")

@@ -23,13 +23,17 @@ _ENTRY_POINT = "researchgym.envs.research_env:ResearchEnv"
 _FAST_ENVS: dict[str, tuple[str, str]] = {
     "researchgym/Replay-v0": (
         "researchgym.envs.replay:make_replay_env",
-        "answers each step from the recorded runs of the env named by source= "
-        "(Digits-v0 by default), without training",
+        (
+            "answers each step from the recorded runs of the env named by source= "
+            "(Digits-v0 by default), without training"
+        ),
     ),
     "researchgym/Surrogate-v0": (
         "researchgym.envs.surrogate:make_surrogate_env",
-        "predicts each step's metrics with a model fitted on the recorded runs of the env "
-        "named by source= (Digits-v0 by default), without training",
+        (
+            "predicts each step's metrics with a model fitted on the recorded runs of the env "
+            "named by source= (Digits-v0 by default), without training"
+        ),
     ),
 }
 

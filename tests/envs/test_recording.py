@@ -45,6 +45,22 @@ def test_a_row_has_every_column_the_task_features_and_the_source(tmp_path):
     assert second["task_features"] == first["task_features"]
 
 
+def test_last_run_id_is_the_run_id_of_the_latest_recorded_step(tmp_path):
+    env = gym.make(TABULAR, store=tmp_path, budget=2, device="cpu")
+    env.reset(seed=0, options={"task": "iris"})
+    assert env.unwrapped.last_run_id is None
+    ids = []
+    for _ in range(2):
+        env.step(env.unwrapped.to_action(CHEAP))
+        ids.append(env.unwrapped.last_run_id)
+    env.close()
+    assert ids == [row["run_id"] for row in rows(tmp_path)]
+    unrecorded = gym.make(TABULAR, store=False, budget=1, device="cpu")
+    unrecorded.reset(seed=0, options={"task": "iris"})
+    unrecorded.step(unrecorded.unwrapped.to_action(CHEAP))
+    assert unrecorded.unwrapped.last_run_id is None
+
+
 def test_reset_options_name_the_agent_of_one_campaign(tmp_path):
     env = gym.make(TABULAR, store=tmp_path, budget=1, device="cpu", agent="default")
     for options in ({"agent": "tpe"}, {}):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import typer
+from rich.text import Text
 from store_rows import make_episode
 from typer.testing import CliRunner
 
@@ -57,8 +59,13 @@ def _ok(result: typer.testing.Result) -> str:
 
 def test_query_formats(app: typer.Typer, runner: CliRunner, path: Path, tmp_path: Path) -> None:
     sql = "SELECT campaign_id, count(*) AS n, list(step ORDER BY step) AS steps FROM steps GROUP BY 1 ORDER BY n"
-    out = _ok(runner.invoke(app, ["query", sql, "--store", str(path)]))
-    assert "campaign_id" in out and "2 rows" in out
+    result = runner.invoke(app, ["query", sql, "--store", str(path)])
+    header, *rows = [line.split("\t") for line in _ok(result).splitlines()]
+    assert header == ["campaign_id", "n", "steps"] and [r[1:] for r in rows] == [
+        ["3", "[0, 1, 2]"],
+        ["4", "[0, 1, 2, 3]"],
+    ]
+    assert result.stderr == "2 rows\n"
     rows = json.loads(
         _ok(runner.invoke(app, ["query", sql, "--store", str(path), "--format", "json"]))
     )
@@ -75,10 +82,38 @@ def test_query_formats(app: typer.Typer, runner: CliRunner, path: Path, tmp_path
     assert result.exit_code == 2 and "--output" in result.output
     result = runner.invoke(app, ["query", "SELEC nonsense", "--store", str(path)])
     assert result.exit_code == 2 and "query failed" in result.output
-    shown = _ok(
-        runner.invoke(app, ["query", "SELECT * FROM steps", "--store", str(path), "--limit", "2"])
+    shown = runner.invoke(
+        app, ["query", "SELECT * FROM steps", "--store", str(path), "--limit", "2"]
     )
-    assert "7 rows (showing 2" in shown
+    assert len(_ok(shown).splitlines()) == 3 and "7 rows (showing 2" in shown.stderr
+    target = tmp_path / "q.txt"
+    _ok(runner.invoke(app, ["query", sql, "--store", str(path), "-o", str(target)]))
+    assert target.read_text().splitlines()[0] == "campaign_id\tn\tsteps"
+
+
+def test_query_shows_whole_run_ids_at_80_columns(app: typer.Typer, path: Path) -> None:
+    sql = "SELECT * FROM steps ORDER BY run_id LIMIT 2"
+    with Store(path) as store:
+        columns = store.sql(sql).column_names
+        run_ids = store.sql("SELECT run_id FROM steps ORDER BY run_id LIMIT 2").column(0)
+    terminal = CliRunner(env={"COLUMNS": "80", "TTY_COMPATIBLE": "1"})
+    text = Text.from_ansi(_ok(terminal.invoke(app, ["query", sql, "--store", str(path)]))).plain
+    words = set(re.split(r"[\s│┃]+", text))
+    assert {*run_ids.to_pylist(), *columns} <= words
+
+
+def test_query_piped_prints_tab_separated_rows(app: typer.Typer, path: Path) -> None:
+    sql = "SELECT run_id, campaign_id, val_score FROM steps ORDER BY run_id"
+    result = CliRunner(env={"TTY_COMPATIBLE": "0"}).invoke(
+        app, ["query", sql, "--store", str(path)]
+    )
+    out = _ok(result)
+    assert not set("│┃━─") & set(out) and "\x1b" not in out
+    with Store(path) as store:
+        expected = store.sql(sql).to_pylist()
+    header, *rows = [line.split("\t") for line in out.splitlines()]
+    assert header == ["run_id", "campaign_id", "val_score"]
+    assert [row[:2] for row in rows] == [[r["run_id"], r["campaign_id"]] for r in expected]
 
 
 def test_store_env_var_and_missing_store(

@@ -16,6 +16,7 @@ from arrow_fs_backend import ArrowFileSystemBackend
 from store_rows import make_episode, make_row
 
 import researchgym.store.catalog as catalog_module
+from researchgym.errors import ConfigError, NotFound
 from researchgym.store import CorruptFileWarning, Store, StoreError
 from researchgym.store.store import BACKENDS
 from researchgym.store.tables import rows_to_table
@@ -282,6 +283,25 @@ def test_run_by_id(filled: Store) -> None:
     row = filled.run(run_id)
     assert row is not None and row["run_id"] == run_id and row["step"] == 3
     assert filled.run("no-such-run") is None
+
+
+def test_resolve_run_id_takes_a_unique_prefix(store: Store) -> None:
+    ids = ["abc1" + "0" * 28, "abc2" + "0" * 28, "abd0" + "0" * 28]
+    store.append_many(make_row("e" * 32, step, run_id=run_id) for step, run_id in enumerate(ids))
+    assert store.resolve_run_id("abd") == ids[2]
+    assert store.resolve_run_id(ids[0]) == ids[0]  # a whole id is its own prefix
+    with pytest.raises(ConfigError, match=f"'ab' matches 3 runs .*{ids[0]}, {ids[1]}, {ids[2]}"):
+        store.resolve_run_id("ab")
+    with pytest.raises(NotFound, match="no stored step has a run_id starting with 'abe'"):
+        store.resolve_run_id("abe")
+    with pytest.raises(ConfigError, match="empty"):
+        store.resolve_run_id("")
+
+
+def test_resolve_run_id_lists_a_few_of_many_matches(store: Store) -> None:
+    store.append_many(make_row("f" * 32, step, run_id=f"{step:032x}") for step in range(8))
+    with pytest.raises(ConfigError, match=r"matches 8 runs \(0{32}, .*, 0{31}4, \.\.\.\)"):
+        store.resolve_run_id("0")
 
 
 def test_runs_rejects_unknown_columns(filled: Store) -> None:
