@@ -9,7 +9,8 @@ Tables go through :func:`print_table`, the one place that decides how they look:
 * anywhere else (a pipe, a file), plain text as the DuckDB and git command
   lines print it: a header and one line per row, tab-separated, with no box
   characters, colours or cut values; the title and the caption go to stderr,
-  so that stdout holds the data only.
+  so that stdout holds the data only. Other lines are not broken at a width
+  there, and progress bars are not shown.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from rich.text import Text
 __all__ = ["console", "fail", "print_table", "progress_bar"]
 
 console = Console()
+console.soft_wrap = not console.is_terminal  # lines for a pipe or a file are not broken at 80
 
 
 def fail(message: str) -> NoReturn:
@@ -47,7 +49,8 @@ def fail(message: str) -> NoReturn:
 def progress_bar() -> Progress:
     """A bar with done/total, a free-text ``status`` field, elapsed time and ETA.
 
-    Add tasks with ``status=""`` and update the field with ``status=...``.
+    Add tasks with ``status=""`` and update the field with ``status=...``. Shown
+    on a terminal only.
     """
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -57,6 +60,7 @@ def progress_bar() -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
+        disable=not console.is_terminal,
     )
 
 
@@ -93,8 +97,9 @@ def print_table(
         caption=None if caption is None else Text(caption),
     )
     for name, width in zip(columns, widths, strict=True):
-        justify = "right" if name in numeric else "left"
-        table.add_column(Text(name), width=width, justify=justify, overflow="fold")
+        table.add_column(
+            Text(name), width=width, justify="right" if name in numeric else "left", overflow="fold"
+        )
     for row in cells:
         table.add_row(*(Text(cell) for cell in row))
     console.print(table)

@@ -37,20 +37,15 @@ def envs(
             title=f"settings of {schema}",
         )
         return
-    rows = []
-    for env_id in (*researchgym.ENV_IDS, *FILE_ENV_IDS):
-        suite = get_suite(gym.spec(env_id).kwargs["suite"])
-        rows.append(
-            (
-                env_id,
-                ", ".join(suite.tasks),
-                len(suite.make_schema()),
-                env_description(env_id),
-            )
-        )
-    rows += [
-        (env_id, "of source=", "of source=", env_description(env_id)) for env_id in FAST_ENV_IDS
-    ]
+    rows: list[tuple[object, ...]] = []
+    for env_id in (*researchgym.ENV_IDS, *FILE_ENV_IDS, *FAST_ENV_IDS):
+        kwargs = gym.spec(env_id).kwargs
+        if "suite" in kwargs:
+            suite = get_suite(kwargs["suite"])
+            tasks, settings = ", ".join(suite.tasks), len(suite.make_schema())
+            rows.append((env_id, tasks, settings, env_description(env_id)))
+        else:  # Replay-v0 and Surrogate-v0 answer for the env named by source=
+            rows.append((env_id, "of source=", "of source=", env_description(env_id)))
     print_table(
         ("id", "tasks", "settings", "description"),
         rows,
