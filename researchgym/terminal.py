@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import NoReturn, TextIO
 
 import typer
+from rich import box
 from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
@@ -88,13 +89,17 @@ def print_table(
     if file is not None or not console.is_terminal:
         _print_plain(columns, cells, title, caption, file or sys.stdout)
         return
-    widths = _fit(columns, cells, room=console.width - 3 * len(columns) - 1)
+    widths = _fit(columns, cells, room=console.width - 2 * (len(columns) - 1))
     if widths is None:
         _print_records(columns, cells, title, caption)
         return
     table = Table(
         title=None if title is None else Text(title),
         caption=None if caption is None else Text(caption),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
     )
     for name, width in zip(columns, widths, strict=True):
         table.add_column(
