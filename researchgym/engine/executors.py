@@ -25,11 +25,12 @@ from typing import Any, NamedTuple
 import torch
 
 from researchgym.engine.hooks import Deadline, Hook, TrainingTimeout
+from researchgym.engine.jobs import Executor, Result
 from researchgym.engine.tasks import TaskRef
-from researchgym.engine.train import Result, resolve_device, train
+from researchgym.engine.train import resolve_device, train
 from researchgym.errors import ConfigError, StateError
 
-__all__ = ["Executor", "InProcessExecutor", "SubprocessExecutor", "failure_result"]
+__all__ = ["InProcessExecutor", "SubprocessExecutor", "failure_result"]
 
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 _READY = "ready"
@@ -49,23 +50,6 @@ def failure_result(exc: BaseException, seconds: float = 0.0) -> Result:
         status = "error"
         message = message + "\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
     return Result(status=status, error=message, seconds=seconds)
-
-
-class Executor:
-    """Runs training jobs. Subclasses implement :meth:`run`."""
-
-    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
-        """Train and return a result; never raises for a failed job.
-
-        Args:
-            metaprogram: validated settings with defaults filled.
-            task: the task to train on (its name and, for file datasets, their directory).
-            seed: seeds the job.
-        """
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release workers and other resources."""
 
 
 class InProcessExecutor(Executor):

@@ -185,7 +185,7 @@ class ResearchEnv(gym.Env):
 
     # --- gymnasium API ---------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        from researchgym.engine import TaskError, load_task_data
+        from researchgym.engine import TaskError, task_info
 
         super().reset(seed=seed)
         options = options or {}
@@ -200,14 +200,14 @@ class ResearchEnv(gym.Env):
         agent = options.get("agent", self.agent)
         _check_agent(agent)
         self._task_ref = self._task_refs[task]
-        data = load_task_data(self._task_ref)
+        described = task_info(self._task_ref)
         self._view = CampaignView(
             task=task,
-            task_description=data.description,
-            task_features=data.features(),
+            task_description=described.description,
+            task_features=described.features,
             budget=self.budget,
         )
-        self._chance = data.chance
+        self._chance = described.chance
         self.recorder.start_campaign(self._view, campaign_id=uuid.uuid4().hex, agent=agent)
         info = {"task": task, "campaign_id": self.campaign_id, "budget": self.budget}
         return self.interface.observe(self._view), info
