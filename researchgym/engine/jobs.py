@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from researchgym.engine.tasks import TaskRef
 
@@ -62,3 +62,9 @@ class Executor:
 
     def close(self) -> None:
         """Release workers and other resources."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
