@@ -20,7 +20,7 @@ if TYPE_CHECKING:
         task_info,
         task_name,
     )
-    from researchgym.engine.estimate import BudgetError, Estimate, check_budget, estimate
+    from researchgym.engine.estimation import BudgetError, Estimate, check_budget, estimate
     from researchgym.engine.executors import InProcessExecutor, SubprocessExecutor, failure_result
     from researchgym.engine.hooks import (
         Deadline,
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from researchgym.engine.models import build_model, count_parameters
     from researchgym.engine.settings import ARCH, data_settings, model_settings, pipeline_settings
     from researchgym.engine.tasks import TaskError, TaskRef
-    from researchgym.engine.train import TrainCheck, check_trainable, resolve_device, train
+    from researchgym.engine.training import TrainCheck, check_trainable, resolve_device, train
     from researchgym.engine.unit_tree import build_unit_tree, estimate_unit_tree
 
 # public name -> module that defines it, imported on first access
@@ -47,10 +47,10 @@ _LAZY = {
     "task_name": "researchgym.engine.datasets",
     "TaskInfo": "researchgym.engine.datasets",
     "task_info": "researchgym.engine.datasets",
-    "BudgetError": "researchgym.engine.estimate",
-    "Estimate": "researchgym.engine.estimate",
-    "check_budget": "researchgym.engine.estimate",
-    "estimate": "researchgym.engine.estimate",
+    "BudgetError": "researchgym.engine.estimation",
+    "Estimate": "researchgym.engine.estimation",
+    "check_budget": "researchgym.engine.estimation",
+    "estimate": "researchgym.engine.estimation",
     "InProcessExecutor": "researchgym.engine.executors",
     "SubprocessExecutor": "researchgym.engine.executors",
     "failure_result": "researchgym.engine.executors",
@@ -70,10 +70,10 @@ _LAZY = {
     "pipeline_settings": "researchgym.engine.settings",
     "TaskError": "researchgym.engine.tasks",
     "TaskRef": "researchgym.engine.tasks",
-    "TrainCheck": "researchgym.engine.train",
-    "check_trainable": "researchgym.engine.train",
-    "resolve_device": "researchgym.engine.train",
-    "train": "researchgym.engine.train",
+    "TrainCheck": "researchgym.engine.training",
+    "check_trainable": "researchgym.engine.training",
+    "resolve_device": "researchgym.engine.training",
+    "train": "researchgym.engine.training",
     "build_unit_tree": "researchgym.engine.unit_tree",
     "estimate_unit_tree": "researchgym.engine.unit_tree",
 }

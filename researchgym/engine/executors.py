@@ -32,7 +32,7 @@ import torch
 from researchgym.engine.hooks import Deadline, Hook, TrainingTimeout
 from researchgym.engine.jobs import Executor, Result
 from researchgym.engine.tasks import TaskRef
-from researchgym.engine.train import resolve_device, train
+from researchgym.engine.training import resolve_device, train
 from researchgym.errors import ConfigError, StateError
 
 __all__ = ["InProcessExecutor", "SubprocessExecutor", "failure_result"]
