@@ -17,7 +17,7 @@ if TYPE_CHECKING:
         TaskInfo,
         check_task,
         parse_task,
-        task_info,
+        shipped_task_info,
         task_name,
     )
     from researchgym.engine.estimation import BudgetError, Estimate, check_budget, estimate
@@ -46,7 +46,7 @@ _LAZY = {
     "parse_task": "researchgym.engine.datasets",
     "task_name": "researchgym.engine.datasets",
     "TaskInfo": "researchgym.engine.datasets",
-    "task_info": "researchgym.engine.datasets",
+    "shipped_task_info": "researchgym.engine.datasets",
     "BudgetError": "researchgym.engine.estimation",
     "Estimate": "researchgym.engine.estimation",
     "check_budget": "researchgym.engine.estimation",
@@ -113,7 +113,7 @@ __all__ = [
     "parse_task",
     "pipeline_settings",
     "resolve_device",
-    "task_info",
+    "shipped_task_info",
     "task_name",
     "train",
 ]

@@ -25,20 +25,30 @@ Kinds of dataset:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
 from researchgym.engine import sequence_tasks
-from researchgym.engine.datasets import DatasetSpec, TaskInfo, loader_arguments
+from researchgym.engine.datasets import TASK_INFO_FILE, DatasetSpec, TaskInfo, loader_arguments
 from researchgym.engine.splits import TaskSplits
 from researchgym.engine.tasks import TaskRef
 from researchgym.errors import shorten
 from researchgym.spaces import SettingError
 
-__all__ = ["IGNORE", "SEQUENCE_KINDS", "TaskData", "augment_images", "load_task_data"]
+__all__ = [
+    "IGNORE",
+    "SEQUENCE_KINDS",
+    "TaskData",
+    "augment_images",
+    "load_task_data",
+    "write_task_info",
+]
 
 IGNORE = sequence_tasks.IGNORE  # target of positions that are not scored
 SEQUENCE_KINDS = ("sequence", "language")
@@ -214,3 +224,12 @@ def augment_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     shifts = torch.randint(0, 3, (2,), generator=generator, device=generator.device)
     dy, dx = int(shifts[0]), int(shifts[1])
     return padded[:, :, dy : dy + h, dx : dx + w]
+
+
+def write_task_info(tasks: Iterable[str], path: str | Path = TASK_INFO_FILE) -> Path:
+    """Compute the infos of ``tasks`` from their data and write them as JSON to ``path``
+    (by default the file of built-in task infos that envs read instead of loading data)."""
+    infos = {task: asdict(load_task_data(task).info) for task in sorted(set(tasks))}
+    path = Path(path)
+    path.write_text(json.dumps(infos, indent=1) + "\n")
+    return path

@@ -11,8 +11,8 @@ import functools
 import importlib.resources
 import json
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -31,9 +31,8 @@ __all__ = [
     "check_task",
     "loader_arguments",
     "parse_task",
-    "task_info",
+    "shipped_task_info",
     "task_name",
-    "write_task_info",
 ]
 
 
@@ -250,7 +249,7 @@ class TaskInfo:
     chance: float
 
 
-#: Infos of the built-in tasks, computed from their data by :func:`write_task_info` and
+#: Infos of the built-in tasks, computed from their data by ``researchgym.engine.data.write_task_info`` and
 #: shipped as package data, so that envs that answer steps without training describe
 #: their tasks without loading any data (a test checks them against the data).
 TASK_INFO_FILE = Path(str(importlib.resources.files("researchgym") / "reference" / "tasks.json"))
@@ -261,23 +260,7 @@ def _shipped_task_info() -> dict[str, TaskInfo]:
     return {name: TaskInfo(**info) for name, info in json.loads(TASK_INFO_FILE.read_text()).items()}
 
 
-def task_info(task: TaskRef | str) -> TaskInfo:
-    """A task's description, features and chance score: shipped for built-in tasks, else
-    computed from the task's data."""
+def shipped_task_info(task: TaskRef | str) -> TaskInfo | None:
+    """The shipped info of a built-in task (``None`` for other tasks and tasks read from files)."""
     ref = TaskRef.of(task)
-    shipped = _shipped_task_info().get(ref.name) if ref.data_dir is None else None
-    if shipped is not None:
-        return shipped
-    from researchgym.engine.data import load_task_data
-
-    return load_task_data(ref).info
-
-
-def write_task_info(tasks: Iterable[str], path: str | Path = TASK_INFO_FILE) -> Path:
-    """Compute the infos of ``tasks`` from their data and write them as JSON to ``path``."""
-    from researchgym.engine.data import load_task_data
-
-    infos = {task: asdict(load_task_data(task).info) for task in sorted(set(tasks))}
-    path = Path(path)
-    path.write_text(json.dumps(infos, indent=1) + "\n")
-    return path
+    return _shipped_task_info().get(ref.name) if ref.data_dir is None else None

@@ -185,7 +185,7 @@ class ResearchEnv(gym.Env):
 
     # --- gymnasium API ---------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        from researchgym.engine import TaskError, task_info
+        from researchgym.engine import TaskError, shipped_task_info
 
         super().reset(seed=seed)
         options = options or {}
@@ -200,7 +200,11 @@ class ResearchEnv(gym.Env):
         agent = options.get("agent", self.agent)
         _check_agent(agent)
         self._task_ref = self._task_refs[task]
-        described = task_info(self._task_ref)
+        described = shipped_task_info(self._task_ref)
+        if described is None:
+            from researchgym.engine import load_task_data
+
+            described = load_task_data(self._task_ref).info
         self._view = CampaignView(
             task=task,
             task_description=described.description,

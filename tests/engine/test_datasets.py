@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import pytest
 
-from researchgym.engine import TaskRef, load_task_data, task_info
+from researchgym.engine import TaskRef, load_task_data, shipped_task_info
 from researchgym.engine.datasets import _shipped_task_info
 from researchgym.envs.suites import SUITES
 
@@ -15,17 +15,17 @@ BUILT_IN = sorted({t for s in SUITES.values() if not s.reads_files for t in s.al
 
 def test_every_built_in_task_has_a_shipped_info():
     assert sorted(_shipped_task_info()) == BUILT_IN, (
-        "regenerate with researchgym.engine.datasets.write_task_info(tasks)"
+        "regenerate with researchgym.engine.data.write_task_info(tasks)"
     )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", BUILT_IN)
 def test_shipped_info_is_the_info_of_the_data(task):
-    assert asdict(task_info(task)) == asdict(load_task_data(task).info)
+    assert asdict(shipped_task_info(task)) == asdict(load_task_data(task).info)
 
 
-def test_tasks_without_a_shipped_info_are_described_from_their_data():
-    task = "synth_cls?seed=77"
-    assert task not in _shipped_task_info()
-    assert task_info(TaskRef(task)) == load_task_data(task).info
+def test_only_built_in_tasks_without_files_have_a_shipped_info(tmp_path):
+    assert shipped_task_info("synth_cls?seed=77") is None
+    assert shipped_task_info(TaskRef("mnist", data_dir=tmp_path)) is None
+    assert shipped_task_info(TaskRef("digits")) == load_task_data("digits").info

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-import researchgym.engine as engine
+from researchgym import engine
 
 
 def test_every_public_name_is_the_object_its_module_defines():
