@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from researchgym.errors import StateError, shorten
@@ -767,6 +766,8 @@ class _Vectors:
 
 def _split_episodes(table: pa.Table, keep_last: bool) -> tuple[list[Episode], pa.Table | None]:
     """Cut a campaign-sorted table into episodes; optionally hold back the last one."""
+    import pyarrow.compute as pc  # only episode iteration needs Arrow compute kernels
+
     n = table.num_rows
     if n == 0:
         return [], None
