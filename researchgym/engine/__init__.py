@@ -1,40 +1,82 @@
-"""The engine: components, the training loop and the executors that run it."""
+"""The engine: components, the training loop and the executors that run it.
 
-from researchgym.engine.data import (
-    DATASETS,
-    TaskData,
-    check_task,
-    data_settings,
-    load_task_data,
-    parse_task,
-    task_name,
-)
-from researchgym.engine.estimate import BudgetError, Estimate, check_budget, estimate
-from researchgym.engine.executors import (
-    Executor,
-    InProcessExecutor,
-    SubprocessExecutor,
-    failure_result,
-)
-from researchgym.engine.hooks import (
-    Deadline,
-    EarlyStopping,
-    Hook,
-    LambdaHook,
-    TrainingState,
-    TrainingTimeout,
-)
-from researchgym.engine.models import build_model, count_parameters, model_settings
-from researchgym.engine.tasks import TaskError, TaskRef
-from researchgym.engine.train import (
-    Result,
-    TrainCheck,
-    check_trainable,
-    pipeline_settings,
-    resolve_device,
-    train,
-)
-from researchgym.engine.unit_tree import ARCH, build_unit_tree, estimate_unit_tree
+Names are imported on first use, so that code needing only settings declarations,
+task references or results (schemas, suites, replayed and surrogate steps) never
+imports torch or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from researchgym.engine.data import TaskData, load_task_data
+    from researchgym.engine.datasets import (
+        DATASETS,
+        TaskInfo,
+        check_task,
+        parse_task,
+        shipped_task_info,
+        task_name,
+    )
+    from researchgym.engine.estimation import BudgetError, Estimate, check_budget, estimate
+    from researchgym.engine.executors import InProcessExecutor, SubprocessExecutor, failure_result
+    from researchgym.engine.hooks import (
+        Deadline,
+        EarlyStopping,
+        Hook,
+        LambdaHook,
+        TrainingState,
+        TrainingTimeout,
+    )
+    from researchgym.engine.jobs import Executor, Result
+    from researchgym.engine.models import build_model, count_parameters
+    from researchgym.engine.settings import ARCH, data_settings, model_settings, pipeline_settings
+    from researchgym.engine.tasks import TaskError, TaskRef
+    from researchgym.engine.training import TrainCheck, check_trainable, resolve_device, train
+    from researchgym.engine.unit_tree import build_unit_tree, estimate_unit_tree
+
+# public name -> module that defines it, imported on first access
+_LAZY = {
+    "TaskData": "researchgym.engine.data",
+    "load_task_data": "researchgym.engine.data",
+    "DATASETS": "researchgym.engine.datasets",
+    "check_task": "researchgym.engine.datasets",
+    "parse_task": "researchgym.engine.datasets",
+    "task_name": "researchgym.engine.datasets",
+    "TaskInfo": "researchgym.engine.datasets",
+    "shipped_task_info": "researchgym.engine.datasets",
+    "BudgetError": "researchgym.engine.estimation",
+    "Estimate": "researchgym.engine.estimation",
+    "check_budget": "researchgym.engine.estimation",
+    "estimate": "researchgym.engine.estimation",
+    "InProcessExecutor": "researchgym.engine.executors",
+    "SubprocessExecutor": "researchgym.engine.executors",
+    "failure_result": "researchgym.engine.executors",
+    "Deadline": "researchgym.engine.hooks",
+    "EarlyStopping": "researchgym.engine.hooks",
+    "Hook": "researchgym.engine.hooks",
+    "LambdaHook": "researchgym.engine.hooks",
+    "TrainingState": "researchgym.engine.hooks",
+    "TrainingTimeout": "researchgym.engine.hooks",
+    "Executor": "researchgym.engine.jobs",
+    "Result": "researchgym.engine.jobs",
+    "build_model": "researchgym.engine.models",
+    "count_parameters": "researchgym.engine.models",
+    "ARCH": "researchgym.engine.settings",
+    "data_settings": "researchgym.engine.settings",
+    "model_settings": "researchgym.engine.settings",
+    "pipeline_settings": "researchgym.engine.settings",
+    "TaskError": "researchgym.engine.tasks",
+    "TaskRef": "researchgym.engine.tasks",
+    "TrainCheck": "researchgym.engine.training",
+    "check_trainable": "researchgym.engine.training",
+    "resolve_device": "researchgym.engine.training",
+    "train": "researchgym.engine.training",
+    "build_unit_tree": "researchgym.engine.unit_tree",
+    "estimate_unit_tree": "researchgym.engine.unit_tree",
+}
 
 __all__ = [
     "ARCH",
@@ -51,6 +93,7 @@ __all__ = [
     "SubprocessExecutor",
     "TaskData",
     "TaskError",
+    "TaskInfo",
     "TaskRef",
     "TrainCheck",
     "TrainingState",
@@ -70,6 +113,20 @@ __all__ = [
     "parse_task",
     "pipeline_settings",
     "resolve_device",
+    "shipped_task_info",
     "task_name",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'researchgym.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -9,7 +9,7 @@ per dataset (they never depend on the training seed) so that runs with
 different seeds are compared on the same examples.
 
 A task is named by a string: a dataset name, optionally followed by parameters
-in URL query form, e.g. ``"mqar?n_pairs=16&vocab=64"`` (see :func:`task_name`);
+in URL query form, e.g. ``"mqar?n_pairs=16&vocab=64"`` (see ``researchgym.engine.datasets``);
 a :class:`~researchgym.engine.tasks.TaskRef` adds the directory of datasets read
 from files.
 
@@ -25,35 +25,29 @@ Kinds of dataset:
 from __future__ import annotations
 
 import functools
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlencode
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn import datasets as skdatasets
 from sklearn.model_selection import train_test_split
 
-from researchgym.engine import charlm, file_datasets, sequence_tasks, synthetic_tables
+from researchgym.engine import sequence_tasks
+from researchgym.engine.datasets import TASK_INFO_FILE, DatasetSpec, TaskInfo, loader_arguments
 from researchgym.engine.splits import TaskSplits
-from researchgym.engine.tasks import TaskError, TaskRef
+from researchgym.engine.tasks import TaskRef
 from researchgym.errors import shorten
-from researchgym.spaces import Bool, Categorical, Setting, SettingError
+from researchgym.spaces import SettingError
 
 __all__ = [
-    "DATASETS",
     "IGNORE",
     "SEQUENCE_KINDS",
-    "DatasetSpec",
     "TaskData",
     "augment_images",
-    "check_task",
-    "data_settings",
     "load_task_data",
-    "parse_task",
-    "task_name",
+    "write_task_info",
 ]
 
 IGNORE = sequence_tasks.IGNORE  # target of positions that are not scored
@@ -62,220 +56,6 @@ SEQUENCE_KINDS = ("sequence", "language")
 SPLIT_SEED = 20240601
 VAL_FRACTION = 0.2
 TEST_FRACTION = 0.2
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """How to load one dataset and what kind of problem it is.
-
-    Attributes:
-        name: dataset name (the part of a task name before ``?``).
-        load: ``(**params) -> (x, y)``, split here at random; or, with ``fixed_splits``,
-            ``(**params) -> TaskSplits`` with the dataset's own splits.
-        kind: ``"classification"``, ``"regression"``, ``"sequence"`` or ``"language"``.
-        image_shape: ``(channels, height, width)`` of image datasets.
-        description: one line for planners.
-        params: parameters a task name may set (``"mqar?n_pairs=16"``).
-        fixed_splits: see ``load``.
-        check: ``(**params) -> None``, a cheap check run before loading
-            (parameters in range, files present); raises ``ValueError`` or
-            ``FileNotFoundError``.
-        data_dir_var: for datasets read from files: the environment variable
-            naming their directory when the task reference gives none. Their
-            ``load`` and ``check`` also take the directory as ``data_dir``.
-    """
-
-    name: str
-    load: Callable[..., Any]
-    kind: str
-    image_shape: tuple[int, int, int] | None = None
-    description: str = ""
-    params: tuple[str, ...] = ()
-    fixed_splits: bool = False
-    check: Callable[..., Any] | None = None
-    data_dir_var: str | None = None
-
-
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    x, y = skdatasets.load_digits(return_X_y=True)
-    return x / 16.0, y
-
-
-def _sklearn(loader: Callable) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-    return lambda: loader(return_X_y=True)
-
-
-def _sequence_spec(task: sequence_tasks.SequenceTask) -> DatasetSpec:
-    return DatasetSpec(
-        task.name,
-        functools.partial(sequence_tasks.generate_splits, task.name),
-        "sequence",
-        description=task.description.format(**task.defaults),
-        params=tuple(task.defaults) + tuple(sequence_tasks.SPLIT_DEFAULTS),
-        fixed_splits=True,
-        check=functools.partial(sequence_tasks.validate_params, task.name),
-    )
-
-
-def _synthetic_spec(name: str, kind: str) -> DatasetSpec:
-    return DatasetSpec(
-        name,
-        functools.partial(synthetic_tables.generate, name),
-        kind,
-        description=f"synthetic {kind} table whose size, columns and noise are drawn from the seed",
-        params=tuple(synthetic_tables.DEFAULTS),
-        check=functools.partial(synthetic_tables.validate_params, name),
-    )
-
-
-def _corpus_spec(corpus: str) -> DatasetSpec:
-    return DatasetSpec(
-        corpus,
-        functools.partial(charlm.char_splits, corpus),
-        "language",
-        description=(
-            f"character language model of {charlm.CORPORA[corpus][1]}; "
-            "score = 1 - bits per character / 8"
-        ),
-        params=tuple(charlm.DEFAULTS),
-        fixed_splits=True,
-        check=functools.partial(charlm.validate_params, corpus),
-    )
-
-
-def _file_spec(
-    dataset: file_datasets.FileDataset, image_shape: tuple[int, int, int]
-) -> DatasetSpec:
-    def check(data_dir: str | None = None, n_train: str | None = None) -> None:
-        file_datasets.check_files(dataset.name, data_dir)
-
-    return DatasetSpec(
-        dataset.name,
-        functools.partial(file_datasets.load_file_dataset, dataset.name),
-        "classification",
-        image_shape,
-        f"{dataset.title} image classification, 10 classes (files from a user-given directory)",
-        params=("n_train",),
-        fixed_splits=True,
-        check=check,
-        data_dir_var=dataset.env_var,
-    )
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec
-    for spec in [
-        DatasetSpec(
-            "digits", _digits, "classification", (1, 8, 8), "8x8 handwritten digits, 10 classes"
-        ),
-        DatasetSpec(
-            "wine",
-            _sklearn(skdatasets.load_wine),
-            "classification",
-            None,
-            "wine cultivars from 13 chemical measurements, 3 classes",
-        ),
-        DatasetSpec(
-            "breast_cancer",
-            _sklearn(skdatasets.load_breast_cancer),
-            "classification",
-            None,
-            "malignant vs benign tumours from 30 cell features",
-        ),
-        DatasetSpec(
-            "iris",
-            _sklearn(skdatasets.load_iris),
-            "classification",
-            None,
-            "iris species from 4 flower measurements, 3 classes",
-        ),
-        DatasetSpec(
-            "diabetes",
-            _sklearn(skdatasets.load_diabetes),
-            "regression",
-            None,
-            "disease progression from 10 baseline variables",
-        ),
-        *(_synthetic_spec(name, kind) for name, kind in synthetic_tables.SYNTHETIC_KINDS.items()),
-        *(_sequence_spec(task) for task in sequence_tasks.SEQUENCE_TASKS.values()),
-        *(_corpus_spec(corpus) for corpus in charlm.CORPORA),
-        _file_spec(file_datasets.MNIST, (1, 28, 28)),
-        _file_spec(file_datasets.CIFAR10, (3, 32, 32)),
-    ]
-}
-
-
-def task_name(dataset: str, **params: Any) -> str:
-    """A task name from a dataset name and parameters: ``task_name("mqar", n_pairs=8)``."""
-    if not params:
-        return dataset
-    return f"{dataset}?{urlencode({k: str(v) for k, v in params.items()})}"
-
-
-def parse_task(task: TaskRef | str) -> tuple[DatasetSpec, dict[str, str]]:
-    """The dataset and parameters a task name stands for (the directory not included).
-
-    Raises:
-        TaskError: an unknown dataset, a malformed query, or a parameter the
-            dataset does not take.
-    """
-    ref = TaskRef.of(task)
-    spec = DATASETS.get(ref.dataset)
-    if spec is None:
-        raise TaskError(f"unknown dataset {shorten(ref.dataset)}; choose one of {sorted(DATASETS)}")
-    params = ref.params
-    for key in params:
-        if key == "data_dir" and spec.data_dir_var is not None:
-            raise TaskError(
-                f"task {shorten(ref.name)} names a directory, which is configuration and not "
-                "part of the task: give it as data_dir=... (gym.make(..., data_dir=...) or "
-                "TaskRef(name, data_dir=...))"
-            )
-        if key not in spec.params:
-            known = ", ".join(spec.params) if spec.params else "none"
-            raise TaskError(
-                f"task {shorten(ref.name)}: dataset {spec.name!r} has no parameter "
-                f"{shorten(key)} (parameters: {known})"
-            )
-    return spec, params
-
-
-def _loader_arguments(task: TaskRef) -> tuple[DatasetSpec, dict[str, str]]:
-    """The dataset of a task and the keyword arguments of its ``load`` and ``check``."""
-    spec, params = parse_task(task)
-    if task.data_dir is not None:
-        if spec.data_dir_var is None:
-            raise TaskError(
-                f"task {shorten(task.name)} reads no files, but the reference gives "
-                f"data_dir={os.fspath(task.data_dir)!r}; drop data_dir"
-            )
-        params["data_dir"] = os.fspath(task.data_dir)
-    return spec, params
-
-
-def check_task(task: TaskRef | str) -> DatasetSpec:
-    """Check that a task can be loaded (name, parameters, files) without loading it."""
-    spec, params = _loader_arguments(TaskRef.of(task))
-    if spec.check is not None:
-        spec.check(**params)
-    return spec
-
-
-def data_settings(images: bool) -> list[Setting]:
-    """Preprocessing settings of a dataset component."""
-    settings: list[Setting] = [
-        Categorical(
-            "data.scaling",
-            "standard",
-            choices=("standard", "minmax", "none"),
-            help="feature scaling fitted on the training split",
-        )
-    ]
-    if images:
-        settings.append(
-            Bool("data.augment", False, help="random one-pixel translations of training images")
-        )
-    return settings
 
 
 @dataclass(frozen=True)
@@ -315,6 +95,11 @@ class TaskData:
             "is_regression": float(self.kind == "regression"),
             "is_image": float(len(self.input_shape) == 3),
         }
+
+    @property
+    def info(self) -> TaskInfo:
+        """The task's description, features and chance score."""
+        return TaskInfo(self.description, self.features(), self.chance)
 
 
 def _split(x: np.ndarray, y: np.ndarray, kind: str):
@@ -398,7 +183,7 @@ def load_task_data(task: TaskRef | str, scaling: str = "standard", device: str =
 
 @functools.lru_cache(maxsize=32)
 def _load_task_data(task: TaskRef, scaling: str, device: str) -> TaskData:
-    spec, params = _loader_arguments(task)
+    spec, params = loader_arguments(task)
     name = task.name
     if spec.fixed_splits:
         return _fixed_task_data(spec, name, spec.load(**params), scaling, device)
@@ -439,3 +224,12 @@ def augment_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     shifts = torch.randint(0, 3, (2,), generator=generator, device=generator.device)
     dy, dx = int(shifts[0]), int(shifts[1])
     return padded[:, :, dy : dy + h, dx : dx + w]
+
+
+def write_task_info(tasks: Iterable[str], path: str | Path = TASK_INFO_FILE) -> Path:
+    """Compute the infos of ``tasks`` from their data and write them as JSON to ``path``
+    (by default the file of built-in task infos that envs read instead of loading data)."""
+    infos = {task: asdict(load_task_data(task).info) for task in sorted(set(tasks))}
+    path = Path(path)
+    path.write_text(json.dumps(infos, indent=1) + "\n")
+    return path

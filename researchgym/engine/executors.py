@@ -4,13 +4,17 @@ The env does not care which executor runs a step:
 
 * :class:`InProcessExecutor` calls ``train`` directly (fastest; the timeout is
   checked between epochs).
-* :class:`SubprocessExecutor` runs it in a worker process that is killed at the
-  wall-clock timeout and started with an address-space limit, so a runaway job
-  cannot take the caller down.
+* :class:`SubprocessExecutor` runs it in a warm worker process that is killed at
+  the wall-clock timeout and started with an address-space limit, so a runaway
+  job cannot take the caller down.
+
+Executors are context managers; ``close()`` (or leaving the ``with`` block, or the
+interpreter exiting) stops their workers.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import resource
@@ -18,6 +22,7 @@ import subprocess
 import sys
 import time
 import traceback
+import weakref
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
@@ -25,15 +30,24 @@ from typing import Any, NamedTuple
 import torch
 
 from researchgym.engine.hooks import Deadline, Hook, TrainingTimeout
+from researchgym.engine.jobs import Executor, Result
 from researchgym.engine.tasks import TaskRef
-from researchgym.engine.train import Result, resolve_device, train
+from researchgym.engine.training import resolve_device, train
 from researchgym.errors import ConfigError, StateError
 
-__all__ = ["Executor", "InProcessExecutor", "SubprocessExecutor", "failure_result"]
+__all__ = ["InProcessExecutor", "SubprocessExecutor", "failure_result"]
 
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 _READY = "ready"
 _STARTUP_SECONDS = 300.0  # a worker that takes longer to import torch has failed
+_LIVE: weakref.WeakSet[SubprocessExecutor] = weakref.WeakSet()  # executors with a worker
+
+
+@atexit.register
+def _close_live_executors() -> None:
+    """Stop every worker still running when the interpreter exits."""
+    for executor in list(_LIVE):
+        executor.close()
 
 
 def failure_result(exc: BaseException, seconds: float = 0.0) -> Result:
@@ -49,23 +63,6 @@ def failure_result(exc: BaseException, seconds: float = 0.0) -> Result:
         status = "error"
         message = message + "\n" + "".join(traceback.format_tb(exc.__traceback__)[-3:])
     return Result(status=status, error=message, seconds=seconds)
-
-
-class Executor:
-    """Runs training jobs. Subclasses implement :meth:`run`."""
-
-    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
-        """Train and return a result; never raises for a failed job.
-
-        Args:
-            metaprogram: validated settings with defaults filled.
-            task: the task to train on (its name and, for file datasets, their directory).
-            seed: seeds the job.
-        """
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release workers and other resources."""
 
 
 class InProcessExecutor(Executor):
@@ -140,8 +137,11 @@ class _Worker(NamedTuple):
 class SubprocessExecutor(Executor):
     """Run ``train`` in a persistent worker process with a timeout and a memory limit.
 
-    The worker is started on first use and kept for later jobs; it is killed and
-    restarted after a timeout or a crash.
+    The worker is started on first use (it imports torch before the first job's
+    timeout starts) and kept warm for later jobs, with the data of tasks it has
+    trained on cached; it is replaced only after a timeout, an out-of-memory
+    failure or a crash. Use it as a context manager or call :meth:`close`; workers
+    still running at interpreter exit are stopped.
 
     Args:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
@@ -190,6 +190,7 @@ class SubprocessExecutor(Executor):
             jobs=Connection(job_write, readable=False),
             results=Connection(result_read, writable=False),
         )
+        _LIVE.add(self)
         try:
             ready = worker.results.poll(_STARTUP_SECONDS) and worker.results.recv() == _READY
         except (EOFError, OSError):
@@ -231,7 +232,7 @@ class SubprocessExecutor(Executor):
                 seconds=seconds,
             )
         try:
-            return Result(**worker.results.recv())
+            result = Result(**worker.results.recv())
         except (EOFError, ConnectionResetError):
             exitcode = worker.process.wait()
             self._kill()
@@ -245,11 +246,10 @@ class SubprocessExecutor(Executor):
                     f"training worker died (exit code {exitcode}) under its "
                     f"{self.memory_limit_mb} MB memory limit (memory_limit_mb)"
                 )
-            return Result(
-                status=status,
-                error=error,
-                seconds=seconds,
-            )
+            return Result(status=status, error=error, seconds=seconds)
+        if result.status == "oom":  # a failed allocation can leave the worker's heap unusable
+            self.close()
+        return result
 
     def close(self) -> None:
         worker = self._worker
@@ -260,6 +260,7 @@ class SubprocessExecutor(Executor):
             except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
                 pass
         self._kill()
+        _LIVE.discard(self)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # interpreter shutdown

@@ -1,26 +1,22 @@
-"""Model components: their settings and how to build them from a metaprogram."""
+"""Model components: how to build the model a metaprogram describes.
+
+Their settings are declared in ``researchgym.engine.settings``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from researchgym.engine.unit_tree import build_unit_tree, is_unit_tree
-from researchgym.errors import ConfigError, shorten
-from researchgym.spaces import Categorical, Float, Int, Setting, SettingError
+from researchgym.engine.settings import is_unit_tree
+from researchgym.engine.unit_tree import build_unit_tree
+from researchgym.errors import shorten
+from researchgym.spaces import SettingError
 
-__all__ = [
-    "ACTIVATIONS",
-    "MODEL_FAMILIES",
-    "ModelFamily",
-    "build_model",
-    "count_parameters",
-    "model_settings",
-]
+__all__ = ["ACTIVATIONS", "BUILDERS", "build_model", "count_parameters"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -28,33 +24,6 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "silu": nn.SiLU,
 }
-
-# Settings of the model component; each is active for the families that read it.
-_SETTINGS: tuple[Setting, ...] = (
-    Int("model.depth", 2, low=1, high=4, help="hidden layers of the MLP"),
-    Int("model.width", 128, low=16, high=1024, log=True, help="units per hidden layer"),
-    Categorical("model.activation", "relu", choices=tuple(ACTIVATIONS), help="nonlinearity"),
-    Categorical(
-        "model.norm",
-        "none",
-        choices=("none", "batch", "layer"),
-        help="normalization after each layer",
-    ),
-    Float("model.dropout", 0.0, low=0.0, high=0.5, help="dropout probability"),
-    Int(
-        "model.channels",
-        16,
-        low=4,
-        high=64,
-        log=True,
-        help="channels of the first conv layer (doubling per layer)",
-    ),
-    Categorical("model.kernel", 3, choices=(3, 5), help="convolution kernel size"),
-    Categorical(
-        "model.pooling", "max", choices=("max", "avg"), help="2x2 pooling after each conv layer"
-    ),
-    Int("model.conv_depth", 2, low=1, high=3, help="convolutional layers"),
-)
 
 
 def _norm(kind: str, features: int, conv: bool) -> nn.Module:
@@ -109,69 +78,17 @@ def _cnn(m: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> 
     return nn.Sequential(*layers)
 
 
-@dataclass(frozen=True)
-class ModelFamily:
-    """A kind of model: the settings it reads and how to build it.
-
-    ``build(metaprogram, input_shape, n_outputs)`` returns the module.
-    """
-
-    settings: tuple[str, ...]
-    build: Callable[[Mapping[str, Any], tuple[int, ...], int], nn.Module]
-
-
 def _linear(m: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(int(torch.Size(input_shape).numel()), n_outputs))
 
 
-#: Every model family by name. A new family is one entry here (and a builder above);
-#: a suite offers it by naming it in its ``model_settings(...)``.
-MODEL_FAMILIES: dict[str, ModelFamily] = {
-    "linear": ModelFamily((), _linear),
-    "mlp": ModelFamily(
-        ("model.depth", "model.width", "model.activation", "model.norm", "model.dropout"), _mlp
-    ),
-    "cnn": ModelFamily(
-        (
-            "model.width",
-            "model.activation",
-            "model.norm",
-            "model.dropout",
-            "model.channels",
-            "model.kernel",
-            "model.pooling",
-            "model.conv_depth",
-        ),
-        _cnn,
-    ),
+#: Builder of every model family in ``researchgym.engine.settings.MODEL_FAMILIES``:
+#: ``build(metaprogram, input_shape, n_outputs)`` returns the module.
+BUILDERS: dict[str, Callable[[Mapping[str, Any], tuple[int, ...], int], nn.Module]] = {
+    "linear": _linear,
+    "mlp": _mlp,
+    "cnn": _cnn,
 }
-
-
-def model_settings(families: Sequence[str]) -> list[Setting]:
-    """Settings of a model component offering the given families.
-
-    Args:
-        families: model families an agent may choose from, names of
-            :data:`MODEL_FAMILIES` (the first is the default).
-    """
-    unknown = [f for f in families if f not in MODEL_FAMILIES]
-    if not families or unknown:
-        raise ConfigError(
-            f"families={shorten(tuple(families))}: unknown {shorten(unknown)}; choose from {sorted(MODEL_FAMILIES)}"
-        )
-    families = tuple(families)
-    settings: list[Setting] = [
-        Categorical("model.family", families[0], choices=families, help="model family")
-    ]
-    for setting in _SETTINGS:
-        users = tuple(
-            name
-            for name, family in MODEL_FAMILIES.items()
-            if name in families and setting.name in family.settings
-        )
-        if users:
-            settings.append(replace(setting, when={"model.family": users}))
-    return settings
 
 
 def build_model(
@@ -187,11 +104,11 @@ def build_model(
     if is_unit_tree(metaprogram):
         return build_unit_tree(metaprogram, n_outputs, input_shape[0], n_outputs)
     family = metaprogram.get("model.family", "mlp")
-    if family not in MODEL_FAMILIES:
+    if family not in BUILDERS:
         raise SettingError(
-            f"unknown model family {shorten(family)}; choose from {sorted(MODEL_FAMILIES)}"
+            f"unknown model family {shorten(family)}; choose from {sorted(BUILDERS)}"
         )
-    return MODEL_FAMILIES[family].build(metaprogram, input_shape, n_outputs)
+    return BUILDERS[family](metaprogram, input_shape, n_outputs)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import datasets as skdatasets
 
 from researchgym.engine.splits import int_params
 from researchgym.engine.tasks import TaskError
@@ -43,6 +42,8 @@ def validate_params(name: str, **params: Any) -> dict[str, int]:
 
 def generate(name: str, **params: Any) -> tuple[np.ndarray, np.ndarray]:
     """Draw the table ``name?seed=K`` stands for: ``(x, y)`` as float arrays (int labels)."""
+    from sklearn import datasets as skdatasets
+
     checked = validate_params(name, **params)
     rng = np.random.default_rng([checked["seed"], _STREAM[name]])
     n_samples = int(rng.integers(300, 1501))

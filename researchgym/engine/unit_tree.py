@@ -1,9 +1,9 @@
 """Unit-tree sequence models: a small causal sequence model as a tree of units.
 
-The architecture is declared once as :data:`ARCH`, a
+The architecture is declared once as ``researchgym.engine.settings.ARCH``, a
 :class:`~researchgym.spaces.UnitTree`: global items (width, position embedding,
 normalization and its placement, residual scaling), then 1 to
-:data:`MAX_DEPTH` layers, each choosing its own
+``MAX_DEPTH`` layers, each choosing its own
 
 * token **mixer**: softmax ``attention`` (with or without RoPE),
   ``linear_attention`` (elu+1 kernel, no softmax), a short causal ``conv``, a
@@ -36,122 +36,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from researchgym.engine.settings import ARCH
 from researchgym.errors import ConfigError
-from researchgym.spaces import Bool, Categorical, Int, Slot, Unit, UnitTree
 
 __all__ = [
-    "ARCH",
     "FFNS",
-    "MAX_DEPTH",
     "MIXERS",
     "UnitCost",
     "UnitTreeEstimate",
     "UnitTreeModel",
     "build_unit_tree",
     "estimate_unit_tree",
-    "is_unit_tree",
 ]
-
-MAX_DEPTH = 6
-WIDTHS = (16, 32, 48, 64, 96, 128, 192, 256)  # multiples of 16: every head count splits them evenly
-
-_HEADS = Categorical("heads", 2, choices=(1, 2, 4, 8), help="attention heads")
-_MULT = Categorical(
-    "mult", 2, choices=(1, 2, 4), help="hidden width as a multiple of the model width"
-)
-_PLACEMENT = Categorical(
-    "placement",
-    "pre",
-    choices=("pre", "post"),
-    help="normalize each sublayer's input (pre) or the residual sum (post)",
-)
-
-MIXER_SLOT = Slot(
-    "mixer",
-    units=(
-        Unit(
-            "attention",
-            (_HEADS, Bool("rope", True, help="rotary position embedding on queries and keys")),
-            "causal softmax attention",
-        ),
-        Unit("linear_attention", (_HEADS,), "causal kernel attention (elu+1 features, no softmax)"),
-        Unit(
-            "conv",
-            (Int("kernel", 3, low=2, high=8, help="taps of the causal depthwise convolution"),),
-            "short causal depthwise convolution and a projection",
-        ),
-        Unit(
-            "recurrent",
-            (Bool("gate", True, help="multiply the state by a SiLU output gate"),),
-            "gated linear recurrence (state-space style), computed by a parallel scan",
-        ),
-        Unit(
-            "token_mlp",
-            (),
-            "MLP-Mixer-style learned causal map over positions (mixes by position, not content)",
-        ),
-        Unit("none", (), "no token mixing in this layer"),
-    ),
-    default="attention",
-    help="how a layer mixes information across positions",
-)
-
-FFN_SLOT = Slot(
-    "ffn",
-    units=(
-        Unit(
-            "mlp",
-            (
-                _MULT,
-                Categorical(
-                    "activation", "gelu", choices=("gelu", "relu", "silu"), help="nonlinearity"
-                ),
-            ),
-            "two linear layers with an activation",
-        ),
-        Unit("swiglu", (_MULT,), "gated linear unit with SiLU gate"),
-        Unit("geglu", (_MULT,), "gated linear unit with GELU gate"),
-        Unit("reglu", (_MULT,), "gated linear unit with ReLU gate"),
-        Unit("none", (), "no feed-forward sublayer in this layer"),
-    ),
-    default="swiglu",
-    help="per-position feed-forward sublayer",
-)
-
-NORM_SLOT = Slot(
-    "norm",
-    units=(
-        Unit("rmsnorm", (_PLACEMENT,), "RMSNorm (scale only)"),
-        Unit("layernorm", (_PLACEMENT,), "LayerNorm (scale and shift)"),
-        Unit("none", (), "no normalization"),
-    ),
-    default="rmsnorm",
-    help="normalization around every sublayer",
-)
-
-ARCH = UnitTree(
-    "arch",
-    top=(
-        Categorical("width", 32, choices=WIDTHS, help="model width (channels per position)"),
-        Categorical(
-            "position",
-            "none",
-            choices=("none", "learned"),
-            help="absolute position embedding added to the tokens",
-        ),
-        NORM_SLOT,
-        Categorical(
-            "residual",
-            "none",
-            choices=("none", "scaled", "layer_scale"),
-            help="residual branch scale: 1, 1/sqrt(2*depth), or learned per channel (from 0.1)",
-        ),
-    ),
-    layer=(MIXER_SLOT, FFN_SLOT),
-    max_depth=MAX_DEPTH,
-    default_depth=2,
-    help="a causal sequence model: token embedding, a stack of (mixer, ffn) layers, a linear head",
-)
 
 
 @dataclass(frozen=True)
@@ -450,11 +346,6 @@ class Sublayer(nn.Module):
 
 
 # --- the model ------------------------------------------------------------------------------
-def is_unit_tree(metaprogram: Mapping[str, Any]) -> bool:
-    """Whether a metaprogram describes a unit-tree model."""
-    return f"{ARCH.prefix}.depth" in metaprogram
-
-
 def _read(metaprogram: Mapping[str, Any]) -> dict[str, Any]:
     """The full (non-compact) tree of a validated metaprogram."""
     return ARCH.collapse(metaprogram, compact=False)

@@ -201,7 +201,7 @@ class ResearchEnv(gym.Env):
 
     # --- gymnasium API ---------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        from researchgym.engine import TaskError, load_task_data
+        from researchgym.engine import TaskError, shipped_task_info
 
         super().reset(seed=seed)
         options = options or {}
@@ -217,14 +217,18 @@ class ResearchEnv(gym.Env):
         agent = options.get("agent", self.agent)
         _check_agent(agent)
         self._task_ref = self._task_refs[task]
-        data = load_task_data(self._task_ref)
+        described = shipped_task_info(self._task_ref)
+        if described is None:
+            from researchgym.engine import load_task_data
+
+            described = load_task_data(self._task_ref).info
         self._view = CampaignView(
             task=task,
-            task_description=data.description,
-            task_features=data.features(),
+            task_description=described.description,
+            task_features=described.features,
             budget=self.budget,
         )
-        self._chance = data.chance
+        self._chance = described.chance
         self.recorder.start_campaign(
             self._view,
             campaign_id=uuid.uuid4().hex,

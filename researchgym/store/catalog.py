@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from researchgym.errors import ConfigError, NotFound, StateError, shorten
@@ -38,6 +36,22 @@ from researchgym.store.manifest import FileSet, Snapshot
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow.dataset as ds
+
+_DUCKDB_TYPES = {
+    pa.bool_(): "BOOLEAN",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.string(): "VARCHAR",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+    pa.list_(pa.float64()): "DOUBLE[]",
+}
+
+
+def _columns_ddl(schema: pa.Schema) -> str:
+    """The column list of a DuckDB ``CREATE TABLE`` matching an Arrow schema of step rows."""
+    return ", ".join(f'"{field.name}" {_DUCKDB_TYPES[field.type]}' for field in schema)
+
 
 _RETRIES = 20
 _SchemaKey = tuple[tuple[str, str], ...]
@@ -195,10 +209,9 @@ class Catalog:
                 self._con.execute(setting)
             except duckdb.Error:  # pragma: no cover - setting unknown to this DuckDB
                 pass
-        # A real (empty) table, not a registered Arrow object: cursors see it too.
-        self._con.register("_empty_steps_arrow", _schema.STEP_SCHEMA.empty_table())
-        self._con.execute("CREATE TABLE _empty_steps AS SELECT * FROM _empty_steps_arrow")
-        self._con.unregister("_empty_steps_arrow")
+        # A real (empty) table, not a registered Arrow object: cursors see it too
+        # (and registering Arrow objects makes DuckDB import pandas).
+        self._con.execute(f"CREATE TABLE _empty_steps ({_columns_ddl(_schema.STEP_SCHEMA)})")
         self._lock = threading.RLock()
         self._files: tuple[str, ...] = ()
         self._snapshot: Snapshot | None = None
@@ -314,6 +327,8 @@ class Catalog:
         """A SELECT over files of one schema: in place, or as a registered Arrow dataset."""
         if self._backend.duckdb_reads_locations:
             return f"SELECT * FROM read_parquet([{self._locations(names)}])"
+        import pyarrow.dataset as ds  # imports pandas: only for locations DuckDB cannot read
+
         parquet = ds.ParquetFileFormat()
         fragments = [parquet.make_fragment(self._backend.open_input(name)) for name in names]
         dataset = ds.FileSystemDataset(fragments, fragments[0].physical_schema, parquet)
@@ -796,6 +811,8 @@ class _Vectors:
 
 def _split_episodes(table: pa.Table, keep_last: bool) -> tuple[list[Episode], pa.Table | None]:
     """Cut a campaign-sorted table into episodes; optionally hold back the last one."""
+    import pyarrow.compute as pc  # only episode iteration needs Arrow compute kernels
+
     n = table.num_rows
     if n == 0:
         return [], None

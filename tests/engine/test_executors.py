@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,6 +165,37 @@ def test_subprocess_close_is_idempotent(worker, tabular_schema):
     worker.close()
     assert process.poll() is not None
     worker.close()
+
+
+def test_subprocess_keeps_one_warm_worker_and_with_stops_it(tabular_schema):
+    with SubprocessExecutor(device="cpu", timeout=120) as executor:
+        first = executor.run(cheap(tabular_schema), task=TaskRef("iris"), seed=0)
+        process = executor._worker.process
+        second = executor.run(cheap(tabular_schema), task=TaskRef("wine"), seed=1)
+        assert first.status == second.status == "ok"
+        assert executor._worker.process is process
+    assert process.poll() is not None  # stopped and reaped: no zombie left behind
+    assert executor._worker is None
+
+
+def test_workers_left_running_stop_when_the_interpreter_exits():
+    script = (
+        "from researchgym.engine import SubprocessExecutor, TaskRef\n"
+        "from researchgym.envs.suites import get_suite\n"
+        "schema = get_suite('tabular').make_schema()\n"
+        "executor = SubprocessExecutor(device='cpu', timeout=120)\n"
+        "m = schema.validate({'model.family': 'linear', 'train.epochs': 1})\n"
+        "assert executor.run(m, task=TaskRef('iris'), seed=0).status == 'ok'\n"
+        "print(executor._worker.process.pid)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    pid = int(done.stdout.split()[-1])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

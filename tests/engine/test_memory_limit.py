@@ -50,7 +50,7 @@ def test_small_job_is_ok_and_an_oversized_one_is_oom(tabular_schema):
         assert f"more memory than the worker's {limit_mb} MB limit" in oversized.error
         assert "MemoryError" in oversized.error and "raise the limit" in oversized.error
         assert oversized.score is None
-        # the worker survives a failed allocation and runs the next job
+        assert executor._worker is None  # replaced: a failed allocation can leave it unusable
         again = executor.run(small, task=IRIS, seed=0)
         assert again.status == "ok" and again.val_metrics == fits.val_metrics
     finally:

@@ -1,11 +1,12 @@
-"""Model families: one declaration each gives the settings and the builder."""
+"""Model families: the settings each declares and the model its builder makes."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from researchgym.engine.models import MODEL_FAMILIES, build_model, model_settings
+from researchgym.engine.models import ACTIVATIONS, BUILDERS, build_model
+from researchgym.engine.settings import MODEL_FAMILIES, model_settings
 from researchgym.spaces import Schema
 
 
@@ -14,10 +15,16 @@ def test_every_family_builds_from_its_defaults(family: str) -> None:
     schema = Schema(model_settings(tuple(MODEL_FAMILIES)))
     metaprogram = schema.validate({"model.family": family})
     # settings of other families are inactive, so absent from the metaprogram
-    read = set(MODEL_FAMILIES[family].settings)
+    read = set(MODEL_FAMILIES[family])
     assert {name for name in metaprogram if name != "model.family"} == read
     model = build_model(metaprogram, (1, 8, 8), 10)
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_every_declared_family_and_activation_has_a_builder() -> None:
+    assert set(BUILDERS) == set(MODEL_FAMILIES)
+    schema = Schema(model_settings(tuple(MODEL_FAMILIES)))
+    assert set(schema["model.activation"].choices) == set(ACTIVATIONS)
 
 
 def test_a_setting_is_active_only_for_families_that_read_it() -> None:

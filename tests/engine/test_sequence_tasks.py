@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from researchgym.engine import load_task_data, parse_task, task_name
-from researchgym.engine.data import IGNORE, check_task
+from researchgym.engine.data import IGNORE
+from researchgym.engine.datasets import check_task
 from researchgym.engine.sequence_tasks import SEQUENCE_TASKS, generate_splits
 
 SMALL = {"n_train": 300, "n_val": 60, "n_test": 60}

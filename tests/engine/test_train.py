@@ -25,7 +25,7 @@ from researchgym.engine import (
 from researchgym.envs.suites import get_suite
 from tests.conftest import stop_after
 
-train_module = importlib.import_module("researchgym.engine.train")
+train_module = importlib.import_module("researchgym.engine.training")
 
 TASKS = tuple((suite, task) for suite in ("digits", "tabular") for task in get_suite(suite).tasks)
 

@@ -7,7 +7,7 @@ import torch
 
 from researchgym.engine import train
 from researchgym.engine.data import IGNORE, TaskData
-from researchgym.engine.train import _evaluate
+from researchgym.engine.training import _evaluate
 from researchgym.envs.suites import get_suite
 
 SEQ = get_suite("seqarch").make_schema()

@@ -10,16 +10,8 @@ from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from researchgym.engine import ARCH, BudgetError, Estimate, check_budget
-from researchgym.engine.unit_tree import (
-    FFN_SLOT,
-    MAX_DEPTH,
-    MIXER_SLOT,
-    NORM_SLOT,
-    WIDTHS,
-    build_unit_tree,
-    estimate_unit_tree,
-    linear_recurrence,
-)
+from researchgym.engine.settings import FFN_SLOT, MAX_DEPTH, MIXER_SLOT, NORM_SLOT, WIDTHS
+from researchgym.engine.unit_tree import build_unit_tree, estimate_unit_tree, linear_recurrence
 from researchgym.spaces import Bool, Categorical, Int, Schema, Setting, SettingError
 
 SCHEMA = Schema(ARCH.settings(), forms=[ARCH])

@@ -23,8 +23,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from researchgym.engine.data import load_task_data
 from researchgym.engine.models import build_model, count_parameters
+from researchgym.engine.settings import is_unit_tree
 from researchgym.engine.tasks import TaskRef
-from researchgym.engine.unit_tree import estimate_unit_tree, is_unit_tree
+from researchgym.engine.unit_tree import estimate_unit_tree
 from researchgym.spaces import SettingError
 
 __all__ = ["BudgetError", "Estimate", "check_budget", "estimate"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,102 +19,16 @@ from researchgym.engine.data import (
     load_task_data,
 )
 from researchgym.engine.hooks import EarlyStopping, Hook, TrainingState
+from researchgym.engine.jobs import Result
 from researchgym.engine.models import build_model, count_parameters
 from researchgym.engine.tasks import TaskRef
-from researchgym.spaces import Categorical, Float, Int, Setting
 
 __all__ = [
-    "Result",
     "TrainCheck",
     "check_trainable",
-    "pipeline_settings",
     "resolve_device",
     "train",
 ]
-
-
-def pipeline_settings(classification: bool = True) -> list[Setting]:
-    """Settings of the training pipeline: optimizer, schedule and loop."""
-    settings: list[Setting] = [
-        Categorical("optim.name", "adam", choices=("adam", "adamw", "sgd"), help="optimizer"),
-        Float("optim.lr", 1e-3, low=1e-5, high=1.0, log=True, help="peak learning rate"),
-        Float(
-            "optim.momentum",
-            0.9,
-            low=0.0,
-            high=0.99,
-            when={"optim.name": ("sgd",)},
-            help="SGD momentum",
-        ),
-        Float(
-            "optim.weight_decay", 0.0, low=0.0, high=0.1, help="L2 penalty (decoupled for adamw)"
-        ),
-        Categorical(
-            "optim.schedule",
-            "constant",
-            choices=("constant", "cosine", "warmup_cosine"),
-            help="learning-rate schedule",
-        ),
-        Float(
-            "optim.warmup_frac",
-            0.1,
-            low=0.0,
-            high=0.5,
-            when={"optim.schedule": ("warmup_cosine",)},
-            help="fraction of steps spent warming up",
-        ),
-        Int("train.batch_size", 64, low=8, high=512, log=True, help="examples per step"),
-        Int("train.epochs", 10, low=1, high=100, help="passes over the training split"),
-        Float("train.grad_clip", 0.0, low=0.0, high=10.0, help="max gradient norm (0 = off)"),
-        Int("train.early_stopping", 0, low=0, high=20, help="patience in epochs (0 = off)"),
-    ]
-    if classification:
-        settings.append(
-            Float(
-                "train.label_smoothing", 0.0, low=0.0, high=0.3, help="label smoothing of the loss"
-            )
-        )
-    return settings
-
-
-@dataclass
-class Result:
-    """What one training job produced.
-
-    ``val_metrics`` drive rewards; ``test_metrics`` are for evaluation only. Both
-    hold the raw metrics (``loss``, ``accuracy``, ``r2``, ``bpc``, ...) and
-    ``score``, the task's primary metric clipped to [-1, 1] (accuracy, R² below -1
-    counted as -1, 1 - bits per character / 8).
-    ``status`` is ``"ok"`` or a failure (``"diverged"``, ``"error"``,
-    ``"timeout"``, ``"oom"``, ``"invalid_action"``) with ``error`` saying why.
-    ``answered_by`` is set by executors that answer without training the requested
-    metaprogram: a JSON-able dict saying what produced the metrics instead (Replay-v0:
-    the recorded run, see ``researchgym.envs.replay``); ``None`` otherwise.
-    """
-
-    status: str
-    val_metrics: dict[str, float] = field(default_factory=dict)
-    test_metrics: dict[str, float] = field(default_factory=dict)
-    curve: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
-    samples: int = 0
-    n_params: int = 0
-    device: str = "cpu"
-    error: str | None = None
-    answered_by: dict[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def score(self) -> float | None:
-        """Primary validation metric, clipped to [-1, 1] (higher is better), when training
-        finished."""
-        return self.val_metrics.get("score") if self.ok else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
