@@ -6,6 +6,8 @@
   (typical-normalized regret, anytime curves and their areas, ranks, bootstrap
   intervals, paired tests, agreement of two boards) and the Markdown board.
 * :mod:`~researchgym.evaluation.plots`: anytime curves per task and the rank plot.
+* :mod:`~researchgym.evaluation.report`: :class:`Report`, a document of tables, plots and
+  commands written as a self-contained HTML page and as Markdown.
 """
 
 from researchgym.evaluation.plots import plot_ranks, plot_task_curves
@@ -17,6 +19,7 @@ from researchgym.evaluation.regret import (
     plot_anytime,
     summarize,
 )
+from researchgym.evaluation.report import Report, software_versions
 from researchgym.evaluation.stats import (
     BoardAgreement,
     CampaignScore,
@@ -47,6 +50,7 @@ __all__ = [
     "PairedTest",
     "RegretBench",
     "RegretSummary",
+    "Report",
     "TaskReference",
     "average_ranks",
     "bootstrap_ci",
@@ -63,6 +67,7 @@ __all__ = [
     "seconds_curve",
     "seconds_grid",
     "seconds_horizon",
+    "software_versions",
     "steps_curve",
     "summarize",
 ]
