@@ -23,8 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from researchgym.cli.common import StoreOption
-from researchgym.store import ENV_VAR, Store, resolve_store_path
+from researchgym.cli.common import StoreOption, existing_store
 from researchgym.terminal import console, fail, progress_bar
 
 
@@ -43,13 +42,6 @@ class ExportFormat(str, Enum):
     minari = "minari"
     parquet = "parquet"
     csv = "csv"
-
-
-def _open(store: str | None) -> Store:
-    path = resolve_store_path(store)
-    if not path.is_dir():
-        fail(f"no store at {path}; pass --store PATH or set ${ENV_VAR} to a store directory")
-    return Store(path, auto_compact=None, cache_small_files=False)  # one-shot: read in place
 
 
 def _human_bytes(n: int) -> str:
@@ -107,7 +99,7 @@ def query(
     """Run SQL over the trajectory store."""
     import duckdb
 
-    s = _open(store)
+    s = existing_store(store)
     try:
         result = s.sql(sql)
     except duckdb.Error as exc:
@@ -163,7 +155,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Show rows, episodes, files, size on disk and schema."""
-    s = _open(store)
+    s = existing_store(store)
     try:
         summary = s.info()
     finally:
@@ -208,7 +200,7 @@ def compact(
     ] = True,
 ) -> None:
     """Merge small files into large ones (safe while others write and read)."""
-    s = _open(store)
+    s = existing_store(store)
     with progress_bar() as progress:
         task = progress.add_task("compacting", total=None, status="")
 
@@ -257,7 +249,7 @@ def export(
     ] = True,
 ) -> None:
     """Export step rows (parquet, csv) or episodes (minari)."""
-    s = _open(store)
+    s = existing_store(store)
     try:
         if format is ExportFormat.minari:
             from researchgym.store.export import default_dataset_id, export_minari

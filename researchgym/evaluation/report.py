@@ -40,7 +40,7 @@ from researchgym.errors import ConfigError, NotFound, shorten
 __all__ = ["MAX_CELL_CHARS", "Report", "software_versions"]
 
 #: Longest text a table cell shows; longer values are cut, saying how long they were.
-MAX_CELL_CHARS = 300
+MAX_CELL_CHARS = 500
 
 #: Libraries whose versions :func:`software_versions` reports.
 _LIBRARIES = ("researchgym", "torch", "numpy", "optuna", "gymnasium", "duckdb")
@@ -164,7 +164,9 @@ def _cell_text(value: Cell, digits: int) -> str:
         text = "nan" if math.isnan(number) else f"{number:.{digits}g}"
     else:
         text = str(value)
-    return text if len(text) <= MAX_CELL_CHARS else shorten(text, MAX_CELL_CHARS)
+    if len(text) <= MAX_CELL_CHARS:
+        return text
+    return f"{text[: MAX_CELL_CHARS - 30]}... ({len(text):,} characters)"
 
 
 def _markdown_text(text: str) -> str:

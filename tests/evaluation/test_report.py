@@ -19,7 +19,7 @@ BROKEN_PNG = b"\x89PNG\r\n\x1a\n" + b"not an image"
 HOSTILE = "<script>alert('x')</script>"
 
 
-class _Dom(HTMLParser):
+class Dom(HTMLParser):
     """The images (their attributes) and table rows (their cell texts) of a page."""
 
     def __init__(self, text: str) -> None:
@@ -77,7 +77,8 @@ def _report(tmp_path: Path) -> Report:
     return report.code("researchgym report --store runs")
 
 
-def _chromium_dom(page: Path) -> _Dom:
+def chromium_dom(page: Path) -> Dom:
+    """``page`` as headless Chromium renders it (after its scripts ran)."""
     chromium = shutil.which("chromium")
     if chromium is None:
         if os.environ.get("CI"):
@@ -98,13 +99,13 @@ def _chromium_dom(page: Path) -> _Dom:
         timeout=120,
         check=True,
     )
-    return _Dom(result.stdout)
+    return Dom(result.stdout)
 
 
 @pytest.mark.slow
 def test_chromium_renders_the_table_and_every_plot(tmp_path):
     page = _report(tmp_path).write_html(tmp_path / "report.html")
-    dom = _chromium_dom(page)
+    dom = chromium_dom(page)
     assert ["tpe", "0123456789abcdef0123456789abcdef", "0.0312"] in dom.rows
     assert ["random", "f" * 32, "0.25"] in dom.rows
     assert len(dom.images) == 2
@@ -115,7 +116,7 @@ def test_chromium_renders_the_table_and_every_plot(tmp_path):
 @pytest.mark.slow
 def test_chromium_shows_a_warning_next_to_a_broken_plot(tmp_path):
     report = _report(tmp_path).image(BROKEN_PNG, "broken plot")
-    dom = _chromium_dom(report.write_html(tmp_path / "report.html"))
+    dom = chromium_dom(report.write_html(tmp_path / "report.html"))
     assert [image["data-rendered"] for image in dom.images] == ["true", "true", "false"]
     assert dom.warnings == ["This plot failed to render."]
 
@@ -125,7 +126,7 @@ def test_text_is_escaped_and_plots_are_embedded(tmp_path):
     report.table([HOSTILE], [[HOSTILE]], caption=HOSTILE)
     page = report.image(_plot(tmp_path / "a.png", [1, 2]), HOSTILE).html()
     assert "<script>alert" not in page
-    dom = _Dom(page)
+    dom = Dom(page)
     assert dom.scripts == 1  # the report's own
     assert [HOSTILE] in dom.rows
     assert dom.images[0]["src"].startswith("data:image/png;base64,")
@@ -137,9 +138,9 @@ def test_numbers_are_right_aligned_and_huge_cells_bounded():
     page = Report("t").table(["name", "score"], [["x" * 10_000, 0.123456], ["y", None]]).html()
     assert '<th class="num">score</th>' in page
     assert '<td class="num">0.1235</td>' in page
-    assert "(10,002 characters)" in page
+    assert "(10,000 characters)" in page
     assert len(page) < 10_000
-    assert max(len(cell) for row in _Dom(page).rows for cell in row) <= MAX_CELL_CHARS
+    assert max(len(cell) for row in Dom(page).rows for cell in row) <= MAX_CELL_CHARS
 
 
 def test_markdown_links_plots_and_escapes_cells(tmp_path):
