@@ -56,10 +56,11 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f
 main { max-width: 72rem; margin: 0 auto; padding: 1.5rem; }
 h1, h2, h3 { line-height: 1.2; }
 h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .25rem; margin-top: 2rem; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: .9rem; }
+.table { overflow-x: auto; margin: 1rem 0; }
+table { border-collapse: collapse; font-size: .9rem; }
 caption { text-align: left; color: #59636e; padding-bottom: .25rem; }
 th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: left;
-         vertical-align: top; overflow-wrap: anywhere; }
+         vertical-align: top; overflow-wrap: break-word; }
 th { background: #f6f8fa; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 figure { margin: 1rem 0; }
@@ -336,7 +337,7 @@ def _html_block(block: _Block) -> str:
             f"<figcaption>{caption}</figcaption></figure>"
         )
     numeric = _numeric_columns(block)
-    lines = ["<table>"]
+    lines = ['<div class="table">', "<table>"]
     if block.caption:
         lines.append(f"<caption>{html.escape(block.caption)}</caption>")
     header = "".join(
@@ -351,7 +352,7 @@ def _html_block(block: _Block) -> str:
             for value in row
         )
         lines.append(f"<tr>{cells}</tr>")
-    lines += ["</tbody>", "</table>"]
+    lines += ["</tbody>", "</table>", "</div>"]
     return "\n".join(lines)
 
 

@@ -118,7 +118,7 @@ def _label(text: object, limit: int = 40) -> str:
 def _runs_section(report: Report, store: Store) -> None:
     counts = ", ".join(f"count(*) FILTER (WHERE status = '{s}') AS \"{s}\"" for s in STATUSES)
     table = store.sql(
-        "SELECT env_id, agent, count(DISTINCT campaign_id) AS campaigns, count(*) AS runs, "
+        "SELECT env_id AS env, agent, count(DISTINCT campaign_id) AS campaigns, count(*) AS runs, "
         f"{counts}, count(*) FILTER (WHERE status IS NULL OR status NOT IN "
         f"({', '.join(repr(s) for s in STATUSES)})) AS other "
         "FROM steps GROUP BY ALL ORDER BY env_id NULLS LAST, agent NULLS LAST"
