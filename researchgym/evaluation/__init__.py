@@ -8,6 +8,8 @@
 * :mod:`~researchgym.evaluation.plots`: anytime curves per task and the rank plot.
 * :mod:`~researchgym.evaluation.report`: :class:`Report`, a document of tables, plots and
   commands written as a self-contained HTML page and as Markdown.
+* :mod:`~researchgym.evaluation.store_report`: :func:`store_report`, the summary of a
+  store (runs, best configurations, learning curves) that ``researchgym report`` writes.
 """
 
 from researchgym.evaluation.plots import plot_ranks, plot_task_curves
@@ -40,6 +42,7 @@ from researchgym.evaluation.stats import (
     seconds_horizon,
     steps_curve,
 )
+from researchgym.evaluation.store_report import StoreReport, store_report
 
 __all__ = [
     "BoardAgreement",
@@ -51,6 +54,7 @@ __all__ = [
     "RegretBench",
     "RegretSummary",
     "Report",
+    "StoreReport",
     "TaskReference",
     "average_ranks",
     "bootstrap_ci",
@@ -69,5 +73,6 @@ __all__ = [
     "seconds_horizon",
     "software_versions",
     "steps_curve",
+    "store_report",
     "summarize",
 ]

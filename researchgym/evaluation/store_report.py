@@ -20,14 +20,16 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from researchgym.errors import NotFound, shorten
 from researchgym.evaluation.report import Report
 from researchgym.plotting import pyplot, save_figure
 from researchgym.store import Store
 from researchgym.store.schema import STATUSES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["StoreReport", "store_report"]
 
@@ -89,9 +91,13 @@ def store_report(
     plots = []
     for i, env_id in enumerate(store.envs()):
         report.heading(f"Env {env_id}")
+        best = store.best_runs(env_id).head(MAX_TASKS)
+        if best.empty:
+            report.paragraph("No run of this env has a validation score.")
+            continue
         _best_section(report, store, env_id)
         stem = out / "plots" / f"{i:02d}-{_slug(env_id)}"
-        plots += _curves_section(report, store, env_id, stem)
+        plots += _curves_section(report, store, env_id, best, stem)
     if commands:
         report.heading("Commands")
         report.code("\n".join(commands))
@@ -150,9 +156,6 @@ def _best_section(report: Report, store: Store, env_id: str) -> None:
         [env_id],
     )
     report.heading("Best configurations", level=3)
-    if best.empty:
-        report.paragraph("No run of this env has a validation score.")
-        return
     shown = best.head(MAX_TASKS)
     if len(best) > len(shown):
         report.paragraph(f"The first {len(shown)} of {len(best)} tasks, by name.")
@@ -165,7 +168,9 @@ def _best_section(report: Report, store: Store, env_id: str) -> None:
     )
 
 
-def _curves_section(report: Report, store: Store, env_id: str, stem: Path) -> list[Path]:
+def _curves_section(
+    report: Report, store: Store, env_id: str, best: pd.DataFrame, stem: Path
+) -> list[Path]:
     report.heading("Learning curves", level=3)
     progress = store.df(
         """
@@ -181,18 +186,15 @@ def _curves_section(report: Report, store: Store, env_id: str, stem: Path) -> li
         [env_id],
     )
     plots = []
-    if progress.empty:
-        report.paragraph("No run of this env has a validation score.")
-    elif progress.step.nunique() < 2:
+    if progress.step.nunique() < 2:
         report.paragraph(
-            "Every campaign of this env scored one step: there is no best-so-far curve."
+            "Every campaign of this env has one scored step: there is no best-so-far curve."
         )
     else:
         path = _plot_progress(progress, stem.with_name(f"{stem.name}-progress.png"), env_id)
         report.image(path, f"{env_id}: best validation score so far per campaign")
         plots.append(path)
-    best = store.best_runs(env_id).head(MAX_TASKS)
-    curves = store.curves(list(best.run_id)) if len(best) else pd.DataFrame()
+    curves = store.curves(list(best.run_id))
     if "val_score" not in curves:
         report.paragraph("No per-epoch curves are stored for the best runs of this env.")
         return plots
@@ -223,6 +225,8 @@ def _plot_progress(progress: pd.DataFrame, path: Path, env_id: str) -> Path:
 
 def _plot_epochs(curves: pd.DataFrame, tasks: dict[str, str], path: Path, env_id: str) -> Path:
     """Validation score per epoch of each task's best run."""
+    import pandas as pd
+
     fig, ax = pyplot().subplots(figsize=(8, 3.8))
     for run_id in list(tasks)[:_MAX_CURVES]:
         curve = curves[curves.run_id == run_id]
