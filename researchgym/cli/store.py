@@ -23,8 +23,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from researchgym.cli.common import StoreOption
-from researchgym.store import ENV_VAR, Store, resolve_store_path
+from researchgym.cli.common import StoreOption, existing_store
+from researchgym.store import Store
 from researchgym.terminal import console, fail, print_table, progress_bar
 
 
@@ -43,13 +43,6 @@ class ExportFormat(str, Enum):
     minari = "minari"
     parquet = "parquet"
     csv = "csv"
-
-
-def _open(store: str | None) -> Store:
-    path = resolve_store_path(store)
-    if not path.is_dir():
-        fail(f"no store at {path}; pass --store PATH or set ${ENV_VAR} to a store directory")
-    return Store(path, auto_compact=None, cache_small_files=False)  # one-shot: read in place
 
 
 def _human_bytes(n: int) -> str:
@@ -107,7 +100,7 @@ def query(
     """Run SQL over the trajectory store."""
     import duckdb
 
-    s = _open(store)
+    s = existing_store(store)
     try:
         result = s.sql(sql)
     except duckdb.Error as exc:
@@ -159,7 +152,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Show rows, episodes, files, size on disk and schema."""
-    s = _open(store)
+    s = existing_store(store)
     try:
         summary = s.info()
     finally:
@@ -201,7 +194,7 @@ def compact(
     ] = True,
 ) -> None:
     """Merge small files into large ones (safe while others write and read)."""
-    s = _open(store)
+    s = existing_store(store)
     with progress_bar() as progress:
         task = progress.add_task("compacting", total=None, status="")
 
@@ -259,7 +252,7 @@ def export(
     ] = False,
 ) -> None:
     """Export step rows (parquet, csv) or episodes (minari, one dataset per env)."""
-    s = _open(store)
+    s = existing_store(store)
     try:
         if format is ExportFormat.minari:
             _export_minari(s, output, env, dataset_id, with_env, repeat_last_obs)

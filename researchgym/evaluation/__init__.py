@@ -6,6 +6,10 @@
   (typical-normalized regret, anytime curves and their areas, ranks, bootstrap
   intervals, paired tests, agreement of two boards) and the Markdown board.
 * :mod:`~researchgym.evaluation.plots`: anytime curves per task and the rank plot.
+* :mod:`~researchgym.evaluation.report`: :class:`Report`, a document of tables, plots and
+  commands written as a self-contained HTML page and as Markdown.
+* :mod:`~researchgym.evaluation.store_report`: :func:`store_report`, the summary of a
+  store (runs, best configurations, learning curves) that ``researchgym report`` writes.
 """
 
 from researchgym.evaluation.plots import plot_ranks, plot_task_curves
@@ -17,6 +21,7 @@ from researchgym.evaluation.regret import (
     plot_anytime,
     summarize,
 )
+from researchgym.evaluation.report import Report, software_versions
 from researchgym.evaluation.stats import (
     BoardAgreement,
     CampaignScore,
@@ -37,6 +42,7 @@ from researchgym.evaluation.stats import (
     seconds_horizon,
     steps_curve,
 )
+from researchgym.evaluation.store_report import StoreReport, store_report
 
 __all__ = [
     "BoardAgreement",
@@ -47,6 +53,8 @@ __all__ = [
     "PairedTest",
     "RegretBench",
     "RegretSummary",
+    "Report",
+    "StoreReport",
     "TaskReference",
     "average_ranks",
     "bootstrap_ci",
@@ -63,6 +71,8 @@ __all__ = [
     "seconds_curve",
     "seconds_grid",
     "seconds_horizon",
+    "software_versions",
     "steps_curve",
+    "store_report",
     "summarize",
 ]
