@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +17,70 @@ StoreOption = Annotated[
         help="store directory (default: $RESEARCHGYM_STORE or ./datasets_store); 'none' records nothing",
     ),
 ]
+
+EnvArgsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--env-arg",
+        help="env argument as key=value (repeatable), e.g. --env-arg missing=nearest",
+    ),
+]
+
+
+def parse_key_values(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """``key=value`` options given with ``flag``; values read as YAML (numbers, booleans, lists)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            fail(f"{flag} {item!r} is not of the form key=value, e.g. {flag} name=4")
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            out[key] = raw
+    return out
+
+
+def env_options(env_id: str, items: list[str] | None, given: Mapping[str, str]) -> dict[str, Any]:
+    """``--env-arg`` options checked against the arguments of ``env_id``'s constructor.
+
+    Args:
+        env_id: a registered env id.
+        items: the ``key=value`` strings.
+        given: env arguments the command sets itself, each with the option that sets it.
+
+    Returns:
+        The options with their values converted to the arguments' types.
+    """
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    from researchgym.envs.research_env import ResearchEnv
+    from researchgym.planning import PlannerError, check_options
+
+    options = parse_key_values(items, "--env-arg")
+    taken = [name for name in options if name in given]
+    if taken:
+        fail(f"--env-arg {taken[0]} is given by {given[taken[0]]}; use that option")
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error as exc:
+        raise unknown_env(exc) from None
+    creator = spec.entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    # Replay-v0 and Surrogate-v0 pass the arguments they do not declare on to ResearchEnv.
+    targets = [creator] if creator is ResearchEnv else [creator, ResearchEnv]
+    internal = {"env_id", "source_env_id", "recorded_kwargs", "executor", "render_mode"}
+    try:
+        return check_options(
+            targets, options, owner=f"env {env_id!r}", exclude=internal | set(given)
+        )
+    except PlannerError as exc:
+        fail(str(exc))
 
 
 def make_env(env_id: str, **kwargs: Any):

@@ -9,7 +9,8 @@ import gymnasium as gym
 import typer
 
 import researchgym
-from researchgym.cli.common import StoreOption, make_env
+from researchgym.cli.common import EnvArgsOption, StoreOption, env_options, make_env
+from researchgym.errors import ConfigError
 from researchgym.spaces import SettingError
 from researchgym.store import store_option
 from researchgym.terminal import console, fail, print_table, progress_bar
@@ -55,6 +56,15 @@ def envs(
     )
 
 
+#: The env arguments ``run`` sets itself and the options that give them.
+_RUN_ENV_FLAGS = {
+    "store": "--store",
+    "device": "--device",
+    "budget": "run (one step)",
+    "agent": "run (recorded as cli-run)",
+}
+
+
 def run(
     env_id: Annotated[str, typer.Argument(help="env id, e.g. researchgym/Digits-v0")],
     overrides: Annotated[
@@ -74,15 +84,21 @@ def run(
         "runs/curve.png"
     ),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
+    env_args: EnvArgsOption = None,
     store: StoreOption = None,
 ) -> None:
     """Train one metaprogram (YAML + overrides) with a progress bar and plot its curve."""
     from researchgym.engine import InProcessExecutor, LambdaHook
     from researchgym.plotting import plot_curve
 
-    env = make_env(
-        env_id, store=store_option(store), budget=1, agent="cli-run", device=device
-    ).unwrapped
+    env_kwargs = env_options(env_id, env_args, _RUN_ENV_FLAGS)
+    try:
+        env = make_env(
+            env_id, store=store_option(store), budget=1, agent="cli-run", device=device,
+            **env_kwargs,
+        ).unwrapped  # fmt: skip
+    except ConfigError as exc:
+        fail(str(exc))
     try:
         values = env.schema.load_yaml(config) if config else {}
         values |= env.schema.parse_overrides(overrides or [])

@@ -10,7 +10,15 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from researchgym.cli.common import StoreOption, make_env, unknown_env
+from researchgym.cli.common import (
+    EnvArgsOption,
+    StoreOption,
+    env_options,
+    make_env,
+    parse_key_values,
+    unknown_env,
+)
+from researchgym.errors import ConfigError
 from researchgym.planning import (
     PlannerError,
     best_per_task,
@@ -36,27 +44,19 @@ _TRAINER_FLAGS = {
 }
 
 
+#: The env arguments ``rollout`` sets itself and the options that give them.
+_ROLLOUT_ENV_FLAGS = {
+    "store": "--store",
+    "budget": "--steps",
+    "interface": "the planner (the observations it reads)",
+    "agent": "--agent (steps are recorded under the planner's name)",
+}
+
+
 def _trainer_option(**kwargs: Any) -> Any:
     """A ``typer.Option`` whose default, when not given, is the trainer's own."""
     kwargs["help"] += " (default: the trainer's)"
     return typer.Option(show_default=False, **kwargs)
-
-
-def _parse_agent_args(items: list[str] | None) -> dict[str, Any]:
-    """``key=value`` planner/trainer options; values read as YAML (numbers, booleans, lists)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key.isidentifier():
-            fail(f"--agent-arg {item!r} is not of the form key=value, e.g. --agent-arg levels=4")
-        try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            out[key] = raw
-    return out
 
 
 def _env_id_of(positional: str | None, option: str | None) -> str:
@@ -97,6 +97,7 @@ def rollout(
             "--agent-arg", help="planner option as key=value, e.g. --agent-arg n_startup_trials=3"
         ),
     ] = None,
+    env_args: EnvArgsOption = None,
     plot: Annotated[
         Path | None, typer.Option(help="save the best-so-far curve of the last campaign as PNG")
     ] = None,
@@ -106,7 +107,8 @@ def rollout(
     import gymnasium as gym
 
     env_id = _env_id_of(env_arg, env_id)
-    kwargs = _parse_agent_args(agent_args)
+    env_kwargs = env_options(env_id, env_args, _ROLLOUT_ENV_FLAGS)
+    kwargs = parse_key_values(agent_args, "--agent-arg")
     if policy is not None:
         kwargs["policy"] = policy
     try:
@@ -126,27 +128,30 @@ def rollout(
         try:
             results = rollout_campaigns(
                 planner, env_id, episodes=episodes, seed=seed, fixed=fixed or [], budget=steps,
-                store=store_option(store), callback=advance,
+                store=store_option(store), env_kwargs=env_kwargs, callback=advance,
             )  # fmt: skip
         except gym.error.Error as exc:
             raise unknown_env(exc) from None
-        except (PlannerError, SettingError) as exc:
+        except (ConfigError, SettingError) as exc:
             fail(str(exc))
 
     steps_done = [s for campaign in results for s in campaign.steps]
+    columns = ("ep", "step", "task", "status", "val score", "test score", "seconds", "key settings")
+    failed = any(s.info.get("error") for s in steps_done)
     print_table(
-        ("ep", "step", "task", "status", "val score", "test score", "seconds", "key settings"),
+        columns + ("error",) if failed else columns,
         [
             (
                 s.episode,
                 s.step,
                 s.task,
-                s.status,
+                s.status if _nearest(s) is None else f"{s.status} (nearest)",
                 "-" if s.score is None else f"{s.score:.4f}",
                 "-" if s.test_score is None else f"{s.test_score:.4f}",
                 f"{s.seconds:.2f}",
-                _key_settings(s.metaprogram),
+                _key_settings(_nearest(s) or s.metaprogram),
             )
+            + ((_short_error(s.info.get("error")),) if failed else ())
             for s in steps_done
         ],
         title=f"{planner.name} on {env_id}",
@@ -154,10 +159,12 @@ def rollout(
     )
     for task, best in best_per_task(results).items():  # scores of two tasks do not compare
         test = "-" if best.test_score is None else f"{best.test_score:.4f}"
+        ran = _nearest(best)
+        answered = "" if ran is None else ", by the nearest recorded run"
         console.print(
             f"[bold green]best found[/] on {escape(task)}: validation score {best.score:.4f} "
-            f"(test {test}, ep {best.episode} step {best.step}) with "
-            f"{escape(json.dumps(best.metaprogram, default=str))}",
+            f"(test {test}, ep {best.episode} step {best.step}{answered}) with "
+            f"{escape(json.dumps(ran or best.metaprogram, default=str))}",
             soft_wrap=True,
         )
     if plot is not None:
@@ -222,7 +229,7 @@ def train_command(
         fail(str(exc))
     finally:
         env.close()
-    extra = _parse_agent_args(agent_args)
+    extra = parse_key_values(agent_args, "--agent-arg")
     if taken := [name for name in extra if name in _TRAINER_FLAGS]:
         fail(f"--agent-arg {taken[0]} is given by {_TRAINER_FLAGS[taken[0]]}; use that option")
     options = {
@@ -243,6 +250,19 @@ def train_command(
             fail(str(exc))
     console.print(f"[bold green]saved[/] {agent} policy to {path}")
     console.print(f"run it: researchgym rollout --agent {agent} --env {env_id} --policy {path}")
+
+
+def _nearest(step: Any) -> dict[str, Any] | None:
+    """The metaprogram that ran when a nearest recorded run answered ``step`` (else ``None``)."""
+    answered = step.info.get("answered_by")
+    return answered["metaprogram"] if answered and answered["match"] == "nearest" else None
+
+
+def _short_error(error: str | None, limit: int = 160) -> str:
+    """An error message cut to ``limit`` characters for a table cell (empty for none)."""
+    if not error:
+        return ""
+    return error if len(error) <= limit else f"{error[: limit - 3]}..."
 
 
 def _key_settings(metaprogram: dict[str, Any] | None) -> str:

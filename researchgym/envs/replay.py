@@ -221,10 +221,11 @@ class ReplayExecutor(Executor):
         shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
         distance = _distance(nearest.vector, self.schema.encode_valid(requested))
         return (
-            f"no recorded run of this metaprogram on task {task!r}; the nearest (run_id "
-            f"{nearest.run_id}) is at distance {distance:.3g} in the flat encoding and differs "
-            f"in {shown}; pass missing='nearest' to gym.make to have the nearest recorded run "
-            "answer (info['answered_by'] then names it)"
+            f"no recorded run of this metaprogram on task {task!r}; the nearest differs in "
+            f"{shown} (run_id {nearest.run_id}, at distance {distance:.3g} in the flat "
+            "encoding); pass missing='nearest' to gym.make (--env-arg missing=nearest on the "
+            "command line) to have the nearest recorded run answer (info['answered_by'] then "
+            "names it)"
         )
 
 

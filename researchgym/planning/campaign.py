@@ -214,6 +214,7 @@ def rollout(
     budget: int | None = None,
     store: Any = None,
     options: Mapping[str, Any] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
     callback: Callable[[StepRecord], None] | None = None,
 ) -> list[CampaignResult]:
     """Make ``env_id`` for ``planner`` (the interface it reads), run its campaigns, close the env.
@@ -229,6 +230,8 @@ def rollout(
         store: the env's ``store=`` (a directory, ``None`` for the default, ``False``
             for nothing recorded).
         options: passed to every ``env.reset`` (e.g. ``{"task": "wine"}``).
+        env_kwargs: other arguments of the env (e.g. ``{"missing": "nearest"}`` for
+            Replay-v0).
         callback: called with each step's record as it finishes.
 
     Raises:
@@ -237,6 +240,7 @@ def rollout(
         PlannerError: the planner cannot run on this env.
     """
     kwargs: dict[str, Any] = {
+        **(env_kwargs or {}),
         "store": store,
         "interface": getattr(planner, "interface", None) or "dict",
     }

@@ -20,7 +20,7 @@ import functools
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,7 +152,7 @@ def _describe(parameter: inspect.Parameter) -> str:
 
 
 def check_options(
-    target: Callable[..., Any],
+    target: Callable[..., Any] | Sequence[Callable[..., Any]],
     options: Mapping[str, Any],
     *,
     owner: str,
@@ -166,7 +166,9 @@ def check_options(
     receives names it does not declare unchecked.
 
     Args:
-        target: a class (its ``__init__`` is read) or a function.
+        target: a class (its ``__init__`` is read) or a function; or a sequence of them,
+            each passing the options it does not declare on to the next through ``**kwargs``
+            (a factory and the class it builds), whose options are checked together.
         options: keyword arguments for ``target``.
         owner: what the options belong to, for messages (``"planner 'tpe'"``).
         exclude: parameters that are not options (given some other way).
@@ -180,18 +182,20 @@ def check_options(
     """
     from pydantic import ValidationError
 
-    try:
-        signature = inspect.signature(target, eval_str=True)
-    except NameError:  # hints naming what only a type checker imports: taken as Any
-        signature = inspect.signature(target)
     keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    parameters = {
-        name: p
-        for name, p in signature.parameters.items()
-        if p.kind in keywords and name not in exclude
-    }
+    parameters: dict[str, inspect.Parameter] = {}
+    for each in [target] if callable(target) else target:
+        try:
+            signature = inspect.signature(each, eval_str=True)
+        except NameError:  # hints naming what only a type checker imports: taken as Any
+            signature = inspect.signature(each)
+        for name, p in signature.parameters.items():
+            if p.kind in keywords and name not in exclude:
+                parameters.setdefault(name, p)
+        takes_any = any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
+        )
     described = ", ".join(map(_describe, parameters.values()))
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
     checked = dict(options)
     for name, value in options.items():
         if name not in parameters:

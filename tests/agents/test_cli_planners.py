@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from planner_testing import ENV_ID, rows_by_agent
 from typer.testing import CliRunner
 
 from researchgym.cli import app
+from researchgym.store import Store
 
 runner = CliRunner()
 CHEAP_SET = ["--set", "train.epochs=1", "--set", "train.batch_size=256"]
@@ -201,3 +204,48 @@ def test_train_runs_exactly_the_timesteps_asked(tmp_path, store_dir) -> None:
     result, out = invoke(*common, "--agent-arg", "total_timesteps=8", *cheap)
     assert result.exit_code == 2 and "total_timesteps is given by --timesteps" in out
     assert rows_by_agent(store_dir) == {"ppo-sb3-train": 8}
+
+
+REPLAY = ["rollout", "--env", "researchgym/Replay-v0", "--steps", "3"]
+
+
+def test_rollout_on_replay_takes_env_args_and_says_which_run_answered(tmp_path) -> None:
+    result, out = invoke(*REPLAY, "--env-arg", "missing=nearest", "--store", str(tmp_path))
+    assert result.exit_code == 0, out
+    assert out.count("ok (nearest)") == 3 and "by the nearest recorded run" in out
+    with Store(tmp_path) as store:
+        answered = store.sql("SELECT status, answered_by FROM steps").to_pylist()
+    assert [row["status"] for row in answered] == ["ok"] * 3
+    assert all(json.loads(row["answered_by"])["match"] == "nearest" for row in answered)
+
+
+def test_rollout_shows_why_a_step_failed() -> None:
+    result, out = invoke(*REPLAY, "--store", "none")
+    assert result.exit_code == 0, out
+    assert "error" in out.splitlines()[1].split("\t")  # the header of the plain table
+    assert "no recorded run of this metaprogram on task 'digits'; the nearest differs in" in out
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("missin=nearest", "env 'researchgym/Replay-v0' has no option 'missin'; did you mean"),
+        ("history=many", "option history='many' is not a valid int"),
+        ("budget=3", "--env-arg budget is given by --steps; use that option"),
+        ("missing=nowhere", "missing='nowhere' is not a policy"),
+    ],
+)
+def test_rollout_env_args_are_checked_without_a_traceback(option: str, message: str) -> None:
+    result, out = invoke(*REPLAY, "--env-arg", option, "--store", "none")
+    assert result.exit_code == 2 and message in " ".join(out.split()), out
+    assert "Traceback" not in out
+
+
+def test_run_takes_env_args(tmp_path) -> None:
+    result, out = invoke(
+        "run", "researchgym/Replay-v0", "--env-arg", "missing=nearest", "--store", str(tmp_path),
+        "--plot", str(tmp_path / "curve.png"),
+    )  # fmt: skip
+    assert result.exit_code == 0, out
+    result, out = invoke("run", "researchgym/Replay-v0", "--env-arg", "missin=nearest")
+    assert result.exit_code == 2 and "did you mean 'missing'?" in " ".join(out.split())
