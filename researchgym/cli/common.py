@@ -50,7 +50,7 @@ def env_options(env_id: str, items: list[str] | None, given: Mapping[str, str]) 
     Args:
         env_id: a registered env id.
         items: the ``key=value`` strings.
-        given: env arguments the command sets itself, each with the option that sets it.
+        given: env arguments the command sets itself, each with what to do instead.
 
     Returns:
         The options with their values converted to the arguments' types.
@@ -64,7 +64,7 @@ def env_options(env_id: str, items: list[str] | None, given: Mapping[str, str]) 
     options = parse_key_values(items, "--env-arg")
     taken = [name for name in options if name in given]
     if taken:
-        fail(f"--env-arg {taken[0]} is given by {given[taken[0]]}; use that option")
+        fail(f"--env-arg {taken[0]} is not an option here: {given[taken[0]]}")
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:

@@ -56,12 +56,12 @@ def envs(
     )
 
 
-#: The env arguments ``run`` sets itself and the options that give them.
+#: The env arguments ``run`` sets itself and what to do instead of ``--env-arg``.
 _RUN_ENV_FLAGS = {
-    "store": "--store",
-    "device": "--device",
-    "budget": "run (one step)",
-    "agent": "run (recorded as cli-run)",
+    "store": "pass --store instead",
+    "device": "pass --device instead",
+    "budget": "run trains one metaprogram",
+    "agent": "run records its step under the name cli-run",
 }
 
 

@@ -44,12 +44,12 @@ _TRAINER_FLAGS = {
 }
 
 
-#: The env arguments ``rollout`` sets itself and the options that give them.
+#: The env arguments ``rollout`` sets itself and what to do instead of ``--env-arg``.
 _ROLLOUT_ENV_FLAGS = {
-    "store": "--store",
-    "budget": "--steps",
-    "interface": "the planner (the observations it reads)",
-    "agent": "--agent (steps are recorded under the planner's name)",
+    "store": "pass --store instead",
+    "budget": "pass --steps instead",
+    "interface": "the planner sets it (the observations it reads)",
+    "agent": "steps are recorded under the planner's name (--agent)",
 }
 
 

@@ -231,7 +231,7 @@ def test_rollout_shows_why_a_step_failed() -> None:
     [
         ("missin=nearest", "env 'researchgym/Replay-v0' has no option 'missin'; did you mean"),
         ("history=many", "option history='many' is not a valid int"),
-        ("budget=3", "--env-arg budget is given by --steps; use that option"),
+        ("budget=3", "--env-arg budget is not an option here: pass --steps instead"),
         ("missing=nowhere", "missing='nowhere' is not a policy"),
     ],
 )
