@@ -69,9 +69,10 @@ def env_options(env_id: str, items: list[str] | None, given: Mapping[str, str]) 
         spec = gym.spec(env_id)
     except gym.error.Error as exc:
         raise unknown_env(exc) from None
-    creator = spec.entry_point
-    if isinstance(creator, str):
-        creator = load_env_creator(creator)
+    entry_point = spec.entry_point
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    if creator is None:
+        fail(f"env {env_id!r} has no entry point to check --env-arg against")
     # Replay-v0 and Surrogate-v0 pass the arguments they do not declare on to ResearchEnv.
     targets = [creator] if creator is ResearchEnv else [creator, ResearchEnv]
     internal = {"env_id", "source_env_id", "recorded_kwargs", "executor", "render_mode"}
