@@ -84,12 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     hits = replay.unwrapped.executor.recorded_vectors()
     actions[::2] = hits[rng.integers(len(hits), size=len(actions[::2]))]
 
+    batch = min(1024, args.steps)  # at least one call, however few the steps
     results = {
         "trivial gymnasium env": steps_per_second(trivial, actions, args.steps),
         "Replay-v0": steps_per_second(replay, actions, args.steps),
         "Surrogate-v0": steps_per_second(surrogate, actions, args.steps),
-        "surrogate model alone, 1024 actions per call": batched_predictions_per_second(
-            surrogate, actions, 1024
+        f"surrogate model alone, {batch} actions per call": batched_predictions_per_second(
+            surrogate, actions, batch
         ),
     }
     base = results["trivial gymnasium env"]
