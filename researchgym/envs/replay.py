@@ -88,15 +88,15 @@ def pinned_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _common_settings(metaprograms: list[dict[str, Any]]) -> dict[str, Any]:
-    values: dict[str, set[str]] = {}
-    for metaprogram in metaprograms:
-        for name, value in metaprogram.items():
-            values.setdefault(name, set()).add(json.dumps(value))
-    return {
-        name: json.loads(next(iter(seen)))
-        for name, seen in values.items()
-        if len(seen) == 1 and len(metaprograms) > 1 and all(name in m for m in metaprograms)
-    }
+    if len(metaprograms) < 2:
+        return {}
+    first, *rest = metaprograms
+    common = {}
+    for name, value in first.items():
+        seen = json.dumps(value)
+        if all(name in m and json.dumps(m[name]) == seen for m in rest):
+            common[name] = json.loads(seen)
+    return common
 
 
 def _key(vector: np.ndarray) -> bytes:
@@ -132,6 +132,7 @@ class ReplayExecutor(Executor):
         self.missing = missing
         self._exact: dict[tuple[str, bytes], list[_Recorded]] = {}
         by_task: dict[str, tuple[list[np.ndarray], list[list[_Recorded]]]] = {}
+        encoded: dict[str, tuple[dict[str, Any], np.ndarray, bytes]] = {}
         for row in runs:
             result = Result(
                 status=row["status"],
@@ -142,9 +143,12 @@ class ReplayExecutor(Executor):
                 samples=int(row["cost_samples"] or 0),
                 error=row["error"],
             )
-            metaprogram = json.loads(row["metaprogram"])
-            vector = schema.encode(metaprogram).astype(np.float64)
-            key = (row["task"], _key(vector))
+            if row["metaprogram"] not in encoded:  # runs of one metaprogram share its encoding
+                metaprogram = json.loads(row["metaprogram"])
+                vector = schema.encode(metaprogram).astype(np.float64)
+                encoded[row["metaprogram"]] = metaprogram, vector, _key(vector)
+            metaprogram, vector, vector_key = encoded[row["metaprogram"]]
+            key = (row["task"], vector_key)
             if key not in self._exact:
                 self._exact[key] = []
                 vectors, groups = by_task.setdefault(row["task"], ([], []))
