@@ -92,9 +92,9 @@ class TemplatePlanner(SearchPlanner):
         """The defaults first, then a Gaussian step from the best point so far."""
         if self.candidate is None:
             self.candidate = self.best
-        else:
-            step = self.rng.normal(0.0, self.step_size, size=self.best.shape)
-            self.candidate = np.clip(self.best + step, -1.0, 1.0)
+            return dict(self.fixed)  # settings left out take their defaults
+        step = self.rng.normal(0.0, self.step_size, size=self.best.shape)
+        self.candidate = np.clip(self.best + step, -1.0, 1.0)
         return self.schema.decode(self.candidate) | self.fixed
 
     def observe(

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from researchgym.cli.common import StoreOption, make_env, unknown_env
+from researchgym.errors import DependencyNotInstalled
 from researchgym.planning import PlannerError, make_planner, make_trainer, planner_names
 from researchgym.planning import rollout as rollout_campaigns
 from researchgym.spaces import SettingError
@@ -86,7 +87,7 @@ def rollout(
         kwargs["policy"] = policy
     try:
         planner = make_planner(agent, **kwargs)
-    except (PlannerError, SettingError, TypeError) as exc:
+    except (PlannerError, DependencyNotInstalled, SettingError, TypeError) as exc:
         fail(str(exc))
     with progress_bar() as progress:
         bar = progress.add_task(f"{planner.name} on {env_id}", total=None, status="")

@@ -32,6 +32,7 @@ from researchgym.spaces import Categorical, Float, Schema, SettingError
 from researchgym.wrappers import PinSettings
 
 BLACK_BOX = ["random", "sobol", "grid", "tpe", "default"]
+PEERS = ["gp", "cmaes", "ngopt", "template"]
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +49,13 @@ def test_every_issue_planner_is_registered() -> None:
         "default",
         "ppo-sb3",
         "ppo-rllib",
+        *PEERS,
     }
     for spec in PLANNERS.values():
         assert ":" in spec.entry_point and spec.description
 
 
-@pytest.mark.parametrize("name", BLACK_BOX)
+@pytest.mark.parametrize("name", BLACK_BOX + PEERS)
 def test_black_box_planners_implement_the_protocol(name: str) -> None:
     planner = make_planner(name)
     assert isinstance(planner, Planner)
@@ -101,7 +103,7 @@ def test_register_planner_checks_the_entry_point() -> None:
         register_planner("broken", "agents.random_search.RandomPlanner")
 
 
-@pytest.mark.parametrize("name", BLACK_BOX)
+@pytest.mark.parametrize("name", [*BLACK_BOX, "cmaes", "template"])
 def test_proposals_stay_inside_the_full_space(name: str, schema: Schema) -> None:
     """Hundreds of proposals over every setting (no training): valid, only active settings, pins kept."""
     fixed = {"optim.name": "sgd", "train.epochs": 3}
@@ -239,7 +241,17 @@ def test_proposal_vectors_decode_like_the_env(schema: Schema) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["agents.random_search", "agents.sobol", "agents.grid", "agents.tpe", "agents.default"],
+    [
+        "agents.random_search",
+        "agents.sobol",
+        "agents.grid",
+        "agents.tpe",
+        "agents.default",
+        "agents.gp",
+        "agents.cmaes",
+        "agents.ngopt",
+        "agents.template",
+    ],
 )
 def test_agents_run_as_modules(
     module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
