@@ -14,6 +14,7 @@ from researchgym.planning import (
     PLANNERS,
     CampaignArgs,
     CampaignContext,
+    FailedAsWorst,
     Planner,
     PlannerError,
     SearchPlanner,
@@ -96,6 +97,16 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(importlib, "import_module", fake_import)
     with pytest.raises(PlannerError, match=r"needs the package 'optuna'.*researchgym\[hpo\]"):
         make_planner("needs-missing")
+
+
+def test_failed_steps_count_as_the_worst_value_seen() -> None:
+    value = FailedAsWorst()
+    assert value(-1.0, {"status": "error"}) is None  # nothing to compare with yet
+    assert value(0.4, {"status": "ok"}) == 0.4
+    assert value(0.9, {"status": "ok"}) == 0.9
+    assert value(float("nan"), {"status": "ok"}) == 0.4
+    assert value(-1.0, {"status": "diverged"}) == -1.0
+    assert value(0.2, {"status": "timeout"}) == -1.0
 
 
 def test_register_planner_checks_the_entry_point() -> None:
