@@ -3,7 +3,9 @@
 NGOpt looks at the parametrization (how many settings, which are continuous,
 integer or discrete) and the number of experiments it may run, and hands the
 search to the optimizer that nevergrad's own benchmarks found best for that
-case (CMA-ES, differential evolution, (1+1) strategies, Cobyla, ...). Each
+case (CMA-ES, differential evolution, (1+1) strategies, Cobyla, ...; for the
+Tabular and Synthetic spaces, which mix choices with numbers, a discrete (1+1)
+evolution strategy, ``DiscreteBSOOnePlusOne``, at budgets 10 to 64). Each
 setting maps to one nevergrad parameter: ``Float`` to ``Scalar`` (``Log`` where
 declared), ``Int`` to the same with integer casting, ``Categorical`` and
 ``Bool`` to ``Choice``. Nevergrad has no conditional parameters, so every free
