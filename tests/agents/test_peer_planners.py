@@ -116,7 +116,7 @@ def best_values(name: str, n_trials: int, seeds: range) -> np.ndarray:
     [
         ("template", 20, range(8)),
         ("cmaes", 20, range(8)),
-        pytest.param("ngopt", 20, range(8), marks=pytest.mark.slow),
+        ("ngopt", 20, range(8)),
         pytest.param("gp", 12, range(4), marks=pytest.mark.slow),
     ],
 )
