@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from researchgym.cli.common import StoreOption, make_env, unknown_env
+from researchgym.errors import DependencyNotInstalled
 from researchgym.planning import (
     PlannerError,
     best_per_task,
@@ -111,7 +112,7 @@ def rollout(
         kwargs["policy"] = policy
     try:
         planner = make_planner(agent, **kwargs)
-    except (PlannerError, SettingError) as exc:
+    except (PlannerError, DependencyNotInstalled, SettingError) as exc:
         fail(str(exc))
     with progress_bar() as progress:
         bar = progress.add_task(f"{planner.name} on {env_id}", total=None, status="")

@@ -287,6 +287,33 @@ register_planner(
     description="Optuna TPE, define-by-run over the schema's conditional space",
 )
 register_planner(
+    "gp",
+    "agents.gp:GPPlanner",
+    extra="hpo",
+    description="Optuna GPSampler: Gaussian-process Bayesian optimization (log EI) over numbers "
+    "and choices; conditional settings drawn at random",
+)
+register_planner(
+    "cmaes",
+    "agents.cmaes:CmaEsPlanner",
+    extra="hpo",
+    description="Optuna CmaEsSampler: CMA-ES over the numeric settings; choices and conditional "
+    "settings drawn at random",
+)
+register_planner(
+    "ngopt",
+    "agents.ngopt:NGOptPlanner",
+    extra="nevergrad",
+    description="nevergrad NGOpt: picks its optimizer (CMA-ES, DE, (1+1), ...) for the space "
+    "and the campaign's budget",
+)
+register_planner(
+    "template",
+    "agents.template:TemplatePlanner",
+    description="(1+1) local search from the defaults in the flat encoding; the file to copy "
+    "for a new planner",
+)
+register_planner(
     "default",
     "agents.default:DefaultPlanner",
     description="every setting at its default, each step",
