@@ -17,8 +17,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from researchgym.errors import shorten
-
 __all__ = ["Job", "pending_jobs", "plan_sweep", "run_sweep"]
 
 
@@ -47,21 +45,23 @@ def plan_sweep(
 ) -> list[Job]:
     """The jobs of a sweep: ``n`` design points per task, each with ``repeats`` seeds.
 
-    ``tasks`` defaults to every task of the env's suite, held-out ones included.
+    ``tasks`` defaults to every task of the env's suite, held-out ones included; any
+    other task of the suite's datasets may be named (``synth_cls?seed=7&rows=2500``).
     """
     import gymnasium as gym
 
-    from researchgym.engine import TaskError
     from researchgym.envs.research_env import unwrap_research_env
+    from researchgym.envs.suites import suite_of
     from researchgym.spaces.sampling import sample
 
-    env = unwrap_research_env(gym.make(env_id, store=False, disable_env_checker=True))
-    schema, suite_tasks = env.schema, env.suite.all_tasks
+    tasks = list(tasks or suite_of(env_id).all_tasks)
+    env = unwrap_research_env(  # checks that every task belongs to the env
+        gym.make(env_id, store=False, disable_env_checker=True, tasks=tasks)
+    )
+    schema = env.schema
     env.close()
     jobs = []
-    for t, task in enumerate(tasks or suite_tasks):
-        if task not in suite_tasks:
-            raise TaskError(f"task {shorten(task)} is not in {env_id}'s suite: {suite_tasks}")
+    for t, task in enumerate(tasks):
         for i, point in enumerate(sample(schema, sampler, n, seed=seed + 1000 * t)):
             metaprogram = schema.validate(point | (fixed or {}))
             for r in range(repeats):
@@ -86,7 +86,7 @@ def pending_jobs(jobs: list[Job], store: Any, env_id: str, agent: str) -> list[J
     return pending
 
 
-_WORKER_ENVS: dict[tuple[str, str, str], Any] = {}
+_WORKER_ENVS: dict[tuple[str, str, str, str], Any] = {}
 
 
 def _init_worker(threads: int) -> None:
@@ -96,16 +96,18 @@ def _init_worker(threads: int) -> None:
 
 
 def _run_job(env_id: str, store_path: str, agent: str, job: Job) -> tuple[str, float | None]:
-    """Run one job in this process's cached env; returns (status, score)."""
+    """Run one job in this process's cached env (one per task); returns (status, score)."""
     import gymnasium as gym
 
-    key = (env_id, store_path, agent)
+    key = (env_id, store_path, agent, job.task)
     if key not in _WORKER_ENVS:
-        from researchgym.envs.suites import suite_of
-
-        tasks = list(suite_of(env_id).all_tasks)
         _WORKER_ENVS[key] = gym.make(
-            env_id, store=store_path, budget=1, agent=agent, disable_env_checker=True, tasks=tasks
+            env_id,
+            store=store_path,
+            budget=1,
+            agent=agent,
+            disable_env_checker=True,
+            tasks=[job.task],
         ).unwrapped
     env = _WORKER_ENVS[key]
     env.reset(seed=job.seed, options={"task": job.task})

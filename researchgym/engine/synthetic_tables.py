@@ -7,6 +7,10 @@ columns, classes (2 to 5), class separation and label noise for classification
 Friedman #1 function of five columns plus noise columns (``make_friedman1``)
 with a drawn noise level. The same seed always gives the same table, so planners
 can be trained on one set of seeds and tested on others they never saw.
+
+``rows=N`` fixes the number of rows instead (``synth_cls?seed=K&rows=2500``: 500
+validation rows), every other draw unchanged; tasks whose validation score should
+not be dominated by the noise of a small split (leaderboards) use it.
 """
 
 from __future__ import annotations
@@ -17,26 +21,32 @@ import numpy as np
 from sklearn import datasets as skdatasets
 
 from researchgym.engine.splits import int_params
+from researchgym.engine.tasks import TaskError
 
 __all__ = ["SYNTHETIC_KINDS", "generate", "validate_params"]
 
 #: dataset name -> kind of problem
 SYNTHETIC_KINDS = {"synth_cls": "classification", "synth_reg": "regression"}
-DEFAULTS = {"seed": 0}
-LIMITS = {"seed": (0, 2**31 - 1)}
+DEFAULTS = {"seed": 0, "rows": 0}  # rows=0: drawn from the seed
+LIMITS = {"seed": (0, 2**31 - 1), "rows": (0, 100_000)}
+MIN_ROWS = 50  # enough for three stratified splits of up to 5 classes
 _STREAM = {"synth_cls": 1, "synth_reg": 2}  # independent draws for the two families
 
 
 def validate_params(name: str, **params: Any) -> dict[str, int]:
-    """The task's parameters as integers (``seed``), with a clear error for bad ones."""
-    return int_params(name, params, DEFAULTS, LIMITS)
+    """The task's parameters as integers (``seed``, ``rows``), with a clear error for bad ones."""
+    out = int_params(name, params, DEFAULTS, LIMITS)
+    if 0 < out["rows"] < MIN_ROWS:
+        raise TaskError(f"{name}: rows={out['rows']} is below {MIN_ROWS}; give more rows or 0")
+    return out
 
 
 def generate(name: str, **params: Any) -> tuple[np.ndarray, np.ndarray]:
     """Draw the table ``name?seed=K`` stands for: ``(x, y)`` as float arrays (int labels)."""
-    seed = validate_params(name, **params)["seed"]
-    rng = np.random.default_rng([seed, _STREAM[name]])
+    checked = validate_params(name, **params)
+    rng = np.random.default_rng([checked["seed"], _STREAM[name]])
     n_samples = int(rng.integers(300, 1501))
+    n_samples = checked["rows"] or n_samples
     n_features = int(rng.integers(5, 41))
     random_state = int(rng.integers(2**31 - 1))
     if SYNTHETIC_KINDS[name] == "regression":

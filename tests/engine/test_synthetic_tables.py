@@ -35,9 +35,21 @@ def test_tasks_load_with_the_right_kind_and_features():
     assert 0.6 * 300 - 1 <= len(cls.x_train) <= 0.6 * 1500 + 1  # 60% of 300 to 1,500 rows
 
 
+@pytest.mark.parametrize("name", ["synth_cls", "synth_reg"])
+def test_rows_fixes_the_size_and_keeps_every_other_draw(name):
+    x, y = generate(name, seed=5)
+    x_big, y_big = generate(name, seed=5, rows=2500)
+    assert x_big.shape == (2500, x.shape[1])  # same columns, the rows asked for
+    assert len(np.unique(y_big)) == len(np.unique(y)) or name == "synth_reg"
+    np.testing.assert_array_equal(generate(name, seed=5, rows=0)[0], x)  # 0: drawn from the seed
+    assert len(load_task_data(f"{name}?seed=5&rows=2500").x_val) == 500
+
+
 @pytest.mark.parametrize(
     "task, message",
     [
+        ("synth_cls?seed=1&rows=10", "below 50"),
+        ("synth_cls?seed=1&rows=1000000", "outside"),
         ("synth_cls?seed=x", "not an integer"),
         ("synth_reg?seed=-1", "outside"),
         ("synth_cls?depth=2", "no parameter"),
@@ -74,3 +86,13 @@ def test_sweeps_cover_the_held_out_tasks_too():
 
     jobs = plan_sweep("researchgym/Synthetic-v0", sampler="random", n=1)
     assert [job.task for job in jobs] == list(get_suite("synthetic").all_tasks)
+
+
+def test_sweeps_take_other_tasks_of_the_suites_datasets_and_refuse_foreign_ones():
+    from researchgym.sweeps import plan_sweep
+
+    task = "synth_cls?seed=7&rows=2500"
+    jobs = plan_sweep("researchgym/Synthetic-v0", sampler="sobol", n=2, repeats=2, tasks=[task])
+    assert [job.task for job in jobs] == [task] * 4 and len({job.seed for job in jobs}) == 4
+    with pytest.raises(ValueError, match="not a task of suite"):
+        plan_sweep("researchgym/Synthetic-v0", sampler="sobol", n=2, tasks=["iris"])
