@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from researchgym.envs.interfaces import CampaignView, FlatInterface, make_interface
-from researchgym.envs.recording import StepRecorder
+from researchgym.envs.recording import StepRecorder, check_campaign_id
 from researchgym.envs.suites import get_suite
 from researchgym.errors import ConfigError, ResearchGymError, did_you_mean, shorten
 from researchgym.spaces import SettingError
@@ -83,7 +83,9 @@ class ResearchEnv(gym.Env):
             Surrogate-v0 (their ``source``, and Replay-v0's ``missing``).
 
     ``reset(options=...)`` takes ``"task"`` (one of :attr:`tasks`; default: drawn
-    at random) and ``"agent"``. A step's ``info`` holds ``status``, ``error``,
+    at random), ``"agent"`` and ``"campaign_id"`` (the id recorded with the campaign's
+    steps, e.g. a deterministic one that lets a harness find them again; default: a
+    fresh random id). A step's ``info`` holds ``status``, ``error``,
     ``metrics``, ``test_metrics``, ``curve``, ``cost`` (``{"samples": int,
     "seconds": float}``), ``metaprogram``, ``estimate``, ``best_score`` and
     ``seed``; every value but those in :data:`MEASURED_INFO` is the same when the
@@ -199,6 +201,8 @@ class ResearchEnv(gym.Env):
             )
         agent = options.get("agent", self.agent)
         _check_agent(agent)
+        campaign_id = options.get("campaign_id")
+        campaign_id = uuid.uuid4().hex if campaign_id is None else check_campaign_id(campaign_id)
         self._task_ref = self._task_refs[task]
         data = load_task_data(self._task_ref)
         self._view = CampaignView(
@@ -208,7 +212,7 @@ class ResearchEnv(gym.Env):
             budget=self.budget,
         )
         self._chance = data.chance
-        self.recorder.start_campaign(self._view, campaign_id=uuid.uuid4().hex, agent=agent)
+        self.recorder.start_campaign(self._view, campaign_id=campaign_id, agent=agent)
         info = {"task": task, "campaign_id": self.campaign_id, "budget": self.budget}
         return self.interface.observe(self._view), info
 
