@@ -121,7 +121,8 @@ def make_trainer(name: str) -> Callable[..., Any]:
     """The training function of a learned planner (e.g. ``"ppo-sb3"``).
 
     Every trainer is called as ``train(env_id, *, total_timesteps, seed, fixed,
-    save_path, store, budget, n_envs, progress)`` and returns the saved policy's path.
+    save_path, store, budget, n_envs, progress, tasks)`` and returns the saved policy's
+    path; ``tasks`` (default: the env's) are the only tasks it learns from.
 
     Raises:
         PlannerError: an unknown name or a planner with nothing to train.
