@@ -6,8 +6,13 @@
   (typical-normalized regret, anytime curves and their areas, ranks, bootstrap
   intervals, paired tests, agreement of two boards) and the Markdown board.
 * :mod:`~researchgym.evaluation.plots`: anytime curves per task and the rank plot.
+* :mod:`~researchgym.evaluation.suites`: :class:`BenchmarkSuite`, the named boards
+  (``fast``, ``cpu``, ``gpu``) with held-out tasks and their references.
+* :mod:`~researchgym.evaluation.harness`: :func:`run_leaderboard`, a suite's
+  planners x tasks x seeds, resumable through the store, written as tables and plots.
 """
 
+from researchgym.evaluation.harness import CampaignJob, Leaderboard, campaign_id, run_leaderboard
 from researchgym.evaluation.plots import plot_ranks, plot_task_curves
 from researchgym.evaluation.regret import (
     CampaignRegret,
@@ -37,19 +42,38 @@ from researchgym.evaluation.stats import (
     seconds_horizon,
     steps_curve,
 )
+from researchgym.evaluation.suites import (
+    BENCHMARK_SUITES,
+    SUITE_RUNS,
+    BenchmarkSuite,
+    PlannerTraining,
+    SeedSpread,
+    benchmark_suite,
+    campaign_references,
+)
 
 __all__ = [
+    "BENCHMARK_SUITES",
+    "SUITE_RUNS",
+    "BenchmarkSuite",
     "BoardAgreement",
+    "CampaignJob",
     "CampaignRegret",
     "CampaignScore",
     "CampaignTrace",
+    "Leaderboard",
     "LeaderboardRow",
     "PairedTest",
+    "PlannerTraining",
     "RegretBench",
     "RegretSummary",
+    "SeedSpread",
     "TaskReference",
     "average_ranks",
+    "benchmark_suite",
     "bootstrap_ci",
+    "campaign_id",
+    "campaign_references",
     "compare_boards",
     "leaderboard",
     "leaderboard_markdown",
@@ -59,6 +83,7 @@ __all__ = [
     "plot_ranks",
     "plot_task_curves",
     "rank_intervals",
+    "run_leaderboard",
     "score_campaigns",
     "seconds_curve",
     "seconds_grid",

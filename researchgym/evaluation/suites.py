@@ -59,12 +59,14 @@ class PlannerTraining:
 
     ``options`` are more keyword arguments of the planner's trainer (see
     :func:`researchgym.planning.make_trainer`); the trainer is always given the
-    suite's train tasks as ``tasks``.
+    suite's train tasks as ``tasks``. ``planner_options`` are given to the planner
+    with its trained policy.
     """
 
     env_id: str
     steps: int
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    planner_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,7 @@ def _synthetic(seeds: Iterable[int], suffix: str = "") -> tuple[str, ...]:
 # Learned planners learn from the shipped reference runs of the training tasks: the
 # transformer offline, PPO by acting on them replayed.
 _SYNTHETIC_TRAINING = {
-    "transformer": PlannerTraining(SYNTHETIC, 300),
+    "transformer": PlannerTraining(SYNTHETIC, 300, planner_options={"n_candidates": 8}),
     "ppo-sb3": PlannerTraining(
         REPLAY, 512, {"env_kwargs": {"source": SYNTHETIC, "missing": "nearest"}}
     ),
