@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -71,7 +70,10 @@ def leaderboard_command(
     from researchgym.evaluation import benchmark_suite, run_leaderboard
 
     names = [a.strip() for a in agents.split(",") if a.strip()]
-    command = shlex.join(["researchgym", *sys.argv[1:]])
+    store = store or out / "store"
+    words = ["researchgym", "leaderboard", "--suite", suite_name, "--agents", ",".join(names)]
+    words += ["--seeds", str(seeds), "--workers", str(workers), "--store", str(store)]
+    words += ["--out", str(out), *(["--data", str(data)] if data is not None else [])]
     try:
         suite = benchmark_suite(suite_name)
     except ResearchGymError as exc:
@@ -91,11 +93,11 @@ def leaderboard_command(
                 names,
                 seeds,
                 workers=workers,
-                store=store or out / "store",
+                store=store,
                 out_dir=out,
                 data=data,
                 progress=progress,
-                command=command,
+                command=shlex.join(words),
             )
     except ResearchGymError as exc:
         fail(str(exc))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -139,20 +140,15 @@ def _plan(
     stored: dict[str, list[dict[str, Any]]],
 ) -> tuple[list[CampaignJob], list[CampaignJob]]:
     """The board's campaigns: those complete in the store, and those still to run."""
-    done, pending = [], []
-    for agent in agents:
-        for task in suite.test_tasks:
-            for seed in seeds:
-                attempt = 0
-                while len(
-                    stored.get(cid := campaign_id(suite, agent, task, seed, attempt), ())
-                ) not in (
-                    0,
-                    suite.budget,
-                ):
-                    attempt += 1  # cut short: the next attempt runs it again
-                job = CampaignJob(agent, task, seed, cid)
-                (done if cid in stored else pending).append(job)
+    done: list[CampaignJob] = []
+    pending: list[CampaignJob] = []
+    for agent, task, seed in itertools.product(agents, suite.test_tasks, seeds):
+        attempt = 0
+        cid = campaign_id(suite, agent, task, seed, attempt)
+        while 0 < len(stored.get(cid, ())) < suite.budget:  # cut short: run it again
+            attempt += 1
+            cid = campaign_id(suite, agent, task, seed, attempt)
+        (done if cid in stored else pending).append(CampaignJob(agent, task, seed, cid))
     return done, pending
 
 
@@ -436,13 +432,8 @@ def run_leaderboard(
         report(len(done) + finished, total, f"{job.agent} on {job.task} seed {job.seed}")
 
     jobs = [*done, *pending]
-    order = {
-        (a, t, s): i
-        for i, (a, t, s) in enumerate(
-            (a, t, s) for a in agents for t in suite.test_tasks for s in seeds
-        )
-    }
-    jobs.sort(key=lambda j: order[j.agent, j.task, j.seed])
+    order = list(itertools.product(agents, suite.test_tasks, seeds))
+    jobs.sort(key=lambda j: order.index((j.agent, j.task, j.seed)))
     traces = _traces(jobs, _stored_campaigns(store, suite))
     board = Leaderboard(suite, traces=traces, ran=len(pending), reused=len(done))
     if references is None:
