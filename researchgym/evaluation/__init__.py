@@ -10,6 +10,8 @@
   (``fast``, ``cpu``, ``gpu``) with held-out tasks and their references.
 * :mod:`~researchgym.evaluation.harness`: :func:`run_leaderboard`, a suite's
   planners x tasks x seeds, resumable through the store, written as tables and plots.
+* :mod:`~researchgym.evaluation.report`: :class:`Report`, a document of tables, plots and
+  commands written as a self-contained HTML page and as Markdown.
 """
 
 from researchgym.evaluation.harness import CampaignJob, Leaderboard, campaign_id, run_leaderboard
@@ -22,6 +24,7 @@ from researchgym.evaluation.regret import (
     plot_anytime,
     summarize,
 )
+from researchgym.evaluation.report import Report, software_versions
 from researchgym.evaluation.stats import (
     BoardAgreement,
     CampaignScore,
@@ -67,6 +70,7 @@ __all__ = [
     "PlannerTraining",
     "RegretBench",
     "RegretSummary",
+    "Report",
     "SeedSpread",
     "TaskReference",
     "average_ranks",
@@ -88,6 +92,7 @@ __all__ = [
     "seconds_curve",
     "seconds_grid",
     "seconds_horizon",
+    "software_versions",
     "steps_curve",
     "summarize",
 ]
