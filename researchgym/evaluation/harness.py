@@ -19,11 +19,11 @@ campaign, old and new.
 Learned planners (those with a trainer) are trained once per suite on its train
 tasks only, saved under ``out_dir/policies/<planner>`` and reused on the next run.
 
-``out_dir`` receives ``leaderboard.md`` (the board, the references and each task's
-seed-to-seed spread), ``leaderboard.json`` (every number, the command, versions and
-the git commit), ``ranks.png`` and one ``curves-<n>.png`` per task (anytime regret
-against steps and against compute seconds). :class:`Leaderboard` holds the same
-tables and images for other renderings (an HTML report).
+``out_dir`` receives ``leaderboard.md`` and ``report.html`` (a self-contained page:
+the board, the references and each task's seed-to-seed spread, the plots, the command
+and the versions), ``leaderboard.json`` (every number, the command, versions and the
+git commit), ``ranks.png`` and one ``curves-<n>.png`` per task (anytime regret against
+steps and against compute seconds).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -47,13 +46,13 @@ import numpy as np
 
 from researchgym.errors import ConfigError, did_you_mean, shorten
 from researchgym.evaluation.plots import plot_ranks, plot_task_curves
+from researchgym.evaluation.report import Report, software_versions
 from researchgym.evaluation.stats import (
     CampaignScore,
     CampaignTrace,
     LeaderboardRow,
     TaskReference,
     leaderboard,
-    leaderboard_markdown,
     score_campaigns,
 )
 from researchgym.evaluation.suites import BenchmarkSuite, SeedSpread, campaign_references
@@ -94,7 +93,7 @@ class Leaderboard:
         references: each task's reference and where it came from (``references_from``).
         seed_spread: each task's seed-to-seed spread of one metaprogram (recorded pairs).
         ran, reused: campaigns run now and read back from earlier runs.
-        markdown: the ``leaderboard.md`` text.
+        markdown: the ``leaderboard.md`` text (images linked relative to ``out_dir``).
         images: the PNG plots written.
     """
 
@@ -293,34 +292,40 @@ def _traces(
     return out
 
 
-def _versions() -> dict[str, Any]:
-    import importlib.metadata
+def _board_table(rows: Sequence[LeaderboardRow]) -> tuple[list[str], list[list[Any]]]:
+    columns = [
+        "planner", "campaigns", "mean regret", "95% CI", "median", "AUC steps",
+        "AUC log-seconds", "avg rank", "W/T/L vs best baseline", "p", "ties",
+    ]  # fmt: skip
+    cells = []
+    for r in rows:
+        versus = r.versus
+        cells.append(
+            [
+                r.planner,
+                r.campaigns,
+                round(r.mean, 3),
+                f"{r.ci_low:.3f}-{r.ci_high:.3f}",
+                round(r.median, 3),
+                round(r.auc_steps, 3),
+                round(r.auc_seconds, 3),
+                round(r.average_rank, 2),
+                "baseline"
+                if versus is None
+                else f"{versus.wins}/{versus.ties}/{versus.losses} vs {versus.baseline}",
+                None if versus is None else float(f"{versus.p_value:.2g}"),
+                None if versus is None else f"{versus.tie_rate:.0%}",
+            ]
+        )
+    return columns, cells
 
-    from researchgym.store.schema import provenance
 
-    def version(name: str) -> str | None:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    info = provenance()
-    return {
-        "python": platform.python_version(),
-        **{name: version(name) for name in ("researchgym", "torch", "optuna", "numpy")},
-        "git_commit": info["code_version"],
-        "host": info["host"],
-    }
-
-
-def _spread_table(board: Leaderboard) -> str:
-    lines = [
-        (
-            "| task | best | typical | pairs | median seed-to-seed gap | in regret units "
-            "| planners' mean final regret (best - worst) |"
-        ),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
+def _task_table(board: Leaderboard) -> tuple[list[str], list[list[Any]]]:
+    columns = [
+        "task", "best", "typical", "seed pairs", "median seed-to-seed gap",
+        "gap in regret units", "planners' mean final regret (best - worst)",
+    ]  # fmt: skip
+    cells = []
     for task, ref in board.references.items():
         finals: dict[str, list[float]] = {}
         for s in board.scores:
@@ -328,50 +333,44 @@ def _spread_table(board: Leaderboard) -> str:
                 finals.setdefault(s.planner, []).append(s.final)
         means = [float(np.mean(v)) for v in finals.values()]
         spread = board.seed_spread.get(task)
-        gap = (
-            "- | - | -"
-            if spread is None
-            else f"{spread.pairs} | {spread.median:.4f} | {spread.median_regret:.3f}"
+        cells.append(
+            [
+                task,
+                ref.best,
+                ref.typical,
+                None if spread is None else spread.pairs,
+                None if spread is None else spread.median,
+                None if spread is None else round(spread.median_regret, 3),
+                f"{min(means):.3f} - {max(means):.3f}",
+            ]
         )
-        lines.append(
-            f"| {task} | {ref.best:.4f} | {ref.typical:.4f} | {gap} "
-            f"| {min(means):.3f} - {max(means):.3f} |"
-        )
-    return "\n".join(lines)
+    return columns, cells
 
 
-def _markdown(board: Leaderboard, seeds: Sequence[int], command: str) -> str:
+def _report(board: Leaderboard, seeds: Sequence[int], command: str) -> Report:
+    """The board as one document: written as ``leaderboard.md`` and ``report.html``."""
     suite = board.suite
     pairs = [r.versus for r in board.rows if r.versus is not None]
     ties = sum(p.ties for p in pairs) / max(1, sum(p.pairs for p in pairs))
-    return "\n".join(
-        [
-            f"# Leaderboard: suite `{suite.name}` v{suite.version}",
-            "",
-            (
-                f"{suite.description}. Planners act on `{suite.env_id}` for {suite.budget} "
-                f"experiments ({suite.fidelity}) on {len(suite.test_tasks)} held-out tasks x "
-                f"{len(seeds)} seeds; regret is normalized between each task's best score and a "
-                f"typical one ({board.references_from}). Best baseline: the best planner without "
-                "training; W/T/L and the Wilcoxon p are paired by task and seed."
-            ),
-            "",
-            leaderboard_markdown(board.rows),
-            "",
-            f"Tie rate of paired campaigns against the best baseline: {ties:.1%}.",
-            "",
-            "## Tasks: references and seed-to-seed spread of one metaprogram",
-            "",
-            _spread_table(board),
-            "",
-            "## Plots",
-            "",
-            *(f"![{image.stem}]({image.name})" for image in board.images),
-            "",
-            f"Command: `{command}`",
-            "",
-        ]
+    report = Report(f"Leaderboard: suite {suite.name} v{suite.version}")
+    report.paragraph(
+        f"{suite.description}. Planners act on {suite.env_id} for {suite.budget} experiments "
+        f"({suite.fidelity}) on {len(suite.test_tasks)} held-out tasks x {len(seeds)} seeds. "
+        "Regret is normalized between each task's best score and a typical one "
+        f"({board.references_from}), clipped to [0, 1]. The best baseline is the best planner "
+        "without training; wins/ties/losses and the Wilcoxon p are paired by task and seed."
     )
+    report.table(*_board_table(board.rows), caption="final normalized regret and anytime areas")
+    report.paragraph(f"Tie rate of paired campaigns against the best baseline: {ties:.1%}.")
+    report.heading("Tasks: references and seed-to-seed spread of one metaprogram")
+    report.table(*_task_table(board))
+    report.heading("Plots")
+    report.image(board.images[0], "average rank by final regret (bootstrap 95% interval)")
+    for task, image in zip(suite.test_tasks, board.images[1:], strict=True):
+        report.image(image, f"{task}: best-so-far regret against steps and compute seconds")
+    report.heading("Command")
+    report.code(command)
+    return report.versions()
 
 
 def run_leaderboard(
@@ -414,7 +413,7 @@ def run_leaderboard(
         raise ConfigError("no seeds given; run at least one seed per planner and task")
     if workers < 1:
         raise ConfigError(f"workers={workers!r} must be 1 or more")
-    report = progress or (lambda done, total, status: None)
+    notify = progress or (lambda done, total, status: None)
     store, out_dir = Path(store), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     references = suite.references()  # checked before any campaign runs
@@ -423,13 +422,13 @@ def run_leaderboard(
     total = len(done) + len(pending)
     learned = set(planner_names(trainable=True))
     options = {
-        agent: _trained_policy(suite, agent, out_dir, report, total)
+        agent: _trained_policy(suite, agent, out_dir, notify, total)
         for agent in agents
         if agent in learned and any(job.agent == agent for job in pending)
     }
-    report(len(done), total, f"{len(done)} campaigns already stored")
+    notify(len(done), total, f"{len(done)} campaigns already stored")
     for finished, job in enumerate(_run_jobs(suite, store, pending, options, workers), 1):
-        report(len(done) + finished, total, f"{job.agent} on {job.task} seed {job.seed}")
+        notify(len(done) + finished, total, f"{job.agent} on {job.task} seed {job.seed}")
 
     jobs = [*done, *pending]
     order = list(itertools.product(agents, suite.test_tasks, seeds))
@@ -456,8 +455,10 @@ def run_leaderboard(
             )
         )
     command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    board.markdown = _markdown(board, seeds, command)
-    (out_dir / "leaderboard.md").write_text(board.markdown)
+    report = _report(board, seeds, command)
+    report.write_markdown(out_dir / "leaderboard.md")
+    report.write_html(out_dir / "report.html")
+    board.markdown = report.markdown(out_dir)
     (out_dir / "leaderboard.json").write_text(
         json.dumps(
             {
@@ -475,7 +476,7 @@ def run_leaderboard(
                 "agents": agents,
                 "seeds": seeds,
                 "command": command,
-                "versions": _versions(),
+                "versions": software_versions(),
                 "references_from": board.references_from,
                 "references": [dataclasses.asdict(r) for r in board.references.values()],
                 "seed_spread": [dataclasses.asdict(s) for s in board.seed_spread.values()],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from pathlib import Path
 
@@ -51,15 +52,21 @@ def test_a_tiny_suite_runs_end_to_end_from_the_command_line(tiny_suite, tmp_path
     assert result.exit_code == 0, result.output
     assert "6 campaigns run, 0 read back from the store" in result.output
     table = (out / "leaderboard.md").read_text()
-    assert "# Leaderboard: suite `tiny` v1" in table and "3 experiments (train.epochs=1)" in table
-    assert (
-        sum(
-            line.startswith(("| random | 2 |", "| sobol | 2 |", "| tpe | 2 |"))
-            for line in table.splitlines()
-        )
-        == 3
-    )
-    assert f"| {TINY_TASK} |" in table and "Command: `researchgym leaderboard --suite tiny" in table
+    assert "# Leaderboard: suite tiny v1" in table and "3 experiments (train.epochs=1)" in table
+    planner_lines = [
+        line for line in table.splitlines() if line.startswith("| ") and " | 2 | " in line
+    ]
+    assert sorted(line.split(" | ")[0] for line in planner_lines) == [
+        "| random",
+        "| sobol",
+        "| tpe",
+    ]
+    assert f"| {html.escape(TINY_TASK)} |" in table
+    assert "researchgym leaderboard --suite tiny --agents random,sobol,tpe --seeds 2" in table
+    assert "![average rank by final regret" in table and "(curves-0.png)" in table
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count('src="data:image/png;base64,') == 2
+    assert all(f"<td>{planner}</td>" in page for planner in ("random", "sobol", "tpe"))
     board = json.loads((out / "leaderboard.json").read_text())
     assert {"python", "torch", "optuna", "researchgym", "git_commit"} <= set(board["versions"])
     assert [r["planner"] for r in board["rows"]] and len(board["campaigns"]) == 6
