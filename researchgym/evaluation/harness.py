@@ -417,6 +417,11 @@ def run_leaderboard(
     store, out_dir = Path(store), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     references = suite.references()  # checked before any campaign runs
+    if references is None and "random" not in agents:
+        raise ConfigError(
+            f"suite {suite.name!r} has no recorded runs, so its typical scores come from random "
+            "search's campaigns; add random to the planners"
+        )
 
     done, pending = _plan(suite, agents, seeds, _stored_campaigns(store, suite))
     total = len(done) + len(pending)

@@ -221,7 +221,7 @@ def _auc_log_seconds(
     start, stop = horizon
     edges = np.log(np.concatenate([[start], np.clip(trace.elapsed(), start, stop), [stop]]))
     area = np.sum(_regret_by_steps_done(trace, reference) * np.diff(edges))
-    return float(area / (edges[-1] - edges[0]))
+    return float(np.clip(area / (edges[-1] - edges[0]), 0.0, 1.0))  # rounding may pass 1
 
 
 def _by_task(traces: Iterable[CampaignTrace]) -> dict[str, list[CampaignTrace]]:

@@ -68,7 +68,7 @@ def test_a_tiny_suite_runs_end_to_end_from_the_command_line(tiny_suite, tmp_path
     assert page.startswith("<!DOCTYPE html>") and page.count('src="data:image/png;base64,') == 2
     assert all(f"<td>{planner}</td>" in page for planner in ("random", "sobol", "tpe"))
     board = json.loads((out / "leaderboard.json").read_text())
-    assert {"python", "torch", "optuna", "researchgym", "git_commit"} <= set(board["versions"])
+    assert {"python", "torch", "optuna", "researchgym", "git commit"} <= set(board["versions"])
     assert [r["planner"] for r in board["rows"]] and len(board["campaigns"]) == 6
     assert board["seed_spread"][0]["pairs"] == 8
     assert (out / "ranks.png").stat().st_size > 0 and (out / "curves-0.png").stat().st_size > 0

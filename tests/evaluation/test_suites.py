@@ -135,3 +135,16 @@ def test_the_gpu_suite_is_skipped_without_cuda(tmp_path, monkeypatch):
         benchmark_suite("gpu"), ["random"], 1, store=tmp_path / "s", out_dir=tmp_path / "o"
     )
     assert board.skipped and not board.rows and not (tmp_path / "o").exists()
+
+
+def test_a_suite_without_recorded_runs_needs_random_search_for_its_typical_scores(
+    tiny_suite, tmp_path
+):
+    from researchgym.evaluation import run_leaderboard
+
+    suite = dataclasses.replace(
+        tiny_suite, env_id="researchgym/Synthetic-v0", env_kwargs={}, data=None
+    )
+    with pytest.raises(ConfigError, match="add random to the planners"):
+        run_leaderboard(suite, ["sobol"], 1, store=tmp_path / "s", out_dir=tmp_path / "o")
+    assert not (tmp_path / "s").exists()
