@@ -54,7 +54,9 @@ def leaderboard_command(
             help="store the campaigns are recorded in and resumed from (default: OUT/store)"
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="output directory")] = Path("runs/leaderboard"),
+    out: Annotated[
+        Path | None, typer.Option(help="output directory (default: runs/leaderboard/SUITE)")
+    ] = None,
     data: Annotated[
         Path | None,
         typer.Option(help="recorded runs defining the tasks' references (default: the suite's)"),
@@ -70,6 +72,7 @@ def leaderboard_command(
     from researchgym.evaluation import benchmark_suite, run_leaderboard
 
     names = [a.strip() for a in agents.split(",") if a.strip()]
+    out = out or Path("runs/leaderboard") / suite_name
     store = store or out / "store"
     words = ["researchgym", "leaderboard", "--suite", suite_name, "--agents", ",".join(names)]
     words += ["--seeds", str(seeds), "--workers", str(workers), "--store", str(store)]
