@@ -242,9 +242,10 @@ def make_trainer(name: str) -> Callable[..., Any]:
     """The training function of a learned planner (e.g. ``"ppo-sb3"``).
 
     Every trainer is called as ``train(env_id, *, total_timesteps, seed, fixed,
-    save_path, store, budget, n_envs, progress)`` plus its own options, and returns
-    the saved policy's path. The function returned checks the keywords it is given
-    (see :func:`check_options`) before training starts.
+    save_path, store, budget, n_envs, progress, tasks)`` plus its own options, and
+    returns the saved policy's path; ``tasks`` (default: the env's) are the only tasks it
+    learns from. The function returned checks the keywords it is given (see
+    :func:`check_options`) before training starts.
 
     Raises:
         PlannerError: an unknown name or a planner with nothing to train.
