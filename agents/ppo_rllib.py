@@ -19,7 +19,7 @@ planner under ``ppo-rllib``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,7 @@ def train(
     lr: float = 3e-4,
     gamma: float = 0.9,
     num_cpus: int = 2,
+    tasks: Sequence[str] | None = None,
 ) -> Path:
     """Train RLlib PPO on ``env_id`` (tasks drawn from its suite at each reset) and save it.
 
@@ -113,6 +114,7 @@ def train(
         progress: called with the number of env steps done so far.
         train_batch_size, minibatch_size, num_epochs, lr, gamma: PPO's own settings.
         num_cpus: CPUs of the local Ray instance.
+        tasks: the only tasks training campaigns are drawn from (default: the env's).
 
     Returns:
         The checkpoint directory.
@@ -129,6 +131,8 @@ def train(
     }
     if budget is not None:
         env_config["budget"] = budget
+    if tasks is not None:
+        env_config["tasks"] = list(tasks)
 
     if not ray.is_initialized():
         ray.init(

@@ -22,7 +22,7 @@ campaigns of the trained planner under ``ppo-sb3``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -126,6 +126,7 @@ def train(
     learning_rate: float = 3e-4,
     gamma: float = 0.9,
     env_kwargs: Mapping[str, Any] | None = None,
+    tasks: Sequence[str] | None = None,
 ) -> Path:
     """Train PPO on ``env_id`` (tasks drawn from its suite at each reset) and save it.
 
@@ -144,6 +145,7 @@ def train(
         n_steps, batch_size, n_epochs, learning_rate, gamma: PPO's own settings
             (``n_steps`` shrinks to fit a smaller ``total_timesteps``).
         env_kwargs: more keyword arguments for ``gym.make``.
+        tasks: the only tasks training campaigns are drawn from (default: the env's).
 
     Returns:
         The saved policy's path.
@@ -157,8 +159,13 @@ def train(
     kwargs = {"store": store, "agent": TRAIN_AGENT, **(env_kwargs or {})}
     if budget is not None:
         kwargs["budget"] = budget
-    probe = gym.make(env_id, interface="flat", store=False, disable_env_checker=True)
+    if tasks is not None:
+        kwargs["tasks"] = list(tasks)
+    probe = gym.make(
+        env_id, interface="flat", disable_env_checker=True, **{**kwargs, "store": False}
+    )
     schema: Schema = probe.unwrapped.schema
+    trained_on = list(probe.unwrapped.tasks)
     probe.close()
     pins = {name: schema[name].validate(value) for name, value in (fixed or {}).items()}
 
@@ -192,6 +199,7 @@ def train(
         "env_id": env_id,
         "settings": schema.names,
         "fixed": pins,
+        "tasks": trained_on,
         "total_timesteps": model.num_timesteps,
         "seed": seed,
     }

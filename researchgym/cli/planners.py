@@ -18,7 +18,7 @@ from researchgym.cli.common import (
     parse_key_values,
     unknown_env,
 )
-from researchgym.errors import ConfigError
+from researchgym.errors import ConfigError, DependencyNotInstalled
 from researchgym.planning import (
     PlannerError,
     best_per_task,
@@ -113,7 +113,7 @@ def rollout(
         kwargs["policy"] = policy
     try:
         planner = make_planner(agent, **kwargs)
-    except (PlannerError, SettingError) as exc:
+    except (PlannerError, DependencyNotInstalled, SettingError) as exc:
         fail(str(exc))
     with progress_bar() as progress:
         bar = progress.add_task(f"{planner.name} on {env_id}", total=None, status="")

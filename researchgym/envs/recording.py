@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -27,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from researchgym.envs.interfaces import CampaignView
-from researchgym.errors import StateError, shorten
+from researchgym.errors import ConfigError, StateError, shorten
 
 if TYPE_CHECKING:
     from researchgym.engine import Result
 
-__all__ = ["MAX_STORED_CHARS", "StepRecorder"]
+__all__ = ["MAX_CAMPAIGN_ID_CHARS", "MAX_STORED_CHARS", "StepRecorder", "check_campaign_id"]
 
 #: Longest action (as JSON) or error a row stores; longer ones are cut to about this
 #: length, with their original length noted.
@@ -42,6 +43,29 @@ logger = logging.getLogger(__name__)
 
 #: Default store directories already announced by this process.
 _ANNOUNCED: set[Path] = set()
+
+#: Longest campaign id a caller may choose (``reset(options={"campaign_id": ...})``).
+MAX_CAMPAIGN_ID_CHARS = 128
+_CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+
+def check_campaign_id(campaign_id: Any) -> str:
+    """``campaign_id`` if it is a usable id: 1 to 128 letters, digits and ``._:-``.
+
+    Raises:
+        ConfigError: another value, saying what an id may hold.
+    """
+    if (
+        not isinstance(campaign_id, str)
+        or len(campaign_id) > MAX_CAMPAIGN_ID_CHARS
+        or not _CAMPAIGN_ID.fullmatch(campaign_id)
+    ):
+        raise ConfigError(
+            f"campaign_id={shorten(campaign_id)} is not a usable id; give a string of 1 to "
+            f"{MAX_CAMPAIGN_ID_CHARS} letters, digits and '._:-' starting with a letter or a "
+            "digit, or leave it out for a fresh random id"
+        )
+    return campaign_id
 
 
 class StepRecorder:
@@ -108,12 +132,13 @@ class StepRecorder:
 
         Args:
             view: the campaign's state; the env updates it before each :meth:`record`.
-            campaign_id: the campaign's id.
+            campaign_id: the campaign's id (see :func:`check_campaign_id`).
             agent: who acts in this campaign (recorded with every step).
             episode_seed: the seed ``reset`` was given (``None`` when none), recorded
                 with every step beside the step's training seed.
         """
-        self._view, self.campaign_id, self.agent = view, campaign_id, agent
+        self._view, self.agent = view, agent
+        self.campaign_id = check_campaign_id(campaign_id)
         self.episode_seed = episode_seed
         if self.enabled:
             self._task_features = json.dumps(view.task_features)

@@ -88,15 +88,15 @@ def pinned_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _common_settings(metaprograms: list[dict[str, Any]]) -> dict[str, Any]:
-    values: dict[str, set[str]] = {}
-    for metaprogram in metaprograms:
-        for name, value in metaprogram.items():
-            values.setdefault(name, set()).add(json.dumps(value))
-    return {
-        name: json.loads(next(iter(seen)))
-        for name, seen in values.items()
-        if len(seen) == 1 and len(metaprograms) > 1 and all(name in m for m in metaprograms)
-    }
+    if len(metaprograms) < 2:
+        return {}
+    first, *rest = metaprograms
+    common = {}
+    for name, value in first.items():
+        seen = json.dumps(value)
+        if all(name in m and json.dumps(m[name]) == seen for m in rest):
+            common[name] = json.loads(seen)
+    return common
 
 
 def _key(vector: np.ndarray) -> bytes:
@@ -105,12 +105,29 @@ def _key(vector: np.ndarray) -> bytes:
 
 @dataclass(frozen=True)
 class _Recorded:
-    """One recorded run: what it produced, its settings and where they lie in the flat encoding."""
+    """One recorded run: its row, its settings and where they lie in the flat encoding."""
 
-    result: Result
+    row: dict[str, Any]
     metaprogram: dict[str, Any]
     vector: np.ndarray
-    run_id: str
+
+    @property
+    def run_id(self) -> str:
+        return self.row["run_id"]
+
+    def result(self, answered_by: dict[str, Any]) -> Result:
+        """What the run produced, read from its row anew (callers may keep or change it)."""
+        row = self.row
+        return Result(
+            status=row["status"],
+            val_metrics=json.loads(row["val_metrics"] or "{}"),
+            test_metrics=json.loads(row["test_metrics"] or "{}"),
+            curve=json.loads(row["curve"] or "[]"),
+            seconds=float(row["cost_seconds"] or 0.0),
+            samples=int(row["cost_samples"] or 0),
+            error=row["error"],
+            answered_by=answered_by,
+        )
 
 
 class ReplayExecutor(Executor):
@@ -132,25 +149,20 @@ class ReplayExecutor(Executor):
         self.missing = missing
         self._exact: dict[tuple[str, bytes], list[_Recorded]] = {}
         by_task: dict[str, tuple[list[np.ndarray], list[list[_Recorded]]]] = {}
+        encoded: dict[str, tuple[dict[str, Any], np.ndarray, bytes]] = {}
         for row in runs:
-            result = Result(
-                status=row["status"],
-                val_metrics=json.loads(row["val_metrics"] or "{}"),
-                test_metrics=json.loads(row["test_metrics"] or "{}"),
-                curve=json.loads(row["curve"] or "[]"),
-                seconds=float(row["cost_seconds"] or 0.0),
-                samples=int(row["cost_samples"] or 0),
-                error=row["error"],
-            )
-            metaprogram = json.loads(row["metaprogram"])
-            vector = schema.encode(metaprogram).astype(np.float64)
-            key = (row["task"], _key(vector))
+            if row["metaprogram"] not in encoded:  # runs of one metaprogram share its encoding
+                metaprogram = json.loads(row["metaprogram"])
+                vector = schema.encode(metaprogram).astype(np.float64)
+                encoded[row["metaprogram"]] = metaprogram, vector, _key(vector)
+            metaprogram, vector, vector_key = encoded[row["metaprogram"]]
+            key = (row["task"], vector_key)
             if key not in self._exact:
                 self._exact[key] = []
                 vectors, groups = by_task.setdefault(row["task"], ([], []))
                 vectors.append(vector)
                 groups.append(self._exact[key])
-            self._exact[key].append(_Recorded(result, metaprogram, vector, row["run_id"]))
+            self._exact[key].append(_Recorded(row, metaprogram, vector))
         # The nearest point p to v minimizes |p|^2 / 2 - p.v (|p - v|^2 / 2 less |v|^2 / 2),
         # computed in float64 from points stacked once.
         self._nearest: dict[str, tuple[np.ndarray, np.ndarray, list[list[_Recorded]]]] = {}
@@ -185,22 +197,13 @@ class ReplayExecutor(Executor):
         recorded = group[seed % len(group)]
         if match == "nearest" and self.missing == "error":
             return Result(status="error", error=self._missing_error(metaprogram, name, recorded))
-        answer = recorded.result
-        # A fresh result each step: callers may keep or change what a step returned.
-        return Result(
-            status=answer.status,
-            val_metrics=dict(answer.val_metrics),
-            test_metrics=dict(answer.test_metrics),
-            curve=[dict(point) for point in answer.curve],
-            seconds=answer.seconds,
-            samples=answer.samples,
-            error=answer.error,
+        return recorded.result(
             answered_by={
                 "match": match,
                 "distance": _distance(recorded.vector, vector),
                 "run_id": recorded.run_id,
                 "metaprogram": dict(recorded.metaprogram),
-            },
+            }
         )
 
     def _missing_error(self, requested: Mapping[str, Any], task: str, nearest: _Recorded) -> str:

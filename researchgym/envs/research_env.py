@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from researchgym.envs.interfaces import CampaignView, FlatInterface, make_interface
-from researchgym.envs.recording import StepRecorder
+from researchgym.envs.recording import StepRecorder, check_campaign_id
 from researchgym.envs.suites import get_suite
 from researchgym.errors import ConfigError, ResearchGymError, did_you_mean, shorten
 from researchgym.spaces import SettingError
@@ -91,8 +91,10 @@ class ResearchEnv(gym.Env):
             Surrogate-v0 (their ``source``, and Replay-v0's ``missing``).
 
     ``reset(options=...)`` takes ``"task"`` (one of :attr:`tasks` or
-    :attr:`held_out_tasks`; default: one of :attr:`tasks` drawn at random) and
-    ``"agent"``. A step's ``info`` holds ``status``, ``error``, ``metrics`` (the raw
+    :attr:`held_out_tasks`; default: one of :attr:`tasks` drawn at random), ``"agent"``
+    and ``"campaign_id"`` (the id recorded with the campaign's steps, e.g. a
+    deterministic one that lets a harness find them again; default: a fresh random id).
+    A step's ``info`` holds ``status``, ``error``, ``metrics`` (the raw
     validation metrics and ``score``, the primary one clipped to [-1, 1]),
     ``test_metrics``, ``curve``, ``cost`` (``{"samples": int, "seconds": float}``),
     ``metaprogram`` (the settings the action stands for), ``estimate``, ``best_score``,
@@ -216,6 +218,8 @@ class ResearchEnv(gym.Env):
             )
         agent = options.get("agent", self.agent)
         _check_agent(agent)
+        campaign_id = options.get("campaign_id")
+        campaign_id = uuid.uuid4().hex if campaign_id is None else check_campaign_id(campaign_id)
         self._task_ref = self._task_refs[task]
         described = shipped_task_info(self._task_ref)
         if described is None:
@@ -231,7 +235,7 @@ class ResearchEnv(gym.Env):
         self._chance = described.chance
         self.recorder.start_campaign(
             self._view,
-            campaign_id=uuid.uuid4().hex,
+            campaign_id=campaign_id,
             agent=agent,
             episode_seed=None if seed is None else int(seed),
         )

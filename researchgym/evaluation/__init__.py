@@ -6,12 +6,17 @@
   (typical-normalized regret, anytime curves and their areas, ranks, bootstrap
   intervals, paired tests, agreement of two boards) and the Markdown board.
 * :mod:`~researchgym.evaluation.plots`: anytime curves per task and the rank plot.
+* :mod:`~researchgym.evaluation.suites`: :class:`BenchmarkSuite`, the named boards
+  (``fast``, ``cpu``, ``gpu``) with held-out tasks and their references.
+* :mod:`~researchgym.evaluation.harness`: :func:`run_leaderboard`, a suite's
+  planners x tasks x seeds, resumable through the store, written as tables and plots.
 * :mod:`~researchgym.evaluation.report`: :class:`Report`, a document of tables, plots and
   commands written as a self-contained HTML page and as Markdown.
 * :mod:`~researchgym.evaluation.store_report`: :func:`store_report`, the summary of a
   store (runs, best configurations, learning curves) that ``researchgym report`` writes.
 """
 
+from researchgym.evaluation.harness import CampaignJob, Leaderboard, campaign_id, run_leaderboard
 from researchgym.evaluation.plots import plot_ranks, plot_task_curves
 from researchgym.evaluation.regret import (
     CampaignRegret,
@@ -43,21 +48,40 @@ from researchgym.evaluation.stats import (
     steps_curve,
 )
 from researchgym.evaluation.store_report import StoreReport, store_report
+from researchgym.evaluation.suites import (
+    BENCHMARK_SUITES,
+    SUITE_RUNS,
+    BenchmarkSuite,
+    PlannerTraining,
+    SeedSpread,
+    benchmark_suite,
+    campaign_references,
+)
 
 __all__ = [
+    "BENCHMARK_SUITES",
+    "SUITE_RUNS",
+    "BenchmarkSuite",
     "BoardAgreement",
+    "CampaignJob",
     "CampaignRegret",
     "CampaignScore",
     "CampaignTrace",
+    "Leaderboard",
     "LeaderboardRow",
     "PairedTest",
+    "PlannerTraining",
     "RegretBench",
     "RegretSummary",
     "Report",
+    "SeedSpread",
     "StoreReport",
     "TaskReference",
     "average_ranks",
+    "benchmark_suite",
     "bootstrap_ci",
+    "campaign_id",
+    "campaign_references",
     "compare_boards",
     "leaderboard",
     "leaderboard_markdown",
@@ -67,6 +91,7 @@ __all__ = [
     "plot_ranks",
     "plot_task_curves",
     "rank_intervals",
+    "run_leaderboard",
     "score_campaigns",
     "seconds_curve",
     "seconds_grid",

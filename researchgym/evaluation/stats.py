@@ -515,21 +515,21 @@ def leaderboard(
 
 
 def leaderboard_markdown(rows: Sequence[LeaderboardRow], digits: int = 3) -> str:
-    """The board as a Markdown table, one line per planner."""
+    """The board as a Markdown table, one line per planner (ties: the paired tie rate)."""
     f = f".{digits}f"
     lines = [
         (
             "| planner | campaigns | mean regret (CI) | median | AUC steps | AUC log-seconds "
-            "| avg rank | W/T/L vs best baseline | p |"
+            "| avg rank | W/T/L vs best baseline | p | ties |"
         ),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for r in rows:
         versus = (
-            "baseline | -"
+            "baseline | - | -"
             if r.versus is None
             else f"{r.versus.wins}/{r.versus.ties}/{r.versus.losses} vs {r.versus.baseline} "
-            f"| {r.versus.p_value:.2g}"
+            f"| {r.versus.p_value:.2g} | {r.versus.tie_rate:.0%}"
         )
         lines.append(
             f"| {r.planner} | {r.campaigns} | {r.mean:{f}} ({r.ci_low:{f}}-{r.ci_high:{f}}) "

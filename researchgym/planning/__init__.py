@@ -1,7 +1,7 @@
 """Planners and the campaign loop that runs them.
 
 - :mod:`~researchgym.planning.protocol`: the :class:`Planner` protocol, the
-  :class:`SearchPlanner` base and :func:`validate_pins`;
+  :class:`SearchPlanner` base, :class:`FailedAsWorst` and :func:`validate_pins`;
 - :mod:`~researchgym.planning.registry`: planners by name (:func:`make_planner`);
 - :mod:`~researchgym.planning.context`: the :class:`CampaignContext` given to
   planners that define ``bind(context)``;
@@ -28,7 +28,13 @@ from researchgym.planning.campaign import (
     run_campaigns,
 )
 from researchgym.planning.context import CampaignContext, campaign_context
-from researchgym.planning.protocol import Planner, PlannerError, SearchPlanner, validate_pins
+from researchgym.planning.protocol import (
+    FailedAsWorst,
+    Planner,
+    PlannerError,
+    SearchPlanner,
+    validate_pins,
+)
 from researchgym.planning.registry import (
     PLANNERS,
     PlannerSpec,
@@ -44,6 +50,7 @@ __all__ = [
     "CampaignArgs",
     "CampaignContext",
     "CampaignResult",
+    "FailedAsWorst",
     "Planner",
     "PlannerError",
     "PlannerSpec",

@@ -12,6 +12,7 @@ env's observation, and may learn from each step's result::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,7 +21,7 @@ import numpy as np
 from researchgym.errors import ConfigError
 from researchgym.spaces import Schema
 
-__all__ = ["Planner", "PlannerError", "SearchPlanner", "validate_pins"]
+__all__ = ["FailedAsWorst", "Planner", "PlannerError", "SearchPlanner", "validate_pins"]
 
 
 class PlannerError(ConfigError):
@@ -90,6 +91,29 @@ class SearchPlanner:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class FailedAsWorst:
+    """The values a model-based planner learns from: a failed step counts as the worst seen.
+
+    A successful step's reward is its value. A failed step (any ``info["status"]``
+    but ``"ok"``, or a reward that is not finite) gets the lowest value seen so far
+    in the campaign, its own finite reward included, so the model learns to stay
+    away from it; before any step succeeded it has no value (``None``).
+    """
+
+    def __init__(self) -> None:
+        self.worst = math.inf
+
+    def __call__(self, reward: float, info: Mapping[str, Any]) -> float | None:
+        if info.get("status", "ok") == "ok" and math.isfinite(reward):
+            self.worst = min(self.worst, reward)
+            return reward
+        if math.isinf(self.worst):
+            return None
+        if math.isfinite(reward):
+            self.worst = min(self.worst, reward)
+        return self.worst
 
 
 def validate_pins(schema: Schema, fixed: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -246,9 +246,10 @@ def make_trainer(name: str) -> Callable[..., Any]:
     """The training function of a learned planner (e.g. ``"ppo-sb3"``).
 
     Every trainer is called as ``train(env_id, *, total_timesteps, seed, fixed,
-    save_path, store, budget, n_envs, progress)`` plus its own options, and returns
-    the saved policy's path. The function returned checks the keywords it is given
-    (see :func:`check_options`) before training starts.
+    save_path, store, budget, n_envs, progress, tasks)`` plus its own options, and
+    returns the saved policy's path; ``tasks`` (default: the env's) are the only tasks it
+    learns from. The function returned checks the keywords it is given (see
+    :func:`check_options`) before training starts.
 
     Raises:
         PlannerError: an unknown name or a planner with nothing to train.
@@ -289,6 +290,33 @@ register_planner(
     "agents.tpe:TPEPlanner",
     extra="hpo",
     description="Optuna TPE, define-by-run over the schema's conditional space",
+)
+register_planner(
+    "gp",
+    "agents.gp:GPPlanner",
+    extra="hpo",
+    description="Optuna GPSampler: Gaussian-process Bayesian optimization (log EI) over numbers "
+    "and choices; conditional settings drawn at random",
+)
+register_planner(
+    "cmaes",
+    "agents.cmaes:CmaEsPlanner",
+    extra="hpo",
+    description="Optuna CmaEsSampler: CMA-ES over the numeric settings; choices and conditional "
+    "settings drawn at random",
+)
+register_planner(
+    "ngopt",
+    "agents.ngopt:NGOptPlanner",
+    extra="nevergrad",
+    description="nevergrad NGOpt: picks its optimizer (CMA-ES, DE, (1+1), ...) for the space "
+    "and the campaign's budget",
+)
+register_planner(
+    "template",
+    "agents.template:TemplatePlanner",
+    description="(1+1) local search from the defaults in the flat encoding; the file to copy "
+    "for a new planner",
 )
 register_planner(
     "default",

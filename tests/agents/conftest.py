@@ -23,6 +23,12 @@ def without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def without_nevergrad(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imports of nevergrad fail, as on a machine where it is not installed."""
+    monkeypatch.setitem(sys.modules, "nevergrad", None)
+
+
+@pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
 

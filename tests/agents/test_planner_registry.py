@@ -19,6 +19,7 @@ from researchgym.planning import (
     CampaignArgs,
     CampaignContext,
     CampaignResult,
+    FailedAsWorst,
     Planner,
     PlannerError,
     SearchPlanner,
@@ -40,6 +41,7 @@ from researchgym.spaces import Categorical, Float, Schema, SettingError
 from researchgym.wrappers import PinSettings
 
 BLACK_BOX = ["random", "sobol", "grid", "tpe", "default"]
+PEERS = ["gp", "cmaes", "ngopt", "template"]
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +58,13 @@ def test_every_issue_planner_is_registered() -> None:
         "default",
         "ppo-sb3",
         "ppo-rllib",
+        *PEERS,
     }
     for spec in PLANNERS.values():
         assert ":" in spec.entry_point and spec.description
 
 
-@pytest.mark.parametrize("name", BLACK_BOX)
+@pytest.mark.parametrize("name", BLACK_BOX + PEERS)
 def test_black_box_planners_implement_the_protocol(name: str) -> None:
     planner = make_planner(name)
     assert isinstance(planner, Planner)
@@ -104,12 +107,22 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch: pytest.MonkeyP
         make_planner("needs-missing")
 
 
+def test_failed_steps_count_as_the_worst_value_seen() -> None:
+    value = FailedAsWorst()
+    assert value(-1.0, {"status": "error"}) is None  # nothing to compare with yet
+    assert value(0.4, {"status": "ok"}) == 0.4
+    assert value(0.9, {"status": "ok"}) == 0.9
+    assert value(float("nan"), {"status": "ok"}) == 0.4
+    assert value(-1.0, {"status": "diverged"}) == -1.0
+    assert value(0.2, {"status": "timeout"}) == -1.0
+
+
 def test_register_planner_checks_the_entry_point() -> None:
     with pytest.raises(PlannerError, match="must look like"):
         register_planner("broken", "agents.random_search.RandomPlanner")
 
 
-@pytest.mark.parametrize("name", BLACK_BOX)
+@pytest.mark.parametrize("name", [*BLACK_BOX, "cmaes", "template"])
 def test_proposals_stay_inside_the_full_space(name: str, schema: Schema) -> None:
     """Hundreds of proposals over every setting (no training): valid, only active settings, pins kept."""
     fixed = {"optim.name": "sgd", "train.epochs": 3}
@@ -248,7 +261,17 @@ def test_proposal_vectors_decode_like_the_env(schema: Schema) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["agents.random_search", "agents.sobol", "agents.grid", "agents.tpe", "agents.default"],
+    [
+        "agents.random_search",
+        "agents.sobol",
+        "agents.grid",
+        "agents.tpe",
+        "agents.default",
+        "agents.gp",
+        "agents.cmaes",
+        "agents.ngopt",
+        "agents.template",
+    ],
 )
 def test_agents_run_as_modules(
     module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture

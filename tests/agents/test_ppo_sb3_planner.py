@@ -107,3 +107,23 @@ def test_trains_on_subprocess_vector_envs(tmp_path) -> None:
     )
     assert path.exists()
     assert rows_by_agent(tmp_path / "store") == {"ppo-sb3-train": 32}
+
+
+def test_training_draws_campaigns_from_the_given_tasks_only(tmp_path) -> None:
+    path = train(
+        "researchgym/Replay-v0",
+        total_timesteps=16,
+        n_steps=16,
+        batch_size=16,
+        n_epochs=1,
+        budget=4,
+        tasks=["synth_cls?seed=0"],
+        env_kwargs={"source": "researchgym/Synthetic-v0", "missing": "nearest"},
+        save_path=tmp_path / "policy",
+        store=tmp_path / "store",
+    )
+    assert json.loads(path.with_suffix(".json").read_text())["tasks"] == ["synth_cls?seed=0"]
+    from researchgym.store import Store
+
+    with Store(tmp_path / "store") as store:
+        assert store.tasks() == ["synth_cls?seed=0"]

@@ -10,7 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import researchgym  # noqa: F401 - registers the envs
-from researchgym.envs.replay import REFERENCE_STORE, load_runs
+from researchgym.engine import TaskRef
+from researchgym.envs.replay import REFERENCE_STORE, ReplayExecutor, load_runs
+from researchgym.envs.suites import suite_of
 from researchgym.errors import ConfigError
 from researchgym.store import open_store
 
@@ -94,3 +96,24 @@ def test_stores_written_before_the_answered_by_column_read_it_as_null() -> None:
 def test_an_unknown_policy_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="did you mean 'nearest'.*choose one of"):
         gym.make("researchgym/Replay-v0", source=SOURCE, missing="neares")
+
+
+def test_each_recorded_metaprogram_is_encoded_once_and_each_answer_is_fresh(
+    runs, monkeypatch
+) -> None:
+    schema = suite_of(SOURCE).make_schema()
+    calls = []
+    encode = schema.encode
+    monkeypatch.setattr(schema, "encode", lambda values: calls.append(values) or encode(values))
+    rows = list(runs.values())
+    executor = ReplayExecutor(rows, schema)
+    assert len({r["metaprogram"] for r in rows}) == len(calls) < len(rows)  # seeds share one
+    row = rows[0]
+    task = TaskRef(row["task"])
+    first = executor.run(json.loads(row["metaprogram"]), task=task, seed=0)
+    first.val_metrics.clear()
+    first.curve.append({"epoch": -1})
+    again = executor.run(json.loads(row["metaprogram"]), task=task, seed=0)
+    recorded = runs[again.answered_by["run_id"]]
+    assert again.val_metrics == json.loads(recorded["val_metrics"]) != {}
+    assert again.curve == json.loads(recorded["curve"])

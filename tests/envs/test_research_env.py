@@ -462,6 +462,25 @@ def test_campaign_id_and_store_are_public(tmp_path):
     assert gym.make("researchgym/Tabular-v0", store=False).unwrapped.store is None
 
 
+def test_reset_records_the_campaign_id_it_is_given(tmp_path):
+    env = gym.make("researchgym/Tabular-v0", store=tmp_path / "s", budget=1).unwrapped
+    _, info = env.reset(seed=0, options={"campaign_id": "board-v1-0a1b"})
+    assert info["campaign_id"] == env.campaign_id == "board-v1-0a1b"
+    env.step(env.to_action(CHEAP))
+    assert env.store.sql("SELECT campaign_id FROM steps").to_pylist() == [
+        {"campaign_id": "board-v1-0a1b"}
+    ]
+    _, again = env.reset(seed=0)
+    assert again["campaign_id"] not in ("", "board-v1-0a1b")
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "../x", "x" * 129, 7])
+def test_reset_rejects_an_unusable_campaign_id(bad):
+    env = make(TABULAR, store=False)
+    with pytest.raises(ValueError, match="campaign_id=.* is not a usable id; give a string of 1"):
+        env.reset(seed=0, options={"campaign_id": bad})
+
+
 def test_unwrap_research_env_sees_through_wrappers_and_rejects_other_envs():
     env = make(TABULAR)
     assert isinstance(env, gym.Wrapper)

@@ -210,7 +210,7 @@ def test_the_leaderboard_tests_every_planner_against_the_best_baseline(scores):
     table = leaderboard_markdown(rows)
     lines = table.splitlines()
     assert len(lines) == 5 and lines[2].startswith("| B | 4 |") and "baseline | -" in lines[2]
-    assert "| 1.88 | 2/1/1 vs B | 1 |" in lines[3]
+    assert "| 1.88 | 2/1/1 vs B | 1 | 25% |" in lines[3]
 
 
 def test_incomplete_or_unknown_boards_are_clear_errors(scores):

@@ -1,0 +1,102 @@
+"""Optuna samplers as planners: one trial per step, by ask/tell over the schema's own space.
+
+Each proposal is one Optuna trial asked define-by-run: the settings are walked
+in declaration order and only *active* ones are suggested (``optim.momentum``
+only once ``optim.name`` came out ``"sgd"``), each with the distribution its
+declaration implies — ``FloatDistribution(log=...)``, ``IntDistribution(log=...)``
+or ``CategoricalDistribution`` — so the sampler sees log scales, integers,
+choices and conditions rather than a flat box. Pinned settings are not searched.
+The step's reward is told back (maximized); a failed step (diverged, error,
+timeout, ...) is told as the worst value seen so far, so the sampler learns to
+stay away from it. A new study starts with every campaign.
+
+The planners ``tpe`` (``agents/tpe.py``), ``gp`` (``agents/gp.py``) and ``cmaes``
+(``agents/cmaes.py``) are :class:`OptunaPlanner` with their own sampler.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+
+from researchgym.planning import FailedAsWorst, SearchPlanner
+from researchgym.spaces import Categorical, Float, Int, Schema, Setting
+
+
+def suggest(trial: optuna.Trial, setting: Setting) -> Any:
+    """Ask the trial for a setting's value with the distribution its declaration implies.
+
+    ``Float`` -> ``FloatDistribution(low, high, log)``, ``Int`` ->
+    ``IntDistribution(low, high, log)``, ``Categorical``/``Bool`` ->
+    ``CategoricalDistribution(choices)``.
+    """
+    if isinstance(setting, Categorical):  # Bool included
+        return trial.suggest_categorical(setting.name, setting.choices)
+    if isinstance(setting, Int):
+        return trial.suggest_int(setting.name, setting.low, setting.high, log=setting.log)
+    if isinstance(setting, Float):
+        return trial.suggest_float(setting.name, setting.low, setting.high, log=setting.log)
+    raise TypeError(f"{setting.name}: no Optuna distribution for settings of kind {setting.kind!r}")
+
+
+class OptunaPlanner(SearchPlanner):
+    """An Optuna sampler driven by ask/tell, one trial per step.
+
+    Subclasses set ``name`` and build their sampler in :meth:`make_sampler`.
+    """
+
+    def make_sampler(self, seed: int | None) -> optuna.samplers.BaseSampler:
+        """The sampler of a new campaign, seeded with the campaign's seed."""
+        raise NotImplementedError
+
+    def reset(
+        self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
+    ) -> None:
+        super().reset(schema, seed=seed, fixed=fixed)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = self.make_sampler(seed)
+        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        self._trial: optuna.Trial | None = None
+        self._value = FailedAsWorst()
+
+    def propose(self, observation: Any) -> dict[str, Any]:
+        if self._trial is not None:  # the last proposal was never scored
+            self.study.tell(self._trial, state=optuna.trial.TrialState.FAIL)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            trial = self.study.ask()
+            values: dict[str, Any] = {}
+            for setting in self.schema:
+                active = all(values.get(p) in allowed for p, allowed in setting.when.items())
+                if setting.name in self.fixed:
+                    values[setting.name] = self.fixed[setting.name]
+                elif active:
+                    values[setting.name] = suggest(trial, setting)
+        self._trial = trial
+        return self.schema.validate(values)
+
+    def observe(
+        self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]
+    ) -> None:
+        if self._trial is None:
+            return
+        value = self._value(reward, info)
+        if value is None:  # a failure before anything succeeded: nothing to compare it with
+            self.study.tell(self._trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(self._trial, value)
+        self._trial = None
+
+    @property
+    def best(self) -> tuple[dict[str, Any], float] | None:
+        """Best (settings, value) told so far in this campaign, or ``None``."""
+        done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not done:
+            return None
+        best = max(done, key=lambda t: t.value)
+        return self.schema.validate(best.params | self.fixed), best.value

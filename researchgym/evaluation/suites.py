@@ -1,0 +1,326 @@
+"""Benchmark suites: named, versioned boards of (env, held-out tasks, budget, fidelity).
+
+A :class:`BenchmarkSuite` says what a leaderboard measures: the env planners act
+on, the *test tasks* campaigns are scored on (held out: no learned planner ever
+trains on them), the *train tasks* learned planners may learn from, the budget of
+experiments per campaign and the pinned settings that fix the fidelity
+(``train.epochs=10``). Each test task's :class:`~researchgym.evaluation.TaskReference`
+comes from a store of recorded runs (``data``): the best recorded score and the
+median of a Sobol design's scores (a typical random draw). A suite without
+recorded runs takes its references from the board's own campaigns (see
+:func:`campaign_references`).
+
+The suites are declared once in :data:`BENCHMARK_SUITES`:
+
+* ``fast``: Replay-v0 of Synthetic-v0 over the recorded runs; seconds per planner;
+* ``cpu``: real training of Synthetic-v0 on the same tasks; minutes per planner;
+* ``gpu``: real training of wide SeqArch-v0 models; needs CUDA.
+
+Every suite is scored against steps and against compute seconds (recorded seconds
+when replayed, measured ones when trained).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from researchgym.envs.suites import get_suite
+from researchgym.errors import ConfigError, NotFound, did_you_mean, shorten
+from researchgym.evaluation.stats import CampaignTrace, TaskReference
+
+__all__ = [
+    "BENCHMARK_SUITES",
+    "SUITE_RUNS",
+    "BenchmarkSuite",
+    "PlannerTraining",
+    "SeedSpread",
+    "benchmark_suite",
+    "campaign_references",
+]
+
+#: Recorded runs that define the ``fast`` and ``cpu`` suites' references (package data).
+SUITE_RUNS = Path(str(importlib.resources.files("researchgym.evaluation") / "suite_runs"))
+
+SYNTHETIC = "researchgym/Synthetic-v0"
+REPLAY = "researchgym/Replay-v0"
+SEQARCH = "researchgym/SeqArch-v0"
+
+
+@dataclass(frozen=True)
+class PlannerTraining:
+    """How a suite trains a learned planner: on ``env_id``, for ``steps`` trainer steps.
+
+    ``options`` are more keyword arguments of the planner's trainer (see
+    :func:`researchgym.planning.make_trainer`); the trainer is always given the
+    suite's train tasks as ``tasks``. ``planner_options`` are given to the planner
+    with its trained policy.
+    """
+
+    env_id: str
+    steps: int
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    planner_options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """How much one metaprogram's score moves between two training seeds on ``task``.
+
+    Attributes:
+        pairs: metaprograms recorded with two seeds.
+        median: median absolute score difference between the two seeds.
+        median_regret: the same in normalized-regret units (divided by best - typical).
+    """
+
+    task: str
+    pairs: int
+    median: float
+    median_regret: float
+
+
+@dataclass(frozen=True)
+class BenchmarkSuite:
+    """A named, versioned leaderboard: planners run campaigns on held-out tasks of an env.
+
+    Attributes:
+        name: the suite's name (``researchgym leaderboard --suite NAME``).
+        version: bumped whenever a change makes old results incomparable.
+        description: one line for ``researchgym leaderboard --list``.
+        env_id: the env planners act on (e.g. Replay-v0 of ``source``).
+        source: the env whose training defines the tasks and the recorded runs.
+        test_tasks: tasks campaigns run on and are scored on (held out).
+        train_tasks: the only tasks learned planners train on.
+        budget: experiments per campaign.
+        fixed: settings pinned in every step: the fidelity (e.g. ``train.epochs``).
+        env_kwargs: more keyword arguments of ``gym.make(env_id, ...)``.
+        requires: ``"cuda"`` for a suite that needs a GPU, else ``None``.
+        data: store of recorded runs of ``source`` on the test tasks that defines their
+            references (``None``: references from the board's campaigns).
+        training: how each learned planner is trained, by planner name.
+    """
+
+    name: str
+    version: int
+    description: str
+    env_id: str
+    source: str
+    test_tasks: tuple[str, ...]
+    train_tasks: tuple[str, ...]
+    budget: int
+    fixed: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    requires: str | None = None
+    data: Path | None = None
+    training: Mapping[str, PlannerTraining] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.env_id == REPLAY and self.data is None:
+            raise ConfigError(
+                f"suite {self.name!r} replays recorded runs but names no data; give data=STORE"
+            )
+        if set(self.test_tasks) & set(self.train_tasks):
+            raise ConfigError(
+                f"suite {self.name!r} trains on its test tasks "
+                f"{shorten(sorted(set(self.test_tasks) & set(self.train_tasks)))}; keep them apart"
+            )
+        if self.requires not in (None, "cuda"):
+            raise ConfigError(f"requires={shorten(self.requires)} must be 'cuda' or None")
+
+    @property
+    def fidelity(self) -> str:
+        """The pinned settings as ``name=value`` text."""
+        return ", ".join(f"{k}={v}" for k, v in self.fixed.items()) or "env defaults"
+
+    def unavailable(self) -> str | None:
+        """Why this suite cannot run on this machine, or ``None`` when it can."""
+        if self.requires == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                return (
+                    f"suite {self.name!r} trains on a CUDA GPU and this machine has none; "
+                    "run it on a machine with one"
+                )
+        return None
+
+    def make_env(self, *, store: Any = False, interface: str = "dict") -> Any:
+        """The env campaigns run in: ``env_id`` over the test tasks, recording to ``store``."""
+        import gymnasium as gym
+
+        kwargs = {
+            **self.env_kwargs,
+            "budget": self.budget,
+            "tasks": list(self.test_tasks),
+            "store": store,
+            "interface": interface,
+        }
+        if self.env_id == REPLAY:
+            kwargs["data"] = str(self.data)
+        return gym.make(self.env_id, disable_env_checker=True, **kwargs)
+
+    def _recorded(self) -> dict[str, dict[str, list[float | None]]]:
+        """Recorded scores on each test task, per metaprogram (failures as ``None``)."""
+        from researchgym.envs.replay import load_runs
+
+        out: dict[str, dict[str, list[float | None]]] = {t: {} for t in self.test_tasks}
+        for row in load_runs(self.data, self.source):
+            if row["task"] in out:
+                score = json.loads(row["val_metrics"] or "{}").get("score")
+                out[row["task"]].setdefault(row["metaprogram"], []).append(
+                    score if row["status"] == "ok" else None
+                )
+        empty = [task for task, runs in out.items() if not runs]
+        if empty:
+            raise NotFound(
+                f"the recorded runs at {self.data} hold no runs of {self.source} on {shorten(empty)}; "
+                f"record them with `researchgym generate --env {self.source} --task TASK "
+                f"--store {self.data}` or give the suite other data"
+            )
+        return out
+
+    def references(self) -> dict[str, TaskReference] | None:
+        """Each test task's reference from the recorded runs (``None`` without ``data``)."""
+        if self.data is None:
+            return None
+        return {task: _reference(task, runs) for task, runs in self._recorded().items()}
+
+    def seed_spread(self) -> dict[str, SeedSpread]:
+        """Per test task, the seed-to-seed spread of metaprograms recorded with two seeds.
+
+        Empty without ``data`` or when no metaprogram was recorded twice.
+        """
+        if self.data is None:
+            return {}
+        out = {}
+        for task, by_point in self._recorded().items():
+            gaps = [
+                abs(runs[0] - runs[1])
+                for runs in by_point.values()
+                if len(runs) >= 2 and runs[0] is not None and runs[1] is not None
+            ]
+            if gaps:
+                median = float(np.median(gaps))
+                reference = _reference(task, by_point)
+                scale = reference.best - reference.typical
+                out[task] = SeedSpread(task, len(gaps), median, median / scale)
+        return out
+
+
+def _reference(task: str, by_point: Mapping[str, list[float | None]]) -> TaskReference:
+    return TaskReference.from_scores(task, [s for runs in by_point.values() for s in runs])
+
+
+def campaign_references(
+    traces: Iterable[CampaignTrace], *, typical_planner: str = "random"
+) -> dict[str, TaskReference]:
+    """References from a board's own campaigns, for tasks without recorded runs.
+
+    Per task: best = the best score any campaign found, typical = the median score
+    of ``typical_planner``'s steps (a typical random draw).
+    """
+    by_task: dict[str, list[CampaignTrace]] = {}
+    for t in traces:
+        by_task.setdefault(t.task, []).append(t)
+    out = {}
+    for task, group in by_task.items():
+        draws = [s for t in group if t.planner == typical_planner for s in t.scores]
+        if not draws:
+            raise ConfigError(
+                f"task {task!r} has no recorded runs and no campaigns of {typical_planner!r} to "
+                f"take its typical score from; add {typical_planner} to the planners"
+            )
+        typical = TaskReference.from_scores(task, draws).typical
+        found = [s for t in group for s in t.scores if s is not None]
+        out[task] = TaskReference(task, max(found), typical)
+    return out
+
+
+def _synthetic(seeds: Iterable[int], suffix: str = "") -> tuple[str, ...]:
+    seeds = list(seeds)
+    return tuple(f"{name}?seed={s}{suffix}" for name in ("synth_cls", "synth_reg") for s in seeds)
+
+
+# Learned planners learn from the shipped reference runs of the training tasks: the
+# transformer offline, PPO by acting on them replayed.
+_SYNTHETIC_TRAINING = {
+    "transformer": PlannerTraining(SYNTHETIC, 300, planner_options={"n_candidates": 8}),
+    "ppo-sb3": PlannerTraining(
+        REPLAY, 512, {"env_kwargs": {"source": SYNTHETIC, "missing": "nearest"}}
+    ),
+}
+_FAST_TASKS = _synthetic((1000, 1001), "&rows=2500")  # 500 validation rows each
+_EPOCHS = {"train.epochs": 10}
+
+#: The suites by name.
+BENCHMARK_SUITES: dict[str, BenchmarkSuite] = {
+    suite.name: suite
+    for suite in (
+        BenchmarkSuite(
+            "fast",
+            1,
+            "Synthetic-v0 replayed from 1024 recorded runs per task (Sobol, two seeds); "
+            "seconds per planner",
+            env_id=REPLAY,
+            source=SYNTHETIC,
+            test_tasks=_FAST_TASKS,
+            train_tasks=get_suite("synthetic").tasks,
+            budget=20,
+            fixed=_EPOCHS,
+            env_kwargs={"source": SYNTHETIC, "missing": "nearest"},
+            data=SUITE_RUNS,
+            training=_SYNTHETIC_TRAINING,
+        ),
+        BenchmarkSuite(
+            "cpu",
+            1,
+            "Synthetic-v0 trained for real on the fast suite's tasks; minutes per planner",
+            env_id=SYNTHETIC,
+            source=SYNTHETIC,
+            test_tasks=_FAST_TASKS,
+            train_tasks=get_suite("synthetic").tasks,
+            budget=20,
+            fixed=_EPOCHS,
+            data=SUITE_RUNS,
+            training=_SYNTHETIC_TRAINING,
+        ),
+        BenchmarkSuite(
+            "gpu",
+            1,
+            "SeqArch-v0 at width 256 trained for real on harder sequence tasks; needs CUDA",
+            env_id=SEQARCH,
+            source=SEQARCH,
+            test_tasks=("mqar?n_pairs=16&vocab=128", "copy?length=32"),
+            train_tasks=("mqar", "copy", "reverse", "modsum", "parity", "brackets"),
+            budget=10,
+            fixed={"arch.width": 256},
+            env_kwargs={
+                "device": "cuda",
+                "max_params": None,
+                "max_train_flops": None,
+                "max_train_steps": None,
+            },
+            requires="cuda",
+        ),
+    )
+}
+
+
+def benchmark_suite(name: str) -> BenchmarkSuite:
+    """The suite called ``name``.
+
+    Raises:
+        NotFound: an unknown name, with a suggestion and the known suites.
+    """
+    if not isinstance(name, str) or name not in BENCHMARK_SUITES:
+        raise NotFound(
+            f"unknown benchmark suite {shorten(name)}; {did_you_mean(name, BENCHMARK_SUITES)}"
+            f"choose one of {', '.join(BENCHMARK_SUITES)} (`researchgym leaderboard --list`)"
+        )
+    return BENCHMARK_SUITES[name]
