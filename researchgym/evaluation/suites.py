@@ -255,7 +255,7 @@ _SYNTHETIC_TRAINING = {
         REPLAY, 512, {"env_kwargs": {"source": SYNTHETIC, "missing": "nearest"}}
     ),
 }
-_FAST_TASKS = _synthetic((1000, 1001), "&rows=2500")  # 500 validation rows each
+_FAST_TASKS = _synthetic((1000,), "&rows=2500")  # 500 validation rows each
 _EPOCHS = {"train.epochs": 10}
 
 #: The suites by name.

@@ -36,9 +36,7 @@ def test_the_fast_cpu_and_gpu_suites_are_declared():
         == cpu.test_tasks
         == (
             "synth_cls?seed=1000&rows=2500",
-            "synth_cls?seed=1001&rows=2500",
             "synth_reg?seed=1000&rows=2500",
-            "synth_reg?seed=1001&rows=2500",
         )
     )
     assert fast.train_tasks == cpu.train_tasks == get_suite("synthetic").tasks
