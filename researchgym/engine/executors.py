@@ -97,9 +97,12 @@ class InProcessExecutor(Executor):
 
 def _serve(read_fd: int, write_fd: int, device: str, memory_limit_mb: int | None) -> None:
     """Worker loop: receive (metaprogram, task reference, seed), send back a Result dict."""
-    # Pay torch's lazy imports (the first optimizer imports torch._dynamo, ~1-2 s)
-    # before reporting ready: job timeouts start counting from the ready message.
+    # Pay the lazy imports jobs make before reporting ready (job timeouts start counting
+    # from the ready message) and before the address-space limit, under which a shared
+    # library mapped later may not fit: the first optimizer imports torch._dynamo (~1-2 s),
+    # dataset loaders import scikit-learn's datasets (and scipy with them).
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    import sklearn.datasets  # noqa: F401
     if memory_limit_mb is not None:
         limit = memory_limit_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
