@@ -103,6 +103,7 @@ def _serve(read_fd: int, write_fd: int, device: str, memory_limit_mb: int | None
     # dataset loaders import scikit-learn's datasets (and scipy with them).
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     import sklearn.datasets  # noqa: F401
+
     if memory_limit_mb is not None:
         limit = memory_limit_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
