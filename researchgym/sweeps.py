@@ -8,12 +8,9 @@ already stored under the sweep's agent name (as often as ``repeats``) are skippe
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +86,6 @@ def pending_jobs(jobs: list[Job], store: Any, env_id: str, agent: str) -> list[J
 _WORKER_ENVS: dict[tuple[str, str, str, str], Any] = {}
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def _run_job(env_id: str, store_path: str, agent: str, job: Job) -> tuple[str, float | None]:
     """Run one job in this process's cached env (one per task); returns (status, score)."""
     import gymnasium as gym
@@ -130,31 +121,10 @@ def run_sweep(
         jobs: from :func:`plan_sweep`.
         store_path: the store that records them.
         agent: name recorded with every row (and used to resume).
-        workers: parallel processes; each gets ``cores // workers`` torch threads.
+        workers: parallel processes (see :func:`researchgym.engine.pool.run_jobs`).
     """
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    if workers <= 1:
-        import torch
+    from researchgym.engine.pool import run_jobs
 
-        before = torch.get_num_threads()
-        _init_worker(threads)
-        try:
-            for job in jobs:
-                yield _run_job(env_id, str(store_path), agent, job)
-        finally:
-            torch.set_num_threads(before)  # the caller's own setting
-        return
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(threads,),
+    yield from run_jobs(
+        _run_job, ((env_id, str(store_path), agent, job) for job in jobs), workers=workers
     )
-    try:
-        futures = {pool.submit(_run_job, env_id, str(store_path), agent, job) for job in jobs}
-        while futures:
-            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-    finally:  # on an error or an interrupted consumer, drop the queued jobs instead of running them
-        pool.shutdown(wait=True, cancel_futures=True)

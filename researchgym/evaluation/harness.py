@@ -32,13 +32,10 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -154,12 +151,6 @@ def _plan(
 _WORKER_ENVS: dict[tuple[BenchmarkSuite, str, str], Any] = {}
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def _run_job(
     suite: BenchmarkSuite, store: str, job: CampaignJob, planner_options: dict[str, Any]
 ) -> CampaignJob:
@@ -187,28 +178,13 @@ def _run_jobs(
     workers: int,
 ) -> Iterator[CampaignJob]:
     """Run campaigns (in a spawn process pool for ``workers > 1``), yielding each as it ends."""
-    if workers <= 1:
-        for job in jobs:
-            yield _run_job(suite, str(store), job, options.get(job.agent, {}))
-        return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(threads,),
+    from researchgym.engine.pool import run_jobs
+
+    yield from run_jobs(
+        _run_job,
+        ((suite, str(store), job, options.get(job.agent, {})) for job in jobs),
+        workers=workers,
     )
-    try:
-        futures = {
-            pool.submit(_run_job, suite, str(store), job, options.get(job.agent, {}))
-            for job in jobs
-        }
-        while futures:
-            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-    finally:  # on an error or an interruption, drop the queued campaigns instead of running them
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- learned planners ----------------------------------------------------------------------
