@@ -132,13 +132,12 @@ class StepRecorder:
 
         Args:
             view: the campaign's state; the env updates it before each :meth:`record`.
-            campaign_id: the campaign's id (see :func:`check_campaign_id`).
+            campaign_id: the campaign's id (checked by the env: see :func:`check_campaign_id`).
             agent: who acts in this campaign (recorded with every step).
             episode_seed: the seed ``reset`` was given (``None`` when none), recorded
                 with every step beside the step's training seed.
         """
-        self._view, self.agent = view, agent
-        self.campaign_id = check_campaign_id(campaign_id)
+        self._view, self.campaign_id, self.agent = view, campaign_id, agent
         self.episode_seed = episode_seed
         if self.enabled:
             self._task_features = json.dumps(view.task_features)
