@@ -42,6 +42,21 @@ def suggest(trial: optuna.Trial, setting: Setting) -> Any:
     raise TypeError(f"{setting.name}: no Optuna distribution for settings of kind {setting.kind!r}")
 
 
+def ask_settings(trial: optuna.Trial, schema: Schema, fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """A metaprogram asked of ``trial`` define-by-run: each active setting in declaration
+    order (``optim.momentum`` only once ``optim.name`` came out ``"sgd"``), pins as given."""
+    values: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for setting in schema:
+            active = all(values.get(p) in allowed for p, allowed in setting.when.items())
+            if setting.name in fixed:
+                values[setting.name] = fixed[setting.name]
+            elif active:
+                values[setting.name] = suggest(trial, setting)
+    return schema.validate(values)
+
+
 class OptunaPlanner(SearchPlanner):
     """An Optuna sampler driven by ask/tell, one trial per step.
 
@@ -70,15 +85,8 @@ class OptunaPlanner(SearchPlanner):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             trial = self.study.ask()
-            values: dict[str, Any] = {}
-            for setting in self.schema:
-                active = all(values.get(p) in allowed for p, allowed in setting.when.items())
-                if setting.name in self.fixed:
-                    values[setting.name] = self.fixed[setting.name]
-                elif active:
-                    values[setting.name] = suggest(trial, setting)
         self._trial = trial
-        return self.schema.validate(values)
+        return ask_settings(trial, self.schema, self.fixed)
 
     def observe(
         self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]

@@ -123,7 +123,9 @@ def run_campaign(
     step is recorded under the planner's name. A planner that defines
     ``bind(context)`` is then given the campaign's
     :class:`~researchgym.planning.CampaignContext`. Each proposal, with ``fixed``
-    settings pinned on top, is the one metaprogram turned into an action.
+    settings pinned on top, is the one metaprogram turned into an action; a proposal
+    with another verb than ``new`` (``{"verb": "continue", "run": 3, "train.epochs": 27}``,
+    a ``fork`` or a ``stop``) goes to the env as proposed, which checks it.
 
     Args:
         env: a ResearchGym env (any interface; a planner that reads observations
@@ -157,7 +159,7 @@ def run_campaign(
     planner.reset(schema, seed=seed, fixed=pins)
     result = CampaignResult(planner.name, base.env_id, task, seed)
     while True:
-        metaprogram = schema.validate({**planner.propose(observation), **pins})
+        metaprogram = _action(schema, planner.propose(observation), pins)
         observation, reward, terminated, truncated, info = env.step(base.to_action(metaprogram))
         trained = info.get("metaprogram") or metaprogram
         planner.observe(trained, float(reward), info)
@@ -180,6 +182,15 @@ def run_campaign(
             callback(record)
         if terminated or truncated:
             return result
+
+
+def _action(schema: Schema, proposal: dict[str, Any], pins: Mapping[str, Any]) -> dict[str, Any]:
+    """What a proposal asks the env for: a new run's full metaprogram (pins on top), or a
+    ``continue``/``fork``/``stop`` as proposed, which a forkable env checks and answers."""
+    if proposal.get("verb", "new") != "new":
+        return dict(proposal)
+    settings = {name: value for name, value in proposal.items() if name != "verb"}
+    return schema.validate({**settings, **pins})
 
 
 def run_campaigns(
@@ -231,7 +242,8 @@ def rollout(
             for nothing recorded).
         options: passed to every ``env.reset`` (e.g. ``{"task": "wine"}``).
         env_kwargs: other arguments of the env (e.g. ``{"missing": "nearest"}`` for
-            Replay-v0).
+            Replay-v0), on top of the planner's own ``env_kwargs`` (e.g. ``{"forkable": True}``
+            for a planner that continues runs).
         callback: called with each step's record as it finishes.
 
     Raises:
@@ -240,6 +252,7 @@ def rollout(
         PlannerError: the planner cannot run on this env.
     """
     kwargs: dict[str, Any] = {
+        **getattr(planner, "env_kwargs", {}),
         **(env_kwargs or {}),
         "store": store,
         "interface": getattr(planner, "interface", None) or "dict",

@@ -34,6 +34,9 @@ class CampaignContext:
             ``max_train_steps``), as :func:`researchgym.engine.check_budget` takes them.
         executor: what trains the campaign's metaprograms.
         store: where the campaign is recorded, or ``None`` when nothing is.
+        forkable: the env answers the verbs ``continue``, ``fork`` and ``stop``.
+        max_epochs: the highest fidelity (``train.epochs``) a forkable env trains to, over
+            which its learning-rate schedules run (``None``: not forkable).
     """
 
     env_id: str
@@ -45,6 +48,8 @@ class CampaignContext:
     limits: Mapping[str, float] = field(default_factory=dict)
     executor: Any = None
     store: Any = None
+    forkable: bool = False
+    max_epochs: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limits", MappingProxyType(dict(self.limits)))
@@ -65,4 +70,6 @@ def campaign_context(env: gym.Env, task: str) -> CampaignContext:
         limits=base.limits,
         executor=base.executor,
         store=base.store,
+        forkable=base.forkable,
+        max_epochs=base.max_epochs,
     )

@@ -40,7 +40,9 @@ class Planner(Protocol):
     A planner that needs more than observations (the campaign's budgets, executor
     or store, like the architecture designer) also defines
     ``bind(context: CampaignContext)``; :func:`~researchgym.planning.run_campaign`
-    calls it before each campaign.
+    calls it before each campaign. A planner that needs a kind of env (a forkable
+    one, to continue and fork runs) says so in ``env_kwargs``, the arguments
+    :func:`~researchgym.planning.rollout` makes its env with.
     """
 
     name: str

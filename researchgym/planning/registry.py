@@ -313,6 +313,37 @@ register_planner(
     "and the campaign's budget",
 )
 register_planner(
+    "successive-halving",
+    "agents.successive_halving:SuccessiveHalvingPlanner",
+    description="successive halving on a forkable env: random configurations at a low "
+    "fidelity, the best 1/eta continued to the next, bracket after bracket",
+)
+register_planner(
+    "hyperband",
+    "agents.hyperband:HyperbandPlanner",
+    description="Hyperband on a forkable env: brackets of successive halving from aggressive "
+    "to full fidelity, promotions by continue",
+)
+register_planner(
+    "asha",
+    "agents.asha:ASHAPlanner",
+    description="asynchronous successive halving on a forkable env: continue a run as soon as "
+    "it is in the top 1/eta of its rung, else start a new one",
+)
+register_planner(
+    "bohb",
+    "agents.bohb:BOHBPlanner",
+    extra="hpo",
+    description="BOHB on a forkable env: Hyperband whose new configurations come from TPE "
+    "fitted on the highest fidelity with enough results",
+)
+register_planner(
+    "pbt",
+    "agents.pbt:PBTPlanner",
+    description="population-based training on a forkable env: the worst runs fork the best "
+    "with perturbed learning rate and weight decay, the rest continue",
+)
+register_planner(
     "template",
     "agents.template:TemplatePlanner",
     description="(1+1) local search from the defaults in the flat encoding; the file to copy "
