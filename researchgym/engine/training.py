@@ -19,7 +19,7 @@ from researchgym.engine.data import (
     load_task_data,
 )
 from researchgym.engine.hooks import EarlyStopping, Hook, TrainingState
-from researchgym.engine.jobs import Result
+from researchgym.engine.jobs import Result, Start
 from researchgym.engine.models import build_model, count_parameters
 from researchgym.engine.tasks import TaskRef
 
@@ -121,6 +121,9 @@ def train(
     seed: int = 0,
     device: str | torch.device = "auto",
     hooks: Sequence[Hook] = (),
+    start: Start | None = None,
+    save_to: str | None = None,
+    schedule_epochs: int | None = None,
 ) -> Result:
     """Train the model a metaprogram describes on a task and measure it.
 
@@ -145,6 +148,8 @@ def train(
         became NaN or infinite. Other failures raise; executors turn them into
         failed results.
     """
+    if start is not None or save_to is not None:
+        raise NotImplementedError("checkpoints")
     m = dict(metaprogram)
     dev = resolve_device(device)
     data = load_task_data(task, m.get("data.scaling", "standard"), str(dev))
@@ -160,7 +165,7 @@ def train(
 
     n, batch_size, epochs = len(data.x_train), m["train.batch_size"], m["train.epochs"]
     batches_per_epoch = max(1, n // batch_size + (n % batch_size > 1))
-    total_steps = epochs * batches_per_epoch
+    total_steps = (schedule_epochs or epochs) * batches_per_epoch
     base_lr, scheduled = m["optim.lr"], m["optim.schedule"] != "constant"
 
     state = TrainingState(metaprogram=m, epochs=epochs)
@@ -178,11 +183,11 @@ def train(
         state.epoch = epoch
         order = torch.randperm(n, generator=generator, device=dev)
         epoch_loss = torch.zeros((), device=dev)
-        for start in range(0, n, batch_size):
-            size = min(batch_size, n - start)
+        for first in range(0, n, batch_size):
+            size = min(batch_size, n - first)
             if size < 2:  # batch norm cannot train on a single example
                 continue
-            idx = order[start : start + size]
+            idx = order[first : first + size]
             xb, yb = x_train[idx], y_train[idx]
             if augment:
                 xb = augment_images(xb, generator)

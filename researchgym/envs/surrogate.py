@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from researchgym.engine import Executor, Result, TaskRef
+from researchgym.engine import Executor, Result, Start, TaskRef
 from researchgym.errors import ConfigError
 from researchgym.spaces import Schema
 
@@ -301,7 +301,21 @@ class SurrogateExecutor(Executor):
         self.model = model
         self.schema = schema
 
-    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
+    def run(
+        self,
+        metaprogram: Mapping[str, Any],
+        *,
+        task: TaskRef,
+        seed: int,
+        start: Start | None = None,
+        save_to: str | None = None,
+        schedule_epochs: int | None = None,
+    ) -> Result:
+        if start is not None:
+            return Result(
+                status="invalid_action",
+                error=f"a surrogate env cannot {start.mode} a run: predicted runs have no weights; train a new run instead",
+            )
         name = task.name
         if name not in self.model.tasks:
             return Result(status="error", error=f"the surrogate was not fitted on task {name!r}")

@@ -123,9 +123,10 @@ def run_campaign(
     step is recorded under the planner's name. A planner that defines
     ``bind(context)`` is then given the campaign's
     :class:`~researchgym.planning.CampaignContext`. Each proposal, with ``fixed``
-    settings pinned on top, is the one metaprogram turned into an action; a proposal
-    with another verb than ``new`` (``{"verb": "continue", "run": 3, "train.epochs": 27}``,
-    a ``fork`` or a ``stop``) goes to the env as proposed, which checks it.
+    settings pinned on top, is the one metaprogram turned into an action. In a
+    forkable env a proposal may also say what to do with an earlier run, e.g.
+    ``{"verb": "continue", "run": 3, "train.epochs": 27}`` (see
+    ``ResearchEnv.to_action``); pins apply to new runs only.
 
     Args:
         env: a ResearchGym env (any interface; a planner that reads observations
@@ -159,9 +160,14 @@ def run_campaign(
     planner.reset(schema, seed=seed, fixed=pins)
     result = CampaignResult(planner.name, base.env_id, task, seed)
     while True:
-        metaprogram = _action(schema, planner.propose(observation), pins)
-        observation, reward, terminated, truncated, info = env.step(base.to_action(metaprogram))
-        trained = info.get("metaprogram") or metaprogram
+        settings = dict(planner.propose(observation))
+        command = {key: settings.pop(key) for key in ("verb", "run") if key in settings}
+        new = command.get("verb", "new") == "new"
+        if new:
+            settings = schema.validate({**settings, **pins})
+        action = base.to_action({**command, **settings})
+        observation, reward, terminated, truncated, info = env.step(action)
+        trained = info.get("metaprogram") or (settings if new else None)
         planner.observe(trained, float(reward), info)
         ok = info["status"] == "ok"
         record = StepRecord(
@@ -182,15 +188,6 @@ def run_campaign(
             callback(record)
         if terminated or truncated:
             return result
-
-
-def _action(schema: Schema, proposal: dict[str, Any], pins: Mapping[str, Any]) -> dict[str, Any]:
-    """What a proposal asks the env for: a new run's full metaprogram (pins on top), or a
-    ``continue``/``fork``/``stop`` as proposed, which a forkable env checks and answers."""
-    if proposal.get("verb", "new") != "new":
-        return dict(proposal)
-    settings = {name: value for name, value in proposal.items() if name != "verb"}
-    return schema.validate({**settings, **pins})
 
 
 def run_campaigns(

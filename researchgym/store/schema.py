@@ -44,6 +44,9 @@ _VECTOR = pa.list_(pa.float64())
 #: one the step returned. ``seed`` is the step's training seed, drawn from the
 #: campaign's random generator; ``episode_seed`` is the seed the campaign's ``reset``
 #: was given (NULL when none), which with the actions determines every ``seed``.
+#: ``verb`` is what the step did (``"new"``, ``"continue"``, ``"fork"`` or ``"stop"``),
+#: ``parent_run_id`` the ``run_id`` of the run a continue or fork started from (else
+#: NULL) and ``fidelity`` the epochs the run's weights have seen, its ancestors' included.
 ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("campaign_id", pa.string(), nullable=False),
     pa.field("step", pa.int64(), nullable=False),
@@ -74,6 +77,9 @@ ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("status", pa.string()),
     pa.field("error", pa.string()),
     pa.field("answered_by", pa.string()),
+    pa.field("verb", pa.string()),
+    pa.field("parent_run_id", pa.string()),
+    pa.field("fidelity", pa.int64()),
     pa.field("started_at", _UTC_TS),
     pa.field("finished_at", _UTC_TS),
 )
@@ -93,7 +99,17 @@ STEP_SCHEMA = pa.schema(ROW_FIELDS + STORE_FIELDS)
 #: Columns added after the first layout: rows may omit them, and files written
 #: before them read NULL there.
 OPTIONAL_KEYS: frozenset[str] = frozenset(
-    {"source_env_id", "task_features", "env_kwargs", "answered_by", "next_obs", "episode_seed"}
+    {
+        "source_env_id",
+        "task_features",
+        "env_kwargs",
+        "answered_by",
+        "next_obs",
+        "episode_seed",
+        "verb",
+        "parent_run_id",
+        "fidelity",
+    }
 )
 
 #: Names of the keys a row dict must contain.
@@ -103,7 +119,7 @@ REQUIRED_KEYS: frozenset[str] = frozenset(f.name for f in ROW_FIELDS) - OPTIONAL
 FIELD_TYPES: dict[str, pa.DataType] = {f.name: f.type for f in STEP_SCHEMA}
 
 #: Values `status` may take.
-STATUSES = ("ok", "invalid_action", "diverged", "error", "timeout", "oom")
+STATUSES = ("ok", "invalid_action", "diverged", "error", "timeout", "oom", "stopped")
 
 _LIBRARIES = ("torch", "numpy", "gymnasium", "duckdb", "pyarrow")
 
