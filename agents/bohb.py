@@ -77,6 +77,7 @@ class BOHBPlanner(HyperbandPlanner):
         self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
     ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._min_points = self.min_points or len(self.free_settings())
         # what Optuna asked for each configuration: its params and their distributions
         self._asked: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}

@@ -176,7 +176,7 @@ def max_fidelity(schema: Schema, max_epochs: int | None, context: Any) -> int:
         PlannerError: ``max_epochs`` over the env's or the schema's range of epochs.
     """
     env_max = getattr(context, "max_epochs", None)
-    high = env_max or schema[FIDELITY].high
+    high = env_max or schema[FIDELITY].high  # type: ignore[attr-defined]  # an Int setting
     if max_epochs is not None and max_epochs > high:
         raise PlannerError(
             f"max_epochs={max_epochs} is over the env's highest fidelity {high}; "
@@ -209,7 +209,7 @@ class FidelityPlanner(SearchPlanner):
             ``max_epochs``, or ``eta`` below 2.
     """
 
-    interface = None
+    interface: str | None = None
 
     def __init__(self, min_epochs: int = 1, max_epochs: int | None = None, eta: int = 3):
         check_epochs("min_epochs", min_epochs)
@@ -222,7 +222,9 @@ class FidelityPlanner(SearchPlanner):
     @property
     def env_kwargs(self) -> dict[str, Any]:
         """The env this planner runs on: a forkable one, up to ``max_epochs`` when given."""
-        return {"forkable": True} | ({} if self.max_epochs is None else {"max_epochs": self.max_epochs})
+        return {"forkable": True} | (
+            {} if self.max_epochs is None else {"max_epochs": self.max_epochs}
+        )
 
     def bind(self, context: Any) -> None:
         """Read the env's highest fidelity and whether it can continue runs."""

@@ -36,7 +36,7 @@ from researchgym.planning import (
     parse_args,
     run_from_args,
 )
-from researchgym.spaces import Categorical, Int, Schema
+from researchgym.spaces import Float, Int, Schema
 from researchgym.spaces.sampling import random_points
 
 
@@ -92,7 +92,7 @@ class PBTPlanner(SearchPlanner):
     """
 
     name = "pbt"
-    interface = None
+    interface: str | None = None
 
     def __init__(
         self,
@@ -118,7 +118,9 @@ class PBTPlanner(SearchPlanner):
     @property
     def env_kwargs(self) -> dict[str, Any]:
         """The env this planner runs on: a forkable one, up to ``max_epochs`` when given."""
-        return {"forkable": True} | ({} if self.max_epochs is None else {"max_epochs": self.max_epochs})
+        return {"forkable": True} | (
+            {} if self.max_epochs is None else {"max_epochs": self.max_epochs}
+        )
 
     def bind(self, context: Any) -> None:
         """Check that the env can fork runs; read its highest fidelity."""
@@ -212,18 +214,17 @@ class PBTPlanner(SearchPlanner):
             setting = self.schema[name]
             if self.rng.random() < self.resample:
                 explored[name] = setting.decode(float(self.rng.uniform(-1.0, 1.0)))
-            elif not isinstance(setting, Categorical):
-                value = min(max(settings[name] * self.rng.choice((0.8, 1.2)), setting.low), setting.high)
+            elif isinstance(setting, Float | Int):
+                value = min(
+                    max(settings[name] * self.rng.choice((0.8, 1.2)), setting.low), setting.high
+                )
                 explored[name] = round(value) if isinstance(setting, Int) else float(value)
         return explored
 
 
 if __name__ == "__main__":
     args = parse_args(Args)
-    run_from_args(
-        PBTPlanner(
-            args.population, args.interval, args.max_epochs, args.quantile, args.perturb,
-            args.resample,
-        ),  # fmt: skip
-        args,
+    planner = PBTPlanner(
+        args.population, args.interval, args.max_epochs, args.quantile, args.perturb, args.resample
     )
+    run_from_args(planner, args)

@@ -7,8 +7,10 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+import gymnasium as gym
 import pytest
 
+import researchgym  # noqa: F401  (registers the envs)
 from agents.asha import ASHAPlanner
 from agents.bohb import BOHBPlanner
 from agents.hyperband import HyperbandPlanner
@@ -16,7 +18,7 @@ from agents.multi_fidelity import ASHA, Brackets, fidelities, hyperband_brackets
 from agents.pbt import PBTPlanner
 from agents.successive_halving import SuccessiveHalvingPlanner
 from researchgym.envs.suites import get_suite
-from researchgym.planning import PlannerError, make_planner
+from researchgym.planning import PlannerError, make_planner, rollout, run_campaign
 from researchgym.spaces import Schema
 
 SCHEMA: Schema = get_suite("synthetic").make_schema()
@@ -264,3 +266,61 @@ def test_the_fidelity_cannot_be_pinned_nor_exceed_the_schema() -> None:
 def test_planners_ask_rollout_for_a_forkable_env() -> None:
     assert make_planner("hyperband", max_epochs=9).env_kwargs == {"forkable": True, "max_epochs": 9}
     assert make_planner("pbt").env_kwargs == {"forkable": True}
+
+
+# --- on a real forkable env ---------------------------------------------------------------
+CHEAP_NEW = {"train.batch_size": 256, "model.family": "linear"}
+
+
+def synthetic(**kwargs: Any) -> gym.Env:
+    return gym.make("researchgym/Synthetic-v0", store=False, disable_env_checker=True, **kwargs)
+
+
+def test_hyperband_continues_real_runs_and_pays_only_the_new_epochs() -> None:
+    env = synthetic(forkable=True, max_epochs=3, budget=6)
+    result = run_campaign(env, make_planner("hyperband"), seed=0, fixed=CHEAP_NEW)
+    env.close()
+    steps = [s.info for s in result.steps]
+    assert [(i["verb"], i["epochs"]) for i in steps[:4]] == [
+        ("new", 1), ("new", 1), ("new", 1), ("continue", 3)
+    ]  # fmt: skip
+    continued = steps[3]
+    parent = steps[continued["parent_run"]]
+    assert continued["status"] == "ok" and parent["metrics"]["score"] == max(
+        i["metrics"]["score"] for i in steps[:3]
+    )
+    assert continued["metaprogram"] == {**parent["metaprogram"], "train.epochs": 3}
+    assert [e["epoch"] for e in continued["curve"]] == [1, 2, 3]
+
+
+def test_pbt_forks_real_runs_and_stops_the_campaign() -> None:
+    env = synthetic(forkable=True, max_epochs=2, budget=10)
+    planner = make_planner("pbt", population=2, interval=1)
+    result = run_campaign(env, planner, seed=0, fixed=CHEAP_NEW)
+    env.close()
+    verbs = [(s.info["verb"], s.status) for s in result.steps]
+    assert verbs[:2] == [("new", "ok")] * 2 and verbs[4:] == [("stop", "stopped")]
+    assert sorted(verbs[2:4]) == [("continue", "ok"), ("fork", "ok")]
+    fork = next(s.info for s in result.steps if s.info["verb"] == "fork")
+    parent = result.steps[fork["parent_run"]].info
+    assert fork["curve"][0]["val_score"] == parent["curve"][-1]["val_score"]
+    assert fork["metaprogram"]["optim.lr"] != parent["metaprogram"]["optim.lr"]
+
+
+def test_rollout_makes_the_forkable_env_a_planner_asks_for() -> None:
+    [result] = rollout(
+        make_planner("asha", max_epochs=3), "researchgym/Synthetic-v0", budget=5,
+        store=False, fixed=CHEAP_NEW,
+    )  # fmt: skip
+    assert [s.info["verb"] for s in result.steps] == ["new"] * 3 + ["continue", "new"]
+
+
+def test_on_an_env_that_cannot_fork_promotions_retrain_and_pbt_refuses() -> None:
+    env = synthetic(budget=4)
+    result = run_campaign(env, make_planner("asha", max_epochs=3), seed=0, fixed=CHEAP_NEW)
+    assert [(s.info["verb"], s.info["epochs"]) for s in result.steps] == [
+        ("new", 1), ("new", 1), ("new", 1), ("new", 3)
+    ]  # fmt: skip
+    with pytest.raises(PlannerError, match="make the env with forkable=True"):
+        run_campaign(env, make_planner("pbt"), seed=0)
+    env.close()
