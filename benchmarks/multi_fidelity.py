@@ -1,0 +1,245 @@
+"""Multi-fidelity planners against random search: the compute they need to match it.
+
+Real training on Digits-v0 and Synthetic-v0, each made forkable with
+``max_epochs=R`` (so every run's learning-rate schedule spans R epochs). For each
+task and seed:
+
+1. random search trains ``--random-runs`` random configurations for R epochs; its
+   final best validation score and the compute it spent are the reference;
+2. each planner of ``--planners`` (Hyperband and ASHA by default) searches the same
+   task with fidelities up to R until it has spent ``--max-ratio`` times random's
+   compute; the compute it spent until its best validation score first reached
+   random's final best, over random's total, is its *ratio* (``inf`` when it never
+   did; target <= 0.5, median over seeds);
+3. PBT (``--population`` members trained ``--interval`` epochs at a time up to R)
+   against as many independent random runs of R epochs, the same epochs in all: the
+   best validation score each found.
+
+Compute is what the env reports for each step (``info["cost"]``): training seconds,
+or with ``--cost samples`` the examples processed (deterministic). The anytime plot
+(best score against compute, median over seeds) is saved as a PNG.
+
+Run: ``python -m benchmarks.multi_fidelity [--seeds 10] [--tasks digits synthetic]
+[--max-epochs 27] [--random-runs 20] [--planners hyperband asha] [--plot PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import researchgym  # noqa: F401 - registers the envs
+from researchgym.planning import CampaignResult, make_planner, run_campaign
+from researchgym.plotting import pyplot, save_figure
+
+#: Benchmark task -> (env id, task of the env).
+TASKS = {
+    "digits": ("researchgym/Digits-v0", "digits"),
+    "synthetic": ("researchgym/Synthetic-v0", "synth_cls?seed=0"),
+}
+
+
+class ComputeLimit(gym.Wrapper):
+    """Truncates a campaign once the compute its steps report reaches ``limit``."""
+
+    def __init__(self, env: gym.Env, cost: str, limit: float):
+        super().__init__(env)
+        self.cost, self.limit, self.spent = cost, limit, 0.0
+
+    def reset(self, **kwargs: Any) -> Any:
+        self.spent = 0.0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.spent += info["cost"][self.cost]
+        return observation, reward, terminated, truncated or self.spent >= self.limit, info
+
+
+def anytime(result: CampaignResult, cost: str) -> list[tuple[float, float]]:
+    """``(compute spent, best validation score so far)`` after each step that scored."""
+    spent, points = 0.0, []
+    for step, best in zip(result.steps, result.best_so_far(), strict=True):
+        spent += step.info["cost"][cost]
+        if best is not None:
+            points.append((spent, best))
+    return points
+
+
+def compute_to_reach(points: list[tuple[float, float]], target: float) -> float:
+    """Compute spent when the best score first reached ``target`` (``inf``: never)."""
+    return next((spent for spent, best in points if best >= target), math.inf)
+
+
+def campaign(
+    task: str,
+    planner: Any,
+    *,
+    seed: int,
+    budget: int,
+    max_epochs: int,
+    fixed: dict[str, Any],
+    cost: str,
+    limit: float = math.inf,
+) -> list[tuple[float, float]]:
+    """One campaign of ``planner`` on ``task``'s forkable env: its anytime points."""
+    env_id, task_name = TASKS[task]
+    env = gym.make(
+        env_id,
+        forkable=True,
+        max_epochs=max_epochs,
+        budget=budget,
+        store=False,
+        disable_env_checker=True,
+    )
+    env = ComputeLimit(env, cost, limit)
+    try:
+        result = run_campaign(env, planner, seed=seed, fixed=fixed, options={"task": task_name})
+    finally:
+        env.close()
+    return anytime(result, cost)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def plot(curves: dict[str, dict[str, list[list[tuple[float, float]]]]], cost: str, path: Path):
+    """Best score against compute, one panel per task, the median over seeds per planner."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 3.8), squeeze=False)
+    for ax, (task, by_planner) in zip(axes[0], curves.items(), strict=True):
+        end = max((p[-1][0] for runs in by_planner.values() for p in runs if p), default=1.0)
+        grid = np.linspace(0.0, end, 200)
+        for name, runs in by_planner.items():
+            table = np.full((len(runs), len(grid)), np.nan)
+            for i, points in enumerate(runs):
+                for spent, best in points:
+                    table[i, grid >= spent] = best
+                if points:  # a campaign's curve ends with its compute
+                    table[i, grid > points[-1][0]] = np.nan
+            with warnings.catch_warnings():  # columns before any run scored: all NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ax.step(grid, np.nanmedian(table, axis=0), where="post", label=name)
+        ax.set_title(task)
+        ax.set_xlabel(f"compute ({cost})")
+        ax.set_ylabel("best validation score")
+        ax.legend()
+    return save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10, help="campaigns per task and planner")
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=sorted(TASKS))
+    parser.add_argument("--max-epochs", type=int, default=27, help="highest fidelity R")
+    parser.add_argument("--random-runs", type=int, default=20, help="random search's runs of R")
+    parser.add_argument("--planners", nargs="+", default=["hyperband", "asha"])
+    parser.add_argument("--eta", type=int, default=3)
+    parser.add_argument("--max-ratio", type=float, default=2.0, help="compute cap, x random's")
+    parser.add_argument("--max-steps", type=int, default=1000, help="step budget of a campaign")
+    parser.add_argument("--population", type=int, default=8, help="PBT members")
+    parser.add_argument("--interval", type=int, default=3, help="PBT epochs per generation")
+    parser.add_argument("--cost", choices=("seconds", "samples"), default="seconds")
+    parser.add_argument(
+        "--set", dest="fixed", action="append", default=[], help="pin a setting, as name=value"
+    )
+    parser.add_argument("--plot", type=Path, default=Path("benchmarks/results/multi_fidelity.png"))
+    args = parser.parse_args(argv)
+    if args.random_runs < 2 or args.population < 2:
+        parser.error("--random-runs and --population need 2 or more (a forkable env's budget)")
+
+    full = args.max_epochs
+    ratios: dict[tuple[str, str], list[float]] = {}
+    bests: dict[tuple[str, str], list[float]] = {}
+    spent: dict[tuple[str, str], list[float]] = {}
+    curves: dict[str, dict[str, list[list[tuple[float, float]]]]] = {}
+    for task in args.tasks:
+        env_id, _ = TASKS[task]
+        schema = gym.make(env_id, store=False, disable_env_checker=True).unwrapped.schema
+        pins = schema.parse_overrides(args.fixed)
+        curves[task] = {}
+
+        def run(name: str, points: list[tuple[float, float]], task: str = task) -> None:
+            best = f"{points[-1][1]:.4f}" if points else "-"
+            print(f"{task} {name}: {len(points)} steps, best {best}", file=sys.stderr, flush=True)
+            curves[task].setdefault(name, []).append(points)
+            bests.setdefault((task, name), []).append(points[-1][1] if points else math.nan)
+            spent.setdefault((task, name), []).append(points[-1][0] if points else math.nan)
+
+        for seed in range(args.seeds):
+            common = {"seed": seed, "max_epochs": full, "cost": args.cost}
+            at_full = {**pins, "train.epochs": full}
+            reference = campaign(
+                task, make_planner("random"), budget=args.random_runs, fixed=at_full, **common
+            )
+            run("random", reference)
+            target, total = reference[-1][1], reference[-1][0]
+            for name in args.planners:
+                points = campaign(
+                    task,
+                    make_planner(name, max_epochs=full, eta=args.eta),
+                    budget=args.max_steps,
+                    fixed=pins,
+                    limit=args.max_ratio * total,
+                    **common,
+                )
+                run(name, points)
+                ratios.setdefault((task, name), []).append(compute_to_reach(points, target) / total)
+            pbt = make_planner(
+                "pbt", population=args.population, interval=args.interval, max_epochs=full
+            )
+            generations = math.ceil(full / args.interval)
+            run(
+                "pbt",
+                campaign(task, pbt, budget=args.population * generations + 1, fixed=pins, **common),
+            )
+            independent = campaign(
+                task, make_planner("random"), budget=args.population, fixed=at_full, **common
+            )
+            run("independent", independent)
+
+    print(f"command: python -m benchmarks.multi_fidelity {' '.join(argv or sys.argv[1:])}".rstrip())
+    print(
+        f"{args.seeds} seed(s); R={full} epochs, eta={args.eta}; random search: "
+        f"{args.random_runs} runs of R; compute: {args.cost}; medians over seeds"
+    )
+    print()
+    print("Compute to reach random search's final best, as a ratio to random's (target <= 0.5)")
+    print()
+    print("| task | planner | ratio | reached | best score | random's best | compute |")
+    print("|------|---------|-------|---------|------------|---------------|---------|")
+    for (task, name), values in ratios.items():
+        reached = sum(math.isfinite(v) for v in values)
+        print(
+            f"| {task} | {name} | {median(values):.3f} | {reached}/{len(values)} "
+            f"| {median(bests[task, name]):.4f} | {median(bests[task, 'random']):.4f} "
+            f"| {median(spent[task, name]):.4g} |"
+        )
+    print()
+    print(f"PBT ({args.population} members, {args.interval} epochs a generation) against "
+          f"{args.population} independent runs of R epochs")  # fmt: skip
+    print()
+    print("| task | PBT best | independent best | PBT better | PBT compute | independent compute |")
+    print("|------|----------|------------------|------------|-------------|---------------------|")
+    for task in args.tasks:
+        pbt, alone = bests[task, "pbt"], bests[task, "independent"]
+        wins = sum(p > a for p, a in zip(pbt, alone, strict=True))
+        print(
+            f"| {task} | {median(pbt):.4f} | {median(alone):.4f} | {wins}/{len(pbt)} "
+            f"| {median(spent[task, 'pbt']):.4g} | {median(spent[task, 'independent']):.4g} |"
+        )
+    print()
+    print(f"anytime plot: {plot(curves, args.cost, args.plot)}")
+
+
+if __name__ == "__main__":
+    main()
