@@ -37,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 
 import researchgym  # noqa: F401 - registers the envs
+from researchgym.envs.suites import suite_of
 from researchgym.planning import CampaignResult, make_planner, run_campaign
 from researchgym.plotting import pyplot, save_figure
 
@@ -164,8 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     curves: dict[str, dict[str, list[list[tuple[float, float]]]]] = {}
     for task in args.tasks:
         env_id, _ = TASKS[task]
-        schema = gym.make(env_id, store=False, disable_env_checker=True).unwrapped.schema
-        pins = schema.parse_overrides(args.fixed)
+        pins = suite_of(env_id).make_schema().parse_overrides(args.fixed)
         curves[task] = {}
 
         def run(name: str, points: list[tuple[float, float]], task: str = task) -> None:
@@ -182,7 +182,9 @@ def main(argv: list[str] | None = None) -> None:
                 task, make_planner("random"), budget=args.random_runs, fixed=at_full, **common
             )
             run("random", reference)
-            target, total = reference[-1][1], reference[-1][0]
+            if not reference:
+                sys.exit(f"random search trained no run on {task} (seed {seed}); nothing to match")
+            total, target = reference[-1]
             for name in args.planners:
                 points = campaign(
                     task,
@@ -194,13 +196,15 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 run(name, points)
                 ratios.setdefault((task, name), []).append(compute_to_reach(points, target) / total)
-            pbt = make_planner(
+            population = make_planner(
                 "pbt", population=args.population, interval=args.interval, max_epochs=full
             )
             generations = math.ceil(full / args.interval)
             run(
                 "pbt",
-                campaign(task, pbt, budget=args.population * generations + 1, fixed=pins, **common),
+                campaign(
+                    task, population, budget=args.population * generations + 1, fixed=pins, **common
+                ),
             )
             independent = campaign(
                 task, make_planner("random"), budget=args.population, fixed=at_full, **common
