@@ -63,7 +63,7 @@ class Member:
 
 
 @dataclass(frozen=True)
-class Task:
+class Step:
     """A member's next step: ``verb`` (``new``, ``continue`` or ``fork`` from run ``parent``)."""
 
     member: int
@@ -148,58 +148,58 @@ class PBTPlanner(SearchPlanner):
         self._points = random_points(schema, seed)
         self.members = [Member(self._new_settings()) for _ in range(self.population)]
         first = min(self.interval, self.total_epochs)
-        self.tasks = deque(Task(i, "new", first, m.settings) for i, m in enumerate(self.members))
+        self.queue = deque(Step(i, "new", first, m.settings) for i, m in enumerate(self.members))
 
     def propose(self, observation: Any) -> dict[str, Any]:
-        if not self.tasks:
+        if not self.queue:
             if all(m.epochs >= self.total_epochs for m in self.members):
                 return {"verb": "stop"}
-            self.tasks.extend(self._generation())
-        task = self.tasks[0]
-        if task.verb == "new":
-            return {**task.settings, FIDELITY: task.epochs}
-        if task.verb == "continue":
-            return {"verb": "continue", "run": self.members[task.member].run, FIDELITY: task.epochs}
-        explored = {name: task.settings[name] for name in self.perturb if name in task.settings}
-        return {"verb": "fork", "run": task.parent, **explored, FIDELITY: task.epochs}
+            self.queue.extend(self._generation())
+        step = self.queue[0]
+        if step.verb == "new":
+            return {**step.settings, FIDELITY: step.epochs}
+        if step.verb == "continue":
+            return {"verb": "continue", "run": self.members[step.member].run, FIDELITY: step.epochs}
+        explored = {name: step.settings[name] for name in self.perturb if name in step.settings}
+        return {"verb": "fork", "run": step.parent, **explored, FIDELITY: step.epochs}
 
     def observe(
         self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]
     ) -> None:
-        if not self.tasks:
+        if not self.queue:
             return
-        task = self.tasks.popleft()
-        member = self.members[task.member]
+        step = self.queue.popleft()
+        member = self.members[step.member]
         status = info.get("status")
-        if status == "invalid_action" and task.verb != "new":  # e.g. an evicted checkpoint
-            fallback = "continue" if task.verb == "fork" and member.run is not None else "new"
-            self.tasks.appendleft(Task(task.member, fallback, task.epochs, member.settings))
+        if status == "invalid_action" and step.verb != "new":  # e.g. an evicted checkpoint
+            fallback = "continue" if step.verb == "fork" and member.run is not None else "new"
+            self.queue.appendleft(Step(step.member, fallback, step.epochs, member.settings))
             return
-        member.settings, member.epochs = task.settings, task.epochs
+        member.settings, member.epochs = step.settings, step.epochs
         if status == "ok":
             member.run, member.score = info["run"], info["metrics"].get("score")
         else:
             member.run, member.score = None, None
 
-    def _generation(self) -> list[Task]:
-        """The next generation's tasks: the worst members exploit the best, the rest continue."""
+    def _generation(self) -> list[Step]:
+        """The next generation's steps: the worst members exploit the best, the rest continue."""
         target = min(max(m.epochs for m in self.members) + self.interval, self.total_epochs)
         scores = {i: m.score for i, m in enumerate(self.members)}
         k = max(1, math.floor(self.population * self.quantile))
         best = top(scores, k)
         ranked = top(scores, self.population)
         worst = set(ranked[len(ranked) - k :]) - set(best) if len(ranked) > k else set()
-        tasks = []
+        steps = []
         for i, member in enumerate(self.members):
             if best and (member.score is None or i in worst):
                 parent = self.members[int(self.rng.choice(best))]
                 settings = self._explore(parent.settings)
-                tasks.append(Task(i, "fork", target, settings, parent=parent.run))
+                steps.append(Step(i, "fork", target, settings, parent=parent.run))
             elif member.score is None:  # nothing succeeded: start again from new settings
-                tasks.append(Task(i, "new", target, self._new_settings()))
+                steps.append(Step(i, "new", target, self._new_settings()))
             else:
-                tasks.append(Task(i, "continue", target, member.settings))
-        return tasks
+                steps.append(Step(i, "continue", target, member.settings))
+        return steps
 
     def _new_settings(self) -> dict[str, Any]:
         return next(self._points) | self.fixed
