@@ -4,7 +4,8 @@ Each bracket trades how many configurations start against how low their first
 fidelity is: the first starts ``eta ** s`` of them at the lowest fidelity, the last
 trains a few at ``max_epochs`` only, and all spend about the same epochs (Li et al.,
 2018). Promotions continue the runs (verb ``continue``); the brackets come round again
-while the budget lasts. See ``agents/multi_fidelity.py`` for the shared schedule.
+while the budget lasts, and a bracket that would take more steps than the campaign has
+starts fewer configurations. See ``agents/multi_fidelity.py`` for the shared schedule.
 
     python -m agents.hyperband --env researchgym/Synthetic-v0 --steps 60 --max-epochs 9
 """
@@ -34,7 +35,7 @@ class HyperbandPlanner(FidelityPlanner):
     name = "hyperband"
 
     def make_schedule(self, rungs: tuple[int, ...]) -> Brackets:
-        return Brackets(hyperband_brackets(rungs, self.eta), self.eta)
+        return Brackets(hyperband_brackets(rungs, self.eta), self.eta, self.budget)
 
 
 if __name__ == "__main__":

@@ -112,18 +112,27 @@ class Brackets:
         brackets: ``(n, fidelities)`` of each bracket: ``n`` new configurations trained to
             ``fidelities[0]``, then the best ``n // eta**i`` of them continued to ``fidelities[i]``.
         eta: the ratio of configurations kept from one rung to the next.
+        max_steps: the campaign's steps: a bracket that would take more starts fewer
+            configurations, so that one reaches the highest fidelity within the budget.
     """
 
-    def __init__(self, brackets: Iterable[tuple[int, Sequence[int]]], eta: int):
+    def __init__(
+        self, brackets: Iterable[tuple[int, Sequence[int]]], eta: int, max_steps: int | None = None
+    ):
         self.brackets = [(n, tuple(rungs)) for n, rungs in brackets]
-        self.eta = eta
+        self.eta, self.max_steps = eta, max_steps
         self.index = -1
         self._start_next()
+
+    def _sizes(self, n: int) -> list[int]:
+        return [max(1, n // self.eta**i) for i in range(len(self.rungs))]
 
     def _start_next(self) -> None:
         self.index = (self.index + 1) % len(self.brackets)
         n, self.rungs = self.brackets[self.index]
-        self.sizes = [max(1, n // self.eta**i) for i in range(len(self.rungs))]
+        while n > 1 and self.max_steps is not None and sum(self._sizes(n)) > self.max_steps:
+            n -= 1
+        self.sizes = self._sizes(n)
         self.rung = 0
         self.queue = deque(Job(None, self.rungs[0]) for _ in range(n))
         self.scores: dict[int, float | None] = {}
@@ -256,6 +265,8 @@ class FidelityPlanner(SearchPlanner):
                 f"min_epochs={self.min_epochs} is over the highest fidelity {top_epochs}"
             )
         self.rungs = fidelities(self.min_epochs, top_epochs, self.eta)
+        #: Steps of the campaign (``None``: unknown, without ``bind``).
+        self.budget: int | None = getattr(self.context, "budget", None)
         self.schedule = self.make_schedule(self.rungs)
         self._points = random_points(schema, seed)
         #: Settings of each configuration, by number.

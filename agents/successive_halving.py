@@ -31,7 +31,8 @@ class SuccessiveHalvingPlanner(FidelityPlanner):
         max_epochs: the highest fidelity (default: the env's ``max_epochs``).
         eta: the ratio of fidelities between rungs; the best ``1/eta`` of a rung go on.
         n_configs: configurations started per bracket (default: enough that one reaches the
-            highest fidelity, ``eta ** (rungs - 1)``).
+            highest fidelity, ``eta ** (rungs - 1)``); fewer when a bracket would take more
+            steps than the campaign has.
     """
 
     name = "successive-halving"
@@ -49,7 +50,8 @@ class SuccessiveHalvingPlanner(FidelityPlanner):
         self.n_configs = n_configs
 
     def make_schedule(self, rungs: tuple[int, ...]) -> Brackets:
-        return Brackets([(self.n_configs or self.eta ** (len(rungs) - 1), rungs)], self.eta)
+        n = self.n_configs or self.eta ** (len(rungs) - 1)
+        return Brackets([(n, rungs)], self.eta, self.budget)
 
 
 if __name__ == "__main__":

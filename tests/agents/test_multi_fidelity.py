@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -126,6 +127,19 @@ def test_a_bracket_continues_the_best_third_at_each_rung_then_starts_the_next() 
     assert (job.config, job.epochs) == (7, 9)
     schedule.report(7, 9, 0.95)
     assert schedule.next().config is None  # the bracket again, with new configurations
+
+
+def test_a_bracket_starts_fewer_configurations_when_the_campaign_has_fewer_steps() -> None:
+    schedule = Brackets([(27, (1, 3, 9, 27))], eta=3, max_steps=20)
+    assert schedule.sizes == [14, 4, 1, 1]  # 20 steps: one configuration reaches 27 epochs
+    assert Brackets([(27, (1, 3, 9, 27))], eta=3, max_steps=2).sizes == [1, 1, 1, 1]
+
+
+def test_hyperband_reaches_the_highest_fidelity_within_a_small_budget() -> None:
+    planner = HyperbandPlanner(max_epochs=27)
+    planner.bind(SimpleNamespace(forkable=True, max_epochs=27, budget=20))
+    steps = drive(planner, FakeForkableEnv(max_epochs=27), budget=20)
+    assert [p["train.epochs"] for p, _ in steps[14:]] == [3, 3, 3, 3, 9, 27]
 
 
 def test_asha_promotes_as_soon_as_a_run_is_in_the_top_third() -> None:
