@@ -114,22 +114,23 @@ def median(values: list[float]) -> float:
 
 
 def plot(curves: dict[str, dict[str, list[list[tuple[float, float]]]]], cost: str, path: Path):
-    """Best score against compute, one panel per task, the median over seeds per planner."""
+    """Best score against compute, one panel per task, the median over seeds per planner
+    (drawn up to the planner's longest campaign)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 3.8), squeeze=False)
     for ax, (task, by_planner) in zip(axes[0], curves.items(), strict=True):
-        end = max((p[-1][0] for runs in by_planner.values() for p in runs if p), default=1.0)
-        grid = np.linspace(0.0, end, 200)
+        spent = [c for runs in by_planner.values() for points in runs for c, _ in points]
+        grid = np.unique(np.concatenate([np.linspace(0.0, max(spent, default=1.0), 200), spent]))
         for name, runs in by_planner.items():
             table = np.full((len(runs), len(grid)), np.nan)
             for i, points in enumerate(runs):
-                for spent, best in points:
-                    table[i, grid >= spent] = best
-                if points:  # a campaign's curve ends with its compute
-                    table[i, grid > points[-1][0]] = np.nan
+                for spent_here, best in points:  # a campaign keeps its best once it ended
+                    table[i, grid >= spent_here] = best
             with warnings.catch_warnings():  # columns before any run scored: all NaN
                 warnings.simplefilter("ignore", RuntimeWarning)
-                ax.step(grid, np.nanmedian(table, axis=0), where="post", label=name)
+                curve = np.nanmedian(table, axis=0)
+            curve[grid > max((p[-1][0] for p in runs if p), default=0.0)] = np.nan
+            ax.step(grid, curve, where="post", label=name)
         ax.set_title(task)
         ax.set_xlabel(f"compute ({cost})")
         ax.set_ylabel("best validation score")
