@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from researchgym.engine.checkpoints import CheckpointMissing, Checkpoints
     from researchgym.engine.data import TaskData, load_task_data
     from researchgym.engine.datasets import (
         DATASETS,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
         TrainingState,
         TrainingTimeout,
     )
-    from researchgym.engine.jobs import Executor, Result
+    from researchgym.engine.jobs import START_MODES, Executor, Result, Start
     from researchgym.engine.models import build_model, count_parameters
     from researchgym.engine.settings import ARCH, data_settings, model_settings, pipeline_settings
     from researchgym.engine.tasks import TaskError, TaskRef
@@ -47,6 +48,8 @@ _LAZY = {
     "task_name": "researchgym.engine.datasets",
     "TaskInfo": "researchgym.engine.datasets",
     "shipped_task_info": "researchgym.engine.datasets",
+    "CheckpointMissing": "researchgym.engine.checkpoints",
+    "Checkpoints": "researchgym.engine.checkpoints",
     "BudgetError": "researchgym.engine.estimation",
     "Estimate": "researchgym.engine.estimation",
     "check_budget": "researchgym.engine.estimation",
@@ -62,6 +65,8 @@ _LAZY = {
     "TrainingTimeout": "researchgym.engine.hooks",
     "Executor": "researchgym.engine.jobs",
     "Result": "researchgym.engine.jobs",
+    "START_MODES": "researchgym.engine.jobs",
+    "Start": "researchgym.engine.jobs",
     "build_model": "researchgym.engine.models",
     "count_parameters": "researchgym.engine.models",
     "ARCH": "researchgym.engine.settings",
@@ -81,7 +86,10 @@ _LAZY = {
 __all__ = [
     "ARCH",
     "DATASETS",
+    "START_MODES",
     "BudgetError",
+    "CheckpointMissing",
+    "Checkpoints",
     "Deadline",
     "EarlyStopping",
     "Estimate",
@@ -90,6 +98,7 @@ __all__ = [
     "InProcessExecutor",
     "LambdaHook",
     "Result",
+    "Start",
     "SubprocessExecutor",
     "TaskData",
     "TaskError",

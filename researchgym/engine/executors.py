@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import torch
 
 from researchgym.engine.hooks import Deadline, Hook, TrainingTimeout
-from researchgym.engine.jobs import Executor, Result
+from researchgym.engine.jobs import Executor, Result, Start
 from researchgym.engine.tasks import TaskRef
 from researchgym.engine.training import resolve_device, train
 from researchgym.errors import ConfigError, StateError
@@ -84,19 +84,37 @@ class InProcessExecutor(Executor):
         self.timeout = timeout
         self.hooks = list(hooks)
 
-    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
+    def run(
+        self,
+        metaprogram: Mapping[str, Any],
+        *,
+        task: TaskRef,
+        seed: int,
+        start: Start | None = None,
+        save_to: str | None = None,
+        schedule_epochs: int | None = None,
+    ) -> Result:
         hooks = list(self.hooks)
         if self.timeout is not None:
             hooks.append(Deadline(self.timeout))
         started = time.perf_counter()
         try:
-            return train(metaprogram, task=task, seed=seed, device=self.device, hooks=hooks)
+            return train(
+                metaprogram,
+                task=task,
+                seed=seed,
+                device=self.device,
+                hooks=hooks,
+                start=start,
+                save_to=save_to,
+                schedule_epochs=schedule_epochs,
+            )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status
             return failure_result(exc, time.perf_counter() - started)
 
 
 def _serve(read_fd: int, write_fd: int, device: str, memory_limit_mb: int | None) -> None:
-    """Worker loop: receive (metaprogram, task reference, seed), send back a Result dict."""
+    """Worker loop: receive a job (``train``'s keyword arguments), send back a Result dict."""
     # Pay the lazy imports jobs make before reporting ready (job timeouts start counting
     # from the ready message) and before the address-space limit, under which a shared
     # library mapped later may not fit: the first optimizer imports torch._dynamo (~1-2 s),
@@ -116,10 +134,9 @@ def _serve(read_fd: int, write_fd: int, device: str, memory_limit_mb: int | None
             return
         if job is None:
             return
-        metaprogram, task, seed = job
         started = time.perf_counter()
         try:
-            result = train(metaprogram, task=task, seed=seed, device=device)
+            result = train(**job, device=device)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent
             result = failure_result(exc, time.perf_counter() - started)
             if result.status == "oom" and memory_limit_mb is not None:
@@ -213,7 +230,16 @@ class SubprocessExecutor(Executor):
             self._worker.results.close()
             self._worker = None
 
-    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
+    def run(
+        self,
+        metaprogram: Mapping[str, Any],
+        *,
+        task: TaskRef,
+        seed: int,
+        start: Start | None = None,
+        save_to: str | None = None,
+        schedule_epochs: int | None = None,
+    ) -> Result:
         worker = self._worker
         if worker is None or worker.process.poll() is not None:
             self._kill()
@@ -223,7 +249,16 @@ class SubprocessExecutor(Executor):
                 return failure_result(exc)
         started = time.perf_counter()
         try:
-            worker.jobs.send((dict(metaprogram), task, seed))
+            worker.jobs.send(
+                {
+                    "metaprogram": dict(metaprogram),
+                    "task": task,
+                    "seed": seed,
+                    "start": start,
+                    "save_to": save_to,
+                    "schedule_epochs": schedule_epochs,
+                }
+            )
         except OSError as exc:  # the worker died between jobs (BrokenPipeError included)
             self._kill()
             return failure_result(exc)

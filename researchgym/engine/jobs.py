@@ -1,4 +1,5 @@
-"""Training jobs: what a job produced (:class:`Result`) and what runs jobs (:class:`Executor`).
+"""Training jobs: where a job starts (:class:`Start`), what it produced (:class:`Result`)
+and what runs jobs (:class:`Executor`).
 
 Neither needs torch, so envs that answer steps without training (replay,
 surrogate) define executors without importing it.
@@ -11,8 +12,34 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Self
 
 from researchgym.engine.tasks import TaskRef
+from researchgym.errors import ConfigError, shorten
 
-__all__ = ["Executor", "Result"]
+__all__ = ["START_MODES", "Executor", "Result", "Start"]
+
+#: How a job can start from a checkpoint (see :class:`Start`).
+START_MODES = ("continue", "fork")
+
+
+@dataclass(frozen=True)
+class Start:
+    """A job that starts from a saved run's checkpoint instead of from scratch.
+
+    Attributes:
+        checkpoint: path of a checkpoint written by an earlier job's ``save_to``.
+        mode: ``"continue"`` trains the saved run further, exactly as if it had never
+            stopped: model, optimizer, data order, step counter and curve are restored,
+            and the metaprogram must be the saved one except for ``train.epochs``.
+            ``"fork"`` starts from the saved weights only, with a fresh optimizer from
+            the metaprogram and data order from the job's seed; settings that change
+            the architecture must be the saved ones.
+    """
+
+    checkpoint: str
+    mode: str
+
+    def __post_init__(self) -> None:
+        if self.mode not in START_MODES:
+            raise ConfigError(f"Start mode={shorten(self.mode)} is not one of {START_MODES}")
 
 
 @dataclass
@@ -28,6 +55,9 @@ class Result:
     ``answered_by`` is set by executors that answer without training the requested
     metaprogram: a JSON-able dict saying what produced the metrics instead (Replay-v0:
     the recorded run, see ``researchgym.envs.replay``); ``None`` otherwise.
+    ``epochs`` is the fidelity reached: epochs the final weights have seen, counting
+    those of the run a job started from. ``curve`` of a continued run holds the saved
+    run's epochs too, while ``seconds`` and ``samples`` count only this job's work.
     """
 
     status: str
@@ -40,6 +70,7 @@ class Result:
     device: str = "cpu"
     error: str | None = None
     answered_by: dict[str, Any] | None = None
+    epochs: int = 0
 
     @property
     def ok(self) -> bool:
@@ -58,13 +89,27 @@ class Result:
 class Executor:
     """Runs training jobs. Subclasses implement :meth:`run`."""
 
-    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
+    def run(
+        self,
+        metaprogram: Mapping[str, Any],
+        *,
+        task: TaskRef,
+        seed: int,
+        start: Start | None = None,
+        save_to: str | None = None,
+        schedule_epochs: int | None = None,
+    ) -> Result:
         """Train and return a result; never raises for a failed job.
 
         Args:
-            metaprogram: validated settings with defaults filled.
+            metaprogram: validated settings with defaults filled; ``train.epochs`` is the
+                run's total fidelity, counting the epochs of the run it starts from.
             task: the task to train on (its name and, for file datasets, their directory).
             seed: seeds the job.
+            start: a checkpoint to continue or fork from, or ``None`` to train from scratch.
+            save_to: where to write the final checkpoint after a successful job, or ``None``.
+            schedule_epochs: the horizon of the learning-rate schedule (default:
+                ``train.epochs``); a continued run keeps its checkpoint's.
         """
         raise NotImplementedError
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from researchgym.engine import Executor, Result, TaskRef
+from researchgym.engine import Executor, Result, Start, TaskRef
 from researchgym.engine.file_datasets import DataFilesNotFound
 from researchgym.errors import ConfigError, did_you_mean, shorten
 from researchgym.spaces import Schema
@@ -133,6 +133,9 @@ class _Recorded:
 class ReplayExecutor(Executor):
     """Looks results up in recorded runs (see the module docstring for the policy).
 
+    Recorded runs keep no checkpoints: a job that starts from one is an invalid action,
+    and ``save_to`` is ignored.
+
     Args:
         runs: rows from :func:`load_runs`.
         schema: the source env's schema (for the flat encoding).
@@ -183,7 +186,22 @@ class ReplayExecutor(Executor):
         """Flat encodings of every recorded metaprogram (all tasks)."""
         return np.concatenate([points for points, _, _ in self._nearest.values()])
 
-    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
+    def run(
+        self,
+        metaprogram: Mapping[str, Any],
+        *,
+        task: TaskRef,
+        seed: int,
+        start: Start | None = None,
+        save_to: str | None = None,
+        schedule_epochs: int | None = None,
+    ) -> Result:
+        if start is not None:
+            return Result(
+                status="invalid_action",
+                error=f"Replay-v0 cannot {start.mode} a run: recorded runs keep no checkpoints; "
+                "ask for a new run instead",
+            )
         name = task.name
         vector = self.schema.encode_valid(metaprogram).astype(np.float64)
         group = self._exact.get((name, _key(vector)))

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from researchgym.engine import Executor, Result, TaskRef
+from researchgym.engine import Executor, Result, Start, TaskRef
 from researchgym.errors import ConfigError, shorten
 from researchgym.spaces import Schema
 
@@ -408,7 +408,11 @@ def fit_surrogate(
 
 
 class SurrogateExecutor(Executor):
-    """Answers steps with a :class:`SurrogateModel`'s predictions plus seeded noise."""
+    """Answers steps with a :class:`SurrogateModel`'s predictions plus seeded noise.
+
+    Predicted runs have no weights: a job that starts from a checkpoint is an invalid
+    action, and ``save_to`` is ignored.
+    """
 
     def __init__(self, model: SurrogateModel, schema: Schema):
         if model.settings != schema.names:
@@ -419,7 +423,22 @@ class SurrogateExecutor(Executor):
         self.model = model
         self.schema = schema
 
-    def run(self, metaprogram: Mapping[str, Any], *, task: TaskRef, seed: int) -> Result:
+    def run(
+        self,
+        metaprogram: Mapping[str, Any],
+        *,
+        task: TaskRef,
+        seed: int,
+        start: Start | None = None,
+        save_to: str | None = None,
+        schedule_epochs: int | None = None,
+    ) -> Result:
+        if start is not None:
+            return Result(
+                status="invalid_action",
+                error=f"a surrogate env cannot {start.mode} a run: predicted runs have no weights; "
+                "ask for a new run instead",
+            )
         name = task.name
         if name not in self.model.tasks:
             return Result(status="error", error=f"the surrogate was not fitted on task {name!r}")
