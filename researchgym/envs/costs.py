@@ -60,7 +60,7 @@ class CostBudget:
         if unit not in COST_UNITS:
             raise ConfigError(
                 f"cost_budget unit {shorten(unit)} is not one of {COST_UNITS}; "
-                f"{did_you_mean(unit, COST_UNITS)}{_EXAMPLE}"
+                f"{did_you_mean(unit, COST_UNITS)}budget one of them, {_EXAMPLE}"
             )
         if (
             isinstance(amount, bool)
