@@ -73,7 +73,7 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
             trained=True,
             columns=(
                 "run_id", "task", "seed", "metaprogram", "status", "error", "val_metrics",
-                "test_metrics", "curve", "cost_seconds", "cost_samples",
+                "test_metrics", "curve", "cost_seconds", "cost_samples", "n_params",
             ),
             order_by=("task", "run_id"),
         ).to_pylist()  # fmt: skip
@@ -125,6 +125,7 @@ class _Recorded:
             curve=json.loads(row["curve"] or "[]"),
             seconds=float(row["cost_seconds"] or 0.0),
             samples=int(row["cost_samples"] or 0),
+            n_params=int(row["n_params"] or 0),
             error=row["error"],
             answered_by=answered_by,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from researchgym.envs.costs import CostMeter, objectives
 from researchgym.envs.interfaces import CampaignView, FlatInterface, make_interface
 from researchgym.envs.recording import StepRecorder, check_campaign_id
 from researchgym.envs.suites import get_suite
@@ -36,15 +37,29 @@ __all__ = [
     "unwrap_research_env",
 ]
 
-REWARD_MODES = ("metric", "improvement", "regret")
+REWARD_MODES = (
+    "metric",
+    "improvement",
+    "regret",
+    "metric_minus_cost",
+    "improvement_minus_cost",
+    "regret_minus_cost",
+)
 FAILURE_STATUSES = ("invalid_action", "diverged", "error", "timeout", "oom")
-#: Lowest reward of a finished (``"ok"``) step in every reward mode: scores lie in [-1, 1] and
-#: ``"regret"`` counts a score below chance as chance. The default ``failure_reward`` (-2) lies
-#: below it, so a finished but bad run is never mistaken for a failure.
+#: Lowest reward of a finished (``"ok"``) step in every reward mode that subtracts no cost:
+#: scores lie in [-1, 1] and ``"regret"`` counts a score below chance as chance. The default
+#: ``failure_reward`` (-2) lies below it, so a finished but bad run is never mistaken for a
+#: failure.
 MIN_OK_REWARD = -1.0
 #: Paths of ``info`` entries that are measurements (``info["cost"]["seconds"]``, wall-clock
-#: time): the only values that differ between two runs of the same seed and actions.
-MEASURED_INFO = (("cost", "seconds"),)
+#: time): the only values that differ between two runs of the same seed and actions (with a
+#: reward that subtracts no seconds).
+MEASURED_INFO = (
+    ("cost", "seconds"),
+    ("spent", "seconds"),
+    ("cost_left", "seconds"),
+    ("objectives", "seconds"),
+)
 
 
 class ResearchEnv(gym.Env):
@@ -69,7 +84,21 @@ class ResearchEnv(gym.Env):
             (on a CPU, small models cost per step more than per FLOP).
         reward: ``"metric"`` (validation score, in [-1, 1]), ``"improvement"`` (gain of
             the best score so far, 0 or more) or ``"regret"`` (minus normalized regret: 0
-            for a perfect score, -1 at chance level or below).
+            for a perfect score, -1 at chance level or below); or one of them minus the
+            step's cost, ``"metric_minus_cost"``, ``"improvement_minus_cost"`` or
+            ``"regret_minus_cost"``: the reward less ``cost_weight`` x the step's cost in
+            ``cost_unit``, divided by the cost budget when there is one (spending the whole
+            budget then costs ``cost_weight`` in all). A failed step's reward is
+            ``failure_reward`` less its cost too. With ``cost_unit="seconds"`` the reward
+            is a measurement and varies from run to run.
+        cost_budget: compute budget of a campaign, ``{"seconds": x}``, ``{"samples": n}``
+            or ``{"flops": f}`` (see ``researchgym.envs.costs`` for how each is counted):
+            the step that reaches it ends the campaign with ``truncated=True``. ``None``:
+            no cost budget.
+        cost_weight: weight of the cost a ``*_minus_cost`` reward subtracts (0 or more).
+        cost_unit: unit of the cost a ``*_minus_cost`` reward subtracts, one of
+            ``"seconds"``, ``"samples"``, ``"flops"``; defaults to the cost budget's unit
+            (and must be it when there is a budget).
         interface: ``"dict"``, ``"flat"`` or ``"text"`` (see ``researchgym.envs.interfaces``).
         strict: raise on malformed actions instead of returning status ``"invalid_action"``.
         store: where steps are recorded: a path, ``None`` for the default location
@@ -96,8 +125,13 @@ class ResearchEnv(gym.Env):
     deterministic one that lets a harness find them again; default: a fresh random id).
     A step's ``info`` holds ``status``, ``error``, ``metrics`` (the raw
     validation metrics and ``score``, the primary one clipped to [-1, 1]),
-    ``test_metrics``, ``curve``, ``cost`` (``{"samples": int, "seconds": float}``),
-    ``metaprogram`` (the settings the action stands for), ``estimate``, ``best_score``,
+    ``test_metrics``, ``curve``, ``cost`` (the step's ``{"samples": int, "seconds": float,
+    "flops": float | None}``, FLOPs ``None`` unless the env counts them), ``spent`` (the
+    campaign's cost so far, in the same units), ``cost_left`` (``{unit: amount}`` left of the
+    cost budget, or ``None``), ``objectives`` (``{"score", "seconds", "n_params"}``, the
+    step's point for multi-objective comparison, all ``None`` for a failed step; the
+    store's Pareto front is ``Store.pareto_front``), ``metaprogram`` (the settings the
+    action stands for), ``estimate``, ``best_score``,
     ``seed`` (the step's training seed, drawn from the seed given to ``reset``) and
     ``answered_by`` (what produced the metrics when the executor did not train
     ``metaprogram``, e.g. Replay-v0's recorded run: see ``researchgym.envs.replay``;
@@ -118,6 +152,9 @@ class ResearchEnv(gym.Env):
         max_train_flops: float | None = None,
         max_train_steps: int | None = None,
         reward: str = "metric",
+        cost_budget: Mapping[str, float] | None = None,
+        cost_weight: float = 1.0,
+        cost_unit: str | None = None,
         interface: str = "dict",
         strict: bool = False,
         store: Any = None,
@@ -155,6 +192,13 @@ class ResearchEnv(gym.Env):
                     f"{name}={shorten(limit)} must be a positive number or None (no budget)"
                 )
         _check_agent(agent)
+        #: The campaign's cost so far, against its cost budget.
+        self.costs = CostMeter.for_env(
+            subtracts_cost=reward.endswith("_minus_cost"),
+            cost_budget=cost_budget,
+            cost_weight=cost_weight,
+            cost_unit=cost_unit,
+        )
         self.suite = get_suite(suite)
         self._task_refs = self._task_references(tasks, data_dir)
         #: Tasks a reset without a ``"task"`` option draws from.
@@ -179,6 +223,9 @@ class ResearchEnv(gym.Env):
         self.env_kwargs: dict[str, Any] = {
             "budget": budget,
             "reward": reward,
+            "cost_budget": None if self.costs.budget is None else self.costs.budget.to_dict(),
+            "cost_weight": cost_weight,
+            "cost_unit": cost_unit,
             "tasks": list(self.tasks),
             **limits,
             "history": history,
@@ -233,6 +280,7 @@ class ResearchEnv(gym.Env):
             budget=self.budget,
         )
         self._chance = described.chance
+        self.costs.start()
         self.recorder.start_campaign(
             self._view,
             campaign_id=campaign_id,
@@ -247,6 +295,8 @@ class ResearchEnv(gym.Env):
             raise gym.error.ResetNeeded("call reset() before step()")
         if self._view.budget_left <= 0:
             raise gym.error.ResetNeeded("the campaign's budget is spent; call reset()")
+        if self.costs.exhausted:
+            raise gym.error.ResetNeeded("the campaign's cost budget is spent; call reset()")
         view = self._view
         started_at = datetime.now(UTC)
         seed = int(self.np_random.integers(2**31 - 1))
@@ -265,7 +315,8 @@ class ResearchEnv(gym.Env):
             result = self.executor.run(metaprogram, task=self._task_ref, seed=seed)
 
         score = result.score
-        reward = self._reward(score, view.best_score)
+        step_cost = self.costs.charge(result, cost)
+        reward = self._reward(score, view.best_score) - self.costs.penalty(step_cost)
         encoded = None if metaprogram is None else self.schema.encode_valid(metaprogram)
         view.steps_done += 1
         if score is not None and (view.best_score is None or score > view.best_score):
@@ -279,6 +330,7 @@ class ResearchEnv(gym.Env):
             }
         )
         terminated = view.budget_left <= 0
+        truncated = self.costs.exhausted
         info = {
             "task": view.task,
             "status": result.status,
@@ -286,7 +338,10 @@ class ResearchEnv(gym.Env):
             "metrics": result.val_metrics,
             "test_metrics": result.test_metrics,
             "curve": result.curve,
-            "cost": {"samples": int(result.samples), "seconds": float(result.seconds)},
+            "cost": step_cost,
+            "spent": self.costs.spent,
+            "cost_left": self.costs.left,
+            "objectives": objectives(result),
             "metaprogram": metaprogram,
             "estimate": None if cost is None else cost.to_dict(),
             "best_score": view.best_score,
@@ -300,10 +355,11 @@ class ResearchEnv(gym.Env):
             result=result,
             reward=reward,
             terminated=terminated,
+            truncated=truncated,
             seed=seed,
             started_at=started_at,
         )
-        return self.interface.observe(view), reward, terminated, False, info
+        return self.interface.observe(view), reward, terminated, truncated, info
 
     def render(self) -> str | None:  # type: ignore[override]  # gymnasium: unbound TypeVar
         if self.render_mode != "ansi" or self._view is None:
@@ -364,16 +420,23 @@ class ResearchEnv(gym.Env):
             return None
 
     def _estimate(self, metaprogram: dict[str, Any]):
-        """The design's cost when the env has limits (``None`` otherwise: estimating
-        builds the model, which would dominate fast executors); raises ``BudgetError``
-        (a ``SettingError``) when over a limit."""
-        if not self.limits:
+        """The design's cost when the env has limits or counts FLOPs (``None`` otherwise:
+        estimating builds the model, which would dominate fast executors); raises
+        ``BudgetError`` (a ``SettingError``) when over a limit, or when the env counts FLOPs
+        and the design's cannot be estimated."""
+        if not self.limits and not self.costs.counts_flops:
             return None
         from researchgym.engine import check_budget
 
         cost = self._cost(metaprogram)
         if cost is not None:
             check_budget(cost, **self.limits)
+        elif self.costs.counts_flops:
+            raise SettingError(
+                "this design's FLOPs cannot be estimated before training (its model does not "
+                "build), and this env counts cost in FLOPs, so it would go uncounted; fix the "
+                "design, or count cost in seconds or samples"
+            )
         return cost
 
     def _task_references(self, tasks: Sequence[str] | None, data_dir: Any) -> dict[str, TaskRef]:
@@ -416,12 +479,14 @@ class ResearchEnv(gym.Env):
         return refs
 
     def _reward(self, score: float | None, best: float | None) -> float:
-        """The reward of a step's score, given the campaign's best score before it."""
+        """The reward of a step's score, given the campaign's best score before it, before
+        any cost is subtracted."""
         if score is None:
             return self.failure_reward
-        if self.reward_mode == "metric":
+        mode = self.reward_mode.removesuffix("_minus_cost")
+        if mode == "metric":
             return float(score)
-        if self.reward_mode == "improvement":
+        if mode == "improvement":
             baseline = self._chance if best is None else best
             return float(max(0.0, score - baseline))
         return float(max(MIN_OK_REWARD, -(1.0 - score) / (1.0 - self._chance)))

@@ -44,6 +44,8 @@ _VECTOR = pa.list_(pa.float64())
 #: one the step returned. ``seed`` is the step's training seed, drawn from the
 #: campaign's random generator; ``episode_seed`` is the seed the campaign's ``reset``
 #: was given (NULL when none), which with the actions determines every ``seed``.
+#: ``n_params`` is the trained model's parameter count (NULL when the executor does not
+#: report one, e.g. Surrogate-v0).
 ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("campaign_id", pa.string(), nullable=False),
     pa.field("step", pa.int64(), nullable=False),
@@ -71,6 +73,7 @@ ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("truncated", pa.bool_()),
     pa.field("cost_seconds", pa.float64()),
     pa.field("cost_samples", pa.int64()),
+    pa.field("n_params", pa.int64()),
     pa.field("status", pa.string()),
     pa.field("error", pa.string()),
     pa.field("answered_by", pa.string()),
@@ -93,7 +96,15 @@ STEP_SCHEMA = pa.schema(ROW_FIELDS + STORE_FIELDS)
 #: Columns added after the first layout: rows may omit them, and files written
 #: before them read NULL there.
 OPTIONAL_KEYS: frozenset[str] = frozenset(
-    {"source_env_id", "task_features", "env_kwargs", "answered_by", "next_obs", "episode_seed"}
+    {
+        "source_env_id",
+        "task_features",
+        "env_kwargs",
+        "answered_by",
+        "next_obs",
+        "episode_seed",
+        "n_params",
+    }
 )
 
 #: Names of the keys a row dict must contain.
