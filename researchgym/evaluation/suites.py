@@ -210,9 +210,10 @@ class BenchmarkSuite:
 
         model = SurrogateModel.load(self.env_kwargs["model"])
         schema = suite_of(self.source).make_schema()
-        encode = lambda points: np.stack(
-            [schema.encode_valid({**p, **self.fixed}) for p in points]
-        )
+
+        def encode(points: Iterable[dict[str, Any]]) -> np.ndarray:
+            return np.stack([schema.encode_valid({**p, **self.fixed}) for p in points])
+
         sobol = encode(islice(sobol_points(schema, seed=0), design))
         recorded = encode(json.loads(m) for m in self._recorded_metaprograms())
         out = {}
