@@ -57,15 +57,26 @@ class LambdaHook(Hook):
 
 
 class EarlyStopping(Hook):
-    """Stop when the validation score has not improved for ``patience`` epochs."""
+    """Stop when the validation score has not improved for ``patience`` epochs.
+
+    A run continued from a checkpoint starts with its saved curve, which this hook
+    reads at the start, so it stops where the uninterrupted run would have.
+    """
 
     def __init__(self, patience: int):
         self.patience = patience
         self._best = -math.inf
         self._since_best = 0
 
+    def on_train_start(self, state: TrainingState) -> None:
+        self._best, self._since_best = -math.inf, 0
+        for entry in state.curve:
+            self._observe(entry["val_score"], state)
+
     def on_epoch_end(self, state: TrainingState) -> None:
-        score = state.curve[-1]["val_score"]
+        self._observe(state.curve[-1]["val_score"], state)
+
+    def _observe(self, score: float, state: TrainingState) -> None:
         if score > self._best:
             self._best, self._since_best = score, 0
         else:

@@ -21,7 +21,9 @@ from researchgym.engine.data import (
 from researchgym.engine.hooks import EarlyStopping, Hook, TrainingState
 from researchgym.engine.jobs import Result, Start
 from researchgym.engine.models import build_model, count_parameters
+from researchgym.engine.snapshot import Snapshot
 from researchgym.engine.tasks import TaskRef
+from researchgym.errors import ConfigError, shorten
 
 __all__ = [
     "TrainCheck",
@@ -128,30 +130,52 @@ def train(
     """Train the model a metaprogram describes on a task and measure it.
 
     The result depends only on the arguments: on the CPU the same inputs give
-    bitwise the same metrics.
+    bitwise the same metrics. A run continued from its checkpoint gives bitwise what
+    one uninterrupted run to the same number of epochs gives.
 
     Classification, token-sequence and language tasks share one loss: cross
     entropy over the scored targets (sequence positions marked ``IGNORE`` do not
     count); regression uses mean squared error.
 
     Args:
-        metaprogram: validated settings with defaults filled (see ``Schema.validate``).
+        metaprogram: validated settings with defaults filled (see ``Schema.validate``);
+            ``train.epochs`` counts the epochs of the run ``start`` names too.
         task: a :class:`~researchgym.engine.TaskRef`, or a task name: a dataset name
             with optional parameters, e.g. ``"digits"`` (see ``researchgym.engine.DATASETS``
             and ``researchgym.engine.data.parse_task``).
-        seed: seeds initialization, batch order, dropout and augmentation.
+        seed: seeds initialization, batch order, dropout and augmentation (a continued
+            run restores its saved random states instead).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         hooks: extra hooks called during training.
+        start: continue or fork a run saved by an earlier job (see
+            :class:`~researchgym.engine.Start`). A fork's curve starts with its
+            parent's weights evaluated, at the parent's epoch count.
+        save_to: write the final state there (atomically) when training finished.
+        schedule_epochs: epochs over which the learning-rate schedule runs (default:
+            ``train.epochs``; a continued run keeps its saved one). Past them a cosine
+            schedule stays at zero.
 
     Returns:
-        A :class:`Result` with status ``"ok"``, or ``"diverged"`` when the loss
-        became NaN or infinite. Other failures raise; executors turn them into
+        A :class:`Result` with status ``"ok"``, ``"diverged"`` when the loss
+        became NaN or infinite, or ``"invalid_action"`` when ``start`` may not start
+        this metaprogram (saying why). Other failures raise; executors turn them into
         failed results.
     """
-    if start is not None or save_to is not None:
-        raise NotImplementedError("checkpoints")
+    if schedule_epochs is not None and (
+        isinstance(schedule_epochs, bool)
+        or not isinstance(schedule_epochs, int)
+        or schedule_epochs < 1
+    ):
+        raise ConfigError(f"schedule_epochs={shorten(schedule_epochs)} must be a positive integer")
     m = dict(metaprogram)
     dev = resolve_device(device)
+    task = TaskRef.of(task)
+    saved = None
+    if start is not None:
+        saved = Snapshot.load(start.checkpoint)
+        reason = saved.refusal(start.mode, m, task.name, dev)
+        if reason is not None:
+            return Result(status="invalid_action", error=f"cannot {start.mode} the run: {reason}")
     data = load_task_data(task, m.get("data.scaling", "standard"), str(dev))
     classification = data.kind != "regression"  # one class (or token) per target
 
@@ -165,21 +189,37 @@ def train(
 
     n, batch_size, epochs = len(data.x_train), m["train.batch_size"], m["train.epochs"]
     batches_per_epoch = max(1, n // batch_size + (n % batch_size > 1))
-    total_steps = (schedule_epochs or epochs) * batches_per_epoch
     base_lr, scheduled = m["optim.lr"], m["optim.schedule"] != "constant"
 
     state = TrainingState(metaprogram=m, epochs=epochs)
+    done = step = samples = 0  # epochs the weights have seen, steps taken, examples this job
+    val: dict[str, float] | None = None  # the latest validation metrics
+    schedule_epochs = schedule_epochs or epochs
+    if saved is not None:
+        model.load_state_dict(saved.model)
+        done = saved.epochs
+        if start is not None and start.mode == "continue":
+            saved.restore(optimizer, generator, dev)
+            step, schedule_epochs = saved.step, saved.schedule_epochs
+            state.curve = list(saved.curve)
+        else:  # a fork resumes the schedule at its parent's epoch, from its weights' metrics
+            step = done * batches_per_epoch
+            val = _evaluate(model, data, data.x_val, data.y_val)
+            state.curve.append({"epoch": done, "val_loss": val["loss"], "val_score": val["score"]})
+    total_steps = schedule_epochs * batches_per_epoch
+
     all_hooks = list(hooks)
     if m["train.early_stopping"] > 0:
         all_hooks.append(EarlyStopping(m["train.early_stopping"]))
     for hook in all_hooks:
         hook.on_train_start(state)
 
-    step = samples = 0
     status = "ok"
     model.train()
     x_train, y_train = data.x_train, data.y_train
-    for epoch in range(epochs):
+    for epoch in range(done, epochs):
+        if state.stop:  # by a hook, or early stopping had already ended the continued run
+            break
         state.epoch = epoch
         order = torch.randperm(n, generator=generator, device=dev)
         epoch_loss = torch.zeros((), device=dev)
@@ -203,19 +243,16 @@ def train(
             epoch_loss += loss.detach() * size
             step += 1
             samples += size
+        done = epoch + 1
         train_loss = float(epoch_loss) / n
-        if not math.isfinite(train_loss):
-            status = "diverged"
-            state.curve.append({"epoch": epoch + 1, "train_loss": train_loss})
-            break
-        val = _evaluate(model, data, data.x_val, data.y_val)
-        if not all(math.isfinite(v) for v in val.values()):  # the last steps blew the weights up
-            status = "diverged"
-            state.curve.append({"epoch": epoch + 1, "train_loss": train_loss})
+        val = _evaluate(model, data, data.x_val, data.y_val) if math.isfinite(train_loss) else None
+        if val is None or not all(math.isfinite(v) for v in val.values()):
+            status = "diverged"  # the loss, or the last steps blew the weights up
+            state.curve.append({"epoch": done, "train_loss": train_loss})
             break
         state.curve.append(
             {
-                "epoch": epoch + 1,
+                "epoch": done,
                 "train_loss": train_loss,
                 "val_loss": val["loss"],
                 "val_score": val["score"],
@@ -223,8 +260,6 @@ def train(
         )
         for hook in all_hooks:
             hook.on_epoch_end(state)
-        if state.stop:
-            break
     for hook in all_hooks:
         hook.on_train_end(state)
 
@@ -236,12 +271,29 @@ def train(
         samples=samples,
         n_params=count_parameters(model),
         device=str(dev),
+        epochs=done,
         error="the training loss or validation metrics became non-finite"
         if status == "diverged"
         else None,
     )
     if status == "ok":
-        result.val_metrics = val  # the last epoch's validation is the final model's
+        if save_to is not None:
+            Snapshot.capture(
+                model=model,
+                optimizer=optimizer,
+                generator=generator,
+                device=dev,
+                metaprogram=m,
+                task=task.name,
+                epochs=done,
+                step=step,
+                samples=samples + (saved.samples if saved is not None else 0),
+                schedule_epochs=schedule_epochs,
+                curve=state.curve,
+            ).save(save_to)
+        # the last validation is the final model's (a continued run that early stopping
+        # had already ended trained no epoch)
+        result.val_metrics = val or _evaluate(model, data, data.x_val, data.y_val)
         result.test_metrics = _evaluate(model, data, data.x_test, data.y_test)
     result.seconds = time.perf_counter() - state.started
     return result

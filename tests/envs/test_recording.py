@@ -134,7 +134,7 @@ def test_text_actions_that_json_escapes_lengthen_are_stored_within_the_bound(tmp
 
 def test_a_huge_training_error_is_stored_cut(tmp_path):
     class Failing:
-        def run(self, metaprogram, *, task, seed):
+        def run(self, metaprogram, *, task, seed, **job):
             from researchgym.engine import Result
 
             return Result(status="error", error="e" * 1_000_000)
