@@ -157,8 +157,8 @@ class Interface:
         command = self.parse_command(action)
         if command.verb != "new":
             raise SettingError(
-                f"verb={command.verb!r} does not train a new run, so the action stands for no "
-                "metaprogram of its own"
+                f"verb={command.verb!r} does not train a new run from settings alone; send "
+                "settings without a verb"
             )
         return command.settings
 
@@ -208,19 +208,23 @@ class Interface:
             return verb, None
         if run is None:
             raise SettingError(
-                f"verb={verb!r} needs the run it starts from, e.g. "
-                f'{{"verb": {verb!r}, "run": 0, "train.epochs": 20}}'
+                f"verb={verb!r} needs the run it starts from; send its index, e.g. "
+                f'{{"verb": "{verb}", "run": 0, "train.epochs": 20}}'
             )
         return verb, self._run_index(run)
 
     @staticmethod
     def _verb(value: Any) -> str:
+        """A verb given by name or by index (as the dict interface's ``Discrete`` space holds it)."""
+        is_index = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if is_index and 0 <= value < len(VERBS):
+            return VERBS[value]
         try:
             return str(_VERB.from_space(value))
         except SettingError:
             raise SettingError(
-                f"verb={shorten(value)} is not one of {VERBS} (or, in the dict interface, its "
-                "index); leave it out to train a new run"
+                f"verb={shorten(value)} is not one of {VERBS} or its index; leave it out to "
+                "train a new run"
             ) from None
 
     def _run_index(self, value: Any) -> int:
@@ -419,8 +423,8 @@ class FlatInterface(Interface):
         head = array[:2].astype(np.float64)
         if not np.isfinite(head).all():
             raise SettingError(
-                f"flat action's verb and run entries {head.tolist()} must be finite numbers in "
-                "[-1, 1]"
+                f"flat action's verb and run entries {head.tolist()} are not finite; pass "
+                "numbers in [-1, 1]"
             )
         settings = self.schema.decode(array[2:])
         verb = _VERB.decode(head[0])

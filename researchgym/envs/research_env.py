@@ -464,9 +464,11 @@ class ResearchEnv(gym.Env):
         highest = self.schema[EPOCHS].high  # type: ignore[attr-defined]  # an Int setting
         if max_epochs is None:
             max_epochs = highest
-        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int):
-            max_epochs = None
-        if max_epochs is None or not 1 <= max_epochs <= highest:
+        if (
+            isinstance(max_epochs, bool)
+            or not isinstance(max_epochs, int)
+            or not 1 <= max_epochs <= highest
+        ):
             raise ConfigError(
                 f"max_epochs={shorten(max_epochs)} must be an integer in [1, {highest}] "
                 f"(the range of {EPOCHS}), or None for {highest}"
@@ -533,7 +535,7 @@ class ResearchEnv(gym.Env):
             raise SettingError(
                 f"{verb} to {EPOCHS}={metaprogram[EPOCHS]} trains no further than run {k}'s "
                 f"{parent['epochs']} epochs; pass {EPOCHS} above {parent['epochs']} (epochs in "
-                "all, run k's included)"
+                f"all, run {k}'s included)"
             )
         try:
             checkpoint = self._checkpoints.get(str(k))

@@ -160,8 +160,8 @@ def run_campaign(
     planner.reset(schema, seed=seed, fixed=pins)
     result = CampaignResult(planner.name, base.env_id, task, seed)
     while True:
-        settings = dict(planner.propose(observation))
-        command = {key: settings.pop(key) for key in ("verb", "run") if key in settings}
+        settings: dict[str, Any] = dict(planner.propose(observation))
+        command: dict[str, Any] = {k: settings.pop(k) for k in ("verb", "run") if k in settings}
         new = command.get("verb", "new") == "new"
         if new:
             settings = schema.validate({**settings, **pins})

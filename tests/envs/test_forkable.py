@@ -118,7 +118,7 @@ def test_stop_ends_the_campaign_without_training(tmp_path):
     env.reset(seed=1, options=TASK)  # a new campaign goes on as usual
     assert step(env, new(1))[-1]["status"] == "ok"
     rows = env.unwrapped.store.runs(columns=("status", "verb", "terminated")).to_pylist()
-    assert rows[0] == {"status": "stopped", "verb": "stop", "terminated": True}
+    assert {"status": "stopped", "verb": "stop", "terminated": True} in rows
     env.close()
 
 
@@ -151,7 +151,7 @@ def test_invalid_verb_uses_are_invalid_actions_and_the_campaign_goes_on(case):
     env = make("text")
     env.reset(seed=0, options=TASK)
     step(env, new(1))
-    step(env, {"model.family": "nope"})  # run 1 fails
+    env.step(json.dumps({"model.family": "nope"}))  # run 1 fails
     _, reward, terminated, _, info = env.step(json.dumps(command))
     assert (info["status"], terminated, info["run"]) == ("invalid_action", False, 2)
     assert reason in info["error"] and len(info["error"]) <= MAX_ERROR_CHARS
@@ -250,7 +250,7 @@ def test_keep_checkpoints_keeps_them(tmp_path):
     step(env, new(1))
     env.reset(seed=1, options=TASK)
     env.close()
-    assert [len(list(d.iterdir())) for d in tmp_path.iterdir()] == [1, 0]
+    assert sorted(len(list(d.iterdir())) for d in tmp_path.iterdir()) == [0, 1]
 
 
 # --- observations, records and interfaces ------------------------------------------------------------
@@ -290,7 +290,7 @@ def test_recorded_rows_have_verb_parent_run_and_fidelity(tmp_path):
     step(env, new(1))
     step(env, {"verb": "continue", "run": 0, "train.epochs": 2})
     step(env, {"verb": "fork", "run": 1, "optim.lr": 0.01, "train.epochs": 3})
-    step(env, {"verb": "fork", "run": 7})
+    step(env, {"verb": "fork", "run": 5})
     columns = ("step", "run_id", "verb", "parent_run_id", "fidelity", "status", "env_kwargs")
     rows = env.unwrapped.store.runs(columns=columns).to_pylist()
     env.close()
