@@ -196,14 +196,16 @@ class Interface:
 
     def _pop_verb(self, values: dict[str, Any]) -> tuple[str, int | None]:
         """The verb and the run index popped from an action's entries."""
-        named = "verb" in values or "run" in values
-        verb = self._verb(values.pop("verb", "new"))
-        run = values.pop("run", None)
-        if self.forking is None and named and (verb != "new" or run is not None):
-            raise SettingError(
-                f"verb={verb!r} and run= need an env that keeps its runs; make it with "
-                "gym.make(..., forkable=True), or send settings alone to train a new run"
-            )
+        given, run = values.pop("verb", "new"), values.pop("run", None)
+        if self.forking is None:
+            if run is not None or not self._is_new(given):
+                raise SettingError(
+                    f"verb={shorten(given)}, run={shorten(run)}: verbs and runs need an env that "
+                    "keeps its runs; make it with gym.make(..., forkable=True), or send settings "
+                    "alone to train a new run"
+                )
+            return "new", None
+        verb = self._verb(given)
         if run is None and verb not in RUN_VERBS:
             return verb, None
         if run is None:
@@ -226,6 +228,13 @@ class Interface:
                 f"verb={shorten(value)} is not one of {VERBS} or its index; leave it out to "
                 "train a new run"
             ) from None
+
+    @classmethod
+    def _is_new(cls, value: Any) -> bool:
+        try:
+            return cls._verb(value) == "new"
+        except SettingError:
+            return False
 
     def _run_index(self, value: Any) -> int:
         try:

@@ -348,7 +348,6 @@ class ResearchEnv(gym.Env):
         except SettingError as exc:
             if self.strict:
                 raise
-            job = None
             result = Result(status="invalid_action", error=str(exc))
         else:
             result = Result(status="stopped") if job is None else self._train(job, run)

@@ -408,6 +408,9 @@ NAMED_CASES = [
     (SEQARCH, "text", '{"arch": {"layers": 3}}', ["arch.layers=3 is not a list"]),
     (SEQARCH, "text", json.dumps({"zz" * 400: 1}), ["known settings: arch.width", "(65 in all)"]),
     (SEQARCH, "flat", np.zeros(3), ["shape (3,), expected (65,)", "(65 in all)"]),
+    (DIGITS, "text", '{"verb": "fork", "run": 0}', ["verb='fork', run=0", "forkable=True"]),
+    (DIGITS, "dict", {"verb": [HUGE]}, ["verb=['xxx", "characters)", "forkable=True"]),
+    (DIGITS, "dict", {"run": 10**400}, ["run=1000", "forkable=True"]),
 ]
 
 
