@@ -211,12 +211,10 @@ class ResearchEnv(gym.Env):
         self.schema = self.suite.make_schema()
         #: Whether runs can be continued and forked (see "Runs" above).
         self.forkable = bool(forkable)
-        forking = self._forking(budget, max_epochs, curve_length) if self.forkable else None
-        if not self.forkable and (max_epochs, checkpoint_dir, keep_checkpoints) != (
-            None,
-            None,
-            False,
-        ):
+        forking = None
+        if self.forkable:
+            forking = self._forking(budget, max_epochs, checkpoint_bytes, curve_length)
+        elif max_epochs is not None or checkpoint_dir is not None or keep_checkpoints:
             raise ConfigError(
                 "max_epochs=, checkpoint_dir= and keep_checkpoints= are settings of envs that "
                 "keep their runs; make the env with forkable=True too"
@@ -267,14 +265,6 @@ class ResearchEnv(gym.Env):
         )
         self._view: CampaignView | None = None
         self._task_ref: TaskRef | None = None
-        if self.forkable and (
-            isinstance(checkpoint_bytes, bool)
-            or not isinstance(checkpoint_bytes, int)
-            or checkpoint_bytes < 1
-        ):
-            raise ConfigError(
-                f"checkpoint_bytes={shorten(checkpoint_bytes)} must be a positive number of bytes"
-            )
         self._checkpoint_root = None if checkpoint_dir is None else Path(checkpoint_dir)
         self._owns_checkpoint_root = checkpoint_dir is None
         self._checkpoint_bytes = checkpoint_bytes
@@ -451,7 +441,9 @@ class ResearchEnv(gym.Env):
         and reset)."""
         return None if self._checkpoints is None else self._checkpoints.root
 
-    def _forking(self, budget: int, max_epochs: Any, curve_length: Any) -> Forking:
+    def _forking(
+        self, budget: int, max_epochs: Any, checkpoint_bytes: Any, curve_length: Any
+    ) -> Forking:
         """What a forkable env's interfaces show and read, its arguments checked."""
         if EPOCHS not in self.schema:
             raise ConfigError(
@@ -472,10 +464,12 @@ class ResearchEnv(gym.Env):
                 f"max_epochs={shorten(max_epochs)} must be an integer in [1, {highest}] "
                 f"(the range of {EPOCHS}), or None for {highest}"
             )
-        if isinstance(curve_length, bool) or not isinstance(curve_length, int) or curve_length < 1:
-            raise ConfigError(
-                f"curve_length={shorten(curve_length)} must be a positive number of epochs"
-            )
+        for name, value in {
+            "checkpoint_bytes": checkpoint_bytes,
+            "curve_length": curve_length,
+        }.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={shorten(value)} must be a positive integer")
         return Forking(budget=budget, max_epochs=max_epochs, curve_length=curve_length)
 
     def _job(self, command: Command, seed: int) -> _Job | None:
@@ -491,8 +485,8 @@ class ResearchEnv(gym.Env):
             job = _Job(command.settings, seed)
         else:
             job = self._job_from_run(command, seed)
-        epochs = job.metaprogram[EPOCHS] if self.forkable else None
-        if self.max_epochs is not None and epochs is not None and epochs > self.max_epochs:
+        epochs = job.metaprogram.get(EPOCHS, 0)
+        if self.max_epochs is not None and epochs > self.max_epochs:
             raise SettingError(
                 f"{EPOCHS}={epochs} is over this env's max_epochs={self.max_epochs}; train to "
                 f"at most {self.max_epochs} epochs in all"

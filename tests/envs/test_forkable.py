@@ -8,7 +8,9 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium import spaces
 
+from researchgym.envs import ENV_IDS
 from researchgym.errors import MAX_ERROR_CHARS
 from researchgym.planning import run_campaign
 from researchgym.planning.protocol import SearchPlanner
@@ -198,6 +200,15 @@ def test_env_that_is_not_forkable_answers_verbs_with_how_to_make_one(interface):
 def test_bad_forking_arguments_are_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make(**kwargs)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_every_training_env_can_be_forkable(env_id):
+    env = gym.make(env_id, forkable=True, store=False, budget=5)
+    assert env.action_space["verb"] == spaces.Discrete(4)
+    assert env.action_space["run"] == spaces.Discrete(5)
+    assert {"history_curves", "history_epochs"} <= set(env.observation_space.spaces)
+    env.close()
 
 
 def test_forking_arguments_need_forkable():
