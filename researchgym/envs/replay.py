@@ -133,6 +133,9 @@ class _Recorded:
 class ReplayExecutor(Executor):
     """Looks results up in recorded runs (see the module docstring for the policy).
 
+    Recorded runs keep no checkpoints: a job that starts from one is an invalid action,
+    and ``save_to`` is ignored.
+
     Args:
         runs: rows from :func:`load_runs`.
         schema: the source env's schema (for the flat encoding).
@@ -196,7 +199,8 @@ class ReplayExecutor(Executor):
         if start is not None:
             return Result(
                 status="invalid_action",
-                error=f"Replay-v0 cannot {start.mode} a run: recorded runs keep no checkpoints; train a new run instead",
+                error=f"Replay-v0 cannot {start.mode} a run: recorded runs keep no checkpoints; "
+                "ask for a new run instead",
             )
         name = task.name
         vector = self.schema.encode_valid(metaprogram).astype(np.float64)

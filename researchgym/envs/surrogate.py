@@ -290,7 +290,11 @@ def fit_surrogate(
 
 
 class SurrogateExecutor(Executor):
-    """Answers steps with a :class:`SurrogateModel`'s predictions plus seeded noise."""
+    """Answers steps with a :class:`SurrogateModel`'s predictions plus seeded noise.
+
+    Predicted runs have no weights: a job that starts from a checkpoint is an invalid
+    action, and ``save_to`` is ignored.
+    """
 
     def __init__(self, model: SurrogateModel, schema: Schema):
         if model.settings != schema.names:
@@ -314,7 +318,8 @@ class SurrogateExecutor(Executor):
         if start is not None:
             return Result(
                 status="invalid_action",
-                error=f"a surrogate env cannot {start.mode} a run: predicted runs have no weights; train a new run instead",
+                error=f"a surrogate env cannot {start.mode} a run: predicted runs have no weights; "
+                "ask for a new run instead",
             )
         name = task.name
         if name not in self.model.tasks:
