@@ -588,7 +588,8 @@ class ResearchEnv(gym.Env):
         (over ``max_params``, ``max_train_flops`` or ``max_train_steps``).
 
         Raises:
-            SettingError: the action is malformed, or its cost cannot be estimated.
+            SettingError: the action is malformed, has a verb other than ``new``, or its
+                cost cannot be estimated.
         """
         if self._view is None:
             raise gym.error.ResetNeeded(
