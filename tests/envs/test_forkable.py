@@ -277,6 +277,7 @@ def test_observations_show_each_run_fidelity_and_curve():
     np.testing.assert_allclose(obs["history_curves"][1], scores[-3:], rtol=1e-6)
     np.testing.assert_allclose(obs["history_curves"][0], [scores[0], -1, -1], rtol=1e-6)
     np.testing.assert_allclose(obs["history_epochs"], [0.25, 1.0, 0, 0])
+    env.close()
 
 
 def test_text_observation_lists_runs_with_verbs_parents_and_curves():
