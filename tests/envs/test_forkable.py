@@ -15,7 +15,6 @@ from researchgym.errors import MAX_ERROR_CHARS
 from researchgym.planning import run_campaign
 from researchgym.planning.protocol import SearchPlanner
 from researchgym.spaces import SettingError
-from tests.conftest import capped_executor, check_env
 
 TABULAR = "researchgym/Tabular-v0"
 TASK = {"task": "wine"}
@@ -334,14 +333,6 @@ def test_flat_actions_carry_the_verb_and_the_run():
     assert info["status"] == "invalid_action" and "verb and run" in info["error"]
     *_, info = env.step(np.zeros(len(base.schema)))
     assert info["status"] == "invalid_action" and "verb and the run" in info["error"]
-    env.close()
-
-
-def test_check_env_passes_on_a_forkable_env():
-    env = gym.make(
-        TABULAR, forkable=True, max_epochs=2, store=False, executor=capped_executor(1), budget=3
-    )
-    check_env(env.unwrapped, skip_render_check=True)
     env.close()
 
 
