@@ -405,7 +405,11 @@ class ResearchEnv(gym.Env):
         lines = [f"{self.env_id} task={self._view.task} budget_left={self._view.budget_left}"]
         for i, step in enumerate(self._view.history):
             score = "-" if step["score"] is None else f"{step['score']:.4f}"
-            lines.append(f"  step {i}: {step['status']:<14} score={score}")
+            run = ""
+            if self.forkable:
+                parent = "" if step["parent"] is None else f" of run {step['parent']}"
+                run = f" {step['verb'] or '-'}{parent} epochs={step['epochs']}"
+            lines.append(f"  step {i}: {step['status']:<14} score={score}{run}")
         return "\n".join(lines)
 
     def close(self) -> None:

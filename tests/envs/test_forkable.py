@@ -317,6 +317,17 @@ def test_recorded_rows_have_verb_parent_run_and_fidelity(tmp_path):
     assert json.loads(rows[0]["env_kwargs"])["forkable"] is True
 
 
+@pytest.mark.filterwarnings("ignore:.*render_fps")
+def test_render_shows_verbs_parents_and_fidelities():
+    env = make("dict", render_mode="ansi")
+    env.reset(seed=0, options=TASK)
+    step(env, new(1))
+    step(env, {"verb": "continue", "run": 0, "train.epochs": 2})
+    lines = env.render().splitlines()
+    assert lines[1].endswith("new epochs=1") and lines[2].endswith("continue of run 0 epochs=2")
+    env.close()
+
+
 def test_flat_actions_carry_the_verb_and_the_run():
     env = make("flat")
     base = env.unwrapped
