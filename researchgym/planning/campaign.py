@@ -140,7 +140,8 @@ def run_campaign(
 
     Raises:
         PlannerError: the planner reads another interface than the env's.
-        SettingError: a pinned setting that is unknown or out of range.
+        SettingError: a pinned setting that is unknown or out of range, or a proposal
+            with a verb the env does not take (one made without ``forkable=True``).
     """
     base: Any = env.unwrapped  # a ResearchEnv
     schema: Schema = base.schema
