@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
+from researchgym.engine import SubprocessExecutor
 from researchgym.envs import ENV_IDS
 from researchgym.errors import MAX_ERROR_CHARS
 from researchgym.planning import run_campaign
@@ -72,6 +73,21 @@ def test_continue_of_a_continued_run_goes_on():
     assert (info["status"], info["parent_run"], info["epochs"]) == ("ok", 1, 4)
     assert [point["epoch"] for point in info["curve"]] == [1, 2, 3, 4]
     env.close()
+
+
+@pytest.mark.slow  # starts a worker process
+def test_continue_through_a_worker_process():
+    env = make("dict", executor=SubprocessExecutor(device="cpu"))
+    env.reset(seed=3, options=TASK)
+    step(env, new(1))
+    *_, info = step(env, {"verb": "continue", "run": 0, "train.epochs": 2})
+    env.close()
+    assert (info["status"], info["epochs"]) == ("ok", 2), info["error"]
+    fresh = make("dict")
+    fresh.reset(seed=3, options=TASK)
+    *_, once = step(fresh, new(2))
+    fresh.close()
+    assert info["curve"] == once["curve"]
 
 
 # --- fork ----------------------------------------------------------------------------------------
