@@ -155,6 +155,8 @@ class StepRecorder:
         truncated: bool = False,
         seed: int,
         started_at: datetime,
+        verb: str | None = None,
+        parent_run_id: str | None = None,
     ) -> None:
         """Append the row of the campaign's latest step (already counted in its view).
 
@@ -168,6 +170,9 @@ class StepRecorder:
             truncated: whether the step cut the campaign short (its cost budget is spent).
             seed: the step's training seed.
             started_at: when the step began.
+            verb: what the step did (``"new"``, ``"continue"``, ``"fork"``, ``"stop"``;
+                ``None`` for a malformed action).
+            parent_run_id: ``run_id`` of the run a continue or fork started from.
         """
         if not self.enabled:
             return
@@ -210,6 +215,9 @@ class StepRecorder:
                 "answered_by": None
                 if result.answered_by is None
                 else json.dumps(result.answered_by),
+                "verb": verb,
+                "parent_run_id": parent_run_id,
+                "fidelity": result.epochs,
                 "started_at": started_at,
                 "finished_at": datetime.now(UTC),
             }

@@ -6,10 +6,15 @@ metaprogram the action describes and returns the validation score as reward.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,14 +23,21 @@ import gymnasium as gym
 import numpy as np
 
 from researchgym.envs.costs import CostMeter, objectives
-from researchgym.envs.interfaces import CampaignView, FlatInterface, make_interface
+from researchgym.envs.interfaces import (
+    EPOCHS,
+    CampaignView,
+    Command,
+    FlatInterface,
+    Forking,
+    make_interface,
+)
 from researchgym.envs.recording import StepRecorder, check_campaign_id
 from researchgym.envs.suites import get_suite
 from researchgym.errors import ConfigError, ResearchGymError, did_you_mean, shorten
 from researchgym.spaces import SettingError
 
 if TYPE_CHECKING:
-    from researchgym.engine import TaskRef
+    from researchgym.engine import Checkpoints, Result, Start, TaskRef
 
 __all__ = [
     "FAILURE_STATUSES",
@@ -118,6 +130,21 @@ class ResearchEnv(gym.Env):
         recorded_kwargs: arguments of the function that made this env, recorded in
             :attr:`env_kwargs` beside the campaign's own; set by Replay-v0 and
             Surrogate-v0 (their ``source``, and Replay-v0's ``missing``).
+        forkable: keep every run's checkpoint so that later steps can ``continue`` or
+            ``fork`` it, and take the ``stop`` verb (see "Runs" below).
+        max_epochs: the highest fidelity (``train.epochs``, counting a run's ancestors)
+            of a forkable env, and the horizon of every run's learning-rate schedule, so
+            that continuing a run does not change it; default: the highest
+            ``train.epochs`` the settings allow.
+        checkpoint_dir: where a forkable env keeps checkpoints, one directory per
+            campaign (default: a fresh temporary directory). Configuration only: no
+            action can name a path.
+        checkpoint_bytes: bound on the checkpoints' total size; over it, the least
+            recently used are evicted (never the best-scoring one).
+        keep_checkpoints: keep the checkpoints when a campaign ends (at ``reset`` and
+            ``close``) instead of deleting them.
+        curve_length: validation scores of each recent run that a forkable env's
+            observations show (the last ones).
 
     ``reset(options=...)`` takes ``"task"`` (one of :attr:`tasks` or
     :attr:`held_out_tasks`; default: one of :attr:`tasks` drawn at random), ``"agent"``
@@ -135,8 +162,21 @@ class ResearchEnv(gym.Env):
     ``seed`` (the step's training seed, drawn from the seed given to ``reset``) and
     ``answered_by`` (what produced the metrics when the executor did not train
     ``metaprogram``, e.g. Replay-v0's recorded run: see ``researchgym.envs.replay``;
-    else ``None``); every value but those in :data:`MEASURED_INFO` is the same when
-    the same seed and actions are replayed on a CPU.
+    else ``None``), ``run`` (the step's index in the campaign), ``verb``, ``parent_run``
+    and ``epochs`` (the fidelity reached); every value but those in
+    :data:`MEASURED_INFO` is the same when the same seed and actions are replayed on a CPU.
+
+    **Runs.** Each step of a forkable env is a run, named by its index in the
+    campaign. An action may carry a verb (see ``researchgym.envs.interfaces``):
+    ``new`` (the default) trains its settings from scratch; ``continue`` trains run
+    ``run`` on to a higher ``train.epochs`` with its own settings and seed, as if it had
+    never stopped; ``fork`` starts from run ``run``'s weights with other pipeline
+    settings (those left out are the run's; architecture settings must stay), a fresh
+    optimizer and a fresh seed; ``stop`` ends the campaign (reward 0, status
+    ``"stopped"``). Every step spends one experiment of the budget. A verb naming an
+    unknown, failed or evicted run, a fidelity not above the run's or over
+    ``max_epochs``, or a verb other than ``new`` in an env that is not forkable gets
+    status ``"invalid_action"`` and says why; the campaign goes on.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 - as gymnasium.Env
@@ -168,6 +208,12 @@ class ResearchEnv(gym.Env):
         source_env_id: str | None = None,
         recorded_kwargs: dict[str, Any] | None = None,
         render_mode: str | None = None,
+        forkable: bool = False,
+        max_epochs: int | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_bytes: int = 256 * 2**20,
+        keep_checkpoints: bool = False,
+        curve_length: int = 16,
     ):
         if reward not in REWARD_MODES:
             raise ConfigError(f"reward={shorten(reward)} is not one of {REWARD_MODES}")
@@ -207,7 +253,19 @@ class ResearchEnv(gym.Env):
         self.held_out_tasks = tuple(t for t in self._task_refs if t not in self.tasks)
         self.limits = {name: limit for name, limit in limits.items() if limit is not None}
         self.schema = self.suite.make_schema()
-        self.interface = make_interface(interface, self.schema, history)
+        #: Whether runs can be continued and forked (see "Runs" above).
+        self.forkable = bool(forkable)
+        forking = None
+        if self.forkable:
+            forking = self._forking(budget, max_epochs, checkpoint_bytes, curve_length)
+        elif max_epochs is not None or checkpoint_dir is not None or keep_checkpoints:
+            raise ConfigError(
+                "max_epochs=, checkpoint_dir= and keep_checkpoints= are settings of envs that "
+                "keep their runs; make the env with forkable=True too"
+            )
+        #: The highest fidelity of a forkable env (``None`` otherwise).
+        self.max_epochs = None if forking is None else forking.max_epochs
+        self.interface = make_interface(interface, self.schema, history, forking)
         self.action_space = self.interface.action_space
         self.observation_space = self.interface.observation_space
         self.budget = budget
@@ -232,6 +290,13 @@ class ResearchEnv(gym.Env):
             "failure_reward": self.failure_reward,
             **(recorded_kwargs or {}),
         }
+        if forking is not None:
+            self.env_kwargs.update(
+                forkable=True,
+                max_epochs=forking.max_epochs,
+                checkpoint_bytes=checkpoint_bytes,
+                curve_length=curve_length,
+            )
 
         if executor is None:
             from researchgym.engine import InProcessExecutor
@@ -242,11 +307,16 @@ class ResearchEnv(gym.Env):
             store,
             env_id=self.env_id,
             source_env_id=source_env_id,
-            observe=FlatInterface(self.schema, history).observe,
+            observe=FlatInterface(self.schema, history, forking).observe,
             env_kwargs=self.env_kwargs,
         )
         self._view: CampaignView | None = None
         self._task_ref: TaskRef | None = None
+        self._checkpoint_root = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self._owns_checkpoint_root = checkpoint_dir is None
+        self._checkpoint_bytes = checkpoint_bytes
+        self._keep_checkpoints = bool(keep_checkpoints)
+        self._checkpoints: Checkpoints | None = None
 
     # --- gymnasium API ---------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -287,49 +357,67 @@ class ResearchEnv(gym.Env):
             agent=agent,
             episode_seed=None if seed is None else int(seed),
         )
+        if self.forkable:
+            self._start_checkpoints()
         info = {"task": task, "campaign_id": self.campaign_id, "budget": self.budget}
         return self.interface.observe(self._view), info
 
     def step(self, action: Any):
+        from researchgym.engine import Result
+
         if self._view is None:
             raise gym.error.ResetNeeded("call reset() before step()")
+        if self._view.stopped:
+            raise gym.error.ResetNeeded("the campaign was stopped; call reset()")
         if self._view.budget_left <= 0:
             raise gym.error.ResetNeeded("the campaign's budget is spent; call reset()")
         if self.costs.exhausted:
             raise gym.error.ResetNeeded("the campaign's cost budget is spent; call reset()")
         view = self._view
+        run = view.steps_done
         started_at = datetime.now(UTC)
         seed = int(self.np_random.integers(2**31 - 1))
-        metaprogram: dict[str, Any] | None = None
+        command: Command | None = None
+        job: _Job | None = None
         cost = None
         try:
-            metaprogram = self.interface.parse_action(action)
-            cost = self._estimate(metaprogram)  # raises for designs over budget
+            command = self.interface.parse_command(action)
+            job = self._job(command, seed)
+            if job is not None:
+                cost = self._estimate(job.metaprogram)  # raises for designs over budget
         except SettingError as exc:
             if self.strict:
                 raise
-            from researchgym.engine import Result
-
             result = Result(status="invalid_action", error=str(exc))
         else:
-            result = self.executor.run(metaprogram, task=self._task_ref, seed=seed)
+            result = Result(status="stopped") if job is None else self._train(job, run)
 
+        metaprogram = None if job is None else job.metaprogram
+        parent = None if job is None else job.parent
+        if job is not None:
+            seed = job.seed
         score = result.score
         step_cost = self.costs.charge(result, cost)
-        reward = self._reward(score, view.best_score) - self.costs.penalty(step_cost)
+        stopped = result.status == "stopped"
+        penalty = self.costs.penalty(step_cost)
+        reward = 0.0 if stopped else self._reward(score, view.best_score) - penalty
         encoded = None if metaprogram is None else self.schema.encode_valid(metaprogram)
         view.steps_done += 1
+        view.stopped = stopped
         if score is not None and (view.best_score is None or score > view.best_score):
             view.best_score = score
-        view.history.append(
-            {
-                "settings": metaprogram,
-                "encoded": np.zeros(len(self.schema), np.float32) if encoded is None else encoded,
-                "score": score,
-                "status": result.status,
-            }
-        )
-        terminated = view.budget_left <= 0
+        verb = None if command is None else command.verb
+        step: dict[str, Any] = {
+            "settings": metaprogram,
+            "encoded": np.zeros(len(self.schema), np.float32) if encoded is None else encoded,
+            "score": score,
+            "status": result.status,
+        }
+        if self.forkable:
+            curve = [entry.get("val_score", math.nan) for entry in result.curve]
+            step.update(verb=verb, parent=parent, epochs=result.epochs, curve=curve, seed=seed)
+        view.history.append(step)
+        terminated = view.budget_left <= 0 or stopped
         truncated = self.costs.exhausted
         info = {
             "task": view.task,
@@ -347,6 +435,10 @@ class ResearchEnv(gym.Env):
             "best_score": view.best_score,
             "seed": seed,
             "answered_by": result.answered_by,
+            "run": run,
+            "verb": verb,
+            "parent_run": parent,
+            "epochs": result.epochs,
         }
         self.recorder.record(
             action=self.interface.as_recorded(action),
@@ -358,7 +450,10 @@ class ResearchEnv(gym.Env):
             truncated=truncated,
             seed=seed,
             started_at=started_at,
+            verb=verb,
+            parent_run_id=None if parent is None else view.history[parent].get("run_id"),
         )
+        step["run_id"] = self.recorder.last_run_id
         return self.interface.observe(view), reward, terminated, truncated, info
 
     def render(self) -> str | None:  # type: ignore[override]  # gymnasium: unbound TypeVar
@@ -367,18 +462,184 @@ class ResearchEnv(gym.Env):
         lines = [f"{self.env_id} task={self._view.task} budget_left={self._view.budget_left}"]
         for i, step in enumerate(self._view.history):
             score = "-" if step["score"] is None else f"{step['score']:.4f}"
-            lines.append(f"  step {i}: {step['status']:<14} score={score}")
+            run = ""
+            if self.forkable:
+                parent = "" if step["parent"] is None else f" of run {step['parent']}"
+                run = f" {step['verb'] or '-'}{parent} epochs={step['epochs']}"
+            lines.append(f"  step {i}: {step['status']:<14} score={score}{run}")
         return "\n".join(lines)
 
     def close(self) -> None:
         self.executor.close()
         self.recorder.close()
+        self._end_checkpoints()
+        if self._owns_checkpoint_root and self._checkpoint_root is not None:
+            if not self._keep_checkpoints:
+                shutil.rmtree(self._checkpoint_root, ignore_errors=True)
+            self._checkpoint_root = None
         super().close()
 
     # --- helpers ------------------------------------------------------------------
     def to_action(self, metaprogram: dict[str, Any]) -> Any:
-        """The action of this env's interface for a (partial) metaprogram."""
-        return self.interface.to_action(metaprogram)
+        """The action of this env's interface for a (partial) metaprogram, or for what a
+        planner proposes to do with a run: a dict with ``"verb"`` and ``"run"`` keys,
+        e.g. ``{"verb": "continue", "run": 3, "train.epochs": 27}`` (see "Runs" above).
+
+        Raises:
+            SettingError: unknown or invalid settings, or a verb this env does not take.
+        """
+        run = metaprogram.get("run")
+        parent = None
+        if metaprogram.get("verb") == "fork" and self._view is not None:
+            steps = self._view.history
+            if isinstance(run, int) and 0 <= run < len(steps):
+                parent = steps[run]["settings"]
+        return self.interface.to_action(metaprogram, parent)
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """The directory of the current campaign's checkpoints (``None`` unless forkable
+        and reset)."""
+        return None if self._checkpoints is None else self._checkpoints.root
+
+    def _forking(
+        self, budget: int, max_epochs: Any, checkpoint_bytes: Any, curve_length: Any
+    ) -> Forking:
+        """What a forkable env's interfaces show and read, its arguments checked."""
+        if EPOCHS not in self.schema:
+            raise ConfigError(
+                f"suite {self.suite.name!r} has no {EPOCHS} setting, the fidelity a forkable "
+                "env continues runs to; make the env with forkable=False"
+            )
+        if budget < 2:
+            raise ConfigError(f"budget={budget!r} leaves no run to continue; forkable needs 2+")
+        highest = self.schema[EPOCHS].high  # type: ignore[attr-defined]  # an Int setting
+        if max_epochs is None:
+            max_epochs = highest
+        if (
+            isinstance(max_epochs, bool)
+            or not isinstance(max_epochs, int)
+            or not 1 <= max_epochs <= highest
+        ):
+            raise ConfigError(
+                f"max_epochs={shorten(max_epochs)} must be an integer in [1, {highest}] "
+                f"(the range of {EPOCHS}), or None for {highest}"
+            )
+        for name, value in {
+            "checkpoint_bytes": checkpoint_bytes,
+            "curve_length": curve_length,
+        }.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={shorten(value)} must be a positive integer")
+        return Forking(budget=budget, max_epochs=max_epochs, curve_length=curve_length)
+
+    def _job(self, command: Command, seed: int) -> _Job | None:
+        """The training job a command asks for (``None`` for ``stop``).
+
+        Raises:
+            SettingError: the command names a run it cannot start from, or a fidelity
+                it cannot reach.
+        """
+        if command.verb == "stop":
+            return None
+        if command.verb == "new":
+            job = _Job(command.settings, seed)
+        else:
+            job = self._job_from_run(command, seed)
+        epochs = job.metaprogram.get(EPOCHS, 0)
+        if self.max_epochs is not None and epochs > self.max_epochs:
+            raise SettingError(
+                f"{EPOCHS}={epochs} is over this env's max_epochs={self.max_epochs}; train to "
+                f"at most {self.max_epochs} epochs in all"
+            )
+        return job
+
+    def _job_from_run(self, command: Command, seed: int) -> _Job:
+        """The job of a ``continue`` or ``fork`` of ``command.run``, checked."""
+        from researchgym.engine import CheckpointMissing, Start
+
+        assert self._view is not None and self._checkpoints is not None and command.run is not None
+        k, verb, given = command.run, command.verb, command.settings
+        steps = self._view.history
+        if k >= len(steps):
+            have = f"runs 0 to {len(steps) - 1}" if steps else "no runs yet"
+            raise SettingError(
+                f"run={k} does not exist: this campaign has {have}; {verb} one of those"
+            )
+        parent = steps[k]
+        if parent["status"] != "ok":
+            raise SettingError(
+                f"run {k} has no trained weights to {verb} (status {parent['status']!r}); "
+                f"{verb} a run whose status is 'ok'"
+            )
+        if verb == "continue":
+            changed = [
+                n for n, v in given.items() if n != EPOCHS and parent["settings"].get(n) != v
+            ]
+            if changed:
+                raise SettingError(
+                    f"continue trains run {k} on with its own settings, but the action changes "
+                    f"{shorten(', '.join(changed))}; fork run {k} to change settings"
+                )
+            metaprogram = {**parent["settings"], **given}
+            seed = parent["seed"]  # the run's data order goes on as if it had never stopped
+        else:
+            metaprogram = self.schema.validate({**parent["settings"], **given})
+        if metaprogram[EPOCHS] <= parent["epochs"]:
+            raise SettingError(
+                f"{verb} to {EPOCHS}={metaprogram[EPOCHS]} trains no further than run {k}'s "
+                f"{parent['epochs']} epochs; pass {EPOCHS} above {parent['epochs']} (epochs in "
+                f"all, run {k}'s included)"
+            )
+        try:
+            checkpoint = self._checkpoints.get(str(k))
+        except CheckpointMissing as exc:
+            raise SettingError(
+                f"run {k} cannot be {'continued' if verb == 'continue' else 'forked'}: {exc}; "
+                f"pick a run whose checkpoint is kept (checkpoint_bytes= bounds them)"
+            ) from None
+        return _Job(metaprogram, seed, parent=k, start=Start(checkpoint, verb))
+
+    def _train(self, job: _Job, run: int) -> Result:
+        """Run a job; a forkable env saves its checkpoint as run ``run``'s."""
+        if self._checkpoints is None:
+            return self.executor.run(job.metaprogram, task=self._task_ref, seed=job.seed)
+        from researchgym.engine import CheckpointMissing
+
+        key = str(run)
+        result = self.executor.run(
+            job.metaprogram,
+            task=self._task_ref,
+            seed=job.seed,
+            start=job.start,
+            save_to=self._checkpoints.path_for(key),
+            schedule_epochs=self.max_epochs,
+        )
+        if result.ok:
+            # An executor that answers without training (replay) saves nothing: such a
+            # run cannot be continued, as CheckpointMissing then says.
+            with contextlib.suppress(CheckpointMissing):
+                self._checkpoints.added(key, result.score)
+        return result
+
+    def _start_checkpoints(self) -> None:
+        """A fresh checkpoint directory for the campaign just reset (the last one's cleaned)."""
+        from researchgym.engine import Checkpoints
+
+        self._end_checkpoints()
+        if self._checkpoint_root is None:
+            self._checkpoint_root = Path(tempfile.mkdtemp(prefix="researchgym-checkpoints-"))
+        self._checkpoints = Checkpoints(
+            self._checkpoint_root / self.campaign_id, max_bytes=self._checkpoint_bytes
+        )
+
+    def _end_checkpoints(self) -> None:
+        """Delete the current campaign's checkpoints, unless ``keep_checkpoints``."""
+        if self._checkpoints is not None and not self._keep_checkpoints:
+            self._checkpoints.clear()
+            with contextlib.suppress(OSError):  # not empty: files someone else put there
+                self._checkpoints.root.rmdir()
+        self._checkpoints = None
 
     def estimate(self, action: Any) -> dict[str, Any]:
         """Parameters and FLOPs of an action's design on the current task, before training.
@@ -388,7 +649,8 @@ class ResearchEnv(gym.Env):
         (over ``max_params``, ``max_train_flops`` or ``max_train_steps``).
 
         Raises:
-            SettingError: the action is malformed, or its cost cannot be estimated.
+            SettingError: the action is malformed, has a verb other than ``new``, or its
+                cost cannot be estimated.
         """
         if self._view is None:
             raise gym.error.ResetNeeded(
@@ -511,6 +773,16 @@ class ResearchEnv(gym.Env):
     def store(self) -> Any:
         """The store steps are recorded in (opened on first use), or ``None`` with ``store=False``."""
         return self.recorder.store
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A training job a step runs: from scratch, or from run ``parent``'s checkpoint."""
+
+    metaprogram: dict[str, Any]
+    seed: int
+    parent: int | None = None
+    start: Start | None = None
 
 
 class NotAResearchEnvError(ResearchGymError, ValueError):

@@ -123,7 +123,10 @@ def run_campaign(
     step is recorded under the planner's name. A planner that defines
     ``bind(context)`` is then given the campaign's
     :class:`~researchgym.planning.CampaignContext`. Each proposal, with ``fixed``
-    settings pinned on top, is the one metaprogram turned into an action.
+    settings pinned on top, is the one metaprogram turned into an action. In a
+    forkable env a proposal may also say what to do with an earlier run, e.g.
+    ``{"verb": "continue", "run": 3, "train.epochs": 27}`` (see
+    ``ResearchEnv.to_action``); pins apply to new runs only.
 
     Args:
         env: a ResearchGym env (any interface; a planner that reads observations
@@ -137,7 +140,8 @@ def run_campaign(
 
     Raises:
         PlannerError: the planner reads another interface than the env's.
-        SettingError: a pinned setting that is unknown or out of range.
+        SettingError: a pinned setting that is unknown or out of range, or a proposal
+            with a verb the env does not take (one made without ``forkable=True``).
     """
     base: Any = env.unwrapped  # a ResearchEnv
     schema: Schema = base.schema
@@ -157,9 +161,14 @@ def run_campaign(
     planner.reset(schema, seed=seed, fixed=pins)
     result = CampaignResult(planner.name, base.env_id, task, seed)
     while True:
-        metaprogram = schema.validate({**planner.propose(observation), **pins})
-        observation, reward, terminated, truncated, info = env.step(base.to_action(metaprogram))
-        trained = info.get("metaprogram") or metaprogram
+        settings: dict[str, Any] = dict(planner.propose(observation))
+        command: dict[str, Any] = {k: settings.pop(k) for k in ("verb", "run") if k in settings}
+        new = command.get("verb", "new") == "new"
+        if new:
+            settings = schema.validate({**settings, **pins})
+        action = base.to_action({**command, **settings})
+        observation, reward, terminated, truncated, info = env.step(action)
+        trained = info.get("metaprogram") or (settings if new else None)
         planner.observe(trained, float(reward), info)
         ok = info["status"] == "ok"
         record = StepRecord(

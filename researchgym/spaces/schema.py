@@ -254,8 +254,20 @@ class Schema:
             SettingError: an unknown name or a value outside its setting's range
                 (values of inactive settings are checked too).
         """
+        return self._resolve(self.check(values))
+
+    def check(self, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The given settings, flattened and checked one by one, without defaults.
+
+        What :meth:`validate` reads before filling defaults and dropping inactive
+        settings: the seam for actions that change only some settings of another
+        metaprogram.
+
+        Raises:
+            SettingError: an unknown name or a value outside its setting's range.
+        """
         given = self.flatten(values or {})
-        return self._resolve({name: self[name].validate(value) for name, value in given.items()})
+        return {name: self[name].validate(value) for name, value in given.items()}
 
     def _resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """The active settings of checked values, in order, with defaults filled in."""
@@ -363,13 +375,24 @@ class Schema:
     def parse_json(self, text: str | bytes) -> dict[str, Any]:
         """Validate a JSON object of settings (the text interface's action).
 
+        The same as ``validate(read_json(text))``: see :meth:`read_json` for the
+        limits on the text.
+
+        Raises:
+            SettingError: text :meth:`read_json` rejects, or settings :meth:`validate` rejects.
+        """
+        return self.validate(self.read_json(text))
+
+    def read_json(self, text: str | bytes) -> dict[str, Any]:
+        """Read a JSON object (of settings, and of whatever else an action holds), unvalidated.
+
         Args:
             text: the JSON, as text or UTF-8 bytes, at most :data:`MAX_JSON_CHARS`
                 long and nested at most :data:`MAX_NESTING` deep.
 
         Raises:
             SettingError: text that is too long, too deep, not JSON, not an object,
-                has a key twice, or holds settings :meth:`validate` rejects.
+                or has a key twice.
         """
         example = 'send an object like {"optim.lr": 0.001}'
         if len(text) > MAX_JSON_CHARS:
@@ -405,7 +428,7 @@ class Schema:
             raise SettingError(
                 f"action JSON must be an object of settings, got {shorten(values)}; {example}"
             )
-        return self.validate(values)
+        return values
 
     def load_yaml(self, path: str | Path) -> dict[str, Any]:
         """Read settings from a YAML file (safe loader), nested or dotted keys."""

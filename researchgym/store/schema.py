@@ -46,6 +46,9 @@ _VECTOR = pa.list_(pa.float64())
 #: was given (NULL when none), which with the actions determines every ``seed``.
 #: ``n_params`` is the trained model's parameter count (NULL when the executor does not
 #: report one, e.g. Surrogate-v0).
+#: ``verb`` is what the step did (``"new"``, ``"continue"``, ``"fork"`` or ``"stop"``),
+#: ``parent_run_id`` the ``run_id`` of the run a continue or fork started from (else
+#: NULL) and ``fidelity`` the epochs the run's weights have seen, its ancestors' included.
 ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("campaign_id", pa.string(), nullable=False),
     pa.field("step", pa.int64(), nullable=False),
@@ -77,6 +80,9 @@ ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("status", pa.string()),
     pa.field("error", pa.string()),
     pa.field("answered_by", pa.string()),
+    pa.field("verb", pa.string()),
+    pa.field("parent_run_id", pa.string()),
+    pa.field("fidelity", pa.int64()),
     pa.field("started_at", _UTC_TS),
     pa.field("finished_at", _UTC_TS),
 )
@@ -104,6 +110,9 @@ OPTIONAL_KEYS: frozenset[str] = frozenset(
         "next_obs",
         "episode_seed",
         "n_params",
+        "verb",
+        "parent_run_id",
+        "fidelity",
     }
 )
 
@@ -114,7 +123,7 @@ REQUIRED_KEYS: frozenset[str] = frozenset(f.name for f in ROW_FIELDS) - OPTIONAL
 FIELD_TYPES: dict[str, pa.DataType] = {f.name: f.type for f in STEP_SCHEMA}
 
 #: Values `status` may take.
-STATUSES = ("ok", "invalid_action", "diverged", "error", "timeout", "oom")
+STATUSES = ("ok", "invalid_action", "diverged", "error", "timeout", "oom", "stopped")
 
 _LIBRARIES = ("torch", "numpy", "gymnasium", "duckdb", "pyarrow")
 
