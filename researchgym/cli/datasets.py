@@ -88,7 +88,14 @@ def surrogate_fit(
     output: Annotated[
         Path, typer.Option(help="where to save the model (.npz + .json card)")
     ] = Path("runs/surrogate.npz"),
-    seed: Annotated[int, typer.Option(help="seed of the held-out split and the fits")] = 0,
+    score_model: Annotated[
+        str,
+        typer.Option(
+            help="model of the score: 'gp' (Gaussian process) or 'forest' (extremely "
+            "randomized trees, never above the recorded scores)"
+        ),
+    ] = "gp",
+    seed: Annotated[int, typer.Option(help="seed of the fits")] = 0,
 ) -> None:
     """Fit a surrogate on recorded runs, print its held-out fidelity and save it."""
     import gymnasium as gym
@@ -105,12 +112,12 @@ def surrogate_fit(
         fail(str(exc))
     with console.status(f"fitting a surrogate of {env} on {len(runs)} runs"):
         try:
-            model = fit_surrogate(runs, schema, env, seed=seed)
+            model = fit_surrogate(runs, schema, env, score_model=score_model, seed=seed)
         except ValueError as exc:
             fail(str(exc))
     path = model.save(output)
     f = model.fidelity
-    columns = ("Spearman", "Kendall", "held-out runs", "training runs", "seed noise (std)")
+    columns = ("Spearman", "Kendall", "held-out runs", "training runs", "seed noise (pooled std)")
     print_table(
         columns,
         [(f"{f.spearman:.3f}", f"{f.kendall:.3f}", f.n_test, f.n_train, f"{model.noise_std:.4f}")],

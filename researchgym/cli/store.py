@@ -3,6 +3,7 @@
 ``register(app)`` adds:
 
 * ``query "SQL"``: run SQL over the views ``steps``, ``episodes``, ``best_runs``;
+* ``pareto [--env ID] [--task NAME]``: the runs on each env and task's Pareto front;
 * ``store info`` and ``store compact``;
 * ``export --format minari|parquet|csv --output PATH [--env ID]``.
 
@@ -24,6 +25,7 @@ import typer
 from rich.markup import escape
 
 from researchgym.cli.common import StoreOption, existing_store
+from researchgym.errors import did_you_mean
 from researchgym.store import Store
 from researchgym.terminal import console, fail, print_table, progress_bar
 
@@ -141,6 +143,39 @@ def query(
             sys.stdout.flush()
     if output is not None:
         console.print(f"wrote {result.num_rows} rows to {output}")
+
+
+def pareto(
+    store: StoreOption = None,
+    env: Annotated[str | None, typer.Option("--env", help="Only this env id.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task.")] = None,
+) -> None:
+    """Show the runs no other run beats on score, seconds and parameters at once."""
+    s = existing_store(store)
+    try:
+        if env is not None and env not in (envs := s.envs()):
+            fail(
+                f"the store {s.path} holds no runs of env {env!r}; "
+                f"{did_you_mean(env, envs)}its envs: {', '.join(envs) or 'none'}"
+            )
+        front = s.pareto_front(env, task)
+    finally:
+        s.close()
+    if front.empty:
+        console.print(
+            "no finished runs with a score, seconds and a parameter count"
+            + (f" for env {env!r}" if env else "")
+            + (f" on task {task!r}" if task else "")
+        )
+        return
+    columns = ("env_id", "task", "run_id", "agent", "val_score", "cost_seconds", "n_params")
+    print_table(
+        ("env", "task", "run", "agent", "score", "seconds", "params"),
+        [[_cell(row[c]) for c in columns] for row in front.to_dict("records")],
+        title="Pareto front: highest score, fewest seconds and parameters",
+        caption=f"{len(front)} runs",
+        numeric=("score", "seconds", "params"),
+    )
 
 
 store_app = typer.Typer(help="Inspect and maintain the trajectory store.", no_args_is_help=True)
@@ -313,11 +348,12 @@ def _advance(progress: Any, task: Any, done: int, total: int) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the store commands (``query``, ``store info|compact``, ``export``) to ``app``.
+    """Add the store commands (``query``, ``pareto``, ``store info|compact``, ``export``) to ``app``.
 
     Args:
         app: The Typer application to extend.
     """
     app.command("query")(query)
+    app.command("pareto")(pareto)
     app.add_typer(store_app, name="store")
     app.command("export")(export)

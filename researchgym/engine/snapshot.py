@@ -98,7 +98,14 @@ class Snapshot:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Snapshot:
         """Read a snapshot written by :meth:`save` (tensors onto the CPU)."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except OSError:
+            raise
+        except Exception as exc:  # what a damaged file raises varies
+            raise ConfigError(
+                f"{shorten(os.fspath(path))} is not a readable checkpoint: {shorten(str(exc), 200)}"
+            ) from exc
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ConfigError(
                 f"{shorten(os.fspath(path))} is not a checkpoint of this version "

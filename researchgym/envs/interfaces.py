@@ -157,8 +157,8 @@ class Interface:
         command = self.parse_command(action)
         if command.verb != "new":
             raise SettingError(
-                f"verb={command.verb!r} does not train a new run, so the action stands for no "
-                "metaprogram of its own"
+                f"verb={command.verb!r} does not train a new run from settings alone; send "
+                "settings without a verb"
             )
         return command.settings
 
@@ -196,32 +196,45 @@ class Interface:
 
     def _pop_verb(self, values: dict[str, Any]) -> tuple[str, int | None]:
         """The verb and the run index popped from an action's entries."""
-        named = "verb" in values or "run" in values
-        verb = self._verb(values.pop("verb", "new"))
-        run = values.pop("run", None)
-        if self.forking is None and named and (verb != "new" or run is not None):
-            raise SettingError(
-                f"verb={verb!r} and run= need an env that keeps its runs; make it with "
-                "gym.make(..., forkable=True), or send settings alone to train a new run"
-            )
+        given, run = values.pop("verb", "new"), values.pop("run", None)
+        if self.forking is None:
+            if run is not None or not self._is_new(given):
+                raise SettingError(
+                    f"verb={shorten(given)}, run={shorten(run)}: verbs and runs need an env that "
+                    "keeps its runs; make it with gym.make(..., forkable=True), or send settings "
+                    "alone to train a new run"
+                )
+            return "new", None
+        verb = self._verb(given)
         if run is None and verb not in RUN_VERBS:
             return verb, None
         if run is None:
             raise SettingError(
-                f"verb={verb!r} needs the run it starts from, e.g. "
-                f'{{"verb": {verb!r}, "run": 0, "train.epochs": 20}}'
+                f"verb={verb!r} needs the run it starts from; send its index, e.g. "
+                f'{{"verb": "{verb}", "run": 0, "train.epochs": 20}}'
             )
         return verb, self._run_index(run)
 
     @staticmethod
     def _verb(value: Any) -> str:
+        """A verb given by name or by index (as the dict interface's ``Discrete`` space holds it)."""
+        is_index = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if is_index and 0 <= value < len(VERBS):
+            return VERBS[value]
         try:
             return str(_VERB.from_space(value))
         except SettingError:
             raise SettingError(
-                f"verb={shorten(value)} is not one of {VERBS} (or, in the dict interface, its "
-                "index); leave it out to train a new run"
+                f"verb={shorten(value)} is not one of {VERBS} or its index; leave it out to "
+                "train a new run"
             ) from None
+
+    @classmethod
+    def _is_new(cls, value: Any) -> bool:
+        try:
+            return cls._verb(value) == "new"
+        except SettingError:
+            return False
 
     def _run_index(self, value: Any) -> int:
         try:
@@ -419,8 +432,8 @@ class FlatInterface(Interface):
         head = array[:2].astype(np.float64)
         if not np.isfinite(head).all():
             raise SettingError(
-                f"flat action's verb and run entries {head.tolist()} must be finite numbers in "
-                "[-1, 1]"
+                f"flat action's verb and run entries {head.tolist()} are not finite; pass "
+                "numbers in [-1, 1]"
             )
         settings = self.schema.decode(array[2:])
         verb = _VERB.decode(head[0])

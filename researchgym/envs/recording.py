@@ -152,6 +152,7 @@ class StepRecorder:
         result: Result,
         reward: float,
         terminated: bool,
+        truncated: bool = False,
         seed: int,
         started_at: datetime,
         verb: str | None = None,
@@ -166,6 +167,7 @@ class StepRecorder:
             result: the step's :class:`~researchgym.engine.Result`.
             reward: the step's reward.
             terminated: whether the step ended the campaign.
+            truncated: whether the step cut the campaign short (its cost budget is spent).
             seed: the step's training seed.
             started_at: when the step began.
             verb: what the step did (``"new"``, ``"continue"``, ``"fork"``, ``"stop"``;
@@ -204,9 +206,10 @@ class StepRecorder:
                 "curve": json.dumps(result.curve),
                 "reward": reward,
                 "terminated": terminated,
-                "truncated": False,
+                "truncated": truncated,
                 "cost_seconds": result.seconds,
                 "cost_samples": result.samples,
+                "n_params": result.n_params or None,
                 "status": result.status,
                 "error": None if result.error is None else _cut(result.error),
                 "answered_by": None

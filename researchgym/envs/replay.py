@@ -73,7 +73,7 @@ def load_runs(data: str | Path | None, env_id: str) -> list[dict[str, Any]]:
             trained=True,
             columns=(
                 "run_id", "task", "seed", "metaprogram", "status", "error", "val_metrics",
-                "test_metrics", "curve", "cost_seconds", "cost_samples",
+                "test_metrics", "curve", "cost_seconds", "cost_samples", "n_params",
             ),
             order_by=("task", "run_id"),
         ).to_pylist()  # fmt: skip
@@ -125,6 +125,7 @@ class _Recorded:
             curve=json.loads(row["curve"] or "[]"),
             seconds=float(row["cost_seconds"] or 0.0),
             samples=int(row["cost_samples"] or 0),
+            n_params=int(row["n_params"] or 0),
             error=row["error"],
             answered_by=answered_by,
         )
@@ -132,6 +133,9 @@ class _Recorded:
 
 class ReplayExecutor(Executor):
     """Looks results up in recorded runs (see the module docstring for the policy).
+
+    Recorded runs keep no checkpoints: a job that starts from one is an invalid action,
+    and ``save_to`` is ignored.
 
     Args:
         runs: rows from :func:`load_runs`.
@@ -196,7 +200,8 @@ class ReplayExecutor(Executor):
         if start is not None:
             return Result(
                 status="invalid_action",
-                error=f"Replay-v0 cannot {start.mode} a run: recorded runs keep no checkpoints; train a new run instead",
+                error=f"Replay-v0 cannot {start.mode} a run: recorded runs keep no checkpoints; "
+                "ask for a new run instead",
             )
         name = task.name
         vector = self.schema.encode_valid(metaprogram).astype(np.float64)

@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from researchgym.envs.costs import CostMeter, objectives
 from researchgym.envs.interfaces import (
     EPOCHS,
     CampaignView,
@@ -48,15 +49,29 @@ __all__ = [
     "unwrap_research_env",
 ]
 
-REWARD_MODES = ("metric", "improvement", "regret")
+REWARD_MODES = (
+    "metric",
+    "improvement",
+    "regret",
+    "metric_minus_cost",
+    "improvement_minus_cost",
+    "regret_minus_cost",
+)
 FAILURE_STATUSES = ("invalid_action", "diverged", "error", "timeout", "oom")
-#: Lowest reward of a finished (``"ok"``) step in every reward mode: scores lie in [-1, 1] and
-#: ``"regret"`` counts a score below chance as chance. The default ``failure_reward`` (-2) lies
-#: below it, so a finished but bad run is never mistaken for a failure.
+#: Lowest reward of a finished (``"ok"``) step in every reward mode that subtracts no cost:
+#: scores lie in [-1, 1] and ``"regret"`` counts a score below chance as chance. The default
+#: ``failure_reward`` (-2) lies below it, so a finished but bad run is never mistaken for a
+#: failure.
 MIN_OK_REWARD = -1.0
 #: Paths of ``info`` entries that are measurements (``info["cost"]["seconds"]``, wall-clock
-#: time): the only values that differ between two runs of the same seed and actions.
-MEASURED_INFO = (("cost", "seconds"),)
+#: time): the only values that differ between two runs of the same seed and actions (with a
+#: reward that subtracts no seconds).
+MEASURED_INFO = (
+    ("cost", "seconds"),
+    ("spent", "seconds"),
+    ("cost_left", "seconds"),
+    ("objectives", "seconds"),
+)
 
 
 class ResearchEnv(gym.Env):
@@ -81,7 +96,21 @@ class ResearchEnv(gym.Env):
             (on a CPU, small models cost per step more than per FLOP).
         reward: ``"metric"`` (validation score, in [-1, 1]), ``"improvement"`` (gain of
             the best score so far, 0 or more) or ``"regret"`` (minus normalized regret: 0
-            for a perfect score, -1 at chance level or below).
+            for a perfect score, -1 at chance level or below); or one of them minus the
+            step's cost, ``"metric_minus_cost"``, ``"improvement_minus_cost"`` or
+            ``"regret_minus_cost"``: the reward less ``cost_weight`` x the step's cost in
+            ``cost_unit``, divided by the cost budget when there is one (spending the whole
+            budget then costs ``cost_weight`` in all). A failed step's reward is
+            ``failure_reward`` less its cost too. With ``cost_unit="seconds"`` the reward
+            is a measurement and varies from run to run.
+        cost_budget: compute budget of a campaign, ``{"seconds": x}``, ``{"samples": n}``
+            or ``{"flops": f}`` (see ``researchgym.envs.costs`` for how each is counted):
+            the step that reaches it ends the campaign with ``truncated=True``. ``None``:
+            no cost budget.
+        cost_weight: weight of the cost a ``*_minus_cost`` reward subtracts (0 or more).
+        cost_unit: unit of the cost a ``*_minus_cost`` reward subtracts, one of
+            ``"seconds"``, ``"samples"``, ``"flops"``; defaults to the cost budget's unit
+            (and must be it when there is a budget).
         interface: ``"dict"``, ``"flat"`` or ``"text"`` (see ``researchgym.envs.interfaces``).
         strict: raise on malformed actions instead of returning status ``"invalid_action"``.
         store: where steps are recorded: a path, ``None`` for the default location
@@ -123,8 +152,13 @@ class ResearchEnv(gym.Env):
     deterministic one that lets a harness find them again; default: a fresh random id).
     A step's ``info`` holds ``status``, ``error``, ``metrics`` (the raw
     validation metrics and ``score``, the primary one clipped to [-1, 1]),
-    ``test_metrics``, ``curve``, ``cost`` (``{"samples": int, "seconds": float}``),
-    ``metaprogram`` (the settings the action stands for), ``estimate``, ``best_score``,
+    ``test_metrics``, ``curve``, ``cost`` (the step's ``{"samples": int, "seconds": float,
+    "flops": float | None}``, FLOPs ``None`` unless the env counts them), ``spent`` (the
+    campaign's cost so far, in the same units), ``cost_left`` (``{unit: amount}`` left of the
+    cost budget, or ``None``), ``objectives`` (``{"score", "seconds", "n_params"}``, the
+    step's point for multi-objective comparison, all ``None`` for a failed step; the
+    store's Pareto front is ``Store.pareto_front``), ``metaprogram`` (the settings the
+    action stands for), ``estimate``, ``best_score``,
     ``seed`` (the step's training seed, drawn from the seed given to ``reset``) and
     ``answered_by`` (what produced the metrics when the executor did not train
     ``metaprogram``, e.g. Replay-v0's recorded run: see ``researchgym.envs.replay``;
@@ -158,6 +192,9 @@ class ResearchEnv(gym.Env):
         max_train_flops: float | None = None,
         max_train_steps: int | None = None,
         reward: str = "metric",
+        cost_budget: Mapping[str, float] | None = None,
+        cost_weight: float = 1.0,
+        cost_unit: str | None = None,
         interface: str = "dict",
         strict: bool = False,
         store: Any = None,
@@ -201,6 +238,13 @@ class ResearchEnv(gym.Env):
                     f"{name}={shorten(limit)} must be a positive number or None (no budget)"
                 )
         _check_agent(agent)
+        #: The campaign's cost so far, against its cost budget.
+        self.costs = CostMeter.for_env(
+            subtracts_cost=reward.endswith("_minus_cost"),
+            cost_budget=cost_budget,
+            cost_weight=cost_weight,
+            cost_unit=cost_unit,
+        )
         self.suite = get_suite(suite)
         self._task_refs = self._task_references(tasks, data_dir)
         #: Tasks a reset without a ``"task"`` option draws from.
@@ -211,12 +255,10 @@ class ResearchEnv(gym.Env):
         self.schema = self.suite.make_schema()
         #: Whether runs can be continued and forked (see "Runs" above).
         self.forkable = bool(forkable)
-        forking = self._forking(budget, max_epochs, curve_length) if self.forkable else None
-        if not self.forkable and (max_epochs, checkpoint_dir, keep_checkpoints) != (
-            None,
-            None,
-            False,
-        ):
+        forking = None
+        if self.forkable:
+            forking = self._forking(budget, max_epochs, checkpoint_bytes, curve_length)
+        elif max_epochs is not None or checkpoint_dir is not None or keep_checkpoints:
             raise ConfigError(
                 "max_epochs=, checkpoint_dir= and keep_checkpoints= are settings of envs that "
                 "keep their runs; make the env with forkable=True too"
@@ -239,6 +281,9 @@ class ResearchEnv(gym.Env):
         self.env_kwargs: dict[str, Any] = {
             "budget": budget,
             "reward": reward,
+            "cost_budget": None if self.costs.budget is None else self.costs.budget.to_dict(),
+            "cost_weight": cost_weight,
+            "cost_unit": cost_unit,
             "tasks": list(self.tasks),
             **limits,
             "history": history,
@@ -267,14 +312,6 @@ class ResearchEnv(gym.Env):
         )
         self._view: CampaignView | None = None
         self._task_ref: TaskRef | None = None
-        if self.forkable and (
-            isinstance(checkpoint_bytes, bool)
-            or not isinstance(checkpoint_bytes, int)
-            or checkpoint_bytes < 1
-        ):
-            raise ConfigError(
-                f"checkpoint_bytes={shorten(checkpoint_bytes)} must be a positive number of bytes"
-            )
         self._checkpoint_root = None if checkpoint_dir is None else Path(checkpoint_dir)
         self._owns_checkpoint_root = checkpoint_dir is None
         self._checkpoint_bytes = checkpoint_bytes
@@ -313,6 +350,7 @@ class ResearchEnv(gym.Env):
             budget=self.budget,
         )
         self._chance = described.chance
+        self.costs.start()
         self.recorder.start_campaign(
             self._view,
             campaign_id=campaign_id,
@@ -333,6 +371,8 @@ class ResearchEnv(gym.Env):
             raise gym.error.ResetNeeded("the campaign was stopped; call reset()")
         if self._view.budget_left <= 0:
             raise gym.error.ResetNeeded("the campaign's budget is spent; call reset()")
+        if self.costs.exhausted:
+            raise gym.error.ResetNeeded("the campaign's cost budget is spent; call reset()")
         view = self._view
         run = view.steps_done
         started_at = datetime.now(UTC)
@@ -348,7 +388,6 @@ class ResearchEnv(gym.Env):
         except SettingError as exc:
             if self.strict:
                 raise
-            job = None
             result = Result(status="invalid_action", error=str(exc))
         else:
             result = Result(status="stopped") if job is None else self._train(job, run)
@@ -358,8 +397,10 @@ class ResearchEnv(gym.Env):
         if job is not None:
             seed = job.seed
         score = result.score
+        step_cost = self.costs.charge(result, cost)
         stopped = result.status == "stopped"
-        reward = 0.0 if stopped else self._reward(score, view.best_score)
+        penalty = self.costs.penalty(step_cost)
+        reward = 0.0 if stopped else self._reward(score, view.best_score) - penalty
         encoded = None if metaprogram is None else self.schema.encode_valid(metaprogram)
         view.steps_done += 1
         view.stopped = stopped
@@ -377,6 +418,7 @@ class ResearchEnv(gym.Env):
             step.update(verb=verb, parent=parent, epochs=result.epochs, curve=curve, seed=seed)
         view.history.append(step)
         terminated = view.budget_left <= 0 or stopped
+        truncated = self.costs.exhausted
         info = {
             "task": view.task,
             "status": result.status,
@@ -384,7 +426,10 @@ class ResearchEnv(gym.Env):
             "metrics": result.val_metrics,
             "test_metrics": result.test_metrics,
             "curve": result.curve,
-            "cost": {"samples": int(result.samples), "seconds": float(result.seconds)},
+            "cost": step_cost,
+            "spent": self.costs.spent,
+            "cost_left": self.costs.left,
+            "objectives": objectives(result),
             "metaprogram": metaprogram,
             "estimate": None if cost is None else cost.to_dict(),
             "best_score": view.best_score,
@@ -402,13 +447,14 @@ class ResearchEnv(gym.Env):
             result=result,
             reward=reward,
             terminated=terminated,
+            truncated=truncated,
             seed=seed,
             started_at=started_at,
             verb=verb,
             parent_run_id=None if parent is None else view.history[parent].get("run_id"),
         )
         step["run_id"] = self.recorder.last_run_id
-        return self.interface.observe(view), reward, terminated, False, info
+        return self.interface.observe(view), reward, terminated, truncated, info
 
     def render(self) -> str | None:  # type: ignore[override]  # gymnasium: unbound TypeVar
         if self.render_mode != "ansi" or self._view is None:
@@ -416,7 +462,11 @@ class ResearchEnv(gym.Env):
         lines = [f"{self.env_id} task={self._view.task} budget_left={self._view.budget_left}"]
         for i, step in enumerate(self._view.history):
             score = "-" if step["score"] is None else f"{step['score']:.4f}"
-            lines.append(f"  step {i}: {step['status']:<14} score={score}")
+            run = ""
+            if self.forkable:
+                parent = "" if step["parent"] is None else f" of run {step['parent']}"
+                run = f" {step['verb'] or '-'}{parent} epochs={step['epochs']}"
+            lines.append(f"  step {i}: {step['status']:<14} score={score}{run}")
         return "\n".join(lines)
 
     def close(self) -> None:
@@ -452,7 +502,9 @@ class ResearchEnv(gym.Env):
         and reset)."""
         return None if self._checkpoints is None else self._checkpoints.root
 
-    def _forking(self, budget: int, max_epochs: Any, curve_length: Any) -> Forking:
+    def _forking(
+        self, budget: int, max_epochs: Any, checkpoint_bytes: Any, curve_length: Any
+    ) -> Forking:
         """What a forkable env's interfaces show and read, its arguments checked."""
         if EPOCHS not in self.schema:
             raise ConfigError(
@@ -464,17 +516,21 @@ class ResearchEnv(gym.Env):
         highest = self.schema[EPOCHS].high  # type: ignore[attr-defined]  # an Int setting
         if max_epochs is None:
             max_epochs = highest
-        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int):
-            max_epochs = None
-        if max_epochs is None or not 1 <= max_epochs <= highest:
+        if (
+            isinstance(max_epochs, bool)
+            or not isinstance(max_epochs, int)
+            or not 1 <= max_epochs <= highest
+        ):
             raise ConfigError(
                 f"max_epochs={shorten(max_epochs)} must be an integer in [1, {highest}] "
                 f"(the range of {EPOCHS}), or None for {highest}"
             )
-        if isinstance(curve_length, bool) or not isinstance(curve_length, int) or curve_length < 1:
-            raise ConfigError(
-                f"curve_length={shorten(curve_length)} must be a positive number of epochs"
-            )
+        for name, value in {
+            "checkpoint_bytes": checkpoint_bytes,
+            "curve_length": curve_length,
+        }.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={shorten(value)} must be a positive integer")
         return Forking(budget=budget, max_epochs=max_epochs, curve_length=curve_length)
 
     def _job(self, command: Command, seed: int) -> _Job | None:
@@ -490,8 +546,8 @@ class ResearchEnv(gym.Env):
             job = _Job(command.settings, seed)
         else:
             job = self._job_from_run(command, seed)
-        epochs = job.metaprogram[EPOCHS] if self.forkable else None
-        if self.max_epochs is not None and epochs is not None and epochs > self.max_epochs:
+        epochs = job.metaprogram.get(EPOCHS, 0)
+        if self.max_epochs is not None and epochs > self.max_epochs:
             raise SettingError(
                 f"{EPOCHS}={epochs} is over this env's max_epochs={self.max_epochs}; train to "
                 f"at most {self.max_epochs} epochs in all"
@@ -533,7 +589,7 @@ class ResearchEnv(gym.Env):
             raise SettingError(
                 f"{verb} to {EPOCHS}={metaprogram[EPOCHS]} trains no further than run {k}'s "
                 f"{parent['epochs']} epochs; pass {EPOCHS} above {parent['epochs']} (epochs in "
-                "all, run k's included)"
+                f"all, run {k}'s included)"
             )
         try:
             checkpoint = self._checkpoints.get(str(k))
@@ -593,7 +649,8 @@ class ResearchEnv(gym.Env):
         (over ``max_params``, ``max_train_flops`` or ``max_train_steps``).
 
         Raises:
-            SettingError: the action is malformed, or its cost cannot be estimated.
+            SettingError: the action is malformed, has a verb other than ``new``, or its
+                cost cannot be estimated.
         """
         if self._view is None:
             raise gym.error.ResetNeeded(
@@ -625,16 +682,23 @@ class ResearchEnv(gym.Env):
             return None
 
     def _estimate(self, metaprogram: dict[str, Any]):
-        """The design's cost when the env has limits (``None`` otherwise: estimating
-        builds the model, which would dominate fast executors); raises ``BudgetError``
-        (a ``SettingError``) when over a limit."""
-        if not self.limits:
+        """The design's cost when the env has limits or counts FLOPs (``None`` otherwise:
+        estimating builds the model, which would dominate fast executors); raises
+        ``BudgetError`` (a ``SettingError``) when over a limit, or when the env counts FLOPs
+        and the design's cannot be estimated."""
+        if not self.limits and not self.costs.counts_flops:
             return None
         from researchgym.engine import check_budget
 
         cost = self._cost(metaprogram)
         if cost is not None:
             check_budget(cost, **self.limits)
+        elif self.costs.counts_flops:
+            raise SettingError(
+                "this design's FLOPs cannot be estimated before training (its model does not "
+                "build), and this env counts cost in FLOPs, so it would go uncounted; fix the "
+                "design, or count cost in seconds or samples"
+            )
         return cost
 
     def _task_references(self, tasks: Sequence[str] | None, data_dir: Any) -> dict[str, TaskRef]:
@@ -677,12 +741,14 @@ class ResearchEnv(gym.Env):
         return refs
 
     def _reward(self, score: float | None, best: float | None) -> float:
-        """The reward of a step's score, given the campaign's best score before it."""
+        """The reward of a step's score, given the campaign's best score before it, before
+        any cost is subtracted."""
         if score is None:
             return self.failure_reward
-        if self.reward_mode == "metric":
+        mode = self.reward_mode.removesuffix("_minus_cost")
+        if mode == "metric":
             return float(score)
-        if self.reward_mode == "improvement":
+        if mode == "improvement":
             baseline = self._chance if best is None else best
             return float(max(0.0, score - baseline))
         return float(max(MIN_OK_REWARD, -(1.0 - score) / (1.0 - self._chance)))

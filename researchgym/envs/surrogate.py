@@ -1,14 +1,23 @@
 """Surrogate-v0: predict a step's metrics and cost instead of training.
 
-Gaussian processes (Matern 5/2 kernel with one length scale per input, fitted
-with scikit-learn) are fitted on recorded runs: inputs are the metaprogram's
-flat encoding and a one-hot task; targets are the validation score averaged
-over a metaprogram's seeds, and the logs of seconds and samples. Predictions
-are the GP posterior means computed with numpy from the saved weights, so one
-step takes microseconds and needs no pickles. Seed-to-seed noise is modelled
-from runs recorded with several seeds (pooled standard deviation of the score
-within a metaprogram) and added to each prediction from the step's seed. Only
-runs with status ``"ok"`` are fitted; the surrogate always answers ``"ok"``.
+Models fitted with scikit-learn on recorded runs predict each target: inputs are
+the metaprogram's flat encoding and a one-hot task; targets are the validation
+score averaged over a metaprogram's seeds, and the logs of seconds and samples.
+The costs are always predicted by Gaussian processes (Matern 5/2 kernel with one
+length scale per input; cost is smooth); the score by a Gaussian process too, or
+by a forest of extremely randomized trees (``score_model="forest"``). A GP's mean
+can rise above every recorded score far from the data, and an optimizer finds
+where; a forest averages recorded scores, so it never promises more than was
+measured, which suits a benchmark that planners optimize. Predictions are
+computed with numpy from the saved arrays, so one step takes microseconds and
+needs no pickles. Seed-to-seed noise is modelled
+from runs recorded with several seeds and added to each prediction from the
+step's seed. It depends on how good a metaprogram is (an unstable one may reach a
+good score with one seed and chance with the next, while near the best scores
+seeds agree closely), so it is measured per task in bands of the score: the
+pooled standard deviation within a metaprogram, over the metaprograms whose mean
+score lies in each band, and a prediction takes its band's. Only runs with
+status ``"ok"`` are fitted; the surrogate always answers ``"ok"``.
 
 Fidelity is measured on held-out (task, metaprogram) pairs, chosen by a hash of
 both (so anyone can recompute it; every seed of a pair is held out together):
@@ -30,11 +39,13 @@ from typing import Any
 import numpy as np
 
 from researchgym.engine import Executor, Result, Start, TaskRef
-from researchgym.errors import ConfigError
+from researchgym.errors import ConfigError, shorten
 from researchgym.spaces import Schema
 
 __all__ = [
+    "SCORE_MODELS",
     "Fidelity",
+    "Forest",
     "GaussianProcess",
     "SurrogateExecutor",
     "SurrogateModel",
@@ -44,7 +55,11 @@ __all__ = [
 ]
 
 TARGETS = ("score", "log_seconds", "log_samples")
+SCORE_MODELS = ("gp", "forest")
 HELD_OUT_EVERY = 5  # one metaprogram in five is held out
+NOISE_BANDS = tuple(
+    q / 10 for q in range(1, 10)
+)  # deciles of a task's scores bound its noise bands
 
 
 def is_held_out(task: str, metaprogram_json: str) -> bool:
@@ -130,6 +145,63 @@ class GaussianProcess:
 
 
 @dataclass
+class Forest:
+    """Mean prediction of a fitted forest of regression trees, as flat node arrays.
+
+    Node ``i``'s children are ``left[i]`` and ``right[i]`` (``-1`` at a leaf); it sends
+    ``x`` left when ``x[feature[i]] <= threshold[i]``; a leaf predicts ``value[i]``.
+    ``roots`` are the trees' first nodes.
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, seed: int = 0, trees: int = 200) -> Forest:
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        fitted = ExtraTreesRegressor(
+            trees, min_samples_leaf=2, max_features=0.5, random_state=seed
+        ).fit(x, y)
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("left", "right", "feature")}
+        parts |= {"threshold": [], "value": []}
+        roots, offset = [], 0
+        for estimator in fitted.estimators_:
+            tree = estimator.tree_
+            for name, children in (("left", tree.children_left), ("right", tree.children_right)):
+                parts[name].append(np.where(children >= 0, children + offset, -1))
+            parts["feature"].append(np.maximum(tree.feature, 0))  # leaves: any valid column
+            parts["threshold"].append(tree.threshold)
+            parts["value"].append(tree.value.reshape(-1))
+            roots.append(offset)
+            offset += tree.node_count
+        flat = {name: np.concatenate(arrays) for name, arrays in parts.items()}
+        for name in ("left", "right", "feature"):
+            flat[name] = flat[name].astype(np.int32)
+        return cls(**flat, roots=np.array(roots, dtype=np.int32))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        nodes = np.tile(self.roots, (len(x), 1))
+        rows = np.arange(len(x))[:, None]
+        while (inner := self.left[nodes] >= 0).any():
+            goes_left = x[rows, self.feature[nodes]] <= self.threshold[nodes]
+            child = np.where(goes_left, self.left[nodes], self.right[nodes])
+            nodes = np.where(inner, child, nodes)
+        return self.value[nodes].mean(axis=1)
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}_{k}": v for k, v in vars(self).items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: Any, prefix: str) -> Forest:
+        return cls(**{k: arrays[f"{prefix}_{k}"] for k in cls.__dataclass_fields__})
+
+
+@dataclass
 class SurrogateModel:
     """One GP per target plus everything needed to use them.
 
@@ -137,17 +209,22 @@ class SurrogateModel:
         env_id: the source env.
         tasks: task names, in one-hot order.
         settings: setting names of the source schema, in encoding order.
-        gps: a :class:`GaussianProcess` per name in ``TARGETS``.
-        noise_std: seed-to-seed standard deviation of the score.
+        gps: a :class:`GaussianProcess` (or, for the score, a :class:`Forest`) per name
+            in ``TARGETS``.
+        noise_std: seed-to-seed standard deviation of the score, pooled over everything.
+        noise: per task, the noise in bands of the score: ``{"edges": [...], "std": [...]}``
+            (one more std than edges); tasks without one (and models saved before bands
+            were measured) use ``noise_std``.
         fidelity: measured on held-out metaprograms.
     """
 
     env_id: str
     tasks: list[str]
     settings: list[str]
-    gps: dict[str, GaussianProcess]
+    gps: dict[str, GaussianProcess | Forest]
     noise_std: float
     fidelity: Fidelity
+    noise: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def features(self, vectors: np.ndarray, tasks: list[str]) -> np.ndarray:
@@ -157,6 +234,13 @@ class SurrogateModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted targets (n, 3), in ``TARGETS`` order."""
         return np.stack([self.gps[t].predict(x) for t in TARGETS], axis=1)
+
+    def noise_at(self, task: str, score: float) -> float:
+        """Seed-to-seed standard deviation of the score of a metaprogram scoring ``score``."""
+        bands = self.noise.get(task)
+        if bands is None:
+            return self.noise_std
+        return bands["std"][int(np.searchsorted(bands["edges"], score, side="right"))]
 
     def save(self, path: str | Path) -> Path:
         """Write the model as ``.npz`` arrays plus a JSON card with its fidelity."""
@@ -170,7 +254,9 @@ class SurrogateModel:
             "env_id": self.env_id,
             "tasks": self.tasks,
             "settings": self.settings,
+            "score_model": "forest" if isinstance(self.gps["score"], Forest) else "gp",
             "noise_std": self.noise_std,
+            "noise": self.noise,
             "fidelity": asdict(self.fidelity),
             **self.extra,
         }
@@ -183,14 +269,19 @@ class SurrogateModel:
         path = Path(path).with_suffix(".npz")
         card = json.loads(path.with_suffix(".json").read_text())
         with np.load(path, allow_pickle=False) as arrays:
-            gps = {t: GaussianProcess.from_arrays(arrays, t) for t in TARGETS}
-        known = {"env_id", "tasks", "settings", "noise_std", "fidelity"}
+            gps: dict[str, GaussianProcess | Forest] = {
+                t: GaussianProcess.from_arrays(arrays, t) for t in TARGETS[1:]
+            }
+            score_model = Forest if card.get("score_model") == "forest" else GaussianProcess
+            gps["score"] = score_model.from_arrays(arrays, "score")
+        known = {"env_id", "tasks", "settings", "score_model", "noise_std", "noise", "fidelity"}
         return cls(
             env_id=card["env_id"],
             tasks=card["tasks"],
             settings=card["settings"],
             gps=gps,
             noise_std=card["noise_std"],
+            noise=card.get("noise", {}),
             fidelity=Fidelity(**card["fidelity"]),
             extra={k: v for k, v in card.items() if k not in known},
         )
@@ -211,12 +302,32 @@ def _pooled_noise(groups: list[list[float]]) -> float:
     return math.sqrt(num / den) if den else 0.0
 
 
+def _noise_bands(groups: list[list[float]]) -> dict[str, list[float]] | None:
+    """Pooled noise of the metaprograms in each band of their mean score (see module doc).
+
+    ``None`` when some band would hold fewer than 5 metaprograms measured twice or more.
+    """
+    repeated = [g for g in groups if len(g) > 1]
+    means = np.array([np.mean(g) for g in repeated])
+    if len(repeated) < 5 * (len(NOISE_BANDS) + 1):
+        return None
+    edges = np.quantile(means, NOISE_BANDS)
+    band = np.searchsorted(edges, means, side="right")
+    members = [
+        [g for g, b in zip(repeated, band, strict=True) if b == i] for i in range(len(edges) + 1)
+    ]
+    if min(len(m) for m in members) < 5:
+        return None
+    return {"edges": edges.tolist(), "std": [_pooled_noise(m) for m in members]}
+
+
 def fit_surrogate(
     runs: list[dict[str, Any]],
     schema: Schema,
     env_id: str,
     *,
     cost_points: int = 400,
+    score_model: str = "gp",
     seed: int = 0,
 ) -> SurrogateModel:
     """Fit the GPs on the training split and measure fidelity on the held-out split.
@@ -227,10 +338,13 @@ def fit_surrogate(
         env_id: the source env's id.
         cost_points: metaprograms the cost GPs are fitted on (cost is smooth, and
             GP fitting grows with the cube of the points).
-        seed: seed of the GP optimizers and of the cost subsample.
+        score_model: ``"gp"`` or ``"forest"`` (see the module docstring).
+        seed: seed of the fits and of the cost subsample.
     """
     from scipy.stats import kendalltau, spearmanr
 
+    if score_model not in SCORE_MODELS:
+        raise ConfigError(f"score_model={shorten(score_model)} is not one of {SCORE_MODELS}")
     ok = [r for r in runs if r["status"] == "ok"]
     if len(ok) < 20:
         raise ConfigError(
@@ -256,7 +370,8 @@ def fit_surrogate(
     keys = sorted(train)
     x = inputs(keys)
     mean = lambda key, f: float(np.mean([f(r) for r in train[key]]))
-    score = np.array([mean(k, lambda r: json.loads(r["val_metrics"])["score"]) for k in keys])
+    scores = {k: [json.loads(r["val_metrics"])["score"] for r in train[k]] for k in keys}
+    score = np.array([np.mean(scores[k]) for k in keys])
     log_seconds = np.array(
         [mean(k, lambda r: math.log(max(float(r["cost_seconds"]), 1e-6))) for k in keys]
     )
@@ -269,13 +384,16 @@ def fit_surrogate(
         tasks=tasks,
         settings=schema.names,
         gps={
-            "score": GaussianProcess.fit(x, score, seed),
+            "score": (Forest if score_model == "forest" else GaussianProcess).fit(x, score, seed),
             "log_seconds": GaussianProcess.fit(x[subset], log_seconds[subset], seed),
             "log_samples": GaussianProcess.fit(x[subset], log_samples[subset], seed),
         },
-        noise_std=_pooled_noise(
-            [[json.loads(r["val_metrics"])["score"] for r in group] for group in train.values()]
-        ),
+        noise_std=_pooled_noise(list(scores.values())),
+        noise={
+            task: bands
+            for task in tasks
+            if (bands := _noise_bands([v for (t, _), v in scores.items() if t == task]))
+        },
         fidelity=Fidelity(0.0, 0.0, 0, 0),
     )
     predicted = model.predict(inputs([(r["task"], r["metaprogram"]) for r in test]))[:, 0]
@@ -290,7 +408,11 @@ def fit_surrogate(
 
 
 class SurrogateExecutor(Executor):
-    """Answers steps with a :class:`SurrogateModel`'s predictions plus seeded noise."""
+    """Answers steps with a :class:`SurrogateModel`'s predictions plus seeded noise.
+
+    Predicted runs have no weights: a job that starts from a checkpoint is an invalid
+    action, and ``save_to`` is ignored.
+    """
 
     def __init__(self, model: SurrogateModel, schema: Schema):
         if model.settings != schema.names:
@@ -314,14 +436,15 @@ class SurrogateExecutor(Executor):
         if start is not None:
             return Result(
                 status="invalid_action",
-                error=f"a surrogate env cannot {start.mode} a run: predicted runs have no weights; train a new run instead",
+                error=f"a surrogate env cannot {start.mode} a run: predicted runs have no weights; "
+                "ask for a new run instead",
             )
         name = task.name
         if name not in self.model.tasks:
             return Result(status="error", error=f"the surrogate was not fitted on task {name!r}")
         x = self.model.features(self.schema.encode_valid(metaprogram)[None, :], [name])
         score, log_seconds, log_samples = self.model.predict(x)[0]
-        noise = np.random.default_rng(seed).normal(0.0, self.model.noise_std)
+        noise = np.random.default_rng(seed).normal(0.0, self.model.noise_at(name, score))
         score = float(np.clip(score + noise, -1.0, 1.0))
         epochs = metaprogram.get("train.epochs", 1)
         return Result(

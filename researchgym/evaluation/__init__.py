@@ -50,6 +50,7 @@ from researchgym.evaluation.stats import (
 from researchgym.evaluation.store_report import StoreReport, store_report
 from researchgym.evaluation.suites import (
     BENCHMARK_SUITES,
+    SUITE_MODELS,
     SUITE_RUNS,
     BenchmarkSuite,
     PlannerTraining,
@@ -60,6 +61,7 @@ from researchgym.evaluation.suites import (
 
 __all__ = [
     "BENCHMARK_SUITES",
+    "SUITE_MODELS",
     "SUITE_RUNS",
     "BenchmarkSuite",
     "BoardAgreement",

@@ -6,18 +6,20 @@ trains on them), the *train tasks* learned planners may learn from, the budget o
 experiments per campaign and the pinned settings that fix the fidelity
 (``train.epochs=10``). Each test task's :class:`~researchgym.evaluation.TaskReference`
 comes from a store of recorded runs (``data``): the best recorded score and the
-median of a Sobol design's scores (a typical random draw). A suite without
-recorded runs takes its references from the board's own campaigns (see
-:func:`campaign_references`).
+median of a Sobol design's scores (a typical random draw). A suite answered by a
+surrogate takes them from the surrogate, the world its planners act in: the best
+and the median of its predictions over a Sobol design and the recorded
+metaprograms. A suite without recorded runs takes its references from the board's
+own campaigns (see :func:`campaign_references`).
 
 The suites are declared once in :data:`BENCHMARK_SUITES`:
 
-* ``fast``: Replay-v0 of Synthetic-v0 over the recorded runs; seconds per planner;
+* ``fast``: Surrogate-v0 of Synthetic-v0, fitted on the recorded runs; seconds per planner;
 * ``cpu``: real training of Synthetic-v0 on the same tasks; minutes per planner;
 * ``gpu``: real training of wide SeqArch-v0 models; needs CUDA.
 
-Every suite is scored against steps and against compute seconds (recorded seconds
-when replayed, measured ones when trained).
+Every suite is scored against steps and against compute seconds (predicted seconds
+for a surrogate, measured ones when trained).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from researchgym.evaluation.stats import CampaignTrace, TaskReference
 
 __all__ = [
     "BENCHMARK_SUITES",
+    "SUITE_MODELS",
     "SUITE_RUNS",
     "BenchmarkSuite",
     "PlannerTraining",
@@ -47,9 +50,12 @@ __all__ = [
 
 #: Recorded runs that define the ``fast`` and ``cpu`` suites' references (package data).
 SUITE_RUNS = Path(str(importlib.resources.files("researchgym.evaluation") / "suite_runs"))
+#: Surrogates fitted on :data:`SUITE_RUNS` that answer the ``fast`` suite (package data).
+SUITE_MODELS = Path(str(importlib.resources.files("researchgym.evaluation") / "suite_models"))
 
 SYNTHETIC = "researchgym/Synthetic-v0"
 REPLAY = "researchgym/Replay-v0"
+SURROGATE = "researchgym/Surrogate-v0"
 SEQARCH = "researchgym/SeqArch-v0"
 
 
@@ -186,10 +192,40 @@ class BenchmarkSuite:
         return out
 
     def references(self) -> dict[str, TaskReference] | None:
-        """Each test task's reference from the recorded runs (``None`` without ``data``)."""
+        """Each test task's reference (see the module docstring; ``None`` without ``data``)."""
+        if self.env_id == SURROGATE:
+            return self._predicted_references()
         if self.data is None:
             return None
         return {task: _reference(task, runs) for task, runs in self._recorded().items()}
+
+    def _predicted_references(self, design: int = 4096) -> dict[str, TaskReference]:
+        """Best and median of the surrogate's noise-free scores: the best over a Sobol design
+        of ``design`` points and the recorded metaprograms, the median over the design."""
+        from itertools import islice
+
+        from researchgym.envs.suites import suite_of
+        from researchgym.envs.surrogate import SurrogateModel
+        from researchgym.spaces.sampling import sobol_points
+
+        model = SurrogateModel.load(self.env_kwargs["model"])
+        schema = suite_of(self.source).make_schema()
+
+        def encode(points: Iterable[dict[str, Any]]) -> np.ndarray:
+            return np.stack([schema.encode_valid({**p, **self.fixed}) for p in points])
+
+        sobol = encode(islice(sobol_points(schema, seed=0), design))
+        recorded = encode(json.loads(m) for m in self._recorded_metaprograms())
+        out = {}
+        for task in self.test_tasks:
+            typical = model.predict(model.features(sobol, [task] * len(sobol)))[:, 0]
+            found = model.predict(model.features(recorded, [task] * len(recorded)))[:, 0]
+            best = max(typical.max(), found.max())
+            out[task] = TaskReference(task, float(best), float(np.median(typical)))
+        return out
+
+    def _recorded_metaprograms(self) -> set[str]:
+        return {m for runs in self._recorded().values() for m in runs}
 
     def seed_spread(self) -> dict[str, SeedSpread]:
         """Per test task, the seed-to-seed spread of metaprograms recorded with two seeds.
@@ -264,16 +300,16 @@ BENCHMARK_SUITES: dict[str, BenchmarkSuite] = {
     for suite in (
         BenchmarkSuite(
             "fast",
-            1,
-            "Synthetic-v0 replayed from 1024 recorded runs per task (Sobol, two seeds); "
-            "seconds per planner",
-            env_id=REPLAY,
+            2,
+            "Synthetic-v0 answered by a Gaussian-process surrogate fitted on 1024 recorded runs "
+            "per task (Sobol, two seeds) with their seed noise; seconds per planner",
+            env_id=SURROGATE,
             source=SYNTHETIC,
             test_tasks=_FAST_TASKS,
             train_tasks=get_suite("synthetic").tasks,
             budget=20,
             fixed=_EPOCHS,
-            env_kwargs={"source": SYNTHETIC, "missing": "nearest"},
+            env_kwargs={"source": SYNTHETIC, "model": str(SUITE_MODELS / "Synthetic-v0.npz")},
             data=SUITE_RUNS,
             training=_SYNTHETIC_TRAINING,
         ),

@@ -140,7 +140,8 @@ def run_campaign(
 
     Raises:
         PlannerError: the planner reads another interface than the env's.
-        SettingError: a pinned setting that is unknown or out of range.
+        SettingError: a pinned setting that is unknown or out of range, or a proposal
+            with a verb the env does not take (one made without ``forkable=True``).
     """
     base: Any = env.unwrapped  # a ResearchEnv
     schema: Schema = base.schema
@@ -160,8 +161,8 @@ def run_campaign(
     planner.reset(schema, seed=seed, fixed=pins)
     result = CampaignResult(planner.name, base.env_id, task, seed)
     while True:
-        settings = dict(planner.propose(observation))
-        command = {key: settings.pop(key) for key in ("verb", "run") if key in settings}
+        settings: dict[str, Any] = dict(planner.propose(observation))
+        command: dict[str, Any] = {k: settings.pop(k) for k in ("verb", "run") if k in settings}
         new = command.get("verb", "new") == "new"
         if new:
             settings = schema.validate({**settings, **pins})

@@ -10,6 +10,9 @@ Views (recreated whenever the set of visible files changes):
   best_val_score, total_reward, terminated, truncated, n_failed, started_at,
   finished_at.
 * ``best_runs``: per (env_id, task) the best val_score and the run that got it.
+
+:meth:`Catalog.pareto_front` answers the multi-objective question: the runs no other
+run of the same env and task beats on score, seconds and parameters at once.
 """
 
 from __future__ import annotations
@@ -98,6 +101,28 @@ SELECT
 FROM steps
 WHERE val_score IS NOT NULL AND NOT isnan(val_score)
 GROUP BY env_id, task
+"""
+
+
+# Finished runs with all three objectives; a run is on the front unless another of its env
+# and task is at least as good on every objective and better on one.
+_PARETO_FRONT = """
+WITH runs AS (
+    SELECT env_id, task, run_id, campaign_id, step, agent, val_score, cost_seconds, n_params
+    FROM steps
+    WHERE status = 'ok' AND val_score IS NOT NULL AND NOT isnan(val_score)
+        AND cost_seconds IS NOT NULL AND n_params IS NOT NULL{where}
+)
+SELECT * FROM runs AS a
+WHERE NOT EXISTS (
+    SELECT 1 FROM runs AS b
+    WHERE b.env_id = a.env_id AND b.task IS NOT DISTINCT FROM a.task
+        AND b.val_score >= a.val_score AND b.cost_seconds <= a.cost_seconds
+        AND b.n_params <= a.n_params
+        AND (b.val_score > a.val_score OR b.cost_seconds < a.cost_seconds
+            OR b.n_params < a.n_params)
+)
+ORDER BY env_id, task NULLS LAST, val_score DESC, cost_seconds, n_params, run_id
 """
 
 
@@ -537,6 +562,29 @@ class Catalog:
         return self.arrow(
             f"SELECT * FROM best_runs{where} ORDER BY env_id, task", params
         ).to_pandas()
+
+    def pareto_front(self, env_id: str | None = None, task: str | None = None) -> pd.DataFrame:
+        """Return the non-dominated runs of each env and task: highest ``val_score``,
+        lowest ``cost_seconds`` and ``n_params``.
+
+        A run is left out when another run of its env and task is at least as good on
+        all three and better on one; runs with equal objectives are all kept. Only
+        finished runs (status ``"ok"``) with all three objectives count: failed runs,
+        and rows without ``n_params`` (recorded before the column, or by an executor
+        that does not report it), are left out.
+
+        Args:
+            env_id: Only runs of this env.
+            task: Only runs on this task.
+
+        Returns:
+            One row per run on a front, with columns ``env_id``, ``task``, ``run_id``,
+            ``campaign_id``, ``step``, ``agent``, ``val_score``, ``cost_seconds`` and
+            ``n_params``, best score first within each env and task.
+        """
+        where, params = _where({"env_id": env_id, "task": task})
+        where = where.replace(" WHERE ", " AND ", 1)
+        return self.arrow(_PARETO_FRONT.format(where=where), params).to_pandas()
 
     def curves(self, run_ids: str | Sequence[str]) -> pd.DataFrame:
         """Return learning curves in long form.

@@ -44,6 +44,8 @@ _VECTOR = pa.list_(pa.float64())
 #: one the step returned. ``seed`` is the step's training seed, drawn from the
 #: campaign's random generator; ``episode_seed`` is the seed the campaign's ``reset``
 #: was given (NULL when none), which with the actions determines every ``seed``.
+#: ``n_params`` is the trained model's parameter count (NULL when the executor does not
+#: report one, e.g. Surrogate-v0).
 #: ``verb`` is what the step did (``"new"``, ``"continue"``, ``"fork"`` or ``"stop"``),
 #: ``parent_run_id`` the ``run_id`` of the run a continue or fork started from (else
 #: NULL) and ``fidelity`` the epochs the run's weights have seen, its ancestors' included.
@@ -74,6 +76,7 @@ ROW_FIELDS: tuple[pa.Field, ...] = (
     pa.field("truncated", pa.bool_()),
     pa.field("cost_seconds", pa.float64()),
     pa.field("cost_samples", pa.int64()),
+    pa.field("n_params", pa.int64()),
     pa.field("status", pa.string()),
     pa.field("error", pa.string()),
     pa.field("answered_by", pa.string()),
@@ -106,6 +109,7 @@ OPTIONAL_KEYS: frozenset[str] = frozenset(
         "answered_by",
         "next_obs",
         "episode_seed",
+        "n_params",
         "verb",
         "parent_run_id",
         "fidelity",

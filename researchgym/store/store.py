@@ -344,6 +344,13 @@ class Store:
         """Return the best run (highest val_score) per env and task."""
         return self.catalog.best_runs(env_id)
 
+    def pareto_front(self, env_id: str | None = None, task: str | None = None) -> pd.DataFrame:
+        """Return the runs on each env and task's Pareto front of score, seconds and parameters.
+
+        See :meth:`researchgym.store.catalog.Catalog.pareto_front`.
+        """
+        return self.catalog.pareto_front(env_id, task)
+
     def curves(self, run_ids: str | Sequence[str]) -> pd.DataFrame:
         """Return the learning curves of runs, one row per (run, epoch)."""
         return self.catalog.curves(run_ids)

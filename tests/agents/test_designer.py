@@ -61,7 +61,7 @@ class Scripted:
 class WidthScore(Executor):
     """Trains nothing: the validation score of a design is its width / 1000."""
 
-    def run(self, metaprogram, *, task, seed):
+    def run(self, metaprogram, *, task, seed, **job):
         score = metaprogram["arch.width"] / 1000
         return Result("ok", {"score": score}, {"score": score}, samples=1)
 

@@ -161,5 +161,16 @@ def test_a_write_killed_halfway_leaves_no_loadable_half_checkpoint(tmp_path, com
         assert not path.exists()
         with pytest.raises(FileNotFoundError):
             Snapshot.load(path)
-    with pytest.raises(RuntimeError):  # the half file itself is not a checkpoint
-        torch.load(temps[0], weights_only=True)
+    with pytest.raises(ConfigError, match="is not a readable checkpoint"):
+        Snapshot.load(temps[0])  # the half file itself is not a checkpoint
+
+
+def test_files_that_are_not_checkpoints_are_refused(tmp_path):
+    from researchgym.engine.snapshot import Snapshot
+
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ConfigError, match="junk.pt' is not a readable checkpoint"):
+        Snapshot.load(tmp_path / "junk.pt")
+    torch.save({"w": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="not a checkpoint of this version"):
+        Snapshot.load(tmp_path / "other.pt")

@@ -17,10 +17,12 @@ sb3_env_checker = pytest.importorskip("stable_baselines3.common.env_checker")
 EXPECTED_WARNINGS = ("render_fps",)
 
 
-def make(env_id: str, interface: str) -> gym.Env:
+def make(env_id: str, interface: str, **kwargs) -> gym.Env:
     # Random actions may ask for 100 epochs of a large model: the checkers test the
     # env's API, so training is cut to one epoch (deterministically) to keep them fast.
-    return gym.make(env_id, interface=interface, store=False, budget=3, executor=capped_executor(1))
+    return gym.make(
+        env_id, interface=interface, store=False, budget=3, executor=capped_executor(1), **kwargs
+    )
 
 
 def unexpected(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -47,6 +49,19 @@ def test_sb3_check_env(env_id):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sb3_env_checker.check_env(env.unwrapped, warn=True)
+    assert unexpected(caught) == []
+    env.close()
+
+
+@pytest.mark.parametrize("interface", ["dict", "flat", "text"])
+def test_check_env_on_forkable_envs(interface):
+    env = make("researchgym/Tabular-v0", interface, forkable=True, max_epochs=2)
+    env.action_space.seed(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)
+        if interface == "flat":
+            sb3_env_checker.check_env(env.unwrapped, warn=True)
     assert unexpected(caught) == []
     env.close()
 

@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import researchgym
-from researchgym.engine import TaskRef
+from researchgym.engine import START_MODES, Start, TaskRef
 from researchgym.envs.replay import REFERENCE_STORE, REFERENCE_SURROGATES, load_runs
 from researchgym.envs.research_env import unwrap_research_env
 from researchgym.envs.surrogate import SurrogateModel, is_held_out
@@ -155,3 +155,14 @@ def test_reference_store_is_shipped() -> None:
     counts = {r["env_id"]: r["n"] for r in rows}
     assert counts["researchgym/Digits-v0"] >= 1000
     assert counts["researchgym/Tabular-v0"] >= 1000
+
+
+@pytest.mark.parametrize("env_id", researchgym.FAST_ENV_IDS)
+def test_fast_executors_cannot_start_from_a_checkpoint(env_id: str) -> None:
+    env = unwrap_research_env(gym.make(env_id, source="researchgym/Tabular-v0"))
+    metaprogram = env.schema.validate({"optim.lr": 0.01})
+    for mode in START_MODES:
+        start = Start("run.pt", mode)
+        result = env.executor.run(metaprogram, task=TaskRef("wine"), seed=3, start=start)
+        assert result.status == "invalid_action"
+        assert f"cannot {mode} a run" in (result.error or "")

@@ -32,7 +32,7 @@ MB = 1 << 20
 class NeverTrains(Executor):
     """Answers every job at once with the same score."""
 
-    def run(self, metaprogram: Mapping[str, Any], *, task: str, seed: int) -> Result:
+    def run(self, metaprogram: Mapping[str, Any], *, task: str, seed: int, **job: Any) -> Result:
         return Result(status="ok", val_metrics={"score": 0.5})
 
 
@@ -41,12 +41,13 @@ EnvFor = Callable[..., gym.Env]
 
 @pytest.fixture(scope="module")
 def env_for() -> Iterator[EnvFor]:
-    """``env_for(env_id, interface, strict=False)``: a reset env that never trains, made
-    once and kept for the whole module (its budget never runs out), closed after it."""
-    envs: dict[tuple[str, str, bool], gym.Env] = {}
+    """``env_for(env_id, interface, strict=False, forkable=False)``: a reset env that never
+    trains, made once and kept for the whole module (its budget never runs out), closed
+    after it. A forkable one keeps no checkpoints, so no continue or fork can start."""
+    envs: dict[tuple[str, str, bool, bool], gym.Env] = {}
 
-    def make(env_id: str, interface: str, strict: bool = False) -> gym.Env:
-        key = (env_id, interface, strict)
+    def make(env_id: str, interface: str, strict: bool = False, forkable: bool = False) -> gym.Env:
+        key = (env_id, interface, strict, forkable)
         if key not in envs:
             env = gym.make(
                 env_id,
@@ -55,6 +56,7 @@ def env_for() -> Iterator[EnvFor]:
                 store=False,
                 executor=NeverTrains(),
                 budget=10**9,
+                forkable=forkable,
             )
             env.reset(seed=0)
             envs[key] = env
@@ -65,9 +67,11 @@ def env_for() -> Iterator[EnvFor]:
         env.close()
 
 
-def assert_rejected(env_for: EnvFor, env_id: str, interface: str, action: Any) -> str:
+def assert_rejected(
+    env_for: EnvFor, env_id: str, interface: str, action: Any, forkable: bool = False
+) -> str:
     """Step both envs with ``action``; return the error (checked) of the lenient one."""
-    env = env_for(env_id, interface)
+    env = env_for(env_id, interface, forkable=forkable)
     steps_done = env.unwrapped._view.steps_done
     _, reward, terminated, truncated, info = env.unwrapped.step(action)
     error = info["error"]
@@ -82,7 +86,7 @@ def assert_rejected(env_for: EnvFor, env_id: str, interface: str, action: Any) -
     assert info["status"] == "ok"
     assert env.unwrapped._view.steps_done == steps_done + 2
 
-    strict = env_for(env_id, interface, strict=True)
+    strict = env_for(env_id, interface, strict=True, forkable=forkable)
     with pytest.raises(SettingError) as raised:
         strict.unwrapped.step(action)
     assert len(str(raised.value)) <= MAX_ERROR_CHARS
@@ -404,6 +408,9 @@ NAMED_CASES = [
     (SEQARCH, "text", '{"arch": {"layers": 3}}', ["arch.layers=3 is not a list"]),
     (SEQARCH, "text", json.dumps({"zz" * 400: 1}), ["known settings: arch.width", "(65 in all)"]),
     (SEQARCH, "flat", np.zeros(3), ["shape (3,), expected (65,)", "(65 in all)"]),
+    (DIGITS, "text", '{"verb": "fork", "run": 0}', ["verb='fork', run=0", "forkable=True"]),
+    (DIGITS, "dict", {"verb": [HUGE]}, ["verb=['xxx", "characters)", "forkable=True"]),
+    (DIGITS, "dict", {"run": 10**400}, ["run=1000", "forkable=True"]),
 ]
 
 
@@ -412,3 +419,38 @@ def test_the_error_names_the_problem(env_for, env_id, interface, action, words):
     error = assert_rejected(env_for, env_id, interface, action)
     for word in words:
         assert word in error, (word, error)
+
+
+# --- verbs of a forkable env ----------------------------------------------------------------
+#: Verbs no forkable env takes here: unknown ones, and those that start from a run (none of
+#: whose checkpoints is kept).
+bad_verbs = st.one_of(
+    st.sampled_from(["continue", "fork", 1, 2, "stop ", "New", 4, -1, None, 1.5, math.nan]),
+    bad_json_values,
+)
+any_runs = st.one_of(st.integers(-5, 5), bad_json_values)
+
+
+@pytest.mark.parametrize("interface", ["dict", "text"])
+@settings(max_examples=60)
+@given(data=st.data())
+def test_hostile_verbs(env_for, interface, data):
+    schema = env_for(DIGITS, "dict").unwrapped.schema
+    action = {"verb": data.draw(bad_verbs), **data.draw(settings_with_a_bad_entry(schema))}
+    if data.draw(st.booleans()):
+        action["run"] = data.draw(any_runs)
+    if interface == "text":
+        action = json_text(action)
+    assert_rejected(env_for, DIGITS, interface, action, forkable=True)
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_hostile_flat_verbs(env_for, data):
+    n = len(env_for(DIGITS, "dict").unwrapped.schema) + 2
+    vector = np.array(data.draw(st.lists(st.floats(-1, 1), min_size=n, max_size=n)))
+    # continue or fork (the middle of [-1, 1]), or a non-finite verb or run
+    vector[0] = data.draw(st.floats(-0.49, 0.49) | st.sampled_from([math.nan, math.inf]))
+    if data.draw(st.booleans()):
+        vector[1] = data.draw(st.sampled_from([math.nan, math.inf, -math.inf]))
+    assert_rejected(env_for, DIGITS, "flat", vector, forkable=True)

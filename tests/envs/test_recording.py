@@ -134,7 +134,7 @@ def test_text_actions_that_json_escapes_lengthen_are_stored_within_the_bound(tmp
 
 def test_a_huge_training_error_is_stored_cut(tmp_path):
     class Failing:
-        def run(self, metaprogram, *, task, seed):
+        def run(self, metaprogram, *, task, seed, **job):
             from researchgym.engine import Result
 
             return Result(status="error", error="e" * 1_000_000)
@@ -174,7 +174,10 @@ def test_fast_envs_record_the_env_whose_runs_answer(env_id, kwargs, tmp_path):
 def test_a_row_records_the_envs_arguments_but_not_its_configuration(tmp_path):
     arguments = {
         "budget": 3,
-        "reward": "regret",
+        "reward": "regret_minus_cost",
+        "cost_budget": {"samples": 10**6},
+        "cost_weight": 0.5,
+        "cost_unit": None,
         "tasks": ["iris"],
         "max_params": 10**6,
         "max_train_flops": None,
@@ -189,7 +192,8 @@ def test_a_row_records_the_envs_arguments_but_not_its_configuration(tmp_path):
     (row,) = rows(tmp_path)
     assert json.loads(row["env_kwargs"]) == arguments
     with gym.make(TABULAR, store=False, **json.loads(row["env_kwargs"])) as again:
-        assert (again.unwrapped.budget, again.unwrapped.reward_mode) == (3, "regret")
+        assert (again.unwrapped.budget, again.unwrapped.reward_mode) == (3, "regret_minus_cost")
+        assert again.unwrapped.costs.budget.to_dict() == {"samples": 10**6}
         assert again.unwrapped.tasks == ("iris",) and again.unwrapped.limits == {
             "max_params": 10**6
         }

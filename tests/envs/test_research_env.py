@@ -68,7 +68,14 @@ def test_step_returns_observation_reward_and_info(interface):
     assert 0.0 <= metrics["score"] <= 1.0
     assert [p["epoch"] for p in info["curve"]] == [1, 2]
     assert info["curve"][-1]["val_score"] == metrics["score"]
-    assert set(info["cost"]) == {"samples", "seconds"}
+    assert set(info["cost"]) == {"samples", "seconds", "flops"}
+    assert info["cost"]["flops"] is None  # counted only by an env that needs FLOPs
+    assert info["spent"] == info["cost"] and info["cost_left"] is None
+    assert info["objectives"] == {
+        "score": metrics["score"],
+        "seconds": info["cost"]["seconds"],
+        "n_params": 13 * 3 + 3,  # linear: 13 wine features to 3 classes, and biases
+    }
     assert type(info["cost"]["samples"]) is int and type(info["cost"]["seconds"]) is float
     assert info["cost"]["samples"] >= 2 * (len(load_task_data("wine").x_train) - 1)
     assert info["cost"]["seconds"] > 0
