@@ -103,8 +103,12 @@ class OptunaPlanner(SearchPlanner):
     @property
     def best(self) -> tuple[dict[str, Any], float] | None:
         """Best (settings, value) told so far in this campaign, or ``None``."""
-        done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        done = [
+            (t.value, t.params)
+            for t in self.study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
+        ]
         if not done:
             return None
-        best = max(done, key=lambda t: t.value)
-        return self.schema.validate(best.params | self.fixed), best.value
+        value, params = max(done, key=lambda pair: pair[0])
+        return self.schema.validate(params | self.fixed), value

@@ -48,23 +48,6 @@ TASKS = {
 }
 
 
-class ComputeLimit(gym.Wrapper):
-    """Truncates a campaign once the compute its steps report reaches ``limit``."""
-
-    def __init__(self, env: gym.Env, cost: str, limit: float):
-        super().__init__(env)
-        self.cost, self.limit, self.spent = cost, limit, 0.0
-
-    def reset(self, **kwargs: Any) -> Any:
-        self.spent = 0.0
-        return self.env.reset(**kwargs)
-
-    def step(self, action: Any) -> Any:
-        observation, reward, terminated, truncated, info = self.env.step(action)
-        self.spent += info["cost"][self.cost]
-        return observation, reward, terminated, truncated or self.spent >= self.limit, info
-
-
 def anytime(result: CampaignResult, cost: str) -> list[tuple[float, float]]:
     """``(compute spent, best validation score so far)`` after each step that scored."""
     spent, points = 0.0, []
@@ -91,17 +74,18 @@ def campaign(
     cost: str,
     limit: float = math.inf,
 ) -> list[tuple[float, float]]:
-    """One campaign of ``planner`` on ``task``'s forkable env: its anytime points."""
+    """One campaign of ``planner`` on ``task``'s forkable env, ended by the step that
+    spends ``limit`` of compute: its anytime points."""
     env_id, task_name = TASKS[task]
     env = gym.make(
         env_id,
         forkable=True,
         max_epochs=max_epochs,
         budget=budget,
+        cost_budget=None if math.isinf(limit) else {cost: limit},
         store=False,
         disable_env_checker=True,
     )
-    env = ComputeLimit(env, cost, limit)
     try:
         result = run_campaign(env, planner, seed=seed, fixed=fixed, options={"task": task_name})
     finally:

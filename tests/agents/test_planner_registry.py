@@ -58,6 +58,11 @@ def test_every_issue_planner_is_registered() -> None:
         "default",
         "ppo-sb3",
         "ppo-rllib",
+        "successive-halving",
+        "hyperband",
+        "asha",
+        "bohb",
+        "pbt",
         *PEERS,
     }
     for spec in PLANNERS.values():
