@@ -190,18 +190,22 @@ class QueueStatus:
 class RunQueue:
     """A queue of jobs in a directory that every worker reaches.
 
+    The store, the lease and the attempts are the queue's: fixed when it is
+    created (the first time a directory is opened), read by every worker after.
+
     Args:
-        path: The queue directory (created on first use).
-        store: The store jobs are recorded in; fixed when the queue is created,
-            None then means ``$RESEARCHGYM_STORE`` or ``./datasets_store``.
-            Opening an existing queue with another store is an error.
-        lease_seconds: How long a running job may go without a heartbeat.
-        max_attempts: Claims of one job before it is given up.
+        path: The queue directory.
+        store: The store jobs are recorded in (default: ``$RESEARCHGYM_STORE``,
+            else ``./datasets_store``).
+        lease_seconds: How long a running job may go without a heartbeat
+            (default: :data:`DEFAULT_LEASE_SECONDS`).
+        max_attempts: Claims of one job before it is given up (default:
+            :data:`DEFAULT_MAX_ATTEMPTS`).
 
     Raises:
-        ConfigError: A lease or attempt count below its minimum, or a store other
-            than the queue's.
-        StateError: ``path`` is not a queue directory.
+        ConfigError: A lease or attempt count below its minimum, or a value other
+            than the existing queue's.
+        StateError: ``path`` is a file, or holds a damaged ``queue.json``.
     """
 
     def __init__(
@@ -209,42 +213,64 @@ class RunQueue:
         path: str | os.PathLike[str],
         *,
         store: str | os.PathLike[str] | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        lease_seconds: float | None = None,
+        max_attempts: int | None = None,
     ) -> None:
-        if not lease_seconds > 0 or max_attempts < 1:
+        if (lease_seconds is not None and not lease_seconds > 0) or (
+            max_attempts is not None and max_attempts < 1
+        ):
             raise ConfigError(
                 f"lease_seconds must be > 0 and max_attempts >= 1, "
                 f"got {shorten(lease_seconds)} and {shorten(max_attempts)}"
             )
         self.path = Path(path).expanduser().absolute()
-        self.lease_seconds = float(lease_seconds)
-        self.max_attempts = max_attempts
-        self.store_path = self._bind_store(store)
+        config = self._configure(
+            {
+                "store": None if store is None else str(resolve_store_path(store)),
+                "lease_seconds": lease_seconds,
+                "max_attempts": max_attempts,
+            }
+        )
+        self.store_path = Path(config["store"])
+        self.lease_seconds: float = config["lease_seconds"]
+        self.max_attempts: int = config["max_attempts"]
 
     def __repr__(self) -> str:
         return f"RunQueue({str(self.path)!r})"
 
-    def _bind_store(self, store: str | os.PathLike[str] | None) -> Path:
-        config = self.path / _CONFIG
+    def _configure(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The queue's settings: read, or written with ``given`` when it is new."""
+        file = self.path / _CONFIG
         if self.path.exists() and not self.path.is_dir():
             raise StateError(f"queue path {self.path} is a file; pass a directory")
         try:
-            recorded = Path(json.loads(config.read_text())["store"])
+            raw = json.loads(file.read_text())
+            config = {
+                "store": str(raw["store"]),
+                "lease_seconds": float(raw["lease_seconds"]),
+                "max_attempts": int(raw["max_attempts"]),
+            }
         except FileNotFoundError:
-            path = resolve_store_path(store)
+            defaults = {
+                "store": str(resolve_store_path(None)),
+                "lease_seconds": DEFAULT_LEASE_SECONDS,
+                "max_attempts": DEFAULT_MAX_ATTEMPTS,
+            }
+            config = {key: default if given[key] is None else given[key]
+                      for key, default in defaults.items()}  # fmt: skip
             for state in STATES:
                 (self.path / state).mkdir(parents=True, exist_ok=True)
-            publish_bytes(config, lambda f: f.write(json.dumps({"store": str(path)}).encode()))
-            return path
+            publish_bytes(file, lambda f: f.write(json.dumps(config).encode()))
+            return config
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StateError(f"{config} is not a queue's configuration ({exc})") from None
-        if store is not None and resolve_store_path(store) != recorded:
-            raise ConfigError(
-                f"queue {self.path} records into the store {recorded}, not "
-                f"{resolve_store_path(store)}; leave the store out or use another queue"
-            )
-        return recorded
+            raise StateError(f"{file} is not a queue's settings ({shorten(str(exc))})") from None
+        for key, value in given.items():
+            if value is not None and value != config[key]:
+                raise ConfigError(
+                    f"queue {self.path} has {key}={config[key]}, not {shorten(value)}; "
+                    "leave it out or use another queue"
+                )
+        return config
 
     # ------------------------------------------------------------------ files
 

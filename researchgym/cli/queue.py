@@ -72,6 +72,12 @@ def submit(
         Path | None,
         typer.Option(help="store of a new queue (default: $RESEARCHGYM_STORE or ./datasets_store)"),
     ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0, help="of a new queue: seconds without a heartbeat before a job is handed on"
+        ),
+    ] = None,
 ) -> None:
     """Queue training jobs: a YAML grid, a sweep, or planner campaigns; workers run them."""
     import gymnasium as gym
@@ -85,7 +91,7 @@ def submit(
         fail(f"give one of --grid FILE, --sampler NAME or --planner NAME (got {len(sources)})")
     if planner is not None and task and len(task) > 1:
         fail("planner campaigns take one --task (or none: the env draws one per campaign)")
-    opened = _open(queue, create=True, store=store)
+    opened = _open(queue, create=True, store=store, lease_seconds=lease)
     try:
         with gym.make(env, store=False, disable_env_checker=True) as made:
             schema = unwrap_research_env(made).schema
@@ -119,10 +125,6 @@ def worker(
         Path | None,
         typer.Option(help="where this machine reaches the queue's store (default: its path)"),
     ] = None,
-    lease: Annotated[
-        float,
-        typer.Option(min=1.0, help="seconds without a heartbeat before a job is handed on"),
-    ] = 60.0,
     max_jobs: Annotated[int | None, typer.Option(min=1, help="stop after this many jobs")] = None,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="keep waiting for jobs once it is empty")
@@ -131,7 +133,7 @@ def worker(
     """Run jobs from a queue until it is drained; start one per core or GPU, on any machine."""
     from researchgym.run_queue import work
 
-    opened = _open(queue, lease_seconds=lease)
+    opened = _open(queue)
     statuses: Counter[str] = Counter()
 
     def report(job: dict[str, Any]) -> None:

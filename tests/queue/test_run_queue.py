@@ -68,7 +68,7 @@ def test_a_killed_workers_job_is_finished_by_another_once(tmp_path):
     grid = {"train.epochs": 8, "model.width": 64}
     (job,) = grid_jobs(ENV, grid, tasks=["synth_cls?seed=1000&rows=1000"])
     queue.submit([job])
-    killed = _worker(queue.path, "--lease", "2")
+    killed = _worker(queue.path)  # takes the queue's lease
     _wait_for(lambda: queue.status().running and "worker" in queue.status().running[0])
     time.sleep(0.5)
     killed.send_signal(signal.SIGKILL)
@@ -181,10 +181,17 @@ def test_grids_larger_than_the_limit_are_refused_before_they_are_expanded():
 
 
 def test_queues_refuse_a_second_store_bad_leases_and_files(tmp_path):
-    RunQueue(tmp_path / "q", store=tmp_path / "a")
-    assert RunQueue(tmp_path / "q").store_path == tmp_path / "a"
-    with pytest.raises(ConfigError, match="records into the store"):
+    RunQueue(tmp_path / "q", store=tmp_path / "a", lease_seconds=5)
+    opened = RunQueue(tmp_path / "q")
+    assert (opened.store_path, opened.lease_seconds) == (tmp_path / "a", 5.0)
+    with pytest.raises(ConfigError, match="has store=.* not .*b'?; leave it out"):
         RunQueue(tmp_path / "q", store=tmp_path / "b")
+    with pytest.raises(ConfigError, match="has lease_seconds=5.0, not 60"):
+        RunQueue(tmp_path / "q", lease_seconds=60)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "queue.json").write_text('{"store": "s"}')
+    with pytest.raises(StateError, match="is not a queue's settings"):
+        RunQueue(tmp_path / "bad")
     with pytest.raises(ConfigError, match="lease_seconds must be > 0"):
         RunQueue(tmp_path / "q", lease_seconds=0)
     (tmp_path / "f").write_text("")
