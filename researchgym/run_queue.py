@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
-from researchgym.errors import ConfigError, StateError, shorten
+from researchgym.errors import MAX_ERROR_CHARS, ConfigError, StateError, shorten
 from researchgym.store import resolve_store_path
 from researchgym.store.files import publish_bytes
 
@@ -295,7 +295,7 @@ class RunQueue:
             try:
                 job = json.loads(raw)
             except ValueError as exc:
-                problem = shorten(str(exc))
+                problem = str(exc)[:MAX_ERROR_CHARS]
             else:
                 if isinstance(job, dict):
                     return job
@@ -532,18 +532,23 @@ def _execute(job: Mapping[str, Any], store_path: Path) -> dict[str, Any]:
     campaign_id = f"{job['id']}.{job['attempt']}"
     started = time.perf_counter()
     try:
-        if job.get("kind") == "step":
+        import gymnasium as gym
+
+        kind = job.get("kind")
+        if kind not in ("step", "campaign"):
+            raise ConfigError(job.get("error") or f"unknown job kind {shorten(kind)}")
+        if job.get("env") not in gym.registry:  # never an id that names a module to import
+            raise ConfigError(f"env {shorten(job.get('env'))} is not a registered env id")
+        if kind == "step":
             from researchgym.sweeps import Job, run_job
 
             step = Job(job["task"], job["metaprogram"], job["seed"], campaign_id)
             status, score = run_job(job["env"], str(store_path), job["agent"], step)
             result = {"status": status, "rows": 1, "best_score": score}
-        elif job.get("kind") == "campaign":
-            result = _run_campaign(job, campaign_id, store_path)
         else:
-            raise ConfigError(job.get("error") or f"unknown job kind {shorten(job.get('kind'))}")
+            result = _run_campaign(job, campaign_id, store_path)
     except Exception as exc:  # noqa: BLE001 - a job's failure is its result, not the worker's
-        result = {"status": "error", "error": shorten(f"{type(exc).__name__}: {exc}")}
+        result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]}
     return {**result, "campaign_id": campaign_id, "seconds": time.perf_counter() - started}
 
 

@@ -118,11 +118,14 @@ def test_a_damaged_job_file_is_done_with_an_error_and_the_others_still_run(tmp_p
     queue.submit(grid_jobs(ENV, {"train.epochs": 1}, tasks=[TASK]))
     (queue.path / "pending" / "0-feed.json").write_text("[1, 2")
     (queue.path / "pending" / "1-beef.json").write_text('["not", "a job"]')
-    assert work(queue) == 3
+    imports = {"kind": "step", "env": "os:Env-v0", "agent": "x", "task": TASK, "seed": 0}
+    (queue.path / "pending" / "2-cafe.json").write_text(json.dumps(imports))
+    assert work(queue) == 4
     results = {job["id"]: job["result"] for job in queue.status().done}
-    assert results["feed"]["status"] == results["beef"]["status"] == "error"
+    assert {results[name]["status"] for name in ("feed", "beef", "cafe")} == {"error"}
     assert "bad job file" in results["feed"]["error"]
     assert "a JSON list, not an object" in results["beef"]["error"]
+    assert "env 'os:Env-v0' is not a registered env id" in results["cafe"]["error"]
     assert len(_rows(queue.store_path)) == 1
 
 
