@@ -263,7 +263,8 @@ class RunQueue:
             publish_bytes(file, lambda f: f.write(json.dumps(config).encode()))
             return config
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StateError(f"{file} is not a queue's settings ({shorten(str(exc))})") from None
+            problem = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+            raise StateError(f"{file} is not a queue's settings ({problem})") from None
         for key, value in given.items():
             if value is not None and value != config[key]:
                 raise ConfigError(

@@ -14,9 +14,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from researchgym.errors import shorten
+
+if TYPE_CHECKING:
+    from researchgym.spaces import Schema
 
 __all__ = ["MAX_JOBS", "Job", "pending_jobs", "plan_grid", "plan_sweep", "run_job", "run_sweep"]
 
@@ -110,7 +113,7 @@ def plan_grid(
     return _jobs(schema, tasks, lambda _: points, seed=seed, repeats=repeats, fixed=fixed)
 
 
-def _tasks_and_schema(env_id: str, tasks: list[str] | None) -> tuple[list[str], Any]:
+def _tasks_and_schema(env_id: str, tasks: list[str] | None) -> tuple[list[str], Schema]:
     """The tasks (default: all of the env's suite) and the env's settings schema."""
     import gymnasium as gym
 
@@ -136,7 +139,7 @@ def _check_size(n_jobs: int) -> None:
 
 
 def _jobs(
-    schema: Any,
+    schema: Schema,
     tasks: list[str],
     points: Callable[[int], Iterable[dict[str, Any]]],
     *,

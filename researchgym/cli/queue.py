@@ -15,9 +15,7 @@ from researchgym.terminal import console, fail, print_table, progress_bar
 
 QueueOption = Annotated[
     Path,
-    typer.Option(
-        "--queue", envvar="RESEARCHGYM_QUEUE", help="queue directory ($RESEARCHGYM_QUEUE)"
-    ),
+    typer.Option("--queue", envvar="RESEARCHGYM_QUEUE", help="queue directory"),
 ]
 _DEFAULT_QUEUE = Path("runs/queue")
 
