@@ -7,23 +7,41 @@ already stored under the sweep's agent name (as often as ``repeats``) are skippe
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Job", "pending_jobs", "plan_sweep", "run_sweep"]
+from researchgym.errors import shorten
+
+if TYPE_CHECKING:
+    from researchgym.spaces import Schema
+
+__all__ = ["MAX_JOBS", "Job", "pending_jobs", "plan_grid", "plan_sweep", "run_job", "run_sweep"]
+
+#: Most jobs one plan may hold (a grid's size is checked before it is expanded).
+MAX_JOBS = 100_000
 
 
 @dataclass(frozen=True)
 class Job:
-    """One training job of a sweep."""
+    """One training job of a sweep.
+
+    Attributes:
+        task: the task trained on.
+        metaprogram: the validated settings.
+        seed: the episode seed.
+        campaign_id: the id its step is recorded under (None: a fresh one).
+    """
 
     task: str
     metaprogram: dict[str, Any]
     seed: int
+    campaign_id: str | None = None
 
 
 def _key(task: str, metaprogram: dict[str, Any]) -> tuple[str, str]:
@@ -45,21 +63,94 @@ def plan_sweep(
     ``tasks`` defaults to every task of the env's suite, held-out ones included; any
     other task of the suite's datasets may be named (``synth_cls?seed=7&rows=2500``).
     """
+    from researchgym.spaces.sampling import sample
+
+    tasks, schema = _tasks_and_schema(env_id, tasks)
+    _check_size(len(tasks) * n * repeats)
+    return _jobs(
+        schema,
+        tasks,
+        lambda t: sample(schema, sampler, n, seed=seed + 1000 * t),
+        seed=seed,
+        repeats=repeats,
+        fixed=fixed,
+    )
+
+
+def plan_grid(
+    env_id: str,
+    grid: Mapping[str, Any],
+    *,
+    seed: int = 0,
+    repeats: int = 1,
+    fixed: dict[str, Any] | None = None,
+    tasks: list[str] | None = None,
+) -> list[Job]:
+    """The jobs of a grid: every combination of the listed values, per task and seed.
+
+    Args:
+        env_id: the env whose settings the grid names.
+        grid: settings by name (nested or dotted, as in a YAML settings file); a list
+            gives the values to try, anything else is one value,
+            e.g. ``{"optim.lr": [0.01, 0.1], "train.epochs": 2}``.
+        seed, repeats, fixed, tasks: as for :func:`plan_sweep`.
+
+    Raises:
+        SettingError: an unknown setting, an empty list, a value out of range, or
+            more than :data:`MAX_JOBS` jobs.
+    """
+    from researchgym.spaces import SettingError
+
+    tasks, schema = _tasks_and_schema(env_id, tasks)
+    flat = schema.flatten(grid)
+    axes = {name: value if isinstance(value, list) else [value] for name, value in flat.items()}
+    for name, values in axes.items():
+        schema[name]  # unknown names fail here, with a suggestion
+        if not values:
+            raise SettingError(f"grid setting {shorten(name)} lists no values; give at least one")
+    _check_size(len(tasks) * repeats * math.prod(len(values) for values in axes.values()))
+    points = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+    return _jobs(schema, tasks, lambda _: points, seed=seed, repeats=repeats, fixed=fixed)
+
+
+def _tasks_and_schema(env_id: str, tasks: list[str] | None) -> tuple[list[str], Schema]:
+    """The tasks (default: all of the env's suite) and the env's settings schema."""
     import gymnasium as gym
 
     from researchgym.envs.research_env import unwrap_research_env
     from researchgym.envs.suites import suite_of
-    from researchgym.spaces.sampling import sample
 
     tasks = list(tasks or suite_of(env_id).all_tasks)
     env = unwrap_research_env(  # checks that every task belongs to the env
         gym.make(env_id, store=False, disable_env_checker=True, tasks=tasks)
     )
-    schema = env.schema
     env.close()
+    return tasks, env.schema
+
+
+def _check_size(n_jobs: int) -> None:
+    from researchgym.spaces import SettingError
+
+    if n_jobs > MAX_JOBS:
+        raise SettingError(
+            f"the plan holds {n_jobs} jobs, more than {MAX_JOBS}; plan fewer values, "
+            "tasks or repeats at once"
+        )
+
+
+def _jobs(
+    schema: Schema,
+    tasks: list[str],
+    points: Callable[[int], Iterable[dict[str, Any]]],
+    *,
+    seed: int,
+    repeats: int,
+    fixed: dict[str, Any] | None,
+) -> list[Job]:
+    """``repeats`` seeded jobs for each of ``points(t)`` on each task ``t``, ``fixed`` pinned."""
     jobs = []
     for t, task in enumerate(tasks):
-        for i, point in enumerate(sample(schema, sampler, n, seed=seed + 1000 * t)):
+        for i, point in enumerate(points(t)):
             metaprogram = schema.validate(point | (fixed or {}))
             for r in range(repeats):
                 jobs.append(
@@ -86,7 +177,7 @@ def pending_jobs(jobs: list[Job], store: Any, env_id: str, agent: str) -> list[J
 _WORKER_ENVS: dict[tuple[str, str, str, str], Any] = {}
 
 
-def _run_job(env_id: str, store_path: str, agent: str, job: Job) -> tuple[str, float | None]:
+def run_job(env_id: str, store_path: str, agent: str, job: Job) -> tuple[str, float | None]:
     """Run one job in this process's cached env (one per task); returns (status, score)."""
     import gymnasium as gym
 
@@ -101,7 +192,10 @@ def _run_job(env_id: str, store_path: str, agent: str, job: Job) -> tuple[str, f
             tasks=[job.task],
         ).unwrapped
     env = _WORKER_ENVS[key]
-    env.reset(seed=job.seed, options={"task": job.task})
+    options = {"task": job.task}
+    if job.campaign_id is not None:
+        options["campaign_id"] = job.campaign_id
+    env.reset(seed=job.seed, options=options)
     _, _, _, _, info = env.step(env.to_action(job.metaprogram))
     return info["status"], info["metrics"].get("score")
 
@@ -126,5 +220,5 @@ def run_sweep(
     from researchgym.engine.pool import run_jobs
 
     yield from run_jobs(
-        _run_job, ((env_id, str(store_path), agent, job) for job in jobs), workers=workers
+        run_job, ((env_id, str(store_path), agent, job) for job in jobs), workers=workers
     )

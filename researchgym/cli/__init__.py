@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from researchgym.cli import datasets, envs, leaderboard, planners, report, store
+from researchgym.cli import datasets, envs, leaderboard, planners, queue, report, store
 
 app = typer.Typer(
     help="ResearchGym: machine-learning research as a Gymnasium environment.",
@@ -38,7 +38,7 @@ def main(
     """ResearchGym: machine-learning research as a Gymnasium environment."""
 
 
-for group in (envs, planners, datasets, store, leaderboard, report):
+for group in (envs, planners, datasets, queue, store, leaderboard, report):
     group.register(app)
 
 __all__ = ["app"]

@@ -103,3 +103,16 @@ def existing_store(store: str | None) -> Store:
     if not path.is_dir():
         fail(f"no store at {path}; pass --store PATH or set ${ENV_VAR} to a store directory")
     return Store(path, auto_compact=None, cache_small_files=False)  # one-shot: read in place
+
+
+def key_settings(metaprogram: dict[str, Any] | None) -> str:
+    """A short summary of a metaprogram for tables: family, optimizer, lr, width, epochs."""
+    if not metaprogram:
+        return "-"
+    parts = [str(metaprogram[k]) for k in ("model.family", "optim.name") if k in metaprogram]
+    if "optim.lr" in metaprogram:
+        parts.append(f"lr={metaprogram['optim.lr']:.2g}")
+    for key, label in (("model.width", "w"), ("arch.width", "w"), ("train.epochs", "ep")):
+        if key in metaprogram:
+            parts.append(f"{label}={metaprogram[key]}")
+    return " ".join(parts)

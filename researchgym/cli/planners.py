@@ -14,6 +14,7 @@ from researchgym.cli.common import (
     EnvArgsOption,
     StoreOption,
     env_options,
+    key_settings,
     make_env,
     parse_key_values,
     unknown_env,
@@ -149,7 +150,7 @@ def rollout(
                 "-" if s.score is None else f"{s.score:.4f}",
                 "-" if s.test_score is None else f"{s.test_score:.4f}",
                 f"{s.seconds:.2f}",
-                _key_settings(_nearest(s) or s.metaprogram),
+                key_settings(_nearest(s) or s.metaprogram),
             )
             + ((_short_error(s.info.get("error")),) if failed else ())
             for s in steps_done
@@ -263,19 +264,6 @@ def _short_error(error: str | None, limit: int = 160) -> str:
     if not error:
         return ""
     return error if len(error) <= limit else f"{error[: limit - 3]}..."
-
-
-def _key_settings(metaprogram: dict[str, Any] | None) -> str:
-    """A short summary of a metaprogram for tables: family, optimizer, lr, width, epochs."""
-    if not metaprogram:
-        return "-"
-    parts = [str(metaprogram[k]) for k in ("model.family", "optim.name") if k in metaprogram]
-    if "optim.lr" in metaprogram:
-        parts.append(f"lr={metaprogram['optim.lr']:.2g}")
-    for key, label in (("model.width", "w"), ("arch.width", "w"), ("train.epochs", "ep")):
-        if key in metaprogram:
-            parts.append(f"{label}={metaprogram[key]}")
-    return " ".join(parts)
 
 
 def train_planner_command(
