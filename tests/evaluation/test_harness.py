@@ -198,18 +198,19 @@ def test_a_multi_fidelity_board_ends_campaigns_by_their_cost_budget_and_resumes(
     tiny_mf_suite, tmp_path
 ):
     store, out = tmp_path / "store", tmp_path / "out"
-    # random search's seed-0 campaign, stopped by its planner after one step
+    # random search's seed-0 campaign, stopped after two steps (before its cost budget)
     stopped = campaign_id(tiny_mf_suite, "random", TINY_TASK, 0, 0)
     env = tiny_mf_suite.make_env(store=store)
     env.reset(seed=0, options={"task": TINY_TASK, "campaign_id": stopped, "agent": "random"})
     base = env.unwrapped
-    env.step(base.to_action(base.schema.validate({"train.epochs": 3})))
+    for _ in range(2):
+        env.step(base.to_action(base.schema.validate({"train.epochs": 1})))
     assert env.step(base.to_action({"verb": "stop"}))[2]  # terminated
     env.close()
 
     board = run_leaderboard(tiny_mf_suite, ["random", "hyperband"], 2, store=store, out_dir=out)
     assert (board.reused, board.ran) == (1, 3)  # the stopped campaign counts as complete
-    assert _campaign_rows(store)[stopped] == 2 and len(_campaign_rows(store)) == 4
+    assert _campaign_rows(store)[stopped] == 3 and len(_campaign_rows(store)) == 4
 
     budget, rows = 2 * 3 * 120, 120
     random_rows = [r for r in _rows(store, "random") if r["campaign_id"] != stopped]
