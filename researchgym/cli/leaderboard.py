@@ -32,8 +32,8 @@ def _list_suites() -> None:
             str(suite.version),
             env,
             "\n".join(suite.test_tasks),
-            str(suite.budget),
-            suite.fidelity,
+            suite.spend,
+            suite.fidelity_text,
             suite.requires or "-",
         )
     console.print(table)

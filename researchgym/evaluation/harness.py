@@ -11,10 +11,16 @@
 
 Every campaign has a deterministic id made from (suite, version, planner, task,
 seed, attempt) and recorded with its steps, so the store says what is done: a
-campaign with all of its ``budget`` steps stored is never run again, and one cut
+campaign that ended (its last stored step terminated it, by its budget of experiments
+or a ``stop``, or truncated it, by its cost budget) is never run again, and one cut
 short (a killed run) is run again under the next attempt's id, its partial steps
 left aside. The board is read back from the store, so a resumed run reports every
 campaign, old and new.
+
+In a multi-fidelity suite (one with a ``fidelity`` range) a planner that asks for
+a forkable env (its ``env_kwargs``) chooses its own fidelity, from the suite's
+``min_epochs`` (given as its ``min_epochs`` option where it takes one) to the env's
+``max_epochs``; every other planner has ``train.epochs`` pinned to ``max_epochs``.
 
 Learned planners (those with a trainer) are trained once per suite on its train
 tasks only, saved under ``out_dir/policies/<planner>`` and reused on the next run.
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import itertools
 import json
 import shlex
@@ -109,6 +116,11 @@ class Leaderboard:
 
 
 # --- campaigns -----------------------------------------------------------------------------
+_STEP_COLUMNS = (
+    "campaign_id", "step", "status", "val_score", "cost_seconds", "terminated", "truncated",
+)  # fmt: skip
+
+
 def _stored_campaigns(store: Path, suite: BenchmarkSuite) -> dict[str, list[dict[str, Any]]]:
     """Stored steps of the suite's env on its test tasks, per campaign id, in step order."""
     from researchgym.store import Store
@@ -121,12 +133,18 @@ def _stored_campaigns(store: Path, suite: BenchmarkSuite) -> dict[str, list[dict
         rows = opened.runs(
             suite.env_id,
             tasks=suite.test_tasks,
-            columns=("campaign_id", "step", "status", "val_score", "cost_seconds"),
+            columns=_STEP_COLUMNS,
         ).to_pylist()
     out: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         out.setdefault(row["campaign_id"], []).append(row)
     return out
+
+
+def _ended(steps: Sequence[dict[str, Any]]) -> bool:
+    """Whether a stored campaign ended: its last step terminated or truncated it."""
+    last = max(steps, key=lambda row: row["step"])
+    return bool(last["terminated"] or last["truncated"])
 
 
 def _plan(
@@ -141,7 +159,7 @@ def _plan(
     for agent, task, seed in itertools.product(agents, suite.test_tasks, seeds):
         attempt = 0
         cid = campaign_id(suite, agent, task, seed, attempt)
-        while 0 < len(stored.get(cid, ())) < suite.budget:  # cut short: run it again
+        while cid in stored and not _ended(stored[cid]):  # cut short: run it again
             attempt += 1
             cid = campaign_id(suite, agent, task, seed, attempt)
         (done if cid in stored else pending).append(CampaignJob(agent, task, seed, cid))
@@ -149,6 +167,29 @@ def _plan(
 
 
 _WORKER_ENVS: dict[tuple[BenchmarkSuite, str, str], Any] = {}
+
+
+def _chooses_fidelity(planner: Any) -> bool:
+    """Whether a planner chooses its own fidelity: it asks for a forkable env."""
+    return bool(getattr(planner, "env_kwargs", {}).get("forkable"))
+
+
+def _fidelity_options(suite: BenchmarkSuite, agent: str) -> dict[str, Any]:
+    """Options of a planner without training: a fidelity planner's ``min_epochs``.
+
+    Raises:
+        ConfigError: a planner that chooses its fidelity on a suite without a fidelity range.
+    """
+    planner = make_planner(agent)
+    if not _chooses_fidelity(planner):
+        return {}
+    if suite.fidelity is None:
+        raise ConfigError(
+            f"planner {agent!r} chooses train.epochs (the fidelity) itself, and suite "
+            f"{suite.name!r} has no fidelity range; run it on a multi-fidelity suite"
+        )
+    takes = inspect.signature(type(planner)).parameters
+    return {"min_epochs": suite.fidelity[0]} if "min_epochs" in takes else {}
 
 
 def _run_job(
@@ -164,7 +205,7 @@ def _run_job(
         _WORKER_ENVS[key],
         planner,
         seed=job.seed,
-        fixed=suite.fixed,
+        fixed=suite.pins(_chooses_fidelity(planner)),
         options={"task": job.task, "campaign_id": job.campaign_id},
     )
     return job
@@ -211,7 +252,7 @@ def _trained_policy(
         **{
             "total_timesteps": training.steps,
             "seed": 0,
-            "fixed": dict(suite.fixed),
+            "fixed": suite.pins(),
             "save_path": str(folder.absolute() / "policy"),
             "store": False,
             "budget": suite.budget,
@@ -330,12 +371,19 @@ def _report(board: Leaderboard, seeds: Sequence[int], command: str) -> Report:
     ties = sum(p.ties for p in pairs) / max(1, sum(p.pairs for p in pairs))
     report = Report(f"Leaderboard: suite {suite.name} v{suite.version}")
     report.paragraph(
-        f"{suite.description}. Planners act on {suite.env_id} for {suite.budget} experiments "
-        f"({suite.fidelity}) on {len(suite.test_tasks)} held-out tasks x {len(seeds)} seeds. "
+        f"{suite.description}. Planners act on {suite.env_id} for {suite.spend} "
+        f"({suite.fidelity_text}) on {len(suite.test_tasks)} held-out tasks x {len(seeds)} seeds. "
         "Regret is normalized between each task's best score and a typical one "
         f"({board.references_from}), clipped to [0, 1]. The best baseline is the best planner "
         "without training; wins/ties/losses and the Wilcoxon p are paired by task and seed."
     )
+    if suite.cost_budget is not None:
+        report.paragraph(
+            "Each campaign ends with the step that spends its cost budget (or earlier, by a "
+            "planner's stop); final regret is the regret then. Its steps differ in cost (a "
+            "continued run pays only its new epochs), so the anytime comparison is the area "
+            "against measured compute seconds, not steps."
+        )
     report.table(*_board_table(board.rows), caption="final normalized regret and anytime areas")
     report.paragraph(f"Tie rate of paired campaigns against the best baseline: {ties:.1%}.")
     report.heading("Tasks: references and seed-to-seed spread of one metaprogram")
@@ -402,7 +450,8 @@ def run_leaderboard(
     done, pending = _plan(suite, agents, seeds, _stored_campaigns(store, suite))
     total = len(done) + len(pending)
     learned = set(planner_names(trainable=True))
-    options = {
+    options = {agent: _fidelity_options(suite, agent) for agent in agents if agent not in learned}
+    options |= {
         agent: _trained_policy(suite, agent, out_dir, notify, total)
         for agent in agents
         if agent in learned and any(job.agent == agent for job in pending)
@@ -452,6 +501,8 @@ def run_leaderboard(
                     "train_tasks": list(suite.train_tasks),
                     "budget": suite.budget,
                     "fixed": dict(suite.fixed),
+                    "fidelity": suite.fidelity,
+                    "cost_budget": suite.cost_budget and dict(suite.cost_budget),
                     "data": None if suite.data is None else str(suite.data),
                 },
                 "agents": agents,

@@ -44,7 +44,8 @@ def plot_task_curves(
 
     Left against steps, right against cumulative compute seconds on the task's
     log-spaced grid (``horizon``, default :func:`seconds_horizon` of ``traces``).
-    Campaigns of one planner must have the same number of steps.
+    A campaign that ended early (by a cost budget or a stop) keeps its final regret
+    to the end of its planner's longest campaign.
     """
     others = sorted({t.task for t in traces} - {reference.task})
     if others:
@@ -59,14 +60,12 @@ def plot_task_curves(
     plt = pyplot()
     fig, (ax_steps, ax_seconds) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for planner, group in by_planner.items():
-        lengths = {len(t.scores) for t in group}
-        if len(lengths) > 1:
-            raise ConfigError(
-                f"campaigns of {planner!r} on {reference.task!r} have {sorted(lengths)} steps; "
-                "plot campaigns of one budget"
-            )
-        steps = np.arange(1, lengths.pop() + 1)
-        curves = [steps_curve(t, reference) for t in group]
+        longest = max(len(t.scores) for t in group)
+        steps = np.arange(1, longest + 1)
+        curves = [
+            np.pad(steps_curve(t, reference), (0, longest - len(t.scores)), mode="edge")
+            for t in group
+        ]
         _median_band(ax_steps, steps, curves, planner, step=False)
         curves = [seconds_curve(t, reference, grid) for t in group]
         _median_band(ax_seconds, grid, curves, planner, step=True)

@@ -12,11 +12,22 @@ and the median of its predictions over a Sobol design and the recorded
 metaprograms. A suite without recorded runs takes its references from the board's
 own campaigns (see :func:`campaign_references`).
 
+A *multi-fidelity* suite declares a fidelity range instead of pinning
+``train.epochs``: ``fidelity=(min_epochs, max_epochs)`` and a compute budget
+(``cost_budget``, e.g. ``{"samples": n}``) that ends each campaign (``budget`` is then
+only an upper bound on its experiments). Its env is forkable up to ``max_epochs``, so
+runs can be continued and forked and every learning-rate schedule spans
+``max_epochs``. Planners that choose their fidelity (Hyperband, ASHA, PBT, ...) train
+from ``min_epochs`` up; every other planner trains each metaprogram at ``max_epochs``.
+
 The suites are declared once in :data:`BENCHMARK_SUITES`:
 
 * ``fast``: Surrogate-v0 of Synthetic-v0, fitted on the recorded runs; seconds per planner;
 * ``cpu``: real training of Synthetic-v0 on the same tasks; minutes per planner;
-* ``gpu``: real training of wide SeqArch-v0 models; needs CUDA.
+* ``gpu``: real training of wide SeqArch-v0 models; needs CUDA;
+* ``multi-fidelity``: real training of Synthetic-v0 on the same tasks with fidelities
+  1 to 9 epochs, each campaign ended by a budget of training samples worth 8 runs of 9
+  epochs; minutes per planner.
 
 Every suite is scored against steps and against compute seconds (predicted seconds
 for a surrogate, measured ones when trained).
@@ -33,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from researchgym.envs.costs import CostBudget
 from researchgym.envs.suites import get_suite
 from researchgym.errors import ConfigError, NotFound, did_you_mean, shorten
 from researchgym.evaluation.stats import CampaignTrace, TaskReference
@@ -57,6 +69,7 @@ SYNTHETIC = "researchgym/Synthetic-v0"
 REPLAY = "researchgym/Replay-v0"
 SURROGATE = "researchgym/Surrogate-v0"
 SEQARCH = "researchgym/SeqArch-v0"
+EPOCHS = "train.epochs"
 
 
 @dataclass(frozen=True)
@@ -103,13 +116,18 @@ class BenchmarkSuite:
         source: the env whose training defines the tasks and the recorded runs.
         test_tasks: tasks campaigns run on and are scored on (held out).
         train_tasks: the only tasks learned planners train on.
-        budget: experiments per campaign.
-        fixed: settings pinned in every step: the fidelity (e.g. ``train.epochs``).
+        budget: experiments per campaign (with ``cost_budget``: at most).
+        fixed: settings pinned in every step, e.g. the fidelity (``train.epochs``) of a
+            suite without a fidelity range.
         env_kwargs: more keyword arguments of ``gym.make(env_id, ...)``.
         requires: ``"cuda"`` for a suite that needs a GPU, else ``None``.
         data: store of recorded runs of ``source`` on the test tasks that defines their
             references (``None``: references from the board's campaigns).
         training: how each learned planner is trained, by planner name.
+        fidelity: ``(min_epochs, max_epochs)`` of a multi-fidelity suite (see the module
+            docstring), else ``None``.
+        cost_budget: compute budget that ends each campaign, as the env's ``cost_budget=``
+            (e.g. ``{"samples": 1e5}``); a multi-fidelity suite needs one.
     """
 
     name: str
@@ -125,6 +143,8 @@ class BenchmarkSuite:
     requires: str | None = None
     data: Path | None = None
     training: Mapping[str, PlannerTraining] = field(default_factory=dict, hash=False)
+    fidelity: tuple[int, int] | None = None
+    cost_budget: Mapping[str, float] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.env_id == REPLAY and self.data is None:
@@ -138,11 +158,56 @@ class BenchmarkSuite:
             )
         if self.requires not in (None, "cuda"):
             raise ConfigError(f"requires={shorten(self.requires)} must be 'cuda' or None")
+        CostBudget.parse(self.cost_budget)
+        if self.fidelity is not None:
+            self._check_fidelity()
+
+    def _check_fidelity(self) -> None:
+        fidelity = self.fidelity
+        if not (
+            isinstance(fidelity, tuple)
+            and len(fidelity) == 2
+            and all(isinstance(e, int) and not isinstance(e, bool) for e in fidelity)
+            and 1 <= fidelity[0] <= fidelity[1]
+        ):
+            raise ConfigError(
+                f"suite {self.name!r} has fidelity={shorten(fidelity)}; give "
+                "(min_epochs, max_epochs), integers with 1 <= min_epochs <= max_epochs"
+            )
+        if EPOCHS in self.fixed:
+            raise ConfigError(
+                f"suite {self.name!r} pins {EPOCHS}={shorten(self.fixed[EPOCHS])} and declares "
+                f"the fidelity range {fidelity}; {EPOCHS} is the fidelity, so leave it unpinned"
+            )
+        if self.cost_budget is None:
+            raise ConfigError(
+                f"suite {self.name!r} has the fidelity range {fidelity} but no cost_budget; "
+                "give the compute each campaign may spend, e.g. {'samples': 1e5}"
+            )
+
+    def pins(self, chooses_fidelity: bool = False) -> dict[str, Any]:
+        """Settings pinned in every step of a planner: :attr:`fixed`, and in a multi-fidelity
+        suite ``train.epochs=max_epochs`` for a planner that does not choose its fidelity."""
+        if self.fidelity is None or chooses_fidelity:
+            return dict(self.fixed)
+        return {**self.fixed, EPOCHS: self.fidelity[1]}
 
     @property
-    def fidelity(self) -> str:
-        """The pinned settings as ``name=value`` text."""
-        return ", ".join(f"{k}={v}" for k, v in self.fixed.items()) or "env defaults"
+    def spend(self) -> str:
+        """What each campaign may spend, as text (``20 experiments``)."""
+        if self.cost_budget is None:
+            return f"{self.budget} experiments"
+        ((unit, amount),) = self.cost_budget.items()
+        return f"{amount:g} {unit} (at most {self.budget} experiments)"
+
+    @property
+    def fidelity_text(self) -> str:
+        """The fidelity range and the pinned settings, as text (``train.epochs=10``)."""
+        parts = [f"{k}={v}" for k, v in self.fixed.items()]
+        if self.fidelity is not None:
+            low, high = self.fidelity
+            parts.insert(0, f"{EPOCHS} {low} to {high}, fixed-fidelity planners at {high}")
+        return ", ".join(parts) or "env defaults"
 
     def unavailable(self) -> str | None:
         """Why this suite cannot run on this machine, or ``None`` when it can."""
@@ -169,6 +234,10 @@ class BenchmarkSuite:
         }
         if self.env_id == REPLAY:
             kwargs["data"] = str(self.data)
+        if self.cost_budget is not None:
+            kwargs["cost_budget"] = dict(self.cost_budget)
+        if self.fidelity is not None:
+            kwargs.update(forkable=True, max_epochs=self.fidelity[1])
         return gym.make(self.env_id, disable_env_checker=True, **kwargs)
 
     def _recorded(self) -> dict[str, dict[str, list[float | None]]]:
@@ -292,6 +361,7 @@ _SYNTHETIC_TRAINING = {
     ),
 }
 _FAST_TASKS = _synthetic((1000,), "&rows=2500")  # 500 validation rows each
+_FAST_TRAIN_ROWS = 1500  # and 1500 training rows
 _EPOCHS = {"train.epochs": 10}
 
 #: The suites by name.
@@ -343,6 +413,19 @@ BENCHMARK_SUITES: dict[str, BenchmarkSuite] = {
                 "max_train_steps": None,
             },
             requires="cuda",
+        ),
+        BenchmarkSuite(
+            "multi-fidelity",
+            1,
+            "Synthetic-v0 trained for real on the fast suite's tasks, runs continued and "
+            "forked; each campaign spends the training samples of 8 runs of 9 epochs",
+            env_id=SYNTHETIC,
+            source=SYNTHETIC,
+            test_tasks=_FAST_TASKS,
+            train_tasks=get_suite("synthetic").tasks,
+            budget=100,
+            fidelity=(1, 9),
+            cost_budget={"samples": 8 * 9 * _FAST_TRAIN_ROWS},
         ),
     )
 }

@@ -1,4 +1,5 @@
-"""A tiny benchmark suite over a recorded store made by a small Sobol sweep."""
+"""Tiny benchmark suites: one over a recorded store made by a small Sobol sweep, one with a
+fidelity range and a cost budget."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from researchgym.evaluation import BenchmarkSuite, PlannerTraining
 
 SYNTHETIC = "researchgym/Synthetic-v0"
 TINY_TASK = "synth_cls?seed=1000&rows=200"
+TINY_TRAIN_ROWS = 120  # of its 200 rows
 
 
 @pytest.fixture(scope="session")
@@ -44,4 +46,22 @@ def tiny_suite(recorded_store):
         training={
             "transformer": PlannerTraining(SYNTHETIC, 2, planner_options={"n_candidates": 2})
         },
+    )
+
+
+@pytest.fixture
+def tiny_mf_suite():
+    """Real training of one small table with fidelities 1 to 3 epochs; each campaign spends
+    the training samples of two runs of 3 epochs (at most 12 experiments)."""
+    return BenchmarkSuite(
+        "tiny-mf",
+        1,
+        "one small table trained for real, runs continued",
+        env_id=SYNTHETIC,
+        source=SYNTHETIC,
+        test_tasks=(TINY_TASK,),
+        train_tasks=("synth_cls?seed=0",),
+        budget=12,
+        fidelity=(1, 3),
+        cost_budget={"samples": 2 * 3 * TINY_TRAIN_ROWS},
     )

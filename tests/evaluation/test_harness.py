@@ -183,3 +183,63 @@ def test_campaigns_run_in_worker_processes(tiny_suite, tmp_path):
         tiny_suite, ["random", "sobol"], 2, store=tmp_path / "s2", out_dir=tmp_path / "o2"
     )
     assert [s.final for s in board.scores] == [s.final for s in serial.scores]
+
+
+# --- multi-fidelity suites -----------------------------------------------------------------
+def _rows(store: Path, agent: str) -> list[dict]:
+    with Store(store) as s:
+        return s.runs(
+            agent=agent,
+            columns=("campaign_id", "step", "verb", "fidelity", "cost_samples", "truncated"),
+        ).to_pylist()
+
+
+def test_a_multi_fidelity_board_ends_campaigns_by_their_cost_budget_and_resumes(
+    tiny_mf_suite, tmp_path
+):
+    store, out = tmp_path / "store", tmp_path / "out"
+    # random search's seed-0 campaign, stopped after two steps (before its cost budget)
+    stopped = campaign_id(tiny_mf_suite, "random", TINY_TASK, 0, 0)
+    env = tiny_mf_suite.make_env(store=store)
+    env.reset(seed=0, options={"task": TINY_TASK, "campaign_id": stopped, "agent": "random"})
+    base = env.unwrapped
+    for _ in range(2):
+        env.step(base.to_action(base.schema.validate({"train.epochs": 1})))
+    assert env.step(base.to_action({"verb": "stop"}))[2]  # terminated
+    env.close()
+
+    board = run_leaderboard(tiny_mf_suite, ["random", "hyperband"], 2, store=store, out_dir=out)
+    assert (board.reused, board.ran) == (1, 3)  # the stopped campaign counts as complete
+    assert _campaign_rows(store)[stopped] == 3 and len(_campaign_rows(store)) == 4
+
+    budget, rows = 2 * 3 * 120, 120
+    random_rows = [r for r in _rows(store, "random") if r["campaign_id"] != stopped]
+    assert {(r["verb"], r["fidelity"]) for r in random_rows} == {("new", 3)}  # the max fidelity
+    assert [r["truncated"] for r in random_rows] == [False, True]  # 2 runs spend the budget
+    hyperband = _rows(store, "hyperband")
+    assert {r["fidelity"] for r in hyperband} == {1, 3}  # its own choice, not pinned
+    continued = [r for r in hyperband if r["verb"] == "continue"]
+    assert continued and all(r["cost_samples"] == 2 * rows for r in continued)  # new epochs only
+    for cid in {r["campaign_id"] for r in hyperband}:
+        steps = sorted((r for r in hyperband if r["campaign_id"] == cid), key=lambda r: r["step"])
+        assert sum(r["cost_samples"] for r in steps[:-1]) < budget
+        assert sum(r["cost_samples"] for r in steps) >= budget and steps[-1]["truncated"]
+        assert len(steps) < tiny_mf_suite.budget  # ended early by the cost budget
+
+    table = (out / "leaderboard.md").read_text()
+    assert "720 samples (at most 12 experiments) (train.epochs 1 to 3" in table
+    assert "ends with the step that spends its cost budget" in table
+    assert json.loads((out / "leaderboard.json").read_text())["suite"]["fidelity"] == [1, 3]
+    assert sorted(r.planner for r in board.rows) == ["hyperband", "random"]
+
+    again = run_leaderboard(tiny_mf_suite, ["random", "hyperband"], 2, store=store, out_dir=out)
+    assert (again.reused, again.ran) == (4, 0)  # truncated campaigns are complete too
+    assert [s.final for s in again.scores] == [s.final for s in board.scores]
+
+
+def test_a_fidelity_planner_needs_a_suite_with_a_fidelity_range(tiny_suite, tmp_path):
+    with pytest.raises(ConfigError, match="'hyperband' chooses train.epochs .* no fidelity range"):
+        run_leaderboard(
+            tiny_suite, ["random", "hyperband"], 1, store=tmp_path / "s", out_dir=tmp_path / "o"
+        )
+    assert not (tmp_path / "s").exists()

@@ -287,3 +287,5 @@ def test_plots_write_png_files(tmp_path, scores):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
     with pytest.raises(ConfigError, match="pass the campaigns of one task"):
         plot_task_curves(TRACES, REFERENCES["t1"], tmp_path / "mixed.png")
+    ended_early = [*t1, CampaignTrace("A", "t1", 2, (0.9,), (2.0,))]  # e.g. by a cost budget
+    assert plot_task_curves(ended_early, REFERENCES["t1"], tmp_path / "early.png").exists()

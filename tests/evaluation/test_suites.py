@@ -27,9 +27,9 @@ from tests.evaluation.conftest import TINY_TASK
 runner = CliRunner(env={"COLUMNS": "250"})
 
 
-def test_the_fast_cpu_and_gpu_suites_are_declared():
-    assert list(BENCHMARK_SUITES) == ["fast", "cpu", "gpu"]
-    fast, cpu, gpu = BENCHMARK_SUITES.values()
+def test_the_fast_cpu_gpu_and_multi_fidelity_suites_are_declared():
+    assert list(BENCHMARK_SUITES) == ["fast", "cpu", "gpu", "multi-fidelity"]
+    fast, cpu, gpu, _ = BENCHMARK_SUITES.values()
     assert fast.env_id == "researchgym/Surrogate-v0"
     assert fast.env_kwargs["model"] == str(SUITE_MODELS / "Synthetic-v0.npz")
     assert cpu.env_id == fast.source == cpu.source == "researchgym/Synthetic-v0"
@@ -49,6 +49,35 @@ def test_the_fast_cpu_and_gpu_suites_are_declared():
         assert not set(suite.test_tasks) & set(suite.train_tasks)
         for task in suite.test_tasks + suite.train_tasks:
             parse_task(task)  # a task of the source's datasets
+
+
+def test_the_multi_fidelity_suite_declares_a_fidelity_range_and_a_compute_budget():
+    suite = benchmark_suite("multi-fidelity")
+    cpu = benchmark_suite("cpu")
+    assert suite.env_id == suite.source == cpu.source and suite.test_tasks == cpu.test_tasks
+    assert suite.fidelity == (1, 9) and "train.epochs" not in suite.fixed
+    # the training samples of 8 runs of 9 epochs on 1500 training rows
+    assert suite.cost_budget == {"samples": 8 * 9 * 1500} and suite.data is None
+    assert suite.pins() == {"train.epochs": 9} and suite.pins(chooses_fidelity=True) == {}
+    assert cpu.pins() == cpu.pins(chooses_fidelity=True) == {"train.epochs": 10}
+    env = suite.make_env().unwrapped
+    assert (
+        env.forkable and env.max_epochs == 9 and env.costs.budget.to_dict() == {"samples": 108000.0}
+    )
+    assert env.budget == suite.budget
+    env.close()
+
+
+def test_a_multi_fidelity_suite_leaves_the_fidelity_unpinned_and_needs_a_cost_budget():
+    suite = benchmark_suite("multi-fidelity")
+    with pytest.raises(ConfigError, match="pins train.epochs=9 and declares the fidelity range"):
+        dataclasses.replace(suite, fixed={"train.epochs": 9})
+    with pytest.raises(ConfigError, match=r"fidelity range \(1, 9\) but no cost_budget"):
+        dataclasses.replace(suite, cost_budget=None)
+    with pytest.raises(ConfigError, match=r"fidelity=\(9, 1\); give \(min_epochs, max_epochs\)"):
+        dataclasses.replace(suite, fidelity=(9, 1))
+    with pytest.raises(ConfigError, match="cost_budget unit 'secs' is not one of"):
+        dataclasses.replace(suite, cost_budget={"secs": 60})
 
 
 def test_an_unknown_suite_name_gets_a_suggestion():
@@ -138,9 +167,12 @@ def test_leaderboard_list_shows_every_suite():
         ("fast", "Surrogate-v0"),
         ("cpu", "Synthetic-v0"),
         ("gpu", "SeqArch-v0"),
+        ("multi-fidelity", "Synthetic-v0"),
     ]:
         assert name in result.output and env in result.output
     assert "train.epochs=10" in result.output and "cuda" in result.output
+    assert "108000 samples (at most 100 experiments)" in result.output
+    assert "train.epochs 1 to 9, fixed-fidelity planners at 9" in result.output
 
 
 def test_the_gpu_suite_is_skipped_without_cuda(tmp_path, monkeypatch):
