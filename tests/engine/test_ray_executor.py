@@ -148,3 +148,38 @@ def test_a_job_with_unknown_keys_is_refused(digits_schema):
     job = {"metaprogram": cheap(digits_schema), "task": TaskRef("digits"), "sed": 0}
     with pytest.raises(ConfigError, match=r"misses \['seed'\] or has unknown keys \['sed'\]"):
         RayExecutor().run_many([job])
+
+
+def test_generate_on_ray_stores_what_processes_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from researchgym.cli import app
+    from researchgym.sweeps import plan_sweep, run_sweep
+
+    words = ["generate", "--env", "researchgym/Tabular-v0", "--task", "iris", "--n", "3"]
+    words += ["--set", "train.epochs=1", "--set", "model.family=linear"]
+    result = CliRunner().invoke(
+        app, [*words, "--executor", "ray", "--workers", "2", "--store", str(tmp_path / "ray")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 to run on 2 Ray step(s) at once" in " ".join(result.output.split())
+    jobs = plan_sweep(
+        "researchgym/Tabular-v0",
+        sampler="sobol",
+        n=3,
+        fixed={"train.epochs": 1, "model.family": "linear"},
+        tasks=["iris"],
+    )
+    local = list(
+        run_sweep(
+            "researchgym/Tabular-v0", jobs, store_path=tmp_path / "local", agent="sweep-sobol"
+        )
+    )
+    assert [status for status, _ in local] == ["ok"] * 3
+
+    def stored(store):
+        with Store(store) as opened:
+            rows = opened.runs(columns=("metaprogram", "seed", "status", "val_score")).to_pylist()
+        return sorted(rows, key=lambda r: (r["metaprogram"], r["seed"]))
+
+    assert stored(tmp_path / "ray") == stored(tmp_path / "local")  # bitwise, once each
