@@ -64,6 +64,7 @@ def cheap(schema, **settings):
     return schema.validate({"model.family": "mlp", "train.epochs": 2, **settings})
 
 
+@pytest.mark.slow
 def test_ray_jobs_equal_in_process_training(digits_schema):
     jobs = [
         {"metaprogram": cheap(digits_schema), "task": TaskRef("digits"), "seed": seed}
@@ -102,6 +103,7 @@ def test_a_killed_worker_is_retried_and_its_step_recorded_once(tmp_path):
     assert rows == [{"status": "ok", "error": None}]
 
 
+@pytest.mark.slow
 def test_past_its_retries_a_killed_job_is_recorded_once_as_an_error(tmp_path):
     attempts = tmp_path / "attempts"
     attempts.mkdir()
@@ -114,6 +116,7 @@ def test_past_its_retries_a_killed_job_is_recorded_once_as_an_error(tmp_path):
     assert "WorkerCrashedError" in rows[0]["error"]
 
 
+@pytest.mark.slow
 def test_a_failing_job_is_not_retried(tmp_path, digits_schema):
     executor = RayExecutor(device="cpu", max_retries=3, hooks=[Fails(tmp_path)])
     result = executor.run(cheap(digits_schema), task=TaskRef("digits"), seed=0)
@@ -150,6 +153,7 @@ def test_a_job_with_unknown_keys_is_refused(digits_schema):
         RayExecutor().run_many([job])
 
 
+@pytest.mark.slow
 def test_generate_on_ray_stores_what_processes_store(tmp_path):
     from typer.testing import CliRunner
 
@@ -183,3 +187,32 @@ def test_generate_on_ray_stores_what_processes_store(tmp_path):
         return sorted(rows, key=lambda r: (r["metaprogram"], r["seed"]))
 
     assert stored(tmp_path / "ray") == stored(tmp_path / "local")  # bitwise, once each
+
+
+@pytest.mark.slow
+def test_a_leaderboard_trains_its_steps_on_ray_and_records_each_once(tmp_path):
+    from researchgym.evaluation import BenchmarkSuite, run_leaderboard
+
+    task = "synth_cls?seed=1000&rows=200"
+    suite = BenchmarkSuite(
+        "ray-tiny", 1, "one small table trained on Ray", env_id="researchgym/Synthetic-v0",
+        source="researchgym/Synthetic-v0", test_tasks=(task,), train_tasks=(),
+        budget=2, fixed={"train.epochs": 1},
+    )  # fmt: skip
+    with RayExecutor(device="cpu") as executor:
+        board = run_leaderboard(
+            suite, ["random"], 2, workers=2, executor=executor,
+            store=tmp_path / "store", out_dir=tmp_path / "out",
+        )  # fmt: skip
+    assert board.ran == 2 and len(board.traces) == 2
+    with Store(tmp_path / "store") as opened:
+        rows = opened.sql("SELECT campaign_id, step, status FROM steps").to_pylist()
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
+    assert len({(r["campaign_id"], r["step"]) for r in rows}) == 4  # no step stored twice
+
+
+def test_a_suite_that_replays_recorded_runs_takes_no_executor():
+    from researchgym.evaluation import benchmark_suite
+
+    with pytest.raises(ConfigError, match="trains nothing, so it takes no executor"):
+        benchmark_suite("fast").make_env(executor=RayExecutor())
