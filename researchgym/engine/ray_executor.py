@@ -15,6 +15,7 @@ records each step once however often its job ran.
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,7 +72,9 @@ class RayExecutor(Executor):
 
     Ray is started on first use: connected to ``address`` when given, else to the
     Ray this process already initialized, else a local Ray with ``num_cpus`` CPUs
-    is started (and shut down by :meth:`close`). On a cluster, every node needs
+    is started (and shut down by :meth:`close`) whose workers train at this
+    process's priority (Ray's default lowers it, which on a busy machine slows every
+    job behind the machine's other processes). On a cluster, every node needs
     researchgym installed, and the paths a job reads or writes (file datasets,
     checkpoints of forkable envs) must be reachable from every node.
 
@@ -84,7 +87,8 @@ class RayExecutor(Executor):
             or ``None`` for a local Ray.
         num_cpus: CPUs of the local Ray this executor starts (default: all of this
             machine's); not with ``address``.
-        cpus_per_job: CPUs each job declares (and the torch threads it gets).
+        cpus_per_job: CPUs each job declares (Ray sets its OMP_NUM_THREADS to match,
+            unless the environment sets it).
         gpus_per_job: GPUs each job declares; a fraction shares a GPU between jobs.
             With 0, the worker sees no GPU and ``device="auto"`` trains on the CPU.
         max_retries: how often a job whose worker died is run again before it gets
@@ -148,7 +152,13 @@ class RayExecutor(Executor):
         with self._lock:
             ray = _ray()
             if not ray.is_initialized():
-                ray.init(address=self.address, num_cpus=self.num_cpus, include_dashboard=False)
+                options: dict[str, Any]
+                if self.address is None and not os.environ.get("RAY_ADDRESS"):
+                    # Ray nices its workers to 15; training is this Ray's main work
+                    options = {"num_cpus": self.num_cpus, "_system_config": {"worker_niceness": 0}}
+                else:
+                    options = {"address": self.address}
+                ray.init(**options, include_dashboard=False)
                 self._started_ray = True
             if self._task is None:
                 self._task = ray.remote(_train_job).options(
