@@ -3,6 +3,8 @@
 Each job is one campaign of one experiment run through the env, so rows are the
 same as any agent's. Sweeps are resumable: jobs whose (task, metaprogram) is
 already stored under the sweep's agent name (as often as ``repeats``) are skipped.
+Given an executor (a :class:`~researchgym.engine.RayExecutor`), the jobs train
+through it, many at once, and this process records their rows.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -174,24 +177,28 @@ def pending_jobs(jobs: list[Job], store: Any, env_id: str, agent: str) -> list[J
     return pending
 
 
-_WORKER_ENVS: dict[tuple[str, str, str, str], Any] = {}
+_WORKER = threading.local()  # each worker thread's (or process's) envs, one per task
 
 
-def run_job(env_id: str, store_path: str, agent: str, job: Job) -> tuple[str, float | None]:
-    """Run one job in this process's cached env (one per task); returns (status, score)."""
+def run_job(
+    env_id: str, store_path: str, agent: str, job: Job, executor: Any = None
+) -> tuple[str, float | None]:
+    """Run one job in this thread's cached env (one per task); returns (status, score)."""
     import gymnasium as gym
 
-    key = (env_id, store_path, agent, job.task)
-    if key not in _WORKER_ENVS:
-        _WORKER_ENVS[key] = gym.make(
+    envs = _WORKER.__dict__.setdefault("envs", {})
+    key = (env_id, store_path, agent, job.task, executor)
+    if key not in envs:
+        envs[key] = gym.make(
             env_id,
             store=store_path,
             budget=1,
             agent=agent,
             disable_env_checker=True,
             tasks=[job.task],
+            **({} if executor is None else {"executor": executor}),
         ).unwrapped
-    env = _WORKER_ENVS[key]
+    env = envs[key]
     options = {"task": job.task}
     if job.campaign_id is not None:
         options["campaign_id"] = job.campaign_id
@@ -207,6 +214,7 @@ def run_sweep(
     store_path: str | Path,
     agent: str,
     workers: int = 1,
+    executor: Any = None,
 ) -> Iterator[tuple[str, float | None]]:
     """Run jobs (see :func:`pending_jobs` to resume); yields (status, score) as each finishes.
 
@@ -215,10 +223,16 @@ def run_sweep(
         jobs: from :func:`plan_sweep`.
         store_path: the store that records them.
         agent: name recorded with every row (and used to resume).
-        workers: parallel processes (see :func:`researchgym.engine.pool.run_jobs`).
+        workers: parallel processes (see :func:`researchgym.engine.pool.run_jobs`), or
+            with ``executor``, jobs in flight at once (threads of this process).
+        executor: trains every job instead of the env's own executor, e.g. a
+            :class:`~researchgym.engine.RayExecutor` whose workers train the jobs.
     """
     from researchgym.engine.pool import run_jobs
 
     yield from run_jobs(
-        run_job, ((env_id, str(store_path), agent, job) for job in jobs), workers=workers
+        run_job,
+        ((env_id, str(store_path), agent, job, executor) for job in jobs),
+        workers=workers,
+        threads=executor is not None,
     )

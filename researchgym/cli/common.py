@@ -26,6 +26,49 @@ EnvArgsOption = Annotated[
     ),
 ]
 
+ExecutorOption = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="what trains the steps: 'processes' (--workers processes of this machine) or 'ray' "
+        "(each step a Ray task; --workers steps in flight at once)",
+    ),
+]
+
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster that trains the steps, e.g. auto or ray://HEAD:10001 (implies "
+        "--executor ray; default: a local Ray with this machine's CPUs)",
+        show_default=False,
+    ),
+]
+
+GpusPerStepOption = Annotated[
+    float,
+    typer.Option(
+        "--gpus-per-step", min=0, help="GPUs each Ray step declares (a fraction shares a GPU)"
+    ),
+]
+
+
+def step_executor(executor: str, ray_address: str | None, gpus_per_step: float) -> Any:
+    """What trains a command's steps: ``None`` for processes here, else a ``RayExecutor``."""
+    if executor not in ("processes", "ray"):
+        fail(f"--executor {executor!r} is not one of 'processes', 'ray'")
+    if executor == "processes" and ray_address is None:
+        if gpus_per_step:
+            fail("--gpus-per-step sizes Ray steps; add --executor ray")
+        return None
+    from researchgym.engine import RayExecutor
+    from researchgym.errors import ConfigError, DependencyNotInstalled
+
+    try:
+        return RayExecutor(address=ray_address, gpus_per_job=gpus_per_step)
+    except (ConfigError, DependencyNotInstalled) as exc:
+        fail(str(exc))
+
 
 def parse_key_values(items: list[str] | None, flag: str) -> dict[str, Any]:
     """``key=value`` options given with ``flag``; values read as YAML (numbers, booleans, lists)."""

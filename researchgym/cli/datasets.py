@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from researchgym.cli.common import (
+    ExecutorOption,
+    GpusPerStepOption,
+    RayAddressOption,
+    step_executor,
+)
 from researchgym.spaces import SettingError
 from researchgym.terminal import console, fail, print_table, progress_bar
 
@@ -21,7 +28,9 @@ def generate(
     sampler: Annotated[str, typer.Option(help="random, sobol or grid")] = "sobol",
     n: Annotated[int, typer.Option("--n", min=1, help="design points per task")] = 100,
     repeats: Annotated[int, typer.Option(min=1, help="seeds per design point")] = 1,
-    workers: Annotated[int, typer.Option(min=1, help="parallel worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="parallel worker processes (Ray: steps in flight)")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="seed of the design")] = 0,
     fixed: Annotated[
         list[str] | None, typer.Option("--set", help="pin a setting, e.g. --set train.epochs=5")
@@ -33,6 +42,9 @@ def generate(
         Path | None,
         typer.Option(help="store to fill (default: $RESEARCHGYM_STORE or ./datasets_store)"),
     ] = None,
+    executor_name: ExecutorOption = "processes",
+    ray_address: RayAddressOption = None,
+    gpus_per_step: GpusPerStepOption = 0.0,
 ) -> None:
     """Run a sweep of real training jobs into a store (rerunning skips what is stored)."""
     import gymnasium as gym
@@ -44,6 +56,7 @@ def generate(
 
     store_path = resolve_store_path(store)
     agent = f"sweep-{sampler}"
+    executor = step_executor(executor_name, ray_address, gpus_per_step)
     try:
         suite_of(env)  # an env that trains on tasks of its own, with a clear error otherwise
         with gym.make(env, store=False, disable_env_checker=True) as made:
@@ -58,14 +71,14 @@ def generate(
         pending = pending_jobs(jobs, opened, env, agent)
     console.print(
         f"{len(jobs)} jobs planned, {len(jobs) - len(pending)} already stored in {store_path}, "
-        f"{len(pending)} to run on {workers} worker(s)"
+        f"{len(pending)} to run on {workers} {'Ray step(s) at once' if executor else 'worker(s)'}"
     )
     statuses: dict[str, int] = {}
     started = time.perf_counter()
-    with progress_bar() as progress:
+    with executor or contextlib.nullcontext(), progress_bar() as progress:
         bar = progress.add_task(f"sweep {env}", total=len(pending), status="0 failed")
         for status, _ in run_sweep(
-            env, pending, store_path=store_path, agent=agent, workers=workers
+            env, pending, store_path=store_path, agent=agent, workers=workers, executor=executor
         ):
             statuses[status] = statuses.get(status, 0) + 1
             failures = sum(v for k, v in statuses.items() if k != "ok")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from researchgym.cli.common import (
+    ExecutorOption,
+    GpusPerStepOption,
+    RayAddressOption,
+    step_executor,
+)
 from researchgym.errors import ResearchGymError
 from researchgym.terminal import console, fail, progress_bar
 
@@ -47,7 +54,9 @@ def leaderboard_command(
         str, typer.Option(help="planners on the board, comma-separated")
     ] = "random,sobol,tpe",
     seeds: Annotated[int, typer.Option(min=1, help="campaigns per planner and task")] = 10,
-    workers: Annotated[int, typer.Option(min=1, help="processes running campaigns")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="processes running campaigns (Ray: campaigns in flight)")
+    ] = 1,
     store: Annotated[
         Path | None,
         typer.Option(
@@ -62,6 +71,9 @@ def leaderboard_command(
         typer.Option(help="recorded runs defining the tasks' references (default: the suite's)"),
     ] = None,
     list_suites: Annotated[bool, typer.Option("--list", help="list the suites and exit")] = False,
+    executor_name: ExecutorOption = "processes",
+    ray_address: RayAddressOption = None,
+    gpus_per_step: GpusPerStepOption = 0.0,
 ) -> None:
     """Run planners x held-out tasks x seeds of a suite (resumable) and write its leaderboard."""
     if list_suites:
@@ -77,6 +89,10 @@ def leaderboard_command(
     words = ["researchgym", "leaderboard", "--suite", suite_name, "--agents", ",".join(names)]
     words += ["--seeds", str(seeds), "--workers", str(workers), "--store", str(store)]
     words += ["--out", str(out), *(["--data", str(data)] if data is not None else [])]
+    executor = step_executor(executor_name, ray_address, gpus_per_step)
+    if executor is not None:
+        words += ["--executor", "ray", "--gpus-per-step", f"{gpus_per_step:g}"]
+        words += ["--ray-address", ray_address] if ray_address else []
     try:
         suite = benchmark_suite(suite_name)
     except ResearchGymError as exc:
@@ -85,7 +101,7 @@ def leaderboard_command(
         console.print(f"[bold yellow]skipped:[/] {suite.unavailable()}")
         return
     try:
-        with progress_bar() as bar:
+        with executor or contextlib.nullcontext(), progress_bar() as bar:
             task = bar.add_task(f"{suite.name} board", total=None, status="")
 
             def progress(done: int, total: int, status: str) -> None:
@@ -101,6 +117,7 @@ def leaderboard_command(
                 data=data,
                 progress=progress,
                 command=shlex.join(words),
+                executor=executor,
             )
     except ResearchGymError as exc:
         fail(str(exc))

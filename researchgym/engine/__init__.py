@@ -31,8 +31,16 @@ if TYPE_CHECKING:
         TrainingState,
         TrainingTimeout,
     )
-    from researchgym.engine.jobs import START_MODES, Executor, Result, Start
+    from researchgym.engine.jobs import (
+        EXECUTORS,
+        START_MODES,
+        Executor,
+        Result,
+        Start,
+        make_executor,
+    )
     from researchgym.engine.models import build_model, count_parameters
+    from researchgym.engine.ray_executor import RayExecutor
     from researchgym.engine.settings import ARCH, data_settings, model_settings, pipeline_settings
     from researchgym.engine.tasks import TaskError, TaskRef
     from researchgym.engine.training import TrainCheck, check_trainable, resolve_device, train
@@ -66,6 +74,9 @@ _LAZY = {
     "Executor": "researchgym.engine.jobs",
     "Result": "researchgym.engine.jobs",
     "START_MODES": "researchgym.engine.jobs",
+    "EXECUTORS": "researchgym.engine.jobs",
+    "make_executor": "researchgym.engine.jobs",
+    "RayExecutor": "researchgym.engine.ray_executor",
     "Start": "researchgym.engine.jobs",
     "build_model": "researchgym.engine.models",
     "count_parameters": "researchgym.engine.models",
@@ -86,6 +97,7 @@ _LAZY = {
 __all__ = [
     "ARCH",
     "DATASETS",
+    "EXECUTORS",
     "START_MODES",
     "BudgetError",
     "CheckpointMissing",
@@ -97,6 +109,7 @@ __all__ = [
     "Hook",
     "InProcessExecutor",
     "LambdaHook",
+    "RayExecutor",
     "Result",
     "Start",
     "SubprocessExecutor",
@@ -118,6 +131,7 @@ __all__ = [
     "estimate_unit_tree",
     "failure_result",
     "load_task_data",
+    "make_executor",
     "model_settings",
     "parse_task",
     "pipeline_settings",

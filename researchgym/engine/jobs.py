@@ -7,14 +7,15 @@ surrogate) define executors without importing it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Self
 
 from researchgym.engine.tasks import TaskRef
-from researchgym.errors import ConfigError, shorten
+from researchgym.errors import ConfigError, did_you_mean, shorten
 
-__all__ = ["START_MODES", "Executor", "Result", "Start"]
+__all__ = ["EXECUTORS", "START_MODES", "Executor", "Result", "Start", "make_executor"]
 
 #: How a job can start from a checkpoint (see :class:`Start`).
 START_MODES = ("continue", "fork")
@@ -121,3 +122,23 @@ class Executor:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+#: Executors by name (an env's ``executor="ray"``): name -> ``"module:class"``.
+EXECUTORS = {
+    "inprocess": "researchgym.engine.executors:InProcessExecutor",
+    "subprocess": "researchgym.engine.executors:SubprocessExecutor",
+    "ray": "researchgym.engine.ray_executor:RayExecutor",
+}
+
+
+def make_executor(name: str, **options: Any) -> Executor:
+    """The executor called ``name`` (one of :data:`EXECUTORS`), made with ``options``
+    (each takes ``device`` and ``timeout``)."""
+    if name not in EXECUTORS:
+        raise ConfigError(
+            f"executor={shorten(name)} is not one of {sorted(EXECUTORS)}; "
+            f"{did_you_mean(name, EXECUTORS)}or pass an Executor instance"
+        )
+    module, cls = EXECUTORS[name].split(":")
+    return getattr(importlib.import_module(module), cls)(**options)

@@ -116,9 +116,13 @@ class ResearchEnv(gym.Env):
         store: where steps are recorded: a path, ``None`` for the default location
             (``RESEARCHGYM_STORE`` or ``datasets_store/``, named once per process and
             directory on the ``researchgym`` logger), or ``False`` for nowhere.
-        executor: runs training jobs; defaults to an in-process executor.
-        device: training device for the default executor (``"auto"`` picks CUDA when present).
-        timeout: wall-clock seconds per training job for the default executor.
+        executor: runs training jobs: an ``Executor``, or the name of one made with
+            ``device`` and ``timeout`` (``"inprocess"``, the default; ``"subprocess"``;
+            ``"ray"``, each job a Ray task on a local Ray: see
+            ``researchgym.engine.RayExecutor``).
+        device: training device for an executor given by name (``"auto"`` picks CUDA when
+            present).
+        timeout: wall-clock seconds per training job for an executor given by name.
         history: past steps shown in observations.
         failure_reward: reward of a failed step (any status but ``"ok"``); the default
             lies below :data:`MIN_OK_REWARD`, the lowest reward of a finished step.
@@ -298,10 +302,10 @@ class ResearchEnv(gym.Env):
                 curve_length=curve_length,
             )
 
-        if executor is None:
-            from researchgym.engine import InProcessExecutor
+        if executor is None or isinstance(executor, str):
+            from researchgym.engine import make_executor
 
-            executor = InProcessExecutor(device=device, timeout=timeout)
+            executor = make_executor(executor or "inprocess", device=device, timeout=timeout)
         self.executor = executor
         self.recorder = StepRecorder(
             store,

@@ -41,6 +41,7 @@ import itertools
 import json
 import shlex
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,7 +167,7 @@ def _plan(
     return done, pending
 
 
-_WORKER_ENVS: dict[tuple[BenchmarkSuite, str, str], Any] = {}
+_WORKER = threading.local()  # each worker thread's (or process's) envs, one per interface
 
 
 def _chooses_fidelity(planner: Any) -> bool:
@@ -193,16 +194,21 @@ def _fidelity_options(suite: BenchmarkSuite, agent: str) -> dict[str, Any]:
 
 
 def _run_job(
-    suite: BenchmarkSuite, store: str, job: CampaignJob, planner_options: dict[str, Any]
+    suite: BenchmarkSuite,
+    store: str,
+    job: CampaignJob,
+    planner_options: dict[str, Any],
+    executor: Any = None,
 ) -> CampaignJob:
-    """Run one campaign in this process's cached env of the suite (one per interface)."""
+    """Run one campaign in this thread's cached env of the suite (one per interface)."""
     planner = make_planner(job.agent, **planner_options)
     interface = getattr(planner, "interface", None) or "dict"
-    key = (suite, store, interface)
-    if key not in _WORKER_ENVS:
-        _WORKER_ENVS[key] = suite.make_env(store=store, interface=interface)
+    envs = _WORKER.__dict__.setdefault("envs", {})
+    key = (suite, store, interface, executor)
+    if key not in envs:
+        envs[key] = suite.make_env(store=store, interface=interface, executor=executor)
     run_campaign(
-        _WORKER_ENVS[key],
+        envs[key],
         planner,
         seed=job.seed,
         fixed=suite.pins(_chooses_fidelity(planner)),
@@ -217,14 +223,17 @@ def _run_jobs(
     jobs: list[CampaignJob],
     options: dict[str, dict[str, Any]],
     workers: int,
+    executor: Any,
 ) -> Iterator[CampaignJob]:
-    """Run campaigns (in a spawn process pool for ``workers > 1``), yielding each as it ends."""
+    """Run campaigns (for ``workers > 1``, in a spawn process pool, or in threads when an
+    executor trains the steps elsewhere), yielding each as it ends."""
     from researchgym.engine.pool import run_jobs
 
     yield from run_jobs(
         _run_job,
-        ((suite, str(store), job, options.get(job.agent, {})) for job in jobs),
+        ((suite, str(store), job, options.get(job.agent, {}), executor) for job in jobs),
         workers=workers,
+        threads=executor is not None,
     )
 
 
@@ -408,6 +417,7 @@ def run_leaderboard(
     data: str | Path | None = None,
     progress: Progress | None = None,
     command: str | None = None,
+    executor: Any = None,
 ) -> Leaderboard:
     """Run (or resume) a suite's board and write its outputs to ``out_dir``.
 
@@ -415,13 +425,17 @@ def run_leaderboard(
         suite: the suite (see :func:`~researchgym.evaluation.benchmark_suite`).
         agents: registered planner names.
         seeds: campaign seeds per (planner, task): a count (``0..N-1``) or the seeds.
-        workers: processes running campaigns (each with ``cores // workers`` torch threads).
+        workers: processes running campaigns (each with ``cores // workers`` torch threads),
+            or with ``executor``, campaigns in flight at once (threads of this process).
         store: the store campaigns are recorded in and read back from.
         out_dir: where the outputs and the learned planners' policies go.
         data: recorded runs defining the references, instead of the suite's.
         progress: called as ``progress(done, total, status)`` as campaigns finish;
             an exception it raises stops the board (what finished stays stored).
         command: the command line recorded with the results (default: ``sys.argv``).
+        executor: trains every step instead of the suite env's own executor, e.g. a
+            :class:`~researchgym.engine.RayExecutor` whose workers train the steps while
+            this process runs the planners and records the rows.
 
     Returns:
         The board; ``skipped`` says why nothing ran when the suite cannot run here.
@@ -457,7 +471,7 @@ def run_leaderboard(
         if agent in learned and any(job.agent == agent for job in pending)
     }
     notify(len(done), total, f"{len(done)} campaigns already stored")
-    for finished, job in enumerate(_run_jobs(suite, store, pending, options, workers), 1):
+    for finished, job in enumerate(_run_jobs(suite, store, pending, options, workers, executor), 1):
         notify(len(done) + finished, total, f"{job.agent} on {job.task} seed {job.seed}")
 
     jobs = [*done, *pending]

@@ -221,9 +221,16 @@ class BenchmarkSuite:
                 )
         return None
 
-    def make_env(self, *, store: Any = False, interface: str = "dict") -> Any:
-        """The env campaigns run in: ``env_id`` over the test tasks, recording to ``store``."""
+    def make_env(self, *, store: Any = False, interface: str = "dict", executor: Any = None) -> Any:
+        """The env campaigns run in: ``env_id`` over the test tasks, recording to ``store``,
+        training with ``executor`` (default: the env's own)."""
         import gymnasium as gym
+
+        if executor is not None and self.env_id in (REPLAY, SURROGATE):
+            raise ConfigError(
+                f"suite {self.name!r} answers its steps from recorded runs ({self.env_id}) and "
+                "trains nothing, so it takes no executor; run it without one"
+            )
 
         kwargs = {
             **self.env_kwargs,
@@ -238,6 +245,8 @@ class BenchmarkSuite:
             kwargs["cost_budget"] = dict(self.cost_budget)
         if self.fidelity is not None:
             kwargs.update(forkable=True, max_epochs=self.fidelity[1])
+        if executor is not None:
+            kwargs["executor"] = executor
         return gym.make(self.env_id, disable_env_checker=True, **kwargs)
 
     def _recorded(self) -> dict[str, dict[str, list[float | None]]]:
