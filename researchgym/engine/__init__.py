@@ -31,8 +31,13 @@ if TYPE_CHECKING:
         TrainingState,
         TrainingTimeout,
     )
-    from researchgym.engine.jobs import START_MODES, Executor, Result, Start
+    from researchgym.engine.jobs import START_MODES, Executor, Job, Result, Start
     from researchgym.engine.models import build_model, count_parameters
+    from researchgym.engine.population import (
+        population_groups,
+        population_key,
+        train_population,
+    )
     from researchgym.engine.settings import ARCH, data_settings, model_settings, pipeline_settings
     from researchgym.engine.tasks import TaskError, TaskRef
     from researchgym.engine.training import TrainCheck, check_trainable, resolve_device, train
@@ -64,11 +69,15 @@ _LAZY = {
     "TrainingState": "researchgym.engine.hooks",
     "TrainingTimeout": "researchgym.engine.hooks",
     "Executor": "researchgym.engine.jobs",
+    "Job": "researchgym.engine.jobs",
     "Result": "researchgym.engine.jobs",
     "START_MODES": "researchgym.engine.jobs",
     "Start": "researchgym.engine.jobs",
     "build_model": "researchgym.engine.models",
     "count_parameters": "researchgym.engine.models",
+    "population_groups": "researchgym.engine.population",
+    "population_key": "researchgym.engine.population",
+    "train_population": "researchgym.engine.population",
     "ARCH": "researchgym.engine.settings",
     "data_settings": "researchgym.engine.settings",
     "model_settings": "researchgym.engine.settings",
@@ -96,6 +105,7 @@ __all__ = [
     "Executor",
     "Hook",
     "InProcessExecutor",
+    "Job",
     "LambdaHook",
     "Result",
     "Start",
@@ -121,10 +131,13 @@ __all__ = [
     "model_settings",
     "parse_task",
     "pipeline_settings",
+    "population_groups",
+    "population_key",
     "resolve_device",
     "shipped_task_info",
     "task_name",
     "train",
+    "train_population",
 ]
 
 

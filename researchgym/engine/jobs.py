@@ -7,14 +7,14 @@ surrogate) define executors without importing it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Self
 
 from researchgym.engine.tasks import TaskRef
 from researchgym.errors import ConfigError, shorten
 
-__all__ = ["START_MODES", "Executor", "Result", "Start"]
+__all__ = ["START_MODES", "Executor", "Job", "Result", "Start"]
 
 #: How a job can start from a checkpoint (see :class:`Start`).
 START_MODES = ("continue", "fork")
@@ -86,6 +86,18 @@ class Result:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One training job: the arguments of :meth:`Executor.run`."""
+
+    metaprogram: Mapping[str, Any]
+    task: TaskRef
+    seed: int
+    start: Start | None = None
+    save_to: str | None = None
+    schedule_epochs: int | None = None
+
+
 class Executor:
     """Runs training jobs. Subclasses implement :meth:`run`."""
 
@@ -112,6 +124,24 @@ class Executor:
                 ``train.epochs``); a continued run keeps its checkpoint's.
         """
         raise NotImplementedError
+
+    def run_many(self, jobs: Sequence[Job]) -> list[Result]:
+        """Run several jobs and return their results in order; never raises for a failed job.
+
+        Runs them one by one through :meth:`run`; executors that can train many
+        jobs at once (see ``InProcessExecutor``) override it.
+        """
+        return [
+            self.run(
+                job.metaprogram,
+                task=job.task,
+                seed=job.seed,
+                start=job.start,
+                save_to=job.save_to,
+                schedule_epochs=job.schedule_epochs,
+            )
+            for job in jobs
+        ]
 
     def close(self) -> None:
         """Release workers and other resources."""
