@@ -246,11 +246,23 @@ class _Stack:
         for p, g in zip(self.params, self._views(self.grad), strict=True):
             p.requires_grad_()
             p.grad = g
-        counts = [math.prod(s) for s in self._block_sizes()]
-        k = len(self.members)
-        self.owner = torch.cat(
-            [torch.arange(k, device=self.dev).repeat_interleave(c) for c in counts]
-        )
+
+    def _expand(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-member values ``(K,)`` spread over the elements of a flat buffer."""
+        out = torch.empty_like(self.flat)
+        for view in self._views(out):
+            view.copy_(values.view(-1, 1, 1).expand_as(view))
+        return out
+
+    def _scale_(self, flat: torch.Tensor, values: torch.Tensor, update: torch.Tensor | None) -> None:
+        """``flat *= values`` per member, or ``flat -= values * update`` with an update."""
+        factor = values.view(-1, 1, 1)
+        if update is None:
+            for view in self._views(flat):
+                view.mul_(factor)
+        else:
+            for view, u in zip(self._views(flat), self._views(update), strict=True):
+                view.addcmul_(factor, u, value=-1)
 
     def _init_hyperparameters(self) -> None:
         ms = [member.metaprogram for member in self.members]
@@ -284,6 +296,25 @@ class _Stack:
             else:
                 rows.append([m["optim.lr"] * _lr_factor(m, s, total) for s in range(horizon)])
         self.lr = torch.tensor(rows, dtype=torch.float32, device=self.dev)
+        self._kinds()
+
+    def _kinds(self) -> None:
+        """Which parts of the optimizer step and the loss some member needs."""
+        flags = {
+            "adam": self.adam.any(),
+            "sgd": (self.adam == 0).any(),
+            "clip": self.clip.any(),
+            "coupled_wd": self.coupled_wd.any(),
+            "decoupled_wd": self.decoupled_wd.any(),
+            "smoothing": self.smoothing.any(),
+        }
+        self.kinds = {name for name, flag in flags.items() if bool(flag)}
+        # per-element copies of the values an optimizer step reads whole
+        mixed = {"adam", "sgd"} <= self.kinds
+        self.adam_e = self._expand(self.adam) > 0 if mixed else None
+        self.momentum_e = self._expand(self.momentum) if "sgd" in self.kinds else None
+        self.coupled_wd_e = self._expand(self.coupled_wd) if "coupled_wd" in self.kinds else None
+        self.padded = len({member.width for member in self.members}) > 1
 
     def _keep(self, keep: list[int]) -> None:
         """Drop the members not in ``keep`` (positions in the stack) from every tensor."""
@@ -301,6 +332,7 @@ class _Stack:
         self.dropout_p = [self.dropout_p[i] for i in keep]
         self.members = [self.members[i] for i in keep]
         self._bind()
+        self._kinds()
 
     # --- the model -------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -313,7 +345,10 @@ class _Stack:
                 assert self.activation is not None
                 h = self.activation(h)
                 keep = self._dropout(h.shape[1]) if training else None
-                h = h * (self.width_mask if keep is None else keep)
+                if keep is not None:
+                    h = h * keep
+                elif self.padded:
+                    h = h * self.width_mask
         return h
 
     def _dropout(self, batch: int) -> torch.Tensor | None:
@@ -335,7 +370,7 @@ class _Stack:
             return (out.squeeze(-1) - y).pow(2).mean(dim=1)
         logp = out.log_softmax(dim=-1)
         nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
-        if not bool(self.smoothing.any()):
+        if "smoothing" not in self.kinds:
             return nll.mean(dim=1)
         s = self.smoothing[:, None]
         return ((1 - s) * nll - s * logp.mean(dim=-1)).mean(dim=1)
@@ -362,28 +397,30 @@ class _Stack:
     @torch.no_grad()
     def _step(self, step: int) -> None:
         """One optimizer step of every member, as torch.optim's Adam, AdamW and SGD take it."""
-        p, g, owner = self.flat, self.grad, self.owner
-        if bool(self.clip.any()):
-            norms = torch.stack([v.reshape(len(v), -1).pow(2).sum(1) for v in self._views(g)]).sum(0).sqrt()
+        p, g, kinds = self.flat, self.grad, self.kinds
+        if "clip" in kinds:
+            views = self._views(g)
+            norms = torch.stack([v.reshape(len(v), -1).pow(2).sum(1) for v in views]).sum(0).sqrt()
             coef = (self.clip / (norms + _CLIP_EPS)).clamp(max=1.0)
-            g = g * torch.where(self.clip > 0, coef, 1.0)[owner]
-        lr = self.lr[:, step][owner]
-        if bool(self.coupled_wd.any()):
-            g = g + self.coupled_wd[owner] * p
-        if bool(self.decoupled_wd.any()):
-            p.mul_(1 - lr * self.decoupled_wd[owner])
-        update = None
-        if bool(self.adam.any()):
+            self._scale_(g, torch.where(self.clip > 0, coef, 1.0), None)
+        lr = self.lr[:, step]
+        if "coupled_wd" in kinds:
+            g.addcmul_(self.coupled_wd_e, p)
+        if "decoupled_wd" in kinds:
+            self._scale_(p, 1 - lr * self.decoupled_wd, None)
+        t = step + 1
+        if "adam" in kinds:
             beta1, beta2 = _ADAM_BETAS
-            t = step + 1
             self.exp_avg.lerp_(g, 1 - beta1)
             self.exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = (self.exp_avg_sq.sqrt() / math.sqrt(1 - beta2**t)).add_(_ADAM_EPS)
-            update = self.exp_avg / denom / (1 - beta1**t)
-        if not bool(self.adam.all()):
-            buffer = self.momentum_buffer.mul_(self.momentum[owner]).add_(g)
-            update = buffer if update is None else torch.where(self.adam[owner] > 0, update, buffer)
-        p.sub_(lr * update)
+            denom = self.exp_avg_sq.sqrt().mul_(1 / math.sqrt(1 - beta2**t)).add_(_ADAM_EPS)
+            update = self.exp_avg / denom
+            # Adam's step size is lr / (1 - beta1^t); SGD's is lr
+            lr = torch.where(self.adam > 0, lr / (1 - beta1**t), lr)
+        if "sgd" in kinds:
+            buffer = self.momentum_buffer.mul_(self.momentum_e).add_(g)
+            update = buffer if "adam" not in kinds else torch.where(self.adam_e, update, buffer)
+        self._scale_(p, lr, update)
 
     def train(self) -> list[Result]:
         started = time.perf_counter()

@@ -1,0 +1,126 @@
+"""Population training: K digits MLPs as one vector-env step versus K sequential ``env.step``s.
+
+Both sides train the same K metaprograms with the same seeds through the env:
+``gym.make_vec("researchgym/Digits-v0", num_envs=K)`` trains them as one batched job
+(``researchgym.engine.population``), ``gym.make("researchgym/Digits-v0")`` one
+``env.step`` after another. The metaprograms share the default MLP structure
+(2 ReLU layers, batch 64, ``--epochs`` epochs) and draw width (64 to 128, padded
+in the batch), optimizer (Adam, AdamW, SGD), learning rate, weight decay, momentum,
+schedule and dropout from a seeded generator. Each side's time covers the steps
+alone (envs made and reset, and one warm-up step of each side, outside it);
+repetitions alternate sides and medians are compared. Samples/s counts training
+examples processed. Both sides must agree on every reward (the largest difference
+is printed).
+
+Run: ``python -m benchmarks.population [--sizes 16 64] [--repeats 3] [--epochs 10]
+[--threads N] [--device auto]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import researchgym  # noqa: F401 - registers the envs
+from researchgym.engine import resolve_device
+
+ENV_ID = "researchgym/Digits-v0"
+
+
+def population(k: int, epochs: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``k`` metaprograms (partial settings) that share the default MLP structure."""
+    rng = np.random.default_rng(seed)
+    members = []
+    for _ in range(k):
+        optimizer = str(rng.choice(["adam", "adamw", "sgd"]))
+        lr = 10 ** rng.uniform(-3.5, -2.0) if optimizer != "sgd" else 10 ** rng.uniform(-2, -0.5)
+        member = {
+            "model.family": "mlp",
+            "model.width": int(rng.choice([64, 96, 128])),
+            "model.dropout": float(rng.choice([0.0, 0.1])),
+            "optim.name": optimizer,
+            "optim.lr": float(lr),
+            "optim.weight_decay": float(rng.choice([0.0, 1e-4, 1e-2])),
+            "optim.schedule": str(rng.choice(["constant", "cosine"])),
+            "train.epochs": epochs,
+        }
+        if optimizer == "sgd":
+            member["optim.momentum"] = float(rng.uniform(0.5, 0.95))
+        members.append(member)
+    return members
+
+
+def sequential(members: list[dict[str, Any]], device: str) -> tuple[float, list[float], int]:
+    """Seconds, rewards and samples of one env stepping the members one after another."""
+    env = gym.make(ENV_ID, store=False, budget=len(members), device=device)
+    base = env.unwrapped
+    env.reset(seed=0)
+    actions = [base.to_action(m) for m in members]
+    rewards, samples = [], 0
+    started = time.perf_counter()
+    for action in actions:
+        _, reward, _, _, info = env.step(action)
+        rewards.append(float(reward))
+        samples += info["cost"]["samples"]
+    seconds = time.perf_counter() - started
+    env.close()
+    return seconds, rewards, samples
+
+
+def batched(members: list[dict[str, Any]], device: str) -> tuple[float, list[float], int]:
+    """Seconds, rewards and samples of one vector step training all members."""
+    envs = gym.make_vec(ENV_ID, num_envs=len(members), store=False, budget=1, device=device)
+    envs.reset(seed=0)
+    one = envs.envs[0]  # type: ignore[attr-defined]  # a ResearchVectorEnv
+    actions = [one.to_action(m) for m in members]
+    batch = {name: np.stack([a[name] for a in actions]) for name in actions[0]}
+    started = time.perf_counter()
+    _, rewards, _, _, info = envs.step(batch)
+    seconds = time.perf_counter() - started
+    envs.close()
+    return seconds, [float(r) for r in rewards], int(np.sum(info["cost"]["samples"]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = str(resolve_device(args.device))
+    print(f"command: python -m benchmarks.population {' '.join(argv or sys.argv[1:])}")
+    print(f"device={device} torch threads={torch.get_num_threads()} epochs={args.epochs}")
+    warm = population(2, 1, seed=1)
+    sequential(warm, device), batched(warm, device)  # data loaded, code paths warm
+    print(f"{'K':>4} {'sequential s':>13} {'batched s':>10} {'speedup':>8} "
+          f"{'seq samples/s':>14} {'batch samples/s':>16} {'max |reward diff|':>18}")
+    for k in args.sizes:
+        members = population(k, args.epochs)
+        seq_times, batch_times, diffs = [], [], []
+        samples = 0
+        for _ in range(args.repeats):
+            seq_s, seq_rewards, samples = sequential(members, device)
+            batch_s, batch_rewards, _ = batched(members, device)
+            seq_times.append(seq_s)
+            batch_times.append(batch_s)
+            diffs.append(max(abs(a - b) for a, b in zip(seq_rewards, batch_rewards, strict=True)))
+        seq, bat = statistics.median(seq_times), statistics.median(batch_times)
+        print(
+            f"{k:>4} {seq:>13.2f} {bat:>10.2f} {seq / bat:>7.2f}x "
+            f"{samples / seq:>14.0f} {samples / bat:>16.0f} {max(diffs):>18.2g}"
+        )
+
+
+if __name__ == "__main__":
+    main()
