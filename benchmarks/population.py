@@ -30,6 +30,7 @@ import torch
 
 import researchgym  # noqa: F401 - registers the envs
 from researchgym.engine import resolve_device
+from researchgym.envs.research_env import unwrap_research_env
 
 ENV_ID = "researchgym/Digits-v0"
 
@@ -60,7 +61,7 @@ def population(k: int, epochs: int, seed: int = 0) -> list[dict[str, Any]]:
 def sequential(members: list[dict[str, Any]], device: str) -> tuple[float, list[float], int]:
     """Seconds, rewards and samples of one env stepping the members one after another."""
     env = gym.make(ENV_ID, store=False, budget=len(members), device=device)
-    base = env.unwrapped
+    base = unwrap_research_env(env)
     env.reset(seed=0)
     actions = [base.to_action(m) for m in members]
     rewards, samples = [], 0
@@ -103,8 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device={device} torch threads={torch.get_num_threads()} epochs={args.epochs}")
     warm = population(2, 1, seed=1)
     sequential(warm, device), batched(warm, device)  # data loaded, code paths warm
-    print(f"{'K':>4} {'sequential s':>13} {'batched s':>10} {'speedup':>8} "
-          f"{'seq samples/s':>14} {'batch samples/s':>16} {'max |reward diff|':>18}")
+    print(
+        f"{'K':>4} {'sequential s':>13} {'batched s':>10} {'speedup':>8} "
+        f"{'seq samples/s':>14} {'batch samples/s':>16} {'max |reward diff|':>18}"
+    )
     for k in args.sizes:
         members = population(k, args.epochs)
         seq_times, batch_times, diffs = [], [], []

@@ -254,7 +254,9 @@ class _Stack:
             view.copy_(values.view(-1, 1, 1).expand_as(view))
         return out
 
-    def _scale_(self, flat: torch.Tensor, values: torch.Tensor, update: torch.Tensor | None) -> None:
+    def _scale_(
+        self, flat: torch.Tensor, values: torch.Tensor, update: torch.Tensor | None
+    ) -> None:
         """``flat *= values`` per member, or ``flat -= values * update`` with an update."""
         factor = values.view(-1, 1, 1)
         if update is None:
@@ -275,7 +277,9 @@ class _Stack:
         wd = [m["optim.weight_decay"] for m in ms]
         self.coupled_wd = column([0.0 if n == "adamw" else w for n, w in zip(names, wd)])
         self.decoupled_wd = column([w if n == "adamw" else 0.0 for n, w in zip(names, wd)])
-        self.momentum = column([m.get("optim.momentum", 0.0) if n == "sgd" else 0.0 for m, n in zip(ms, names)])
+        self.momentum = column(
+            [m.get("optim.momentum", 0.0) if n == "sgd" else 0.0 for m, n in zip(ms, names)]
+        )
         self.clip = column([m["train.grad_clip"] for m in ms])
         self.dropout_p = [m["model.dropout"] if self.depth else 0.0 for m in ms]
         self.smoothing = column(
@@ -310,10 +314,9 @@ class _Stack:
         }
         self.kinds = {name for name, flag in flags.items() if bool(flag)}
         # per-element copies of the values an optimizer step reads whole
-        mixed = {"adam", "sgd"} <= self.kinds
-        self.adam_e = self._expand(self.adam) > 0 if mixed else None
-        self.momentum_e = self._expand(self.momentum) if "sgd" in self.kinds else None
-        self.coupled_wd_e = self._expand(self.coupled_wd) if "coupled_wd" in self.kinds else None
+        self.adam_e = self._expand(self.adam) > 0
+        self.momentum_e = self._expand(self.momentum)
+        self.coupled_wd_e = self._expand(self.coupled_wd)
         self.padded = len({member.width for member in self.members}) > 1
 
     def _keep(self, keep: list[int]) -> None:
@@ -379,11 +382,16 @@ class _Stack:
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, float]]:
         """Every member's metrics on a split, as train's evaluation."""
         out = torch.cat(
-            [self._forward(x[None, i : i + EVAL_CHUNK].flatten(2), False) for i in range(0, len(x), EVAL_CHUNK)],
+            [
+                self._forward(x[None, i : i + EVAL_CHUNK].flatten(2), False)
+                for i in range(0, len(x), EVAL_CHUNK)
+            ],
             dim=1,
         )
         if self.classification:
-            loss = nn.functional.cross_entropy(out.transpose(1, 2), y.expand(len(out), -1), reduction="none").mean(1)
+            loss = nn.functional.cross_entropy(
+                out.transpose(1, 2), y.expand(len(out), -1), reduction="none"
+            ).mean(1)
             accuracy = (out.argmax(dim=-1) == y).float().mean(dim=1)
             metrics = {"loss": loss, "accuracy": accuracy, "score": accuracy}
         else:
@@ -468,7 +476,9 @@ class _Stack:
         """Record every member's epoch, as train does; finished members leave the stack."""
         vals = self._evaluate(self.data.x_val, self.data.y_val)
         finished: dict[int, str] = {}
-        for i, (member, train_loss, val) in enumerate(zip(self.members, train_losses, vals, strict=True)):
+        for i, (member, train_loss, val) in enumerate(
+            zip(self.members, train_losses, vals, strict=True)
+        ):
             state = member.state
             if not math.isfinite(train_loss) or not all(math.isfinite(v) for v in val.values()):
                 state.curve.append({"epoch": epoch, "train_loss": train_loss})
@@ -476,7 +486,12 @@ class _Stack:
                 continue
             member.val = val
             state.curve.append(
-                {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "val_score": val["score"]}
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val["loss"],
+                    "val_score": val["score"],
+                }
             )
             for hook in member.hooks:
                 hook.on_epoch_end(state)
@@ -484,7 +499,11 @@ class _Stack:
                 finished[i] = "ok"
         if not finished:
             return
-        tests = self._evaluate(self.data.x_test, self.data.y_test) if "ok" in finished.values() else None
+        tests = (
+            self._evaluate(self.data.x_test, self.data.y_test)
+            if "ok" in finished.values()
+            else None
+        )
         for i, status in finished.items():
             member = self.members[i]
             for hook in member.hooks:

@@ -37,7 +37,10 @@ def assert_same_run(batched: Result, alone: Result, task: str) -> None:
         for key in ours:
             tolerance = 1.5 / n_val if key == "val_score" else LOSS_TOLERANCE
             assert ours[key] == pytest.approx(theirs[key], abs=tolerance), key
-    for ours, theirs in ((batched.val_metrics, alone.val_metrics), (batched.test_metrics, alone.test_metrics)):
+    for ours, theirs in (
+        (batched.val_metrics, alone.val_metrics),
+        (batched.test_metrics, alone.test_metrics),
+    ):
         assert ours.keys() == theirs.keys()
         for key in ours:
             tolerance = LOSS_TOLERANCE if key in ("loss", "mse") else 1.5 / n_val
@@ -45,7 +48,9 @@ def assert_same_run(batched: Result, alone: Result, task: str) -> None:
 
 
 def one_by_one(metaprograms, task: str, seeds) -> list[Result]:
-    return [train(m, task=task, seed=s, device="cpu") for m, s in zip(metaprograms, seeds, strict=True)]
+    return [
+        train(m, task=task, seed=s, device="cpu") for m, s in zip(metaprograms, seeds, strict=True)
+    ]
 
 
 def test_members_match_training_alone(digits_schema) -> None:
@@ -76,9 +81,15 @@ def test_members_match_training_alone(digits_schema) -> None:
 def test_tabular_members_match_training_alone(tabular_schema, task: str) -> None:
     """Regression and classification tables, the MLP and the linear family."""
     metaprograms = [
-        tabular_schema.validate({"train.epochs": 2, "model.width": w, "train.batch_size": 32, "optim.lr": lr})
+        tabular_schema.validate(
+            {"train.epochs": 2, "model.width": w, "train.batch_size": 32, "optim.lr": lr}
+        )
         for w, lr in ((16, 1e-3), (64, 1e-2))
-    ] + [tabular_schema.validate({"model.family": "linear", "train.epochs": 2, "train.batch_size": 32})] * 2
+    ] + [
+        tabular_schema.validate(
+            {"model.family": "linear", "train.epochs": 2, "train.batch_size": 32}
+        )
+    ] * 2
     seeds = [1, 2, 3, 4]
     assert population_groups(metaprograms) == [[0, 1], [2, 3]]
     for batched, alone in zip(
@@ -100,8 +111,15 @@ def test_padded_widths_never_change_a_member(digits_schema) -> None:
 
 
 def test_a_diverging_member_diverges_alone(digits_schema) -> None:
-    metaprograms = [digits_schema.validate({"train.epochs": 2, "model.width": w}) for w in (16, 32, 16)]
-    metaprograms[1] = {**metaprograms[1], "optim.name": "sgd", "optim.lr": 1e12, "optim.momentum": 0.9}
+    metaprograms = [
+        digits_schema.validate({"train.epochs": 2, "model.width": w}) for w in (16, 32, 16)
+    ]
+    metaprograms[1] = {
+        **metaprograms[1],
+        "optim.name": "sgd",
+        "optim.lr": 1e12,
+        "optim.momentum": 0.9,
+    }
     seeds = [0, 1, 2]
     results = train_population(metaprograms, task="digits", seeds=seeds, device="cpu")
     assert [r.status for r in results] == ["ok", "diverged", "ok"]
@@ -109,7 +127,9 @@ def test_a_diverging_member_diverges_alone(digits_schema) -> None:
     assert not math.isfinite(results[1].curve[-1]["train_loss"])
     assert results[1].val_metrics == {} and results[1].epochs == 1
     for i in (0, 2):  # the others are the runs they make without it
-        assert_same_run(results[i], train(metaprograms[i], task="digits", seed=seeds[i], device="cpu"), "digits")
+        assert_same_run(
+            results[i], train(metaprograms[i], task="digits", seed=seeds[i], device="cpu"), "digits"
+        )
 
 
 def test_members_that_cannot_share_a_stack_are_grouped_or_trained_alone(digits_schema) -> None:
@@ -162,6 +182,10 @@ def test_run_many_turns_a_failed_stack_into_failed_results(digits_schema) -> Non
     broken = digits_schema.validate({"train.epochs": 1})
     del broken["train.grad_clip"]  # a stack of two fails as a whole
     good = digits_schema.validate({"train.epochs": 1, "model.depth": 1})
-    jobs = [Job(broken, TaskRef("digits"), 0), Job(broken, TaskRef("digits"), 1), Job(good, TaskRef("digits"), 2)]
+    jobs = [
+        Job(broken, TaskRef("digits"), 0),
+        Job(broken, TaskRef("digits"), 1),
+        Job(good, TaskRef("digits"), 2),
+    ]
     results = InProcessExecutor(device="cpu").run_many(jobs)
     assert [r.status for r in results] == ["error", "error", "ok"]
