@@ -9,8 +9,9 @@ in the batch), optimizer (Adam, AdamW, SGD), learning rate, weight decay, moment
 schedule and dropout from a seeded generator. Each side's time covers the steps
 alone (envs made and reset, and one warm-up step of each side, outside it);
 repetitions alternate sides and medians are compared. Samples/s counts training
-examples processed. Both sides must agree on every reward (the largest difference
-is printed).
+examples processed. The sides' sub-envs draw other training seeds, so their rewards
+differ run by run; their mean rewards are printed to show both train as well
+(``tests/engine/test_population.py`` checks that a member's run equals its run alone).
 
 Run: ``python -m benchmarks.population [--sizes 16 64] [--repeats 3] [--epochs 10]
 [--threads N] [--device auto]``
@@ -106,22 +107,24 @@ def main(argv: list[str] | None = None) -> None:
     sequential(warm, device), batched(warm, device)  # data loaded, code paths warm
     print(
         f"{'K':>4} {'sequential s':>13} {'batched s':>10} {'speedup':>8} "
-        f"{'seq samples/s':>14} {'batch samples/s':>16} {'max |reward diff|':>18}"
+        f"{'seq samples/s':>14} {'batch samples/s':>16} {'mean reward seq/batch':>22}"
     )
     for k in args.sizes:
         members = population(k, args.epochs)
-        seq_times, batch_times, diffs = [], [], []
+        seq_times, batch_times, seq_rewards, batch_rewards = [], [], [], []
         samples = 0
         for _ in range(args.repeats):
-            seq_s, seq_rewards, samples = sequential(members, device)
-            batch_s, batch_rewards, _ = batched(members, device)
+            seq_s, rewards, samples = sequential(members, device)
             seq_times.append(seq_s)
+            seq_rewards += rewards
+            batch_s, rewards, _ = batched(members, device)
             batch_times.append(batch_s)
-            diffs.append(max(abs(a - b) for a, b in zip(seq_rewards, batch_rewards, strict=True)))
+            batch_rewards += rewards
         seq, bat = statistics.median(seq_times), statistics.median(batch_times)
         print(
             f"{k:>4} {seq:>13.2f} {bat:>10.2f} {seq / bat:>7.2f}x "
-            f"{samples / seq:>14.0f} {samples / bat:>16.0f} {max(diffs):>18.2g}"
+            f"{samples / seq:>14.0f} {samples / bat:>16.0f} "
+            f"{statistics.mean(seq_rewards):>11.3f}/{statistics.mean(batch_rewards):.3f}"
         )
 
 

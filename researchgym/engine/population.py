@@ -240,50 +240,26 @@ class _Stack:
         self._bind()
 
     def _bind(self) -> None:
-        """Leaf views of the parameters whose gradients accumulate into one flat buffer."""
+        """Leaf views of the parameters whose gradients accumulate into one flat buffer, and
+        each member's slices of the parameters, gradients and optimizer states."""
         self.grad = torch.zeros_like(self.flat)
         self.params = self._views(self.flat)
         for p, g in zip(self.params, self._views(self.grad), strict=True):
             p.requires_grad_()
             p.grad = g
-
-    def _expand(self, values: torch.Tensor) -> torch.Tensor:
-        """Per-member values ``(K,)`` spread over the elements of a flat buffer."""
-        out = torch.empty_like(self.flat)
-        for view in self._views(out):
-            view.copy_(values.view(-1, 1, 1).expand_as(view))
-        return out
-
-    def _scale_(
-        self, flat: torch.Tensor, values: torch.Tensor, update: torch.Tensor | None
-    ) -> None:
-        """``flat *= values`` per member, or ``flat -= values * update`` with an update."""
-        factor = values.view(-1, 1, 1)
-        if update is None:
-            for view in self._views(flat):
-                view.mul_(factor)
-        else:
-            for view, u in zip(self._views(flat), self._views(update), strict=True):
-                view.addcmul_(factor, u, value=-1)
+        buffers = (self.flat, self.grad, self.exp_avg, self.exp_avg_sq, self.momentum_buffer)
+        views = [self._views(b) for b in buffers]
+        self.slices = [
+            [[v[i] for v in blocks] for blocks in views] for i in range(len(self.members))
+        ]
 
     def _init_hyperparameters(self) -> None:
         ms = [member.metaprogram for member in self.members]
-
-        def column(values: list[float]) -> torch.Tensor:
-            return torch.tensor(values, dtype=torch.float32, device=self.dev)
-
-        names = [m["optim.name"] for m in ms]
-        self.adam = column([name != "sgd" for name in names])
-        wd = [m["optim.weight_decay"] for m in ms]
-        self.coupled_wd = column([0.0 if n == "adamw" else w for n, w in zip(names, wd)])
-        self.decoupled_wd = column([w if n == "adamw" else 0.0 for n, w in zip(names, wd)])
-        self.momentum = column(
-            [m.get("optim.momentum", 0.0) if n == "sgd" else 0.0 for m, n in zip(ms, names)]
-        )
-        self.clip = column([m["train.grad_clip"] for m in ms])
+        self.clip = torch.tensor([m["train.grad_clip"] for m in ms], device=self.dev)
         self.dropout_p = [m["model.dropout"] if self.depth else 0.0 for m in ms]
-        self.smoothing = column(
-            [m.get("train.label_smoothing", 0.0) if self.classification else 0.0 for m in ms]
+        self.smoothing = torch.tensor(
+            [m.get("train.label_smoothing", 0.0) if self.classification else 0.0 for m in ms],
+            device=self.dev,
         )
         self.width_mask = torch.zeros(len(ms), 1, self.shapes[0][1], device=self.dev)
         for i, member in enumerate(self.members):
@@ -291,33 +267,24 @@ class _Stack:
         # the learning rate of every member at every step, as train sets it
         n = len(self.data.x_train)
         per_epoch = max(1, n // self.batch_size + (n % self.batch_size > 1))
-        horizon = max(m["train.epochs"] for m in ms) * per_epoch
-        rows = []
+        self.lr = []
         for m in ms:
             total = m["train.epochs"] * per_epoch
             if m["optim.schedule"] == "constant":
-                rows.append([m["optim.lr"]] * horizon)
+                self.lr.append([m["optim.lr"]] * total)
             else:
-                rows.append([m["optim.lr"] * _lr_factor(m, s, total) for s in range(horizon)])
-        self.lr = torch.tensor(rows, dtype=torch.float32, device=self.dev)
+                self.lr.append([m["optim.lr"] * _lr_factor(m, s, total) for s in range(total)])
         self._kinds()
 
     def _kinds(self) -> None:
-        """Which parts of the optimizer step and the loss some member needs."""
-        flags = {
-            "adam": self.adam.any(),
-            "sgd": (self.adam == 0).any(),
-            "clip": self.clip.any(),
-            "coupled_wd": self.coupled_wd.any(),
-            "decoupled_wd": self.decoupled_wd.any(),
-            "smoothing": self.smoothing.any(),
-        }
-        self.kinds = {name for name, flag in flags.items() if bool(flag)}
-        # per-element copies of the values an optimizer step reads whole
-        self.adam_e = self._expand(self.adam) > 0
-        self.momentum_e = self._expand(self.momentum)
-        self.coupled_wd_e = self._expand(self.coupled_wd)
+        """Which parts of the step and the loss some member needs."""
+        self.clipping = bool(self.clip.any())
+        self.smoothed = bool(self.smoothing.any())
         self.padded = len({member.width for member in self.members}) > 1
+        scale = [1 / (1 - p) for p in self.dropout_p]
+        self.dropout_scale = (
+            torch.tensor(scale, device=self.dev).view(-1, 1, 1) if any(self.dropout_p) else None
+        )
 
     def _keep(self, keep: list[int]) -> None:
         """Drop the members not in ``keep`` (positions in the stack) from every tensor."""
@@ -329,9 +296,9 @@ class _Stack:
         self.flat, self.exp_avg, self.exp_avg_sq, self.momentum_buffer = (
             compact(t) for t in (self.flat, self.exp_avg, self.exp_avg_sq, self.momentum_buffer)
         )
-        for name in ("adam", "coupled_wd", "decoupled_wd", "momentum", "clip", "smoothing"):
-            setattr(self, name, getattr(self, name)[index])
-        self.width_mask, self.lr = self.width_mask[index], self.lr[index]
+        self.clip, self.smoothing = self.clip[index], self.smoothing[index]
+        self.width_mask = self.width_mask[index]
+        self.lr = [self.lr[i] for i in keep]
         self.dropout_p = [self.dropout_p[i] for i in keep]
         self.members = [self.members[i] for i in keep]
         self._bind()
@@ -356,16 +323,14 @@ class _Stack:
 
     def _dropout(self, batch: int) -> torch.Tensor | None:
         """Each member's dropout multiplier (padding masked), drawn as ``nn.Dropout`` draws it."""
-        if not any(self.dropout_p):
+        if self.dropout_scale is None:
             return None
         keep = self.width_mask.expand(-1, batch, -1).clone()
         for i, (member, p) in enumerate(zip(self.members, self.dropout_p, strict=True)):
             if p > 0:
                 noise = torch.empty(batch, member.width, device=self.dev)
-                keep[i, :, : member.width] = noise.bernoulli_(1 - p, generator=member.dropout) / (
-                    1 - p
-                )
-        return keep
+                keep[i, :, : member.width] = noise.bernoulli_(1 - p, generator=member.dropout)
+        return keep.mul_(self.dropout_scale)
 
     def _losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Every member's training loss ``(K,)``, as train's loss."""
@@ -373,7 +338,7 @@ class _Stack:
             return (out.squeeze(-1) - y).pow(2).mean(dim=1)
         logp = out.log_softmax(dim=-1)
         nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
-        if "smoothing" not in self.kinds:
+        if not self.smoothed:
             return nll.mean(dim=1)
         s = self.smoothing[:, None]
         return ((1 - s) * nll - s * logp.mean(dim=-1)).mean(dim=1)
@@ -404,31 +369,51 @@ class _Stack:
     # --- training ----------------------------------------------------------------------------
     @torch.no_grad()
     def _step(self, step: int) -> None:
-        """One optimizer step of every member, as torch.optim's Adam, AdamW and SGD take it."""
-        p, g, kinds = self.flat, self.grad, self.kinds
-        if "clip" in kinds:
-            views = self._views(g)
+        """One optimizer step of every member, by torch's fused Adam, AdamW and SGD kernels."""
+        if self.clipping:
+            views = self._views(self.grad)
             norms = torch.stack([v.reshape(len(v), -1).pow(2).sum(1) for v in views]).sum(0).sqrt()
             coef = (self.clip / (norms + _CLIP_EPS)).clamp(max=1.0)
-            self._scale_(g, torch.where(self.clip > 0, coef, 1.0), None)
-        lr = self.lr[:, step]
-        if "coupled_wd" in kinds:
-            g.addcmul_(self.coupled_wd_e, p)
-        if "decoupled_wd" in kinds:
-            self._scale_(p, 1 - lr * self.decoupled_wd, None)
-        t = step + 1
-        if "adam" in kinds:
-            beta1, beta2 = _ADAM_BETAS
-            self.exp_avg.lerp_(g, 1 - beta1)
-            self.exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = self.exp_avg_sq.sqrt().mul_(1 / math.sqrt(1 - beta2**t)).add_(_ADAM_EPS)
-            update = self.exp_avg / denom
-            # Adam's step size is lr / (1 - beta1^t); SGD's is lr
-            lr = torch.where(self.adam > 0, lr / (1 - beta1**t), lr)
-        if "sgd" in kinds:
-            buffer = self.momentum_buffer.mul_(self.momentum_e).add_(g)
-            update = buffer if "adam" not in kinds else torch.where(self.adam_e, update, buffer)
-        self._scale_(p, lr, update)
+            coef = torch.where(self.clip > 0, coef, 1.0).view(-1, 1, 1)
+            for view in views:
+                view.mul_(coef)
+        count = [torch.tensor(float(step + 1), device=self.dev)] * len(self.params)
+        for member, lr, (params, grads, exp_avgs, exp_avg_sqs, buffers) in zip(
+            self.members, self.lr, self.slices, strict=True
+        ):
+            m = member.metaprogram
+            name, wd = m["optim.name"], m["optim.weight_decay"]
+            if name == "sgd":
+                momentum = m["optim.momentum"]
+                torch._fused_sgd_(
+                    params,
+                    grads,
+                    buffers if momentum > 0 else [],
+                    weight_decay=wd,
+                    momentum=momentum,
+                    lr=lr[step],
+                    dampening=0.0,
+                    nesterov=False,
+                    maximize=False,
+                    is_first_step=step == 0,
+                )
+            else:
+                fused = torch._fused_adamw_ if name == "adamw" else torch._fused_adam_
+                fused(
+                    params,
+                    grads,
+                    exp_avgs,
+                    exp_avg_sqs,
+                    [],
+                    count,
+                    lr=lr[step],
+                    beta1=_ADAM_BETAS[0],
+                    beta2=_ADAM_BETAS[1],
+                    weight_decay=wd,
+                    eps=_ADAM_EPS,
+                    amsgrad=False,
+                    maximize=False,
+                )
 
     def train(self) -> list[Result]:
         started = time.perf_counter()

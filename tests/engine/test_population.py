@@ -65,6 +65,7 @@ def test_members_match_training_alone(digits_schema) -> None:
         {"train.label_smoothing": 0.1, "optim.schedule": "cosine", "data.augment": True},
         {"train.epochs": 1},
         {"train.early_stopping": 1, "train.epochs": 3, "optim.lr": 0.5},
+        {"optim.name": "sgd", "optim.lr": 0.1, "optim.momentum": 0.0, "model.width": 32},
     ]
     metaprograms = [digits_schema.validate({**base, **v}) for v in variants]
     seeds = list(range(10, 10 + len(metaprograms)))
