@@ -207,6 +207,42 @@ def run_job(
     return info["status"], info["metrics"].get("score")
 
 
+def _run_batch(
+    env_id: str, store_path: str, agent: str, jobs: list[Job], executor: Any = None
+) -> list[tuple[str, float | None]]:
+    """Run jobs of one task as one step of this thread's cached vector env (its training
+    batched)."""
+    import gymnasium as gym
+    from gymnasium.vector.utils import concatenate, create_empty_array
+
+    task = jobs[0].task
+    cached = _WORKER.__dict__.setdefault("envs", {})
+    key = (env_id, store_path, agent, task, len(jobs), executor)
+    if key not in cached:
+        cached[key] = gym.make_vec(
+            env_id,
+            num_envs=len(jobs),
+            vectorization_mode="vector_entry_point",
+            store=store_path,
+            budget=1,
+            agent=agent,
+            tasks=[task],
+            **({} if executor is None else {"executor": executor}),
+        )
+    envs = cached[key]
+    envs.reset(seed=[job.seed for job in jobs], options={"task": task})
+    actions = [env.to_action(job.metaprogram) for env, job in zip(envs.envs, jobs, strict=True)]
+    space = envs.single_action_space
+    batch = concatenate(space, actions, create_empty_array(space, len(jobs)))
+    _, _, _, _, info = envs.step(batch)
+    metrics = info["metrics"]  # a failed step has no score
+    scores, scored = metrics.get("score"), metrics.get("_score", [False] * len(jobs))
+    return [
+        (str(status), float(scores[i]) if scored[i] else None)
+        for i, status in enumerate(info["status"])
+    ]
+
+
 def run_sweep(
     env_id: str,
     jobs: list[Job],
@@ -215,6 +251,7 @@ def run_sweep(
     agent: str,
     workers: int = 1,
     executor: Any = None,
+    batch: int = 1,
 ) -> Iterator[tuple[str, float | None]]:
     """Run jobs (see :func:`pending_jobs` to resume); yields (status, score) as each finishes.
 
@@ -224,15 +261,32 @@ def run_sweep(
         store_path: the store that records them.
         agent: name recorded with every row (and used to resume).
         workers: parallel processes (see :func:`researchgym.engine.pool.run_jobs`), or
-            with ``executor``, jobs in flight at once (threads of this process).
+            with ``executor``, jobs (or batches) in flight at once (threads of this process).
         executor: trains every job instead of the env's own executor, e.g. a
             :class:`~researchgym.engine.RayExecutor` whose workers train the jobs.
+        batch: jobs of one task trained together as one step of a vector env
+            (``researchgym.envs.vector``), their stackable models as one batched job
+            (``researchgym.engine.population``); 1 runs each job alone. The rows are
+            those of jobs run alone, up to float rounding.
     """
     from researchgym.engine.pool import run_jobs
 
-    yield from run_jobs(
-        run_job,
-        ((env_id, str(store_path), agent, job, executor) for job in jobs),
-        workers=workers,
-        threads=executor is not None,
-    )
+    threads = executor is not None
+    if batch <= 1:
+        yield from run_jobs(
+            run_job,
+            ((env_id, str(store_path), agent, job, executor) for job in jobs),
+            workers=workers,
+            threads=threads,
+        )
+        return
+    by_task: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_task.setdefault(job.task, []).append(job)
+    chunks = [
+        (env_id, str(store_path), agent, same[i : i + batch], executor)
+        for same in by_task.values()
+        for i in range(0, len(same), batch)
+    ]
+    for finished in run_jobs(_run_batch, chunks, workers=workers, threads=threads):
+        yield from finished

@@ -225,6 +225,21 @@ def test_generate_with_two_workers_resumes_without_redoing_a_run(sweep: Sweep) -
     assert rows(sweep.store) == after
 
 
+def test_generate_in_batches_records_the_rows_of_jobs_run_alone(tmp_path: Path) -> None:
+    sweep = ("--env", ENV_ID, "--n", "4", "--repeats", "2", "--task", "iris")
+    sweep += ("--set", "train.epochs=1", "--set", "model.family=linear")
+    for batch in ("1", "3"):
+        result, _ = invoke("generate", *sweep, "--batch", batch, "--store", tmp_path / batch)
+        assert result.exit_code == 0, result.output
+    alone, batched = (
+        {(r["metaprogram"], r["seed"]): r for r in rows(tmp_path / b)} for b in ("1", "3")
+    )
+    assert alone.keys() == batched.keys() and len(alone) == 8
+    for key, row in alone.items():
+        assert batched[key]["status"] == row["status"] == "ok"
+        assert batched[key]["reward"] == pytest.approx(row["reward"], abs=1.5 / 30)  # 30 val rows
+
+
 @pytest.mark.slow
 def test_surrogate_fit_writes_a_model_that_a_surrogate_env_loads_and_steps(
     sweep: Sweep, tmp_path: Path

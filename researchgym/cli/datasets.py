@@ -31,6 +31,14 @@ def generate(
     workers: Annotated[
         int, typer.Option(min=1, help="parallel worker processes (Ray: steps in flight)")
     ] = 1,
+    batch: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="jobs of a task trained together as one batched job (stackable models, "
+            "e.g. MLPs, share one; rows are those of jobs run alone)",
+        ),
+    ] = 1,
     seed: Annotated[int, typer.Option(help="seed of the design")] = 0,
     fixed: Annotated[
         list[str] | None, typer.Option("--set", help="pin a setting, e.g. --set train.epochs=5")
@@ -78,7 +86,13 @@ def generate(
     with executor or contextlib.nullcontext(), progress_bar() as progress:
         bar = progress.add_task(f"sweep {env}", total=len(pending), status="0 failed")
         for status, _ in run_sweep(
-            env, pending, store_path=store_path, agent=agent, workers=workers, executor=executor
+            env,
+            pending,
+            store_path=store_path,
+            agent=agent,
+            workers=workers,
+            executor=executor,
+            batch=batch,
         ):
             statuses[status] = statuses.get(status, 0) + 1
             failures = sum(v for k, v in statuses.items() if k != "ok")

@@ -35,11 +35,17 @@ if TYPE_CHECKING:
         EXECUTORS,
         START_MODES,
         Executor,
+        Job,
         Result,
         Start,
         make_executor,
     )
     from researchgym.engine.models import build_model, count_parameters
+    from researchgym.engine.population import (
+        population_groups,
+        population_key,
+        train_population,
+    )
     from researchgym.engine.ray_executor import RayExecutor
     from researchgym.engine.settings import ARCH, data_settings, model_settings, pipeline_settings
     from researchgym.engine.tasks import TaskError, TaskRef
@@ -72,6 +78,7 @@ _LAZY = {
     "TrainingState": "researchgym.engine.hooks",
     "TrainingTimeout": "researchgym.engine.hooks",
     "Executor": "researchgym.engine.jobs",
+    "Job": "researchgym.engine.jobs",
     "Result": "researchgym.engine.jobs",
     "START_MODES": "researchgym.engine.jobs",
     "EXECUTORS": "researchgym.engine.jobs",
@@ -80,6 +87,9 @@ _LAZY = {
     "Start": "researchgym.engine.jobs",
     "build_model": "researchgym.engine.models",
     "count_parameters": "researchgym.engine.models",
+    "population_groups": "researchgym.engine.population",
+    "population_key": "researchgym.engine.population",
+    "train_population": "researchgym.engine.population",
     "ARCH": "researchgym.engine.settings",
     "data_settings": "researchgym.engine.settings",
     "model_settings": "researchgym.engine.settings",
@@ -108,6 +118,7 @@ __all__ = [
     "Executor",
     "Hook",
     "InProcessExecutor",
+    "Job",
     "LambdaHook",
     "RayExecutor",
     "Result",
@@ -135,10 +146,13 @@ __all__ = [
     "model_settings",
     "parse_task",
     "pipeline_settings",
+    "population_groups",
+    "population_key",
     "resolve_device",
     "shipped_task_info",
     "task_name",
     "train",
+    "train_population",
 ]
 
 

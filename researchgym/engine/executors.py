@@ -3,7 +3,8 @@
 The env does not care which executor runs a step:
 
 * :class:`InProcessExecutor` calls ``train`` directly (fastest; the timeout is
-  checked between epochs).
+  checked between epochs), and trains the jobs of :meth:`~InProcessExecutor.run_many`
+  that can share a batch as one population (see ``researchgym.engine.population``).
 * :class:`SubprocessExecutor` runs it in a warm worker process that is killed at
   the wall-clock timeout and started with an address-space limit, so a runaway
   job cannot take the caller down.
@@ -30,7 +31,8 @@ from typing import Any, NamedTuple
 import torch
 
 from researchgym.engine.hooks import Deadline, Hook, TrainingTimeout
-from researchgym.engine.jobs import Executor, Result, Start
+from researchgym.engine.jobs import Executor, Job, Result, Start
+from researchgym.engine.population import population_groups, train_population
 from researchgym.engine.tasks import TaskRef
 from researchgym.engine.training import resolve_device, train
 from researchgym.errors import ConfigError, StateError
@@ -111,6 +113,51 @@ class InProcessExecutor(Executor):
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status
             return failure_result(exc, time.perf_counter() - started)
+
+    def run_many(self, jobs: Sequence[Job]) -> list[Result]:
+        """Run several jobs, training those of one task that can share a batch as one
+        population (:func:`~researchgym.engine.population.train_population`).
+
+        Jobs that start from or save a checkpoint, or set ``schedule_epochs``, run one by
+        one through :meth:`run`. The timeout applies to each population as a whole: one
+        that runs past it gives all its members status ``"timeout"``; another failure
+        inside a population fails all its members with it.
+        """
+        results: list[Result | None] = [None] * len(jobs)
+        by_task: dict[TaskRef, list[int]] = {}
+        for i, job in enumerate(jobs):
+            if job.start is None and job.save_to is None and job.schedule_epochs is None:
+                by_task.setdefault(job.task, []).append(i)
+            else:
+                results[i] = self.run(
+                    job.metaprogram,
+                    task=job.task,
+                    seed=job.seed,
+                    start=job.start,
+                    save_to=job.save_to,
+                    schedule_epochs=job.schedule_epochs,
+                )
+        hooks = list(self.hooks)
+        if self.timeout is not None:
+            hooks.append(Deadline(self.timeout))
+        for task, indices in by_task.items():
+            for group in population_groups([jobs[i].metaprogram for i in indices]):
+                members = [indices[g] for g in group]
+                started = time.perf_counter()
+                try:
+                    trained = train_population(
+                        [jobs[i].metaprogram for i in members],
+                        task=task,
+                        seeds=[jobs[i].seed for i in members],
+                        device=self.device,
+                        hooks=hooks,
+                    )
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                    seconds = (time.perf_counter() - started) / len(members)
+                    trained = [failure_result(exc, seconds) for _ in members]
+                for i, result in zip(members, trained, strict=True):
+                    results[i] = result
+        return [r for r in results if r is not None]
 
 
 def _serve(read_fd: int, write_fd: int, device: str, memory_limit_mb: int | None) -> None:

@@ -8,14 +8,14 @@ surrogate) define executors without importing it.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Self
 
 from researchgym.engine.tasks import TaskRef
 from researchgym.errors import ConfigError, did_you_mean, shorten
 
-__all__ = ["EXECUTORS", "START_MODES", "Executor", "Result", "Start", "make_executor"]
+__all__ = ["EXECUTORS", "START_MODES", "Executor", "Job", "Result", "Start", "make_executor"]
 
 #: How a job can start from a checkpoint (see :class:`Start`).
 START_MODES = ("continue", "fork")
@@ -87,6 +87,18 @@ class Result:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One training job: the arguments of :meth:`Executor.run`."""
+
+    metaprogram: Mapping[str, Any]
+    task: TaskRef
+    seed: int
+    start: Start | None = None
+    save_to: str | None = None
+    schedule_epochs: int | None = None
+
+
 class Executor:
     """Runs training jobs. Subclasses implement :meth:`run`."""
 
@@ -113,6 +125,24 @@ class Executor:
                 ``train.epochs``); a continued run keeps its checkpoint's.
         """
         raise NotImplementedError
+
+    def run_many(self, jobs: Sequence[Job]) -> list[Result]:
+        """Run several jobs and return their results in order; never raises for a failed job.
+
+        Runs them one by one through :meth:`run`; executors that can train many
+        jobs at once (see ``InProcessExecutor``) override it.
+        """
+        return [
+            self.run(
+                job.metaprogram,
+                task=job.task,
+                seed=job.seed,
+                start=job.start,
+                save_to=job.save_to,
+                schedule_epochs=job.schedule_epochs,
+            )
+            for job in jobs
+        ]
 
     def close(self) -> None:
         """Release workers and other resources."""

@@ -18,11 +18,11 @@ import importlib.util
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from researchgym.engine.hooks import Hook
-from researchgym.engine.jobs import Executor, Result, Start
+from researchgym.engine.jobs import Executor, Job, Result, Start
 from researchgym.engine.tasks import TaskRef
 from researchgym.errors import ConfigError, DependencyNotInstalled, shorten
 
@@ -39,32 +39,14 @@ def _ray() -> Any:
     return ray
 
 
-#: The arguments of ``Executor.run``: those a job must give, and all it may give.
-_REQUIRED = ("metaprogram", "task", "seed")
-_ALLOWED = (*_REQUIRED, "start", "save_to", "schedule_epochs")
-
-
-def _checked_job(job: Mapping[str, Any]) -> dict[str, Any]:
-    """``job`` as the keyword arguments of ``Executor.run``, or a clear error."""
-    if not isinstance(job, Mapping):
-        raise ConfigError(f"a job must be a dict of run()'s arguments, not {shorten(job)}")
-    missing = [key for key in _REQUIRED if key not in job]
-    unknown = [key for key in job if key not in _ALLOWED]
-    if missing or unknown:
-        raise ConfigError(
-            f"job {shorten(sorted(job))} misses {missing} or has unknown keys {unknown}; "
-            f"a job gives {list(_REQUIRED)} and may give {list(_ALLOWED[len(_REQUIRED) :])}"
-        )
-    return {**job, "metaprogram": dict(job["metaprogram"])}
-
-
 def _train_job(
-    job: dict[str, Any], device: str, timeout: float | None, hooks: Sequence[Hook]
+    job: Job, device: str, timeout: float | None, hooks: Sequence[Hook]
 ) -> dict[str, Any]:
     """The Ray task: train one job in the worker; a failed job comes back as a result too."""
     from researchgym.engine.executors import InProcessExecutor
 
-    return InProcessExecutor(device=device, timeout=timeout, hooks=hooks).run(**job).to_dict()
+    executor = InProcessExecutor(device=device, timeout=timeout, hooks=hooks)
+    return executor.run_many([job])[0].to_dict()
 
 
 class RayExecutor(Executor):
@@ -197,20 +179,18 @@ class RayExecutor(Executor):
         save_to: str | None = None,
         schedule_epochs: int | None = None,
     ) -> Result:
-        job = {"metaprogram": metaprogram, "task": task, "seed": seed, "start": start}
-        return self.run_many([job | {"save_to": save_to, "schedule_epochs": schedule_epochs}])[0]
+        job = Job(dict(metaprogram), task, seed, start, save_to, schedule_epochs)
+        return self.run_many([job])[0]
 
-    def run_many(self, jobs: Iterable[Mapping[str, Any]]) -> list[Result]:
+    def run_many(self, jobs: Sequence[Job]) -> list[Result]:
         """Train many jobs at once and return their results in the jobs' order.
 
         Jobs run in parallel as far as the cluster's free CPUs and GPUs allow; the
         others wait in Ray's queue. Never raises for a failed job.
 
         Args:
-            jobs: each the keyword arguments of :meth:`run` (``metaprogram``, ``task``,
-                ``seed``, and optionally ``start``, ``save_to``, ``schedule_epochs``).
+            jobs: the jobs, each the arguments of :meth:`run`.
         """
-        jobs = [_checked_job(job) for job in jobs]
         try:
             remote = self._remote()
         except (ConnectionError, RuntimeError, ValueError) as exc:  # Ray did not start

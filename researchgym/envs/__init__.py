@@ -16,6 +16,8 @@ __all__ = [
 ]
 
 _ENTRY_POINT = "researchgym.envs.research_env:ResearchEnv"
+# make_vec's default for envs that train: one batched training job per vector step
+_VECTOR_ENTRY_POINT = "researchgym.envs.vector:ResearchVectorEnv"
 
 # Envs answered from recorded runs instead of training; `source=` names the env
 # they imitate and `data=` the store of its runs (default: the shipped reference).
@@ -51,7 +53,12 @@ def register_envs() -> None:
     for env_id, suite in _SUITE_ENVS.items():
         if env_id not in registry:
             kwargs = {"suite": suite.name, **suite.env_kwargs, "env_id": env_id}
-            register(id=env_id, entry_point=_ENTRY_POINT, kwargs=kwargs)
+            register(
+                id=env_id,
+                entry_point=_ENTRY_POINT,
+                vector_entry_point=_VECTOR_ENTRY_POINT,
+                kwargs=kwargs,
+            )
     for env_id, (entry_point, _) in _FAST_ENVS.items():
         if env_id not in registry:
             register(id=env_id, entry_point=entry_point)

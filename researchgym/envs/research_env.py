@@ -38,6 +38,7 @@ from researchgym.spaces import SettingError
 
 if TYPE_CHECKING:
     from researchgym.engine import Checkpoints, Result, Start, TaskRef
+    from researchgym.engine import Job as EngineJob
 
 __all__ = [
     "FAILURE_STATUSES",
@@ -367,6 +368,21 @@ class ResearchEnv(gym.Env):
         return self.interface.observe(self._view), info
 
     def step(self, action: Any):
+        pending = self._begin_step(action)
+        if pending.result is None:
+            job = self._engine_job(pending)
+            pending.result = self.executor.run(
+                job.metaprogram,
+                task=job.task,
+                seed=job.seed,
+                start=job.start,
+                save_to=job.save_to,
+                schedule_epochs=job.schedule_epochs,
+            )
+        return self._end_step(pending)
+
+    def _begin_step(self, action: Any) -> _Pending:
+        """Parse and check a step's action: the step, with its result when it trains nothing."""
         from researchgym.engine import Result
 
         if self._view is None:
@@ -377,25 +393,57 @@ class ResearchEnv(gym.Env):
             raise gym.error.ResetNeeded("the campaign's budget is spent; call reset()")
         if self.costs.exhausted:
             raise gym.error.ResetNeeded("the campaign's cost budget is spent; call reset()")
-        view = self._view
-        run = view.steps_done
-        started_at = datetime.now(UTC)
-        seed = int(self.np_random.integers(2**31 - 1))
-        command: Command | None = None
-        job: _Job | None = None
-        cost = None
+        pending = _Pending(
+            action=action,
+            run=self._view.steps_done,
+            started_at=datetime.now(UTC),
+            seed=int(self.np_random.integers(2**31 - 1)),
+        )
         try:
-            command = self.interface.parse_command(action)
-            job = self._job(command, seed)
-            if job is not None:
-                cost = self._estimate(job.metaprogram)  # raises for designs over budget
+            pending.command = self.interface.parse_command(action)
+            pending.job = self._job(pending.command, pending.seed)
+            if pending.job is not None:
+                pending.cost = self._estimate(pending.job.metaprogram)  # raises over budget
         except SettingError as exc:
             if self.strict:
                 raise
-            result = Result(status="invalid_action", error=str(exc))
+            pending.result = Result(status="invalid_action", error=str(exc))
         else:
-            result = Result(status="stopped") if job is None else self._train(job, run)
+            if pending.job is None:
+                pending.result = Result(status="stopped")
+        return pending
 
+    def _engine_job(self, pending: _Pending) -> EngineJob:
+        """The executor's job of a step that trains; a forkable env saves its checkpoint as
+        the step's run's."""
+        from researchgym.engine import Job as EngineJob
+
+        job = pending.job
+        assert job is not None and self._task_ref is not None
+        if self._checkpoints is None:
+            return EngineJob(job.metaprogram, self._task_ref, job.seed)
+        return EngineJob(
+            job.metaprogram,
+            self._task_ref,
+            job.seed,
+            start=job.start,
+            save_to=self._checkpoints.path_for(str(pending.run)),
+            schedule_epochs=self.max_epochs,
+        )
+
+    def _end_step(self, pending: _Pending):
+        """Account, record and observe a step whose result is in: ``step``'s return value."""
+        view, result, job, command = self._view, pending.result, pending.job, pending.command
+        assert view is not None and result is not None
+        run, cost, seed, action = pending.run, pending.cost, pending.seed, pending.action
+        started_at = pending.started_at
+        if self._checkpoints is not None and job is not None and result.ok:
+            from researchgym.engine import CheckpointMissing
+
+            # An executor that answers without training (replay) saves nothing: such a
+            # run cannot be continued, as CheckpointMissing then says.
+            with contextlib.suppress(CheckpointMissing):
+                self._checkpoints.added(str(run), result.score)
         metaprogram = None if job is None else job.metaprogram
         parent = None if job is None else job.parent
         if job is not None:
@@ -604,28 +652,6 @@ class ResearchEnv(gym.Env):
             ) from None
         return _Job(metaprogram, seed, parent=k, start=Start(checkpoint, verb))
 
-    def _train(self, job: _Job, run: int) -> Result:
-        """Run a job; a forkable env saves its checkpoint as run ``run``'s."""
-        if self._checkpoints is None:
-            return self.executor.run(job.metaprogram, task=self._task_ref, seed=job.seed)
-        from researchgym.engine import CheckpointMissing
-
-        key = str(run)
-        result = self.executor.run(
-            job.metaprogram,
-            task=self._task_ref,
-            seed=job.seed,
-            start=job.start,
-            save_to=self._checkpoints.path_for(key),
-            schedule_epochs=self.max_epochs,
-        )
-        if result.ok:
-            # An executor that answers without training (replay) saves nothing: such a
-            # run cannot be continued, as CheckpointMissing then says.
-            with contextlib.suppress(CheckpointMissing):
-                self._checkpoints.added(key, result.score)
-        return result
-
     def _start_checkpoints(self) -> None:
         """A fresh checkpoint directory for the campaign just reset (the last one's cleaned)."""
         from researchgym.engine import Checkpoints
@@ -787,6 +813,20 @@ class _Job:
     seed: int
     parent: int | None = None
     start: Start | None = None
+
+
+@dataclass
+class _Pending:
+    """A step between its action and its result (see ``ResearchEnv._begin_step``)."""
+
+    action: Any
+    run: int
+    started_at: datetime
+    seed: int
+    command: Command | None = None
+    job: _Job | None = None
+    cost: Any = None
+    result: Result | None = None
 
 
 class NotAResearchEnvError(ResearchGymError, ValueError):

@@ -1,4 +1,5 @@
-"""``gymnasium.make_vec`` on ResearchGym envs: sync and async, dict and flat interfaces."""
+"""``gymnasium.make_vec`` on ResearchGym envs: batched (the default), sync and async, dict and
+flat interfaces."""
 
 from __future__ import annotations
 
@@ -116,3 +117,34 @@ def test_forked_workers_train_single_threaded(parent_threads) -> None:
     finally:
         worker.join(timeout=30)
     assert torch.get_num_threads() == threads == 2
+
+
+@pytest.mark.timeout(120)
+def test_make_vec_batches_each_step_and_steps_as_sync(digits_schema) -> None:
+    """The default vector env trains a step's jobs as one batch; its steps are the sync env's."""
+    from researchgym.envs.vector import ResearchVectorEnv
+
+    settings = [
+        {"train.epochs": 1, "model.width": w, "optim.lr": lr}
+        for w, lr in ((16, 1e-3), (32, 3e-3), (16, 1e-2))
+    ]
+    settings[2]["model.family"] = "cnn"  # trained alone, in the same vector step
+    outcomes = {}
+    for mode in (None, "sync"):
+        envs = gym.make_vec(
+            "researchgym/Digits-v0", num_envs=3, vectorization_mode=mode, store=False, budget=1
+        )
+        try:
+            assert isinstance(envs, ResearchVectorEnv) == (mode is None)
+            envs.reset(seed=3)
+            actions = [digits_schema.to_space(digits_schema.validate(s)) for s in settings]
+            batch = {name: np.stack([a[name] for a in actions]) for name in actions[0]}
+            _, reward, terminated, _, info = envs.step(batch)
+            assert list(info["status"]) == ["ok"] * 3 and terminated.all()
+            _, after_reward, terminated, _, after = envs.step(batch)  # autoreset (next step)
+            assert not terminated.any() and (after_reward == 0).all() and "status" not in after
+            outcomes[mode] = reward, info["seed"]
+        finally:
+            envs.close()
+    assert list(outcomes[None][1]) == list(outcomes["sync"][1])  # same jobs...
+    assert outcomes[None][0] == pytest.approx(outcomes["sync"][0], abs=2 / 360)  # ...same runs

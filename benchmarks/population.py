@@ -1,0 +1,139 @@
+"""Population training: K digits MLPs as one vector-env step versus K sequential ``env.step``s.
+
+Both sides train the same K metaprograms with the same seeds through the env:
+``gym.make_vec("researchgym/Digits-v0", num_envs=K)`` trains them as one batched job
+(``researchgym.engine.population``), ``gym.make("researchgym/Digits-v0")`` one
+``env.step`` after another. The metaprograms share the default MLP structure
+(2 ReLU layers of 128 units, batch 64, ``--epochs`` epochs) and draw optimizer (Adam,
+AdamW, SGD), learning rate, weight decay, momentum, schedule and dropout from a seeded
+generator; the ``--mixed-sizes`` rows draw widths of 64, 96 or 128 too (padded to 128 in
+the batch, so the batched side computes more than the sequential one). Each side's time covers the steps
+alone (envs made and reset, and one warm-up step of each side, outside it);
+repetitions alternate sides and medians are compared. Samples/s counts training
+examples processed. The sides' sub-envs draw other training seeds, so their rewards
+differ run by run; their mean rewards are printed to show both train as well
+(``tests/engine/test_population.py`` checks that a member's run equals its run alone).
+
+Run: ``python -m benchmarks.population [--sizes 16 64] [--mixed-sizes 16] [--repeats 3]
+[--epochs 10] [--threads N] [--device auto]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import researchgym  # noqa: F401 - registers the envs
+from researchgym.engine import resolve_device
+from researchgym.envs.research_env import unwrap_research_env
+
+ENV_ID = "researchgym/Digits-v0"
+
+
+def population(k: int, epochs: int, seed: int = 0, widths: bool = False) -> list[dict[str, Any]]:
+    """``k`` metaprograms (partial settings) of the default MLP (2 x 128 ReLU, batch 64),
+    or with widths of 64, 96 and 128 mixed."""
+    rng = np.random.default_rng(seed)
+    members = []
+    for _ in range(k):
+        optimizer = str(rng.choice(["adam", "adamw", "sgd"]))
+        lr = 10 ** rng.uniform(-3.5, -2.0) if optimizer != "sgd" else 10 ** rng.uniform(-2, -0.5)
+        width = int(rng.choice([64, 96, 128]))
+        member = {
+            "model.family": "mlp",
+            "model.width": width if widths else 128,
+            "model.dropout": float(rng.choice([0.0, 0.1])),
+            "optim.name": optimizer,
+            "optim.lr": float(lr),
+            "optim.weight_decay": float(rng.choice([0.0, 1e-4, 1e-2])),
+            "optim.schedule": str(rng.choice(["constant", "cosine"])),
+            "train.epochs": epochs,
+        }
+        if optimizer == "sgd":
+            member["optim.momentum"] = float(rng.uniform(0.5, 0.95))
+        members.append(member)
+    return members
+
+
+def sequential(members: list[dict[str, Any]], device: str) -> tuple[float, list[float], int]:
+    """Seconds, rewards and samples of one env stepping the members one after another."""
+    env = gym.make(ENV_ID, store=False, budget=len(members), device=device)
+    base = unwrap_research_env(env)
+    env.reset(seed=0)
+    actions = [base.to_action(m) for m in members]
+    rewards, samples = [], 0
+    started = time.perf_counter()
+    for action in actions:
+        _, reward, _, _, info = env.step(action)
+        rewards.append(float(reward))
+        samples += info["cost"]["samples"]
+    seconds = time.perf_counter() - started
+    env.close()
+    return seconds, rewards, samples
+
+
+def batched(members: list[dict[str, Any]], device: str) -> tuple[float, list[float], int]:
+    """Seconds, rewards and samples of one vector step training all members."""
+    envs = gym.make_vec(ENV_ID, num_envs=len(members), store=False, budget=1, device=device)
+    envs.reset(seed=0)
+    one = envs.envs[0]  # type: ignore[attr-defined]  # a ResearchVectorEnv
+    actions = [one.to_action(m) for m in members]
+    batch = {name: np.stack([a[name] for a in actions]) for name in actions[0]}
+    started = time.perf_counter()
+    _, rewards, _, _, info = envs.step(batch)
+    seconds = time.perf_counter() - started
+    envs.close()
+    return seconds, [float(r) for r in rewards], int(np.sum(info["cost"]["samples"]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64])
+    parser.add_argument(
+        "--mixed-sizes", type=int, nargs="*", default=[16], help="K's run with mixed widths too"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = str(resolve_device(args.device))
+    print(f"command: python -m benchmarks.population {' '.join(argv or sys.argv[1:])}")
+    print(f"device={device} torch threads={torch.get_num_threads()} epochs={args.epochs}")
+    warm = population(2, 1, seed=1)
+    sequential(warm, device), batched(warm, device)  # data loaded, code paths warm
+    print(
+        f"{'K':>4} {'widths':>7} {'sequential s':>13} {'batched s':>10} {'speedup':>8} "
+        f"{'seq samples/s':>14} {'batch samples/s':>16} {'mean reward seq/batch':>22}"
+    )
+    runs = [(k, False) for k in args.sizes] + [(k, True) for k in args.mixed_sizes]
+    for k, widths in runs:
+        members = population(k, args.epochs, widths=widths)
+        seq_times, batch_times, seq_rewards, batch_rewards = [], [], [], []
+        samples = 0
+        for _ in range(args.repeats):
+            seq_s, rewards, samples = sequential(members, device)
+            seq_times.append(seq_s)
+            seq_rewards += rewards
+            batch_s, rewards, _ = batched(members, device)
+            batch_times.append(batch_s)
+            batch_rewards += rewards
+        seq, bat = statistics.median(seq_times), statistics.median(batch_times)
+        print(
+            f"{k:>4} {'64-128' if widths else '128':>7} {seq:>13.2f} {bat:>10.2f} {seq / bat:>7.2f}x "
+            f"{samples / seq:>14.0f} {samples / bat:>16.0f} "
+            f"{statistics.mean(seq_rewards):>11.3f}/{statistics.mean(batch_rewards):.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
