@@ -2,7 +2,16 @@
 
 Each job is one campaign of one experiment run through the env, so rows are the
 same as any agent's. Sweeps are resumable: jobs whose (task, metaprogram) is
-already stored under the sweep's agent name (as often as ``repeats``) are skipped.
+already stored under the sweep's agent name and horizon (as often as ``repeats``)
+are skipped.
+
+A sweep with ``max_epochs=M`` records its runs in a forkable env with that
+``max_epochs`` (and a budget of two runs, the least a forkable env takes; the
+campaign records its first): each run's learning-rate schedule spans ``M`` epochs, so the first
+``e`` epochs of its curve are what a run of ``e`` epochs in such an env gives, and
+Replay-v0 made with ``forkable=True, max_epochs=M`` replays any fidelity up to the
+recorded ``train.epochs`` (see ``researchgym.envs.replay``). Rows record the horizon
+in ``env_kwargs`` (``"max_epochs"``).
 """
 
 from __future__ import annotations
@@ -68,11 +77,18 @@ def plan_sweep(
     return jobs
 
 
-def pending_jobs(jobs: list[Job], store: Any, env_id: str, agent: str) -> list[Job]:
-    """The jobs not yet recorded in ``store`` under ``agent`` (counting repeats)."""
+def pending_jobs(
+    jobs: list[Job], store: Any, env_id: str, agent: str, max_epochs: int | None = None
+) -> list[Job]:
+    """The jobs not yet recorded in ``store`` under ``agent`` at horizon ``max_epochs``
+    (counting repeats)."""
+    from researchgym.envs.recording import recorded_horizon
+
     done: Counter = Counter()
-    rows = store.runs(env_id, agent=agent, columns=("task", "metaprogram"), order_by=()).to_pylist()
-    done.update((r["task"], r["metaprogram"]) for r in rows)
+    rows = store.runs(
+        env_id, agent=agent, columns=("task", "metaprogram", "env_kwargs"), order_by=()
+    ).to_pylist()
+    done.update((r["task"], r["metaprogram"]) for r in rows if recorded_horizon(r) == max_epochs)
     pending = []
     for job in jobs:
         key = _key(job.task, job.metaprogram)
@@ -83,22 +99,27 @@ def pending_jobs(jobs: list[Job], store: Any, env_id: str, agent: str) -> list[J
     return pending
 
 
-_WORKER_ENVS: dict[tuple[str, str, str, str], Any] = {}
+_WORKER_ENVS: dict[tuple[str, str, str, str, int | None], Any] = {}
 
 
-def _run_job(env_id: str, store_path: str, agent: str, job: Job) -> tuple[str, float | None]:
+def _run_job(
+    env_id: str, store_path: str, agent: str, max_epochs: int | None, job: Job
+) -> tuple[str, float | None]:
     """Run one job in this process's cached env (one per task); returns (status, score)."""
     import gymnasium as gym
 
-    key = (env_id, store_path, agent, job.task)
+    key = (env_id, store_path, agent, job.task, max_epochs)
     if key not in _WORKER_ENVS:
+        horizon = {"budget": 1}
+        if max_epochs is not None:
+            horizon = {"budget": 2, "forkable": True, "max_epochs": max_epochs}
         _WORKER_ENVS[key] = gym.make(
             env_id,
             store=store_path,
-            budget=1,
             agent=agent,
             disable_env_checker=True,
             tasks=[job.task],
+            **horizon,
         ).unwrapped
     env = _WORKER_ENVS[key]
     env.reset(seed=job.seed, options={"task": job.task})
@@ -113,6 +134,7 @@ def run_sweep(
     store_path: str | Path,
     agent: str,
     workers: int = 1,
+    max_epochs: int | None = None,
 ) -> Iterator[tuple[str, float | None]]:
     """Run jobs (see :func:`pending_jobs` to resume); yields (status, score) as each finishes.
 
@@ -122,9 +144,14 @@ def run_sweep(
         store_path: the store that records them.
         agent: name recorded with every row (and used to resume).
         workers: parallel processes (see :func:`researchgym.engine.pool.run_jobs`).
+        max_epochs: record the runs in a forkable env with this ``max_epochs``, the
+            horizon of their learning-rate schedules (see the module docstring);
+            ``None``: each run's schedule spans its own ``train.epochs``.
     """
     from researchgym.engine.pool import run_jobs
 
     yield from run_jobs(
-        _run_job, ((env_id, str(store_path), agent, job) for job in jobs), workers=workers
+        _run_job,
+        ((env_id, str(store_path), agent, max_epochs, job) for job in jobs),
+        workers=workers,
     )

@@ -33,6 +33,15 @@ def generate(
         Path | None,
         typer.Option(help="store to fill (default: $RESEARCHGYM_STORE or ./datasets_store)"),
     ] = None,
+    max_epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="record in a forkable env with this max_epochs, the horizon of every run's "
+            "learning-rate schedule, so that Replay-v0 replays any fidelity up to the "
+            "recorded train.epochs (pin --set train.epochs=M too for full curves)",
+        ),
+    ] = None,
 ) -> None:
     """Run a sweep of real training jobs into a store (rerunning skips what is stored)."""
     import gymnasium as gym
@@ -46,7 +55,8 @@ def generate(
     agent = f"sweep-{sampler}"
     try:
         suite_of(env)  # an env that trains on tasks of its own, with a clear error otherwise
-        with gym.make(env, store=False, disable_env_checker=True) as made:
+        horizon = {} if max_epochs is None else {"forkable": True, "max_epochs": max_epochs}
+        with gym.make(env, store=False, disable_env_checker=True, **horizon) as made:
             schema = unwrap_research_env(made).schema
         pins = schema.parse_overrides(fixed or [])
         jobs = plan_sweep(
@@ -55,7 +65,7 @@ def generate(
     except (SettingError, ValueError, gym.error.Error) as exc:
         fail(str(exc))
     with Store(store_path) as opened:
-        pending = pending_jobs(jobs, opened, env, agent)
+        pending = pending_jobs(jobs, opened, env, agent, max_epochs)
     console.print(
         f"{len(jobs)} jobs planned, {len(jobs) - len(pending)} already stored in {store_path}, "
         f"{len(pending)} to run on {workers} worker(s)"
@@ -65,7 +75,7 @@ def generate(
     with progress_bar() as progress:
         bar = progress.add_task(f"sweep {env}", total=len(pending), status="0 failed")
         for status, _ in run_sweep(
-            env, pending, store_path=store_path, agent=agent, workers=workers
+            env, pending, store_path=store_path, agent=agent, workers=workers, max_epochs=max_epochs
         ):
             statuses[status] = statuses.get(status, 0) + 1
             failures = sum(v for k, v in statuses.items() if k != "ok")

@@ -616,8 +616,8 @@ class ResearchEnv(gym.Env):
             schedule_epochs=self.max_epochs,
         )
         if result.ok:
-            # An executor that answers without training (replay) saves nothing: such a
-            # run cannot be continued, as CheckpointMissing then says.
+            # An executor that cannot continue a run saves nothing, as CheckpointMissing
+            # then says.
             with contextlib.suppress(CheckpointMissing):
                 self._checkpoints.added(key, result.score)
         return result
