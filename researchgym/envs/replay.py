@@ -291,7 +291,7 @@ class ReplayExecutor(Executor):
         for row in runs:
             if row["metaprogram"] not in encoded:  # runs of one metaprogram share its encoding
                 metaprogram = json.loads(row["metaprogram"])
-                vector = self._encode(metaprogram)
+                vector = self.schema.encode(self._matched(metaprogram)).astype(np.float64)
                 encoded[row["metaprogram"]] = metaprogram, vector, _key(vector)
             metaprogram, vector, vector_key = encoded[row["metaprogram"]]
             key = (row["task"], vector_key)
@@ -309,12 +309,16 @@ class ReplayExecutor(Executor):
             self._nearest[task] = (points, 0.5 * (points**2).sum(axis=1), groups)
         self._by_id = {r.run_id: r for g in self._exact.values() for r in g}
 
-    def _encode(self, metaprogram: Mapping[str, Any]) -> np.ndarray:
-        """Where a metaprogram lies in the flat encoding; with a horizon, whatever its
+    def _matched(self, metaprogram: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The settings a recorded run is matched on: with a horizon, all but
         ``train.epochs`` (the fidelity is answered from the curve)."""
-        if self.max_epochs is not None:
-            metaprogram = {**metaprogram, EPOCHS: self.max_epochs}
-        return self.schema.encode_valid(metaprogram).astype(np.float64)
+        if self.max_epochs is None:
+            return metaprogram
+        return {**metaprogram, EPOCHS: self.max_epochs}
+
+    def _encode(self, metaprogram: Mapping[str, Any]) -> np.ndarray:
+        """Where an asked metaprogram lies in the flat encoding, as :meth:`_matched`."""
+        return self.schema.encode_valid(self._matched(metaprogram)).astype(np.float64)
 
     @functools.cached_property
     def _pinned(self) -> dict[str, Any]:
@@ -328,6 +332,21 @@ class ReplayExecutor(Executor):
     def recorded_vectors(self) -> np.ndarray:
         """Flat encodings of every recorded metaprogram (all tasks)."""
         return np.concatenate([points for points, _, _ in self._nearest.values()])
+
+    def refuses(self, mode: str) -> str | None:
+        if self.max_epochs is None:
+            return (
+                f"Replay-v0 cannot {mode} a run of runs recorded without a horizon: make it "
+                "with forkable=True and the max_epochs they were recorded with (researchgym "
+                "generate --max-epochs), or ask for a new run"
+            )
+        if mode == "fork":
+            return (
+                "Replay-v0 cannot fork a run: the recorded runs were each trained with their "
+                "own settings from scratch, so training a run's weights on with other settings "
+                "was never recorded; continue the run, or ask for a new one"
+            )
+        return None
 
     def run(
         self,
@@ -382,20 +401,9 @@ class ReplayExecutor(Executor):
     def _continue(self, metaprogram: Mapping[str, Any], start: Start) -> Result:
         """A continued run's result: the recorded run that answered it, further on its
         curve; a fork is an invalid action."""
-        if self.max_epochs is None:
-            return Result(
-                status="invalid_action",
-                error=f"Replay-v0 cannot {start.mode} a run of runs recorded without a "
-                "horizon: make it with forkable=True and the max_epochs they were recorded "
-                "with (researchgym generate --max-epochs), or ask for a new run",
-            )
-        if start.mode == "fork":
-            return Result(
-                status="invalid_action",
-                error="Replay-v0 cannot fork a run: the recorded runs were each trained with "
-                "their own settings from scratch, so training a run's weights on with other "
-                "settings was never recorded; continue the run, or ask for a new one",
-            )
+        refusal = self.refuses(start.mode)
+        if refusal is not None:
+            return Result(status="invalid_action", error=refusal)
         try:
             answer = json.loads(Path(start.checkpoint).read_text())
             recorded = self._by_id[answer["answered_by"]["run_id"]]
