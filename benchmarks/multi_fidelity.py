@@ -83,9 +83,11 @@ def campaign(
     """One campaign of ``planner`` on ``task``'s forkable env (or its replay), ended by the
     step that spends ``limit`` of compute: its anytime points."""
     env_id, task_name = TASKS[task]
-    source = {"id": "researchgym/Replay-v0", "source": env_id, "missing": "nearest"}
+    made: dict[str, Any] = {"id": env_id}
+    if replay:
+        made = {"id": "researchgym/Replay-v0", "source": env_id, "missing": "nearest"}
     env = gym.make(
-        **(source if replay else {"id": env_id}),
+        **made,
         forkable=True,
         max_epochs=max_epochs,
         budget=budget,

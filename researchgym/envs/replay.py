@@ -51,7 +51,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -370,8 +370,12 @@ class ReplayExecutor(Executor):
         else:
             result = self._answer(metaprogram, task.name, seed)
         if save_to is not None and result.ok and result.answered_by is not None:
-            answer = {"answered_by": result.answered_by, "epochs": result.epochs}
-            atomic_write(save_to, lambda file: file.write(json.dumps(answer).encode()))
+            answer = json.dumps({"answered_by": result.answered_by, "epochs": result.epochs})
+
+            def write(file: IO[bytes]) -> None:
+                file.write(answer.encode())
+
+            atomic_write(save_to, write)
         return result
 
     def _answer(self, metaprogram: Mapping[str, Any], name: str, seed: int) -> Result:
