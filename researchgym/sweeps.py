@@ -5,13 +5,13 @@ same as any agent's. Sweeps are resumable: jobs whose (task, metaprogram) is
 already stored under the sweep's agent name and horizon (as often as ``repeats``)
 are skipped.
 
-A sweep with ``max_epochs=M`` records its runs in a forkable env with that
-``max_epochs`` (and a budget of two runs, the least a forkable env takes; the
-campaign records its first): each run's learning-rate schedule spans ``M`` epochs, so the first
-``e`` epochs of its curve are what a run of ``e`` epochs in such an env gives, and
-Replay-v0 made with ``forkable=True, max_epochs=M`` replays any fidelity up to the
-recorded ``train.epochs`` (see ``researchgym.envs.replay``). Rows record the horizon
-in ``env_kwargs`` (``"max_epochs"``).
+A sweep with ``max_epochs=M`` records each run as the first of a two-run campaign
+(the least a forkable env takes) in a forkable env with that ``max_epochs``: each
+run's learning-rate schedule spans ``M`` epochs, so the first ``e`` epochs of its
+curve are what a run of ``e`` epochs in such an env gives, and Replay-v0 made with
+``forkable=True, max_epochs=M`` replays any fidelity up to the recorded
+``train.epochs`` (see ``researchgym.envs.replay``). Rows record the horizon in
+``env_kwargs`` (``"max_epochs"``).
 """
 
 from __future__ import annotations
@@ -110,16 +110,16 @@ def _run_job(
 
     key = (env_id, store_path, agent, job.task, max_epochs)
     if key not in _WORKER_ENVS:
-        horizon = {"budget": 1}
-        if max_epochs is not None:
-            horizon = {"budget": 2, "forkable": True, "max_epochs": max_epochs}
+        campaign: dict[str, Any] = {"budget": 1}
+        if max_epochs is not None:  # 2: the least budget a forkable env takes
+            campaign = {"budget": 2, "forkable": True, "max_epochs": max_epochs}
         _WORKER_ENVS[key] = gym.make(
             env_id,
             store=store_path,
             agent=agent,
             disable_env_checker=True,
             tasks=[job.task],
-            **horizon,
+            **campaign,
         ).unwrapped
     env = _WORKER_ENVS[key]
     env.reset(seed=job.seed, options={"task": job.task})

@@ -68,7 +68,6 @@ __all__ = [
     "REFERENCE_STORE",
     "REFERENCE_SURROGATES",
     "ReplayExecutor",
-    "at_horizon",
     "load_runs",
     "make_replay_env",
     "pinned_settings",
@@ -101,7 +100,7 @@ def load_runs(
         StoreError: the store holds no such runs (the message lists the horizons it
             holds).
     """
-    return at_horizon(_read_runs(data, env_id), max_epochs, env_id)
+    return _at_horizon(_read_runs(data, env_id), max_epochs, env_id)
 
 
 def recorded_horizons(runs: list[dict[str, Any]]) -> list[int]:
@@ -109,7 +108,7 @@ def recorded_horizons(runs: list[dict[str, Any]]) -> list[int]:
     return sorted({h for r in runs if (h := recorded_horizon(r)) is not None})
 
 
-def at_horizon(
+def _at_horizon(
     runs: list[dict[str, Any]], max_epochs: int | None, env_id: str
 ) -> list[dict[str, Any]]:
     """The runs of :func:`load_runs` recorded at horizon ``max_epochs`` (see there)."""
@@ -362,8 +361,8 @@ class ReplayExecutor(Executor):
             return Result(
                 status="error",
                 error=f"this job's learning-rate schedule spans schedule_epochs="
-                f"{schedule_epochs}, but the recorded runs' spans max_epochs={self.max_epochs}; "
-                "replay runs recorded with the env's own max_epochs",
+                f"{schedule_epochs}, but the recorded runs' schedules span max_epochs="
+                f"{self.max_epochs}; replay runs recorded with the env's own max_epochs",
             )
         if start is not None:
             result = self._continue(metaprogram, start)
@@ -514,5 +513,5 @@ def make_replay_env(
         env_kwargs.update(forkable=True, max_epochs=horizon)
     elif max_epochs is not None:
         env_kwargs["max_epochs"] = max_epochs  # ResearchEnv says it needs forkable=True
-    executor = ReplayExecutor(at_horizon(runs, horizon, source), schema, missing, horizon)
+    executor = ReplayExecutor(_at_horizon(runs, horizon, source), schema, missing, horizon)
     return ResearchEnv(executor=executor, **env_kwargs)

@@ -619,8 +619,7 @@ class ResearchEnv(gym.Env):
             schedule_epochs=self.max_epochs,
         )
         if result.ok:
-            # An executor that cannot continue a run saves nothing, as CheckpointMissing
-            # then says.
+            # An executor that keeps nothing to start from (a surrogate) saves nothing.
             with contextlib.suppress(CheckpointMissing):
                 self._checkpoints.added(key, result.score)
         return result
