@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import researchgym  # noqa: F401 - registers the envs
@@ -54,8 +55,13 @@ def test_continue_answers_the_curve_further_on_charging_only_the_epochs_between(
 ) -> None:
     env = _replay()
     _step(env, {**json.loads(full_run["metaprogram"]), "train.epochs": 9})
-    info = _step(env, {"verb": "continue", "run": 0, "train.epochs": HORIZON})
+    obs, _, _, _, info = env.step(
+        env.unwrapped.to_action({"verb": "continue", "run": 0, "train.epochs": HORIZON})
+    )
     assert info["status"] == "ok" and info["parent_run"] == 0
+    scores = [entry["val_score"] for entry in json.loads(full_run["curve"])]
+    shown = obs["history_curves"]  # the last 16 scores of each run
+    assert np.allclose(shown[0][:9], scores[:9]) and np.allclose(shown[1], scores[-16:])
     assert info["answered_by"]["run_id"] == full_run["run_id"]
     assert info["curve"] == json.loads(full_run["curve"]) and info["epochs"] == HORIZON
     assert info["metrics"] == json.loads(full_run["val_metrics"])
