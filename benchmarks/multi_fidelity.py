@@ -19,8 +19,13 @@ Compute is what the env reports for each step (``info["cost"]``): training secon
 or with ``--cost samples`` the examples processed (deterministic). The anytime plot
 (best score against compute, median over seeds) is saved as a PNG.
 
+With ``--replay`` the same campaigns run on Replay-v0 instead, answered from the
+shipped runs recorded with full curves at ``max_epochs=27`` (nearest recorded
+metaprogram, its curve at the asked fidelity; see ``researchgym.envs.replay``), in
+seconds instead of hours. Forks cannot be replayed, so PBT is left out.
+
 Run: ``python -m benchmarks.multi_fidelity [--seeds 10] [--tasks digits synthetic]
-[--max-epochs 27] [--random-runs 20] [--planners hyperband asha] [--plot PATH]``
+[--max-epochs 27] [--random-runs 20] [--planners hyperband asha] [--replay] [--plot PATH]``
 """
 
 from __future__ import annotations
@@ -72,13 +77,17 @@ def campaign(
     max_epochs: int,
     fixed: dict[str, Any],
     cost: str,
+    replay: bool = False,
     limit: float = math.inf,
 ) -> list[tuple[float, float]]:
-    """One campaign of ``planner`` on ``task``'s forkable env, ended by the step that
-    spends ``limit`` of compute: its anytime points."""
+    """One campaign of ``planner`` on ``task``'s forkable env (or its replay), ended by the
+    step that spends ``limit`` of compute: its anytime points."""
     env_id, task_name = TASKS[task]
+    made: dict[str, Any] = {"id": env_id}
+    if replay:
+        made = {"id": "researchgym/Replay-v0", "source": env_id, "missing": "nearest"}
     env = gym.make(
-        env_id,
+        **made,
         forkable=True,
         max_epochs=max_epochs,
         budget=budget,
@@ -122,6 +131,27 @@ def plot(curves: dict[str, dict[str, list[list[tuple[float, float]]]]], cost: st
     return save_figure(fig, path)
 
 
+def print_pbt_table(
+    args: argparse.Namespace,
+    bests: dict[tuple[str, str], list[float]],
+    spent: dict[tuple[str, str], list[float]],
+) -> None:
+    """PBT's best scores against those of as many independent runs, median over seeds."""
+    print()
+    print(f"PBT ({args.population} members, {args.interval} epochs a generation) against "
+          f"{args.population} independent runs of R epochs")  # fmt: skip
+    print()
+    print("| task | PBT best | independent best | PBT better | PBT compute | independent compute |")
+    print("|------|----------|------------------|------------|-------------|---------------------|")
+    for task in args.tasks:
+        pbt, alone = bests[task, "pbt"], bests[task, "independent"]
+        wins = sum(p > a for p, a in zip(pbt, alone, strict=True))
+        print(
+            f"| {task} | {median(pbt):.4f} | {median(alone):.4f} | {wins}/{len(pbt)} "
+            f"| {median(spent[task, 'pbt']):.4g} | {median(spent[task, 'independent']):.4g} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="campaigns per task and planner")
@@ -135,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--population", type=int, default=8, help="PBT members")
     parser.add_argument("--interval", type=int, default=3, help="PBT epochs per generation")
     parser.add_argument("--cost", choices=("seconds", "samples"), default="seconds")
+    parser.add_argument("--replay", action="store_true", help="replay recorded curves instead")
     parser.add_argument(
         "--set", dest="fixed", action="append", default=[], help="pin a setting, as name=value"
     )
@@ -161,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
             spent.setdefault((task, name), []).append(points[-1][0] if points else math.nan)
 
         for seed in range(args.seeds):
-            common = {"seed": seed, "max_epochs": full, "cost": args.cost}
+            common = {"seed": seed, "max_epochs": full, "cost": args.cost, "replay": args.replay}
             at_full = {**pins, "train.epochs": full}
             reference = campaign(
                 task, make_planner("random"), budget=args.random_runs, fixed=at_full, **common
@@ -181,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 run(name, points)
                 ratios.setdefault((task, name), []).append(compute_to_reach(points, target) / total)
+            if args.replay:
+                continue  # forks cannot be replayed
             population = make_planner(
                 "pbt", population=args.population, interval=args.interval, max_epochs=full
             )
@@ -200,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{args.seeds} seed(s); R={full} epochs, eta={args.eta}; random search: "
         f"{args.random_runs} runs of R; compute: {args.cost}; medians over seeds"
+        + ("; replayed from recorded curves" if args.replay else "")
     )
     print()
     print("Compute to reach random search's final best, as a ratio to random's (target <= 0.5)")
@@ -213,19 +247,8 @@ def main(argv: list[str] | None = None) -> None:
             f"| {median(bests[task, name]):.4f} | {median(bests[task, 'random']):.4f} "
             f"| {median(spent[task, name]):.4g} |"
         )
-    print()
-    print(f"PBT ({args.population} members, {args.interval} epochs a generation) against "
-          f"{args.population} independent runs of R epochs")  # fmt: skip
-    print()
-    print("| task | PBT best | independent best | PBT better | PBT compute | independent compute |")
-    print("|------|----------|------------------|------------|-------------|---------------------|")
-    for task in args.tasks:
-        pbt, alone = bests[task, "pbt"], bests[task, "independent"]
-        wins = sum(p > a for p, a in zip(pbt, alone, strict=True))
-        print(
-            f"| {task} | {median(pbt):.4f} | {median(alone):.4f} | {wins}/{len(pbt)} "
-            f"| {median(spent[task, 'pbt']):.4g} | {median(spent[task, 'independent']):.4g} |"
-        )
+    if not args.replay:
+        print_pbt_table(args, bests, spent)
     print()
     print(f"anytime plot: {plot(curves, args.cost, args.plot)}")
 

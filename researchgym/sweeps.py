@@ -5,6 +5,17 @@ same as any agent's. Sweeps are resumable: jobs whose (task, metaprogram) is
 already stored under the sweep's agent name (as often as ``repeats``) are skipped.
 Given an executor (a :class:`~researchgym.engine.RayExecutor`), the jobs train
 through it, many at once, and this process records their rows.
+
+already stored under the sweep's agent name and horizon (as often as ``repeats``)
+are skipped.
+
+A sweep with ``max_epochs=M`` records each run as the first of a two-run campaign
+(the least a forkable env takes) in a forkable env with that ``max_epochs``: each
+run's learning-rate schedule spans ``M`` epochs, so the first ``e`` epochs of its
+curve are what a run of ``e`` epochs in such an env gives, and Replay-v0 made with
+``forkable=True, max_epochs=M`` replays any fidelity up to the recorded
+``train.epochs`` (see ``researchgym.envs.replay``). Rows record the horizon in
+``env_kwargs`` (``"max_epochs"``).
 """
 
 from __future__ import annotations
@@ -162,11 +173,18 @@ def _jobs(
     return jobs
 
 
-def pending_jobs(jobs: list[Job], store: Any, env_id: str, agent: str) -> list[Job]:
-    """The jobs not yet recorded in ``store`` under ``agent`` (counting repeats)."""
+def pending_jobs(
+    jobs: list[Job], store: Any, env_id: str, agent: str, max_epochs: int | None = None
+) -> list[Job]:
+    """The jobs not yet recorded in ``store`` under ``agent`` at horizon ``max_epochs``
+    (counting repeats)."""
+    from researchgym.envs.recording import recorded_horizon
+
     done: Counter = Counter()
-    rows = store.runs(env_id, agent=agent, columns=("task", "metaprogram"), order_by=()).to_pylist()
-    done.update((r["task"], r["metaprogram"]) for r in rows)
+    rows = store.runs(
+        env_id, agent=agent, columns=("task", "metaprogram", "env_kwargs"), order_by=()
+    ).to_pylist()
+    done.update((r["task"], r["metaprogram"]) for r in rows if recorded_horizon(r) == max_epochs)
     pending = []
     for job in jobs:
         key = _key(job.task, job.metaprogram)
@@ -180,23 +198,35 @@ def pending_jobs(jobs: list[Job], store: Any, env_id: str, agent: str) -> list[J
 _WORKER = threading.local()  # each worker thread's (or process's) envs, one per task
 
 
+def _campaign(max_epochs: int | None) -> dict[str, Any]:
+    """The env arguments of a sweep's one-run campaigns at horizon ``max_epochs``."""
+    if max_epochs is None:
+        return {"budget": 1}
+    return {"budget": 2, "forkable": True, "max_epochs": max_epochs}  # 2: the least it takes
+
+
 def run_job(
-    env_id: str, store_path: str, agent: str, job: Job, executor: Any = None
+    env_id: str,
+    store_path: str,
+    agent: str,
+    job: Job,
+    executor: Any = None,
+    max_epochs: int | None = None,
 ) -> tuple[str, float | None]:
     """Run one job in this thread's cached env (one per task); returns (status, score)."""
     import gymnasium as gym
 
     envs = _WORKER.__dict__.setdefault("envs", {})
-    key = (env_id, store_path, agent, job.task, executor)
+    key = (env_id, store_path, agent, job.task, executor, max_epochs)
     if key not in envs:
         envs[key] = gym.make(
             env_id,
             store=store_path,
-            budget=1,
             agent=agent,
             disable_env_checker=True,
             tasks=[job.task],
             **({} if executor is None else {"executor": executor}),
+            **_campaign(max_epochs),
         ).unwrapped
     env = envs[key]
     options = {"task": job.task}
@@ -208,7 +238,12 @@ def run_job(
 
 
 def _run_batch(
-    env_id: str, store_path: str, agent: str, jobs: list[Job], executor: Any = None
+    env_id: str,
+    store_path: str,
+    agent: str,
+    jobs: list[Job],
+    executor: Any = None,
+    max_epochs: int | None = None,
 ) -> list[tuple[str, float | None]]:
     """Run jobs of one task as one step of this thread's cached vector env (its training
     batched)."""
@@ -217,16 +252,16 @@ def _run_batch(
 
     task = jobs[0].task
     cached = _WORKER.__dict__.setdefault("envs", {})
-    key = (env_id, store_path, agent, task, len(jobs), executor)
+    key = (env_id, store_path, agent, task, len(jobs), executor, max_epochs)
     if key not in cached:
         cached[key] = gym.make_vec(
             env_id,
             num_envs=len(jobs),
             vectorization_mode="vector_entry_point",
             store=store_path,
-            budget=1,
             agent=agent,
             tasks=[task],
+            **_campaign(max_epochs),
             **({} if executor is None else {"executor": executor}),
         )
     envs = cached[key]
@@ -252,6 +287,7 @@ def run_sweep(
     workers: int = 1,
     executor: Any = None,
     batch: int = 1,
+    max_epochs: int | None = None,
 ) -> Iterator[tuple[str, float | None]]:
     """Run jobs (see :func:`pending_jobs` to resume); yields (status, score) as each finishes.
 
@@ -268,6 +304,9 @@ def run_sweep(
             (``researchgym.envs.vector``), their stackable models as one batched job
             (``researchgym.engine.population``); 1 runs each job alone. The rows are
             those of jobs run alone, up to float rounding.
+        max_epochs: record the runs in a forkable env with this ``max_epochs``, the
+            horizon of their learning-rate schedules (see the module docstring);
+            ``None``: each run's schedule spans its own ``train.epochs``.
     """
     from researchgym.engine.pool import run_jobs
 
@@ -275,7 +314,7 @@ def run_sweep(
     if batch <= 1:
         yield from run_jobs(
             run_job,
-            ((env_id, str(store_path), agent, job, executor) for job in jobs),
+            ((env_id, str(store_path), agent, job, executor, max_epochs) for job in jobs),
             workers=workers,
             threads=threads,
         )
@@ -284,7 +323,7 @@ def run_sweep(
     for job in jobs:
         by_task.setdefault(job.task, []).append(job)
     chunks = [
-        (env_id, str(store_path), agent, same[i : i + batch], executor)
+        (env_id, str(store_path), agent, same[i : i + batch], executor, max_epochs)
         for same in by_task.values()
         for i in range(0, len(same), batch)
     ]

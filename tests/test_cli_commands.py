@@ -313,3 +313,12 @@ def test_version_prints_the_installed_version(flag: str) -> None:
 
     result, out = invoke(flag)
     assert result.exit_code == 0 and out == f"researchgym {version('researchgym')}"
+
+
+def test_generate_checks_the_horizon_before_running(tmp_path: Path) -> None:
+    result, output = invoke(
+        "generate", "--env", ENV_ID, "--n", "1", "--max-epochs", "100000", "--store", tmp_path
+    )
+    assert result.exit_code == 2, result.output
+    assert "max_epochs=100000 must be an integer in [1," in output
+    assert not any(tmp_path.iterdir())

@@ -59,6 +59,6 @@ def test_reading_the_reference_store_writes_nothing() -> None:
     before = _tree(REFERENCE_STORE)
     assert load_runs(None, "researchgym/Tabular-v0")
     with open_store(REFERENCE_STORE) as store:
-        assert store.info()["rows"] == 5248
-        assert store.runs("researchgym/Digits-v0", columns=("run_id",)).num_rows == 2000
+        assert store.info()["rows"] == 5344
+        assert store.runs("researchgym/Digits-v0", columns=("run_id",)).num_rows == 2032
     assert _tree(REFERENCE_STORE) == before

@@ -53,6 +53,15 @@ def generate(
     executor_name: ExecutorOption = "processes",
     ray_address: RayAddressOption = None,
     gpus_per_step: GpusPerStepOption = 0.0,
+    max_epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="record in a forkable env with this max_epochs, the horizon of every run's "
+            "learning-rate schedule, so that Replay-v0 replays any fidelity up to the "
+            "recorded train.epochs (pin --set train.epochs=M too for full curves)",
+        ),
+    ] = None,
 ) -> None:
     """Run a sweep of real training jobs into a store (rerunning skips what is stored)."""
     import gymnasium as gym
@@ -67,7 +76,8 @@ def generate(
     executor = step_executor(executor_name, ray_address, gpus_per_step)
     try:
         suite_of(env)  # an env that trains on tasks of its own, with a clear error otherwise
-        with gym.make(env, store=False, disable_env_checker=True) as made:
+        horizon = {} if max_epochs is None else {"forkable": True, "max_epochs": max_epochs}
+        with gym.make(env, store=False, disable_env_checker=True, **horizon) as made:
             schema = unwrap_research_env(made).schema
         pins = schema.parse_overrides(fixed or [])
         jobs = plan_sweep(
@@ -76,7 +86,7 @@ def generate(
     except (SettingError, ValueError, gym.error.Error) as exc:
         fail(str(exc))
     with Store(store_path) as opened:
-        pending = pending_jobs(jobs, opened, env, agent)
+        pending = pending_jobs(jobs, opened, env, agent, max_epochs)
     console.print(
         f"{len(jobs)} jobs planned, {len(jobs) - len(pending)} already stored in {store_path}, "
         f"{len(pending)} to run on {workers} {'Ray step(s) at once' if executor else 'worker(s)'}"
@@ -93,6 +103,7 @@ def generate(
             workers=workers,
             executor=executor,
             batch=batch,
+            max_epochs=max_epochs,
         ):
             statuses[status] = statuses.get(status, 0) + 1
             failures = sum(v for k, v in statuses.items() if k != "ok")

@@ -144,6 +144,11 @@ class Executor:
             for job in jobs
         ]
 
+    def refuses(self, mode: str) -> str | None:
+        """Why this executor cannot start jobs from saved runs in ``mode`` (``"continue"``
+        or ``"fork"``), e.g. one that answers from recorded runs; ``None`` when it can."""
+        return None
+
     def close(self) -> None:
         """Release workers and other resources."""
 

@@ -33,7 +33,13 @@ from researchgym.errors import ConfigError, StateError, shorten
 if TYPE_CHECKING:
     from researchgym.engine import Result
 
-__all__ = ["MAX_CAMPAIGN_ID_CHARS", "MAX_STORED_CHARS", "StepRecorder", "check_campaign_id"]
+__all__ = [
+    "MAX_CAMPAIGN_ID_CHARS",
+    "MAX_STORED_CHARS",
+    "StepRecorder",
+    "check_campaign_id",
+    "recorded_horizon",
+]
 
 #: Longest action (as JSON) or error a row stores; longer ones are cut to about this
 #: length, with their original length noted.
@@ -66,6 +72,14 @@ def check_campaign_id(campaign_id: Any) -> str:
             "digit, or leave it out for a fresh random id"
         )
     return campaign_id
+
+
+def recorded_horizon(row: Mapping[str, Any]) -> int | None:
+    """The ``max_epochs`` of the forkable env that recorded a store row, the horizon of
+    its run's learning-rate schedule; ``None`` for a row of an env that is not forkable
+    (a run's schedule then spans its own ``train.epochs``)."""
+    kwargs = json.loads(row.get("env_kwargs") or "{}")
+    return kwargs.get("max_epochs") if kwargs.get("forkable") else None
 
 
 class StepRecorder:

@@ -624,6 +624,9 @@ class ResearchEnv(gym.Env):
                 f"run {k} has no trained weights to {verb} (status {parent['status']!r}); "
                 f"{verb} a run whose status is 'ok'"
             )
+        refusal = self.executor.refuses(verb)
+        if refusal is not None:
+            raise SettingError(refusal)
         if verb == "continue":
             changed = [
                 n for n, v in given.items() if n != EPOCHS and parent["settings"].get(n) != v

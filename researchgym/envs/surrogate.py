@@ -19,6 +19,14 @@ pooled standard deviation within a metaprogram, over the metaprograms whose mean
 score lies in each band, and a prediction takes its band's. Only runs with
 status ``"ok"`` are fitted; the surrogate always answers ``"ok"``.
 
+A forkable surrogate env (``forkable=True``) answers ``new`` at any ``train.epochs``
+(one of the inputs, though the shipped models were fitted on runs of one
+``train.epochs`` per env, so they predict the same score for every fidelity) and
+``stop``; ``continue`` and ``fork`` get status ``"invalid_action"``: the model predicts
+a run's final metrics from its settings, not the curve of a run trained on, and a
+predicted run has no weights. Replay-v0 made with ``forkable=True`` continues runs
+from recorded curves.
+
 Fidelity is measured on held-out (task, metaprogram) pairs, chosen by a hash of
 both (so anyone can recompute it; every seed of a pair is held out together):
 Spearman and Kendall rank correlations between predicted and recorded
@@ -410,8 +418,8 @@ def fit_surrogate(
 class SurrogateExecutor(Executor):
     """Answers steps with a :class:`SurrogateModel`'s predictions plus seeded noise.
 
-    Predicted runs have no weights: a job that starts from a checkpoint is an invalid
-    action, and ``save_to`` is ignored.
+    Predicted runs have no weights nor curves to go on from: a job that starts from a
+    checkpoint is an invalid action, and ``save_to`` is ignored.
     """
 
     def __init__(self, model: SurrogateModel, schema: Schema):
@@ -422,6 +430,14 @@ class SurrogateExecutor(Executor):
             )
         self.model = model
         self.schema = schema
+
+    def refuses(self, mode: str) -> str:
+        return (
+            f"a surrogate env cannot {mode} a run: it predicts a run's final metrics from its "
+            "settings, and a predicted run has no weights nor curve to go on from; ask for a "
+            "new run with the train.epochs wanted, or replay recorded curves with Replay-v0 "
+            "(forkable=True)"
+        )
 
     def run(
         self,
@@ -434,11 +450,7 @@ class SurrogateExecutor(Executor):
         schedule_epochs: int | None = None,
     ) -> Result:
         if start is not None:
-            return Result(
-                status="invalid_action",
-                error=f"a surrogate env cannot {start.mode} a run: predicted runs have no weights; "
-                "ask for a new run instead",
-            )
+            return Result(status="invalid_action", error=self.refuses(start.mode))
         name = task.name
         if name not in self.model.tasks:
             return Result(status="error", error=f"the surrogate was not fitted on task {name!r}")

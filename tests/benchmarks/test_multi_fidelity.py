@@ -31,3 +31,15 @@ def test_the_benchmark_prints_both_tables_and_saves_the_plot(tmp_path, capsys) -
     assert re.search(r"^\| synthetic \| -?[\d.]+ \| -?[\d.]+ \| [01]/1 \|", out, re.MULTILINE)
     assert out.startswith("command: python -m benchmarks.multi_fidelity --seeds 1")
     assert plot.stat().st_size > 0
+
+
+def test_the_benchmark_replays_the_recorded_curves_without_pbt(tmp_path, capsys) -> None:
+    multi_fidelity.main(
+        ["--seeds", "1", "--tasks", "synthetic", "--random-runs", "4", "--max-steps", "40",
+         "--cost", "samples", "--replay", "--plot", str(tmp_path / "anytime.png")]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "replayed from recorded curves" in out
+    ratios = re.findall(r"^\| synthetic \| (hyperband|asha) \| ([\d.]+|inf) \|", out, re.MULTILINE)
+    assert [name for name, _ in ratios] == ["hyperband", "asha"]
+    assert "PBT" not in out  # forks cannot be replayed

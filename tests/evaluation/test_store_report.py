@@ -121,7 +121,7 @@ def test_report_of_the_reference_store(tmp_path):
     result, output = invoke("report", "--store", REFERENCE_STORE, "--out", tmp_path)
     assert result.exit_code == 0, output
     markdown = (tmp_path / "report.md").read_text()
-    assert "5,248 runs in 5,248 campaigns of 3 envs" in markdown
+    assert "5,344 runs in 5,344 campaigns of 3 envs" in markdown
     assert "| researchgym/Digits-v0 | sweep-sobol | 2000 | 2000 | 2000 |" in markdown
     # one-step campaigns have no best-so-far curve; per-epoch curves are drawn per env
     assert markdown.count("there is no best-so-far curve") == 3
