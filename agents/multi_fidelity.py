@@ -42,6 +42,7 @@ __all__ = [
     "Job",
     "Schedule",
     "fidelities",
+    "forkable_env_kwargs",
     "hyperband_brackets",
     "max_fidelity",
     "top",
@@ -194,6 +195,12 @@ def max_fidelity(schema: Schema, max_epochs: int | None, context: Any) -> int:
     return max_epochs or env_max or schema[FIDELITY].default
 
 
+def forkable_env_kwargs(max_epochs: int | None) -> dict[str, Any]:
+    """Env arguments of a planner that continues or forks runs, up to ``max_epochs`` when
+    given (else the env's highest fidelity)."""
+    return {"forkable": True} | ({} if max_epochs is None else {"max_epochs": max_epochs})
+
+
 def check_epochs(name: str, value: Any, low: int = 1) -> None:
     """Raise :class:`PlannerError` unless ``value`` is an integer of at least ``low``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -231,9 +238,7 @@ class FidelityPlanner(SearchPlanner):
     @property
     def env_kwargs(self) -> dict[str, Any]:
         """The env this planner runs on: a forkable one, up to ``max_epochs`` when given."""
-        return {"forkable": True} | (
-            {} if self.max_epochs is None else {"max_epochs": self.max_epochs}
-        )
+        return forkable_env_kwargs(self.max_epochs)
 
     def bind(self, context: Any) -> None:
         """Read the env's highest fidelity and whether it can continue runs."""

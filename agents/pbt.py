@@ -26,7 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agents.multi_fidelity import FIDELITY, check_epochs, max_fidelity, top
+from agents.multi_fidelity import (
+    FIDELITY,
+    check_epochs,
+    forkable_env_kwargs,
+    max_fidelity,
+    top,
+)
 from researchgym.errors import did_you_mean, shorten
 from researchgym.planning import (
     CampaignArgs,
@@ -118,9 +124,7 @@ class PBTPlanner(SearchPlanner):
     @property
     def env_kwargs(self) -> dict[str, Any]:
         """The env this planner runs on: a forkable one, up to ``max_epochs`` when given."""
-        return {"forkable": True} | (
-            {} if self.max_epochs is None else {"max_epochs": self.max_epochs}
-        )
+        return forkable_env_kwargs(self.max_epochs)
 
     def bind(self, context: Any) -> None:
         """Check that the env can fork runs; read its highest fidelity."""

@@ -129,14 +129,7 @@ class InProcessExecutor(Executor):
             if job.start is None and job.save_to is None and job.schedule_epochs is None:
                 by_task.setdefault(job.task, []).append(i)
             else:
-                results[i] = self.run(
-                    job.metaprogram,
-                    task=job.task,
-                    seed=job.seed,
-                    start=job.start,
-                    save_to=job.save_to,
-                    schedule_epochs=job.schedule_epochs,
-                )
+                results[i] = self.run_job(job)
         hooks = list(self.hooks)
         if self.timeout is not None:
             hooks.append(Deadline(self.timeout))

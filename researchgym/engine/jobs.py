@@ -132,17 +132,18 @@ class Executor:
         Runs them one by one through :meth:`run`; executors that can train many
         jobs at once (see ``InProcessExecutor``) override it.
         """
-        return [
-            self.run(
-                job.metaprogram,
-                task=job.task,
-                seed=job.seed,
-                start=job.start,
-                save_to=job.save_to,
-                schedule_epochs=job.schedule_epochs,
-            )
-            for job in jobs
-        ]
+        return [self.run_job(job) for job in jobs]
+
+    def run_job(self, job: Job) -> Result:
+        """:meth:`run` with a :class:`Job`'s arguments."""
+        return self.run(
+            job.metaprogram,
+            task=job.task,
+            seed=job.seed,
+            start=job.start,
+            save_to=job.save_to,
+            schedule_epochs=job.schedule_epochs,
+        )
 
     def refuses(self, mode: str) -> str | None:
         """Why this executor cannot start jobs from saved runs in ``mode`` (``"continue"``

@@ -370,15 +370,7 @@ class ResearchEnv(gym.Env):
     def step(self, action: Any):
         pending = self._begin_step(action)
         if pending.result is None:
-            job = self._engine_job(pending)
-            pending.result = self.executor.run(
-                job.metaprogram,
-                task=job.task,
-                seed=job.seed,
-                start=job.start,
-                save_to=job.save_to,
-                schedule_epochs=job.schedule_epochs,
-            )
+            pending.result = self.executor.run_job(self._engine_job(pending))
         return self._end_step(pending)
 
     def _begin_step(self, action: Any) -> _Pending:
