@@ -27,13 +27,12 @@ import os
 import statistics
 import sys
 import time
-from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # as a Ray task with 1 CPU gets
 
 import torch
 
-from researchgym.engine import InProcessExecutor, RayExecutor, TaskRef
+from researchgym.engine import InProcessExecutor, Job, RayExecutor, TaskRef
 from researchgym.envs.suites import get_suite
 
 TASK = TaskRef("digits")
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with RayExecutor(num_cpus=args.cpus, device="cpu") as ray_executor:
         # warm-up: start every worker and have each load the data
-        ray_executor.run_many([{"metaprogram": probe, "task": TASK, "seed": s} for s in range(4)])
+        ray_executor.run_many([Job(probe, TASK, s) for s in range(4)])
         same = ray_executor.run(job, task=TASK, seed=0).val_metrics == (
             local.run(job, task=TASK, seed=0).val_metrics
         )
@@ -76,10 +75,8 @@ def main(argv: list[str] | None = None) -> None:
             ray_times.append(wall)
             ray_costs.append(wall - result.seconds)  # all but the training the worker timed
 
-        jobs: list[dict[str, Any]] = [
-            {"metaprogram": job, "task": TASK, "seed": s} for s in range(args.jobs)
-        ]
-        one_at_a_time, _ = _timed(lambda: [ray_executor.run(**j) for j in jobs])
+        jobs = [Job(job, TASK, s) for s in range(args.jobs)]
+        one_at_a_time, _ = _timed(lambda: [ray_executor.run_job(j) for j in jobs])
         all_at_once, results = _timed(ray_executor.run_many, jobs)
         if failed := [r.error for r in results if not r.ok]:
             raise SystemExit(f"{len(failed)} jobs failed, the first with: {failed[0]}")
