@@ -484,7 +484,7 @@ def run_leaderboard(
         board.references_from = "best found by any planner, median of random search's steps"
     else:
         board.references = references
-        board.references_from = "best and median of the recorded Sobol design"
+        board.references_from = suite.references_source
     board.seed_spread = suite.seed_spread()
     board.scores = score_campaigns(traces, board.references)
     baselines = [a for a in agents if a not in learned]

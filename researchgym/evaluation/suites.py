@@ -277,6 +277,16 @@ class BenchmarkSuite:
             return None
         return {task: _reference(task, runs) for task, runs in self._recorded().items()}
 
+    @property
+    def references_source(self) -> str:
+        """Where :meth:`references` come from, in words."""
+        if self.env_id == SURROGATE:
+            return (
+                "best and median of the surrogate's noise-free predictions over a Sobol design "
+                "and the recorded metaprograms"
+            )
+        return "best and median of the recorded Sobol design"
+
     def _predicted_references(self, design: int = 4096) -> dict[str, TaskReference]:
         """Best and median of the surrogate's noise-free scores: the best over a Sobol design
         of ``design`` points and the recorded metaprograms, the median over the design."""
@@ -380,8 +390,8 @@ BENCHMARK_SUITES: dict[str, BenchmarkSuite] = {
         BenchmarkSuite(
             "fast",
             2,
-            "Synthetic-v0 answered by a Gaussian-process surrogate fitted on 1024 recorded runs "
-            "per task (Sobol, two seeds) with their seed noise; seconds per planner",
+            "Synthetic-v0 answered by a surrogate (a forest of randomized trees) fitted on 1024 "
+            "recorded runs per task (Sobol, two seeds), with their seed noise; seconds per planner",
             env_id=SURROGATE,
             source=SYNTHETIC,
             test_tasks=_FAST_TASKS,
