@@ -133,14 +133,11 @@ def test_text_actions_that_json_escapes_lengthen_are_stored_within_the_bound(tmp
 
 
 def test_a_huge_training_error_is_stored_cut(tmp_path):
-    class Failing:
+    from researchgym.engine import Executor, Result
+
+    class Failing(Executor):
         def run(self, metaprogram, *, task, seed, **job):
-            from researchgym.engine import Result
-
             return Result(status="error", error="e" * 1_000_000)
-
-        def close(self):
-            pass
 
     env = gym.make(TABULAR, store=tmp_path, budget=1, executor=Failing())
     env.reset(seed=0)
