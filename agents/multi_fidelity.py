@@ -41,6 +41,7 @@ __all__ = [
     "FidelityPlanner",
     "Job",
     "Schedule",
+    "check_fidelity_free",
     "fidelities",
     "forkable_env_kwargs",
     "hyperband_brackets",
@@ -201,6 +202,15 @@ def forkable_env_kwargs(max_epochs: int | None) -> dict[str, Any]:
     return {"forkable": True} | ({} if max_epochs is None else {"max_epochs": max_epochs})
 
 
+def check_fidelity_free(planner: str, fixed: Mapping[str, Any]) -> None:
+    """Refuse a pinned fidelity: a planner that continues or forks runs chooses it."""
+    if FIDELITY in fixed:
+        raise PlannerError(
+            f"planner {planner!r} chooses {FIDELITY} (the fidelity) itself; "
+            f"do not pin it, give max_epochs instead"
+        )
+
+
 def check_epochs(name: str, value: Any, low: int = 1) -> None:
     """Raise :class:`PlannerError` unless ``value`` is an integer of at least ``low``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -259,11 +269,7 @@ class FidelityPlanner(SearchPlanner):
         self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
     ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
-        if FIDELITY in self.fixed:
-            raise PlannerError(
-                f"planner {self.name!r} chooses {FIDELITY} (the fidelity) itself; "
-                f"do not pin it, give max_epochs instead"
-            )
+        check_fidelity_free(self.name, self.fixed)
         top_epochs = max_fidelity(schema, self.max_epochs, self.context)
         if self.min_epochs > top_epochs:
             raise PlannerError(

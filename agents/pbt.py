@@ -29,6 +29,7 @@ from typing import Any
 from agents.multi_fidelity import (
     FIDELITY,
     check_epochs,
+    check_fidelity_free,
     forkable_env_kwargs,
     max_fidelity,
     top,
@@ -138,10 +139,7 @@ class PBTPlanner(SearchPlanner):
         self, schema: Schema, *, seed: int | None = None, fixed: Mapping[str, Any] | None = None
     ) -> None:
         super().reset(schema, seed=seed, fixed=fixed)
-        if FIDELITY in self.fixed:
-            raise PlannerError(
-                f"planner {self.name!r} chooses {FIDELITY} itself; give max_epochs instead"
-            )
+        check_fidelity_free(self.name, self.fixed)
         for name in self.perturb:
             if name not in schema:
                 raise PlannerError(
