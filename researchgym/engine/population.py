@@ -282,10 +282,12 @@ class _Stack:
         self.clipping = bool(self.clip.any())
         self.smoothed = bool(self.smoothing.any())
         self.padded = len({member.width for member in self.members}) > 1
-        scale = [1 / (1 - p) for p in self.dropout_p]
-        self.dropout_scale = (
-            torch.tensor(scale, device=self.dev).view(-1, 1, 1) if any(self.dropout_p) else None
-        )
+        self.dropout_scale = [1 / (1 - p) for p in self.dropout_p]
+        # one buffer of multipliers per hidden layer; members without dropout keep their mask
+        self.dropout_buffers = [
+            self.width_mask.expand(-1, self.batch_size, -1).clone()
+            for _ in range(self.depth if any(self.dropout_p) else 0)
+        ]
 
     def _keep(self, keep: list[int]) -> None:
         """Drop the members not in ``keep`` (positions in the stack) from every tensor."""
@@ -315,23 +317,27 @@ class _Stack:
             if layer < self.depth:
                 assert self.activation is not None
                 h = self.activation(h)
-                keep = self._dropout(h.shape[1]) if training else None
+                keep = self._dropout(layer, h.shape[1]) if training else None
                 if keep is not None:
                     h = h * keep
                 elif self.padded:
                     h = h * self.width_mask
         return h
 
-    def _dropout(self, batch: int) -> torch.Tensor | None:
-        """Each member's dropout multiplier (padding masked), drawn as ``nn.Dropout`` draws it."""
-        if self.dropout_scale is None:
+    def _dropout(self, layer: int, batch: int) -> torch.Tensor | None:
+        """Each member's dropout multiplier (padding masked), drawn as ``nn.Dropout`` draws it.
+
+        Drawn in place into the layer's buffer: the previous step's backward, the only
+        reader of its last draw, has run by then.
+        """
+        if not self.dropout_buffers:
             return None
-        keep = self.width_mask.expand(-1, batch, -1).clone()
+        keep = self.dropout_buffers[layer][:, :batch]
         for i, (member, p) in enumerate(zip(self.members, self.dropout_p, strict=True)):
             if p > 0:
-                noise = torch.empty(batch, member.width, device=self.dev)
-                keep[i, :, : member.width] = noise.bernoulli_(1 - p, generator=member.dropout)
-        return keep.mul_(self.dropout_scale)
+                mask = keep[i, :, : member.width]
+                mask.bernoulli_(1 - p, generator=member.dropout).mul_(self.dropout_scale[i])
+        return keep
 
     def _losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Every member's training loss ``(K,)``, as train's loss."""

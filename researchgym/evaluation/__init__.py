@@ -56,6 +56,7 @@ from researchgym.evaluation.suites import (
     PlannerTraining,
     SeedSpread,
     benchmark_suite,
+    best_known,
     campaign_references,
 )
 
@@ -81,6 +82,7 @@ __all__ = [
     "TaskReference",
     "average_ranks",
     "benchmark_suite",
+    "best_known",
     "bootstrap_ci",
     "campaign_id",
     "campaign_references",

@@ -60,7 +60,12 @@ from researchgym.evaluation.stats import (
     leaderboard,
     score_campaigns,
 )
-from researchgym.evaluation.suites import BenchmarkSuite, SeedSpread, campaign_references
+from researchgym.evaluation.suites import (
+    BenchmarkSuite,
+    SeedSpread,
+    best_known,
+    campaign_references,
+)
 from researchgym.planning import make_planner, make_trainer, planner_names, run_campaign
 
 __all__ = ["CampaignJob", "Leaderboard", "campaign_id", "run_leaderboard"]
@@ -483,8 +488,8 @@ def run_leaderboard(
         board.references = campaign_references(traces)
         board.references_from = "best found by any planner, median of random search's steps"
     else:
-        board.references = references
-        board.references_from = suite.references_source
+        board.references = best_known(references, traces)
+        board.references_from = f"{suite.references_source}; best raised to the best found"
     board.seed_spread = suite.seed_spread()
     board.scores = score_campaigns(traces, board.references)
     baselines = [a for a in agents if a not in learned]

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -363,6 +363,7 @@ def _percentiles(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
     *,
+    groups: Sequence[Hashable] | None = None,
     confidence: float = 0.95,
     resamples: int = 10_000,
     seed: int = 0,
@@ -370,16 +371,28 @@ def bootstrap_ci(
     """Percentile bootstrap confidence interval of the mean of ``values``.
 
     Resamples the values with replacement ``resamples`` times; the same ``seed``
-    gives the same interval.
+    gives the same interval. With ``groups`` (one label per value, e.g. its task) the
+    bootstrap is stratified: each resample draws as many values from each group as it
+    has, so the groups' fixed differences (easy and hard tasks) add no width, only the
+    spread within them (seeds) does.
     """
     values = np.asarray(values, dtype=float)
     if values.ndim != 1 or values.size == 0:
         raise ConfigError(
             f"bootstrap needs a non-empty list of numbers, got {shorten(values.tolist())}"
         )
+    labels = np.zeros(values.size) if groups is None else np.asarray(groups)
+    if labels.shape != values.shape:
+        raise ConfigError(
+            f"bootstrap got {values.size} values but {labels.size} group labels; give one "
+            "label per value"
+        )
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, (resamples, values.size))].mean(axis=1)
-    low, high = _percentiles(means, confidence)
+    total = np.zeros(resamples)
+    for label in dict.fromkeys(labels.tolist()):
+        members = values[labels == label]
+        total += members[rng.integers(0, members.size, (resamples, members.size))].sum(axis=1)
+    low, high = _percentiles(total / values.size, confidence)
     return float(low), float(high)
 
 
@@ -438,7 +451,8 @@ class LeaderboardRow:
     """One planner on a board.
 
     Attributes:
-        mean, ci_low, ci_high: mean final regret and its bootstrap confidence interval.
+        mean, ci_low, ci_high: mean final regret and its bootstrap confidence interval
+            (seeds resampled within each task, see :func:`bootstrap_ci`).
         median: median final regret.
         auc_steps, auc_seconds: mean areas under the anytime curves.
         average_rank: see :func:`average_ranks`.
@@ -477,7 +491,8 @@ def leaderboard(
         confidence, resamples, seed: of the bootstrap intervals (see :func:`bootstrap_ci`).
     """
     scores = list(scores)
-    planners, _, matrix = _finals(scores)
+    planners, keys, matrix = _finals(scores)
+    tasks = [task for task, _ in keys]
     ranks = average_ranks(scores)
     candidates = list(baselines) if baselines is not None else planners
     for name in candidates:
@@ -494,7 +509,9 @@ def leaderboard(
     for column, planner in enumerate(planners):
         finals = matrix[:, column]
         mine = [s for s in scores if s.planner == planner]
-        low, high = bootstrap_ci(finals, confidence=confidence, resamples=resamples, seed=seed)
+        low, high = bootstrap_ci(
+            finals, groups=tasks, confidence=confidence, resamples=resamples, seed=seed
+        )
         rows.append(
             LeaderboardRow(
                 planner,

@@ -9,8 +9,10 @@ comes from a store of recorded runs (``data``): the best recorded score and the
 median of a Sobol design's scores (a typical random draw). A suite answered by a
 surrogate takes them from the surrogate, the world its planners act in: the best
 and the median of its predictions over a Sobol design and the recorded
-metaprograms. A suite without recorded runs takes its references from the board's
-own campaigns (see :func:`campaign_references`).
+metaprograms. A board raises each best to the best score any of its campaigns found
+(:func:`best_known`), so no campaign is clipped to zero regret for beating it. A suite
+without recorded runs takes its references from the board's own campaigns (see
+:func:`campaign_references`).
 
 A *multi-fidelity* suite declares a fidelity range instead of pinning
 ``train.epochs``: ``fidelity=(min_epochs, max_epochs)`` and a compute budget
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +60,7 @@ __all__ = [
     "PlannerTraining",
     "SeedSpread",
     "benchmark_suite",
+    "best_known",
     "campaign_references",
 ]
 
@@ -361,9 +365,32 @@ def campaign_references(
                 f"take its typical score from; add {typical_planner} to the planners"
             )
         typical = TaskReference.from_scores(task, draws).typical
-        found = [s for t in group for s in t.scores if s is not None]
-        out[task] = TaskReference(task, max(found), typical)
+        out[task] = TaskReference(task, _best_found(group), typical)
     return out
+
+
+def best_known(
+    references: Mapping[str, TaskReference], traces: Iterable[CampaignTrace]
+) -> dict[str, TaskReference]:
+    """``references`` with each best raised to the best score a campaign found, if higher.
+
+    A campaign that beats the recorded best would otherwise be clipped to zero regret
+    alongside every other one that did, and those campaigns would tie however far apart
+    their scores are.
+    """
+    by_task: dict[str, list[CampaignTrace]] = {}
+    for t in traces:
+        by_task.setdefault(t.task, []).append(t)
+    out = dict(references)
+    for task, group in by_task.items():
+        if task in out:
+            best = max(out[task].best, _best_found(group))
+            out[task] = TaskReference(task, best, out[task].typical)
+    return out
+
+
+def _best_found(traces: Iterable[CampaignTrace]) -> float:
+    return max((s for t in traces for s in t.scores if s is not None), default=-math.inf)
 
 
 def _synthetic(seeds: Iterable[int], suffix: str = "") -> tuple[str, ...]:

@@ -177,6 +177,20 @@ def test_bootstrap_intervals_are_seeded_and_shrink_with_more_campaigns():
         bootstrap_ci(few, confidence=95)
 
 
+def test_a_bootstrap_stratified_by_task_leaves_out_the_tasks_fixed_difference():
+    # an easy task (regret 0 every seed) and a hard one (1 every seed): pooled resamples
+    # mix them in any proportion, stratified ones always draw 3 of each, so mean = .5
+    values, tasks = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0], ["easy"] * 3 + ["hard"] * 3
+    low, high = bootstrap_ci(values, seed=0)
+    assert low < 0.5 < high and high - low > 0.4
+    assert bootstrap_ci(values, groups=tasks) == pytest.approx((0.5, 0.5))
+    # within a task the seeds still spread it: the hard task's 0.8 or 1.0 moves the mean
+    spread = bootstrap_ci([0.0, 0.0, 0.8, 1.0], groups=["a", "a", "b", "b"], seed=0)
+    assert spread == pytest.approx((0.4, 0.5))
+    with pytest.raises(ConfigError, match="one label per value"):
+        bootstrap_ci(values, groups=tasks[:2])
+
+
 def test_rank_intervals_contain_the_average_rank_and_are_seeded(scores):
     ranks = average_ranks(scores)
     intervals = rank_intervals(scores, seed=1)

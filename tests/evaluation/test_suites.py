@@ -19,6 +19,7 @@ from researchgym.evaluation import (
     CampaignTrace,
     TaskReference,
     benchmark_suite,
+    best_known,
     campaign_references,
 )
 from researchgym.store import Store
@@ -158,6 +159,18 @@ def test_references_from_campaigns_take_the_best_found_and_random_search_median(
     assert campaign_references(traces) == {"t": TaskReference("t", 0.9, 0.25)}
     with pytest.raises(ConfigError, match="no campaigns of 'random'"):
         campaign_references(traces[2:])
+
+
+def test_best_known_raises_a_best_that_a_campaign_beat():
+    references = {"t": TaskReference("t", 0.8, 0.2), "u": TaskReference("u", 0.9, 0.1)}
+    traces = [
+        CampaignTrace("random", "t", 0, (0.85, None), (1, 1)),
+        CampaignTrace("tpe", "u", 0, (0.5, 0.7), (1, 1)),
+    ]
+    assert best_known(references, traces) == {
+        "t": TaskReference("t", 0.85, 0.2),
+        "u": TaskReference("u", 0.9, 0.1),
+    }
 
 
 def test_leaderboard_list_shows_every_suite():
