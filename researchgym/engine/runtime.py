@@ -40,8 +40,8 @@ class Runtime:
             pass runs under ``torch.autocast(dtype=torch.bfloat16)``, while the loss,
             weights, gradients, optimizer states and every evaluation (the metrics) stay
             float32. Allowed where autocast has bfloat16: CUDA GPUs that compute in it
-            (Ampere and later) and CPUs (emulated on CPUs without bfloat16 instructions:
-            correct, but slower than fp32); other devices are refused.
+            (Ampere and later) and CPUs (emulated on CPUs without bfloat16 instructions,
+            where it can be slower than fp32); other devices are refused.
         compile: ``torch.compile`` the model's training forward pass (evaluation runs
             eagerly). The first steps pay the compilation, tens of seconds on a CPU.
             Needs a C++ compiler on the CPU and Triton on CUDA. A population trains its
