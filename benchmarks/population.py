@@ -15,7 +15,10 @@ differ run by run; their mean rewards are printed to show both train as well
 (``tests/engine/test_population.py`` checks that a member's run equals its run alone).
 
 Run: ``python -m benchmarks.population [--sizes 16 64] [--mixed-sizes 16] [--repeats 3]
-[--epochs 10] [--threads N] [--device auto]``
+[--epochs 10] [--threads N] [--device auto] [--precision fp32] [--compile]``
+(``--precision`` and ``--compile`` set both sides' ``researchgym.engine.Runtime``; with
+``--compile`` the batched side trains its members one by one, compiled, and every member
+is compiled once before the timed repetitions).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 import torch
 
 import researchgym  # noqa: F401 - registers the envs
-from researchgym.engine import resolve_device
+from researchgym.engine import Runtime, resolve_device
 from researchgym.envs.research_env import unwrap_research_env
 
 ENV_ID = "researchgym/Digits-v0"
@@ -62,9 +65,11 @@ def population(k: int, epochs: int, seed: int = 0, widths: bool = False) -> list
     return members
 
 
-def sequential(members: list[dict[str, Any]], device: str) -> tuple[float, list[float], int]:
+def sequential(
+    members: list[dict[str, Any]], device: str, runtime: Runtime
+) -> tuple[float, list[float], int]:
     """Seconds, rewards and samples of one env stepping the members one after another."""
-    env = gym.make(ENV_ID, store=False, budget=len(members), device=device)
+    env = gym.make(ENV_ID, store=False, budget=len(members), device=device, runtime=runtime)
     base = unwrap_research_env(env)
     env.reset(seed=0)
     actions = [base.to_action(m) for m in members]
@@ -79,9 +84,13 @@ def sequential(members: list[dict[str, Any]], device: str) -> tuple[float, list[
     return seconds, rewards, samples
 
 
-def batched(members: list[dict[str, Any]], device: str) -> tuple[float, list[float], int]:
+def batched(
+    members: list[dict[str, Any]], device: str, runtime: Runtime
+) -> tuple[float, list[float], int]:
     """Seconds, rewards and samples of one vector step training all members."""
-    envs = gym.make_vec(ENV_ID, num_envs=len(members), store=False, budget=1, device=device)
+    envs = gym.make_vec(
+        ENV_ID, num_envs=len(members), store=False, budget=1, device=device, runtime=runtime
+    )
     envs.reset(seed=0)
     one = envs.envs[0]  # type: ignore[attr-defined]  # a ResearchVectorEnv
     actions = [one.to_action(m) for m in members]
@@ -103,14 +112,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models")
     args = parser.parse_args(argv)
+    runtime = Runtime(precision=args.precision, compile=args.compile)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
     print(f"command: python -m benchmarks.population {' '.join(argv or sys.argv[1:])}")
-    print(f"device={device} torch threads={torch.get_num_threads()} epochs={args.epochs}")
+    print(
+        f"device={device} precision={args.precision} compile={args.compile} "
+        f"torch threads={torch.get_num_threads()} epochs={args.epochs}"
+    )
     warm = population(2, 1, seed=1)
-    sequential(warm, device), batched(warm, device)  # data loaded, code paths warm
+    sequential(warm, device, runtime), batched(warm, device, runtime)  # data loaded, code warm
     print(
         f"{'K':>4} {'widths':>7} {'sequential s':>13} {'batched s':>10} {'speedup':>8} "
         f"{'seq samples/s':>14} {'batch samples/s':>16} {'mean reward seq/batch':>22}"
@@ -118,13 +133,15 @@ def main(argv: list[str] | None = None) -> None:
     runs = [(k, False) for k in args.sizes] + [(k, True) for k in args.mixed_sizes]
     for k, widths in runs:
         members = population(k, args.epochs, widths=widths)
+        if args.compile:  # compiled code is cached per process: compile every model first
+            sequential(members, device, runtime)
         seq_times, batch_times, seq_rewards, batch_rewards = [], [], [], []
         samples = 0
         for _ in range(args.repeats):
-            seq_s, rewards, samples = sequential(members, device)
+            seq_s, rewards, samples = sequential(members, device, runtime)
             seq_times.append(seq_s)
             seq_rewards += rewards
-            batch_s, rewards, _ = batched(members, device)
+            batch_s, rewards, _ = batched(members, device, runtime)
             batch_times.append(batch_s)
             batch_rewards += rewards
         seq, bat = statistics.median(seq_times), statistics.median(batch_times)

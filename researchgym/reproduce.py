@@ -59,7 +59,7 @@ class RerunReport:
         )
 
 
-def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
+def rerun(store: Any, run_id: str, device: str = "cpu", runtime: Any = None) -> RerunReport:
     """Train a stored run again with its env's executor and compare metrics.
 
     The env is made with the row's recorded arguments (``env_kwargs``; for
@@ -70,6 +70,8 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
         run_id: the ``run_id`` of the step to reproduce, or a prefix of it that no
             other run id starts with.
         device: training device; CPU runs are bitwise repeatable.
+        runtime: precision, compilation and determinism of the training (see
+            ``researchgym.engine.Runtime``; default: float32, eager, torch's defaults).
 
     Raises:
         NotFound: no run id starts with ``run_id``.
@@ -84,7 +86,7 @@ def rerun(store: Any, run_id: str, device: str = "cpu") -> RerunReport:
     kwargs = json.loads(row.get("env_kwargs") or "{}")
     if row.get("source_env_id") not in (None, row["env_id"]):  # Replay-v0, Surrogate-v0
         kwargs.setdefault("source", row["source_env_id"])
-    kwargs.update(store=False, device=device, disable_env_checker=True)
+    kwargs.update(store=False, device=device, runtime=runtime, disable_env_checker=True)
     with gym.make(row["env_id"], **kwargs) as env:
         result = unwrap_research_env(env).executor.run(
             json.loads(row["metaprogram"]), task=TaskRef(row["task"]), seed=int(row["seed"])

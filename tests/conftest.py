@@ -31,6 +31,16 @@ settings.register_profile("researchgym", deadline=None)
 settings.load_profile("researchgym")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are skipped on machines without CUDA."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 def slow_params(values: Iterable[Any], slow: Container[Any]) -> list[Any]:
     """``values`` for ``pytest.mark.parametrize``, those in ``slow`` (over ~5 s) marked ``slow``."""
     return [pytest.param(v, marks=pytest.mark.slow) if v in slow else v for v in values]

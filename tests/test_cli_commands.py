@@ -82,6 +82,7 @@ def test_run_trains_yaml_plus_overrides_records_the_step_and_plots_it(tmp_path: 
         (["optim.lr=5"], "optim.lr=5"),
         (["model.nope=1"], "model.nope"),
         (["--task", "not_a_task"], "not_a_task"),
+        (["--precision", "fp16"], "precision='fp16' is not one of ('fp32', 'bf16')"),
     ],
 )
 def test_run_rejects_bad_settings_and_tasks_before_training(tmp_path: Path, args, message) -> None:
@@ -104,6 +105,18 @@ def test_run_reaches_a_held_out_task_and_records_the_seed_given(tmp_path: Path) 
     [row] = rows(store)
     assert (row["task"], row["episode_seed"]) == (task, 0)
     assert row["seed"] != 0  # the training seed drawn from it
+
+
+def test_run_trains_in_bf16_deterministically(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    result, output = invoke(
+        "run", ENV_ID, "model.family=linear", "train.epochs=1", "--task", "iris",
+        "--precision", "bf16", "--deterministic", "--device", "cpu",
+        "--store", store, "--plot", tmp_path / "c.png",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"{ENV_ID} on iris: ok" in output
+    assert rows(store)[0]["status"] == "ok"
 
 
 # --- envs --schema --------------------------------------------------------------------------

@@ -53,6 +53,38 @@ GpusPerStepOption = Annotated[
 ]
 
 
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="fp32, or bf16: the forward pass under bfloat16 autocast (a CUDA GPU from Ampere "
+        "on, or the CPU); weights and metrics stay float32",
+    ),
+]
+
+CompileOption = Annotated[
+    bool, typer.Option("--compile", help="torch.compile the model (compiling takes a while)")
+]
+
+DeterministicOption = Annotated[
+    bool,
+    typer.Option(
+        "--deterministic", help="torch's deterministic algorithms, so CUDA runs repeat bitwise"
+    ),
+]
+
+
+def runtime_option(precision: str, compiled: bool, deterministic: bool) -> Any:
+    """The ``Runtime`` that ``--precision``, ``--compile`` and ``--deterministic`` ask for."""
+    from researchgym.engine.runtime import Runtime
+    from researchgym.errors import ConfigError
+
+    try:
+        return Runtime(precision=precision, compile=compiled, deterministic=deterministic)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
 def step_executor(executor: str, ray_address: str | None, gpus_per_step: float) -> Any:
     """What trains a command's steps: ``None`` for processes here, else a ``RayExecutor``."""
     if executor not in ("processes", "ray"):

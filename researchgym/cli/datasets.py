@@ -10,9 +10,13 @@ from typing import Annotated
 import typer
 
 from researchgym.cli.common import (
+    CompileOption,
+    DeterministicOption,
     ExecutorOption,
     GpusPerStepOption,
+    PrecisionOption,
     RayAddressOption,
+    runtime_option,
     step_executor,
 )
 from researchgym.spaces import SettingError
@@ -175,6 +179,9 @@ def rerun_command(
     device: Annotated[
         str, typer.Option(help="training device; CPU runs are bitwise repeatable")
     ] = "cpu",
+    precision: PrecisionOption = "fp32",
+    compiled: CompileOption = False,
+    deterministic: DeterministicOption = False,
 ) -> None:
     """Re-run a stored step from its metaprogram and seed; report whether metrics match."""
     import gymnasium as gym
@@ -184,7 +191,12 @@ def rerun_command(
 
     try:
         with Store(resolve_store_path(store)) as opened:
-            report = rerun(opened, run_id, device=device)
+            report = rerun(
+                opened,
+                run_id,
+                device=device,
+                runtime=runtime_option(precision, compiled, deterministic),
+            )
     except (LookupError, ValueError, FileNotFoundError, gym.error.Error) as exc:
         fail(str(exc))
     columns = ("metric", "recorded", "measured", "difference")

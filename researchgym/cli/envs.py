@@ -9,7 +9,16 @@ import gymnasium as gym
 import typer
 
 import researchgym
-from researchgym.cli.common import EnvArgsOption, StoreOption, env_options, make_env
+from researchgym.cli.common import (
+    CompileOption,
+    DeterministicOption,
+    EnvArgsOption,
+    PrecisionOption,
+    StoreOption,
+    env_options,
+    make_env,
+    runtime_option,
+)
 from researchgym.errors import ConfigError
 from researchgym.spaces import SettingError
 from researchgym.store import store_option
@@ -60,6 +69,7 @@ def envs(
 _RUN_ENV_FLAGS = {
     "store": "pass --store instead",
     "device": "pass --device instead",
+    "runtime": "pass --precision, --compile or --deterministic instead",
     "budget": "run trains one metaprogram",
     "agent": "run records its step under the name cli-run",
 }
@@ -84,6 +94,9 @@ def run(
         "runs/curve.png"
     ),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
+    precision: PrecisionOption = "fp32",
+    compiled: CompileOption = False,
+    deterministic: DeterministicOption = False,
     env_args: EnvArgsOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -92,10 +105,11 @@ def run(
     from researchgym.plotting import plot_curve
 
     env_kwargs = env_options(env_id, env_args, _RUN_ENV_FLAGS)
+    runtime = runtime_option(precision, compiled, deterministic)
     try:
         env = make_env(
             env_id, store=store_option(store), budget=1, agent="cli-run", device=device,
-            **env_kwargs,
+            runtime=runtime, **env_kwargs,
         ).unwrapped  # fmt: skip
     except ConfigError as exc:
         fail(str(exc))

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         train_population,
     )
     from researchgym.engine.ray_executor import RayExecutor
+    from researchgym.engine.runtime import PRECISIONS, Runtime
     from researchgym.engine.settings import ARCH, data_settings, model_settings, pipeline_settings
     from researchgym.engine.tasks import TaskError, TaskRef
     from researchgym.engine.training import TrainCheck, check_trainable, resolve_device, train
@@ -84,6 +85,8 @@ _LAZY = {
     "EXECUTORS": "researchgym.engine.jobs",
     "make_executor": "researchgym.engine.jobs",
     "RayExecutor": "researchgym.engine.ray_executor",
+    "PRECISIONS": "researchgym.engine.runtime",
+    "Runtime": "researchgym.engine.runtime",
     "Start": "researchgym.engine.jobs",
     "build_model": "researchgym.engine.models",
     "count_parameters": "researchgym.engine.models",
@@ -108,6 +111,7 @@ __all__ = [
     "ARCH",
     "DATASETS",
     "EXECUTORS",
+    "PRECISIONS",
     "START_MODES",
     "BudgetError",
     "CheckpointMissing",
@@ -122,6 +126,7 @@ __all__ = [
     "LambdaHook",
     "RayExecutor",
     "Result",
+    "Runtime",
     "Start",
     "SubprocessExecutor",
     "TaskData",

@@ -218,12 +218,17 @@ def _load_task_data(task: TaskRef, scaling: str, device: str) -> TaskData:
 
 
 def augment_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Translate a batch of images by the same random offset of up to one pixel."""
+    """Translate a batch of images by the same random offset of up to one pixel.
+
+    The offset stays on the device: the pixels are gathered by index, so the step
+    does not wait for the draw.
+    """
     h, w = x.shape[-2:]
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
     shifts = torch.randint(0, 3, (2,), generator=generator, device=generator.device)
-    dy, dx = int(shifts[0]), int(shifts[1])
-    return padded[:, :, dy : dy + h, dx : dx + w]
+    rows = shifts[0] + torch.arange(h, device=shifts.device)
+    cols = shifts[1] + torch.arange(w, device=shifts.device)
+    return padded[:, :, rows[:, None], cols]
 
 
 def write_task_info(tasks: Iterable[str], path: str | Path = TASK_INFO_FILE) -> Path:

@@ -33,6 +33,7 @@ import torch
 from researchgym.engine.hooks import Deadline, Hook, TrainingTimeout
 from researchgym.engine.jobs import Executor, Job, Result, Start
 from researchgym.engine.population import population_groups, train_population
+from researchgym.engine.runtime import Runtime
 from researchgym.engine.tasks import TaskRef
 from researchgym.engine.training import resolve_device, train
 from researchgym.errors import ConfigError, StateError
@@ -74,6 +75,8 @@ class InProcessExecutor(Executor):
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         timeout: wall-clock seconds per job (checked after each epoch), or ``None``.
         hooks: extra hooks passed to every job.
+        runtime: precision, compilation and determinism of every job (see
+            :class:`~researchgym.engine.Runtime`; a mapping of its fields works too).
     """
 
     def __init__(
@@ -81,10 +84,12 @@ class InProcessExecutor(Executor):
         device: str = "auto",
         timeout: float | None = None,
         hooks: Sequence[Hook] = (),
+        runtime: Runtime | Mapping[str, Any] | None = None,
     ):
         self.device = device
         self.timeout = timeout
         self.hooks = list(hooks)
+        self.runtime = Runtime.of(runtime)
 
     def run(
         self,
@@ -110,6 +115,7 @@ class InProcessExecutor(Executor):
                 start=start,
                 save_to=save_to,
                 schedule_epochs=schedule_epochs,
+                runtime=self.runtime,
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a status
             return failure_result(exc, time.perf_counter() - started)
@@ -144,6 +150,7 @@ class InProcessExecutor(Executor):
                         seeds=[jobs[i].seed for i in members],
                         device=self.device,
                         hooks=hooks,
+                        runtime=self.runtime,
                     )
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a status
                     seconds = (time.perf_counter() - started) / len(members)
@@ -211,6 +218,8 @@ class SubprocessExecutor(Executor):
         memory_limit_mb: address-space limit of the worker (``RLIMIT_AS``), or
             ``None``. Allocations past it fail and the job gets status ``"oom"``. CPU only:
             CUDA reserves address space in bulk.
+        runtime: precision, compilation and determinism of every job (see
+            :class:`~researchgym.engine.Runtime`).
     """
 
     def __init__(
@@ -218,6 +227,7 @@ class SubprocessExecutor(Executor):
         device: str = "auto",
         timeout: float | None = 600.0,
         memory_limit_mb: int | None = None,
+        runtime: Runtime | Mapping[str, Any] | None = None,
     ):
         if memory_limit_mb is not None and resolve_device(device).type == "cuda":
             raise ConfigError(
@@ -227,6 +237,7 @@ class SubprocessExecutor(Executor):
         self.device = device
         self.timeout = timeout
         self.memory_limit_mb = memory_limit_mb
+        self.runtime = Runtime.of(runtime)
         self._worker: _Worker | None = None
 
     def _start(self) -> _Worker:
@@ -297,6 +308,7 @@ class SubprocessExecutor(Executor):
                     "start": start,
                     "save_to": save_to,
                     "schedule_epochs": schedule_epochs,
+                    "runtime": self.runtime,
                 }
             )
         except OSError as exc:  # the worker died between jobs (BrokenPipeError included)

@@ -170,7 +170,7 @@ EXECUTORS = {
 
 def make_executor(name: str, **options: Any) -> Executor:
     """The executor called ``name`` (one of :data:`EXECUTORS`), made with ``options``
-    (each takes ``device`` and ``timeout``)."""
+    (each takes ``device``, ``timeout`` and ``runtime``)."""
     if name not in EXECUTORS:
         raise ConfigError(
             f"executor={shorten(name)} is not one of {sorted(EXECUTORS)}; "

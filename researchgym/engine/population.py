@@ -24,6 +24,9 @@ the members' slices never mix. Finished members leave the stack, so the
 rest run on without them. Members that cannot be stacked (other families,
 normalization layers, sequence tasks, a group of one) run as ordinary ``train``
 jobs.
+
+As in ``train``, nothing inside an epoch waits for the device: metrics are read
+once per epoch, for every member at once, after the epoch's last step.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from researchgym.engine.data import TaskData, augment_images, load_task_data
 from researchgym.engine.hooks import EarlyStopping, Hook, TrainingState
 from researchgym.engine.jobs import Result
 from researchgym.engine.models import ACTIVATIONS, build_model, count_parameters
+from researchgym.engine.runtime import Runtime
 from researchgym.engine.settings import is_unit_tree
 from researchgym.engine.tasks import TaskRef
 from researchgym.engine.training import EVAL_CHUNK, _lr_factor, resolve_device, train
@@ -95,6 +99,7 @@ def train_population(
     seeds: Sequence[int],
     device: str | torch.device = "auto",
     hooks: Sequence[Hook] = (),
+    runtime: Runtime | Mapping[str, Any] | None = None,
 ) -> list[Result]:
     """Train every metaprogram on one task, stacking those that can share a batched job.
 
@@ -104,6 +109,8 @@ def train_population(
         seeds: one seed per metaprogram, as ``train``'s ``seed``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         hooks: hooks called for every member with that member's training state.
+        runtime: precision and determinism, as ``train`` takes them. With ``compile``,
+            nothing is stacked: every member trains alone, compiled.
 
     Returns:
         One :class:`Result` per metaprogram, in order, as ``train`` returns it. A stacked
@@ -111,7 +118,8 @@ def train_population(
         time over its members), so the seconds of all members add up to the time taken.
 
     Raises:
-        ConfigError: ``seeds`` does not give one seed per metaprogram.
+        ConfigError: ``seeds`` does not give one seed per metaprogram, or ``runtime`` is
+            not valid or cannot train on ``device``.
         Exception: what ``train`` raises; a failure inside a stack fails the call.
     """
     if len(seeds) != len(metaprograms):
@@ -119,19 +127,24 @@ def train_population(
             f"seeds={shorten(list(seeds))} must give one seed per metaprogram "
             f"({len(metaprograms)} metaprograms)"
         )
+    run = Runtime.of(runtime)
     dev = resolve_device(device)
+    run.check(dev)
     task = TaskRef.of(task)
     results: list[Result | None] = [None] * len(metaprograms)
     for group in population_groups(metaprograms):
         members = [dict(metaprograms[i]) for i in group]
         data = None
-        if len(group) > 1 and population_key(members[0]) is not None:
+        if len(group) > 1 and population_key(members[0]) is not None and not run.compile:
             data = load_task_data(task, members[0].get("data.scaling", "standard"), str(dev))
         if data is None or data.kind not in ("classification", "regression"):
             for i, m in zip(group, members, strict=True):
-                results[i] = train(m, task=task, seed=seeds[i], device=dev, hooks=hooks)
+                results[i] = train(
+                    m, task=task, seed=seeds[i], device=dev, hooks=hooks, runtime=run
+                )
             continue
-        stacked = _Stack(members, [seeds[i] for i in group], data, dev, hooks).train()
+        with run.applied(dev):
+            stacked = _Stack(members, [seeds[i] for i in group], data, dev, hooks, run).train()
         for i, result in zip(group, stacked, strict=True):
             results[i] = result
     return [r for r in results if r is not None]
@@ -168,8 +181,9 @@ class _Stack:
         data: TaskData,
         dev: torch.device,
         hooks: Sequence[Hook],
+        runtime: Runtime,
     ):
-        self.data, self.dev = data, dev
+        self.data, self.dev, self.runtime = data, dev, runtime
         self.classification = data.kind == "classification"
         first = metaprograms[0]
         self.depth = first["model.depth"] if first.get("model.family", "mlp") == "mlp" else 0
@@ -370,8 +384,8 @@ class _Stack:
             mse = (out.squeeze(-1) - y).pow(2).mean(dim=1)
             r2 = 1.0 - mse / y.var(unbiased=False).clamp_min(1e-12)
             metrics = {"loss": mse, "mse": mse, "r2": r2, "score": r2.clamp_min(-1.0)}
-        columns = {name: values.tolist() for name, values in metrics.items()}
-        return [{name: float(v[i]) for name, v in columns.items()} for i in range(len(out))]
+        rows = torch.stack(list(metrics.values()), dim=1).tolist()
+        return [dict(zip(metrics, row, strict=True)) for row in rows]
 
     # --- training ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -384,7 +398,7 @@ class _Stack:
             coef = torch.where(self.clip > 0, coef, 1.0).view(-1, 1, 1)
             for view in views:
                 view.mul_(coef)
-        count = [torch.tensor(float(step + 1), device=self.dev)] * len(self.params)
+        count = [torch.full((), float(step + 1), device=self.dev)] * len(self.params)
         for member, lr, (params, grads, exp_avgs, exp_avg_sqs, buffers) in zip(
             self.members, self.lr, self.slices, strict=True
         ):
@@ -447,7 +461,9 @@ class _Stack:
                 for i, member in enumerate(self.members):
                     if member.metaprogram.get("data.augment", False):
                         xb[i] = augment_images(xb[i], member.order)
-                losses = self._losses(self._forward(xb.reshape(k, size, -1), True), yb)
+                with self.runtime.autocast(self.dev):
+                    outputs = self._forward(xb.reshape(k, size, -1), True)
+                losses = self._losses(outputs.float(), yb)
                 self.grad.zero_()
                 losses.sum().backward()
                 self._step(step)

@@ -23,6 +23,7 @@ from typing import Any
 
 from researchgym.engine.hooks import Hook
 from researchgym.engine.jobs import Executor, Job, Result, Start
+from researchgym.engine.runtime import Runtime
 from researchgym.engine.tasks import TaskRef
 from researchgym.errors import ConfigError, DependencyNotInstalled, shorten
 
@@ -40,12 +41,12 @@ def _ray() -> Any:
 
 
 def _train_job(
-    job: Job, device: str, timeout: float | None, hooks: Sequence[Hook]
+    job: Job, device: str, timeout: float | None, hooks: Sequence[Hook], runtime: Runtime
 ) -> dict[str, Any]:
     """The Ray task: train one job in the worker; a failed job comes back as a result too."""
     from researchgym.engine.executors import InProcessExecutor
 
-    executor = InProcessExecutor(device=device, timeout=timeout, hooks=hooks)
+    executor = InProcessExecutor(device=device, timeout=timeout, hooks=hooks, runtime=runtime)
     return executor.run_many([job])[0].to_dict()
 
 
@@ -79,6 +80,8 @@ class RayExecutor(Executor):
         timeout: wall-clock seconds per job (checked after each epoch in the worker),
             or ``None``.
         hooks: extra hooks passed to every job (pickled to the workers).
+        runtime: precision, compilation and determinism of every job (see
+            :class:`~researchgym.engine.Runtime`).
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class RayExecutor(Executor):
         device: str = "auto",
         timeout: float | None = None,
         hooks: Sequence[Hook] = (),
+        runtime: Runtime | Mapping[str, Any] | None = None,
     ):
         if address is not None and num_cpus is not None:
             raise ConfigError(
@@ -125,6 +129,7 @@ class RayExecutor(Executor):
         self.device = device
         self.timeout = timeout
         self.hooks = list(hooks)
+        self.runtime = Runtime.of(runtime)
         self._lock = threading.Lock()
         self._task: Any = None  # the remote function, made once Ray is up
         self._started_ray = False
@@ -197,7 +202,10 @@ class RayExecutor(Executor):
             error = f"Ray is not available: {type(exc).__name__}: {exc}"
             return [Result(status="error", error=error) for _ in jobs]
         submitted = [
-            (remote.remote(job, self.device, self.timeout, self.hooks), time.perf_counter())
+            (
+                remote.remote(job, self.device, self.timeout, self.hooks, self.runtime),
+                time.perf_counter(),
+            )
             for job in jobs
         ]
         return [self._result(ref, started) for ref, started in submitted]

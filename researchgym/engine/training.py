@@ -21,6 +21,7 @@ from researchgym.engine.data import (
 from researchgym.engine.hooks import EarlyStopping, Hook, TrainingState
 from researchgym.engine.jobs import Result, Start
 from researchgym.engine.models import build_model, count_parameters
+from researchgym.engine.runtime import Runtime
 from researchgym.engine.snapshot import Snapshot
 from researchgym.engine.tasks import TaskRef
 from researchgym.errors import ConfigError, shorten
@@ -113,7 +114,7 @@ def _evaluate(
         r2 = 1.0 - mse / y.var(unbiased=False).clamp_min(1e-12)
         metrics = {"loss": mse, "mse": mse, "r2": r2, "score": r2.clamp_min(-1.0)}
     model.train()
-    return {k: float(v) for k, v in metrics.items()}
+    return dict(zip(metrics, torch.stack(list(metrics.values())).tolist(), strict=True))
 
 
 def train(
@@ -126,6 +127,7 @@ def train(
     start: Start | None = None,
     save_to: str | None = None,
     schedule_epochs: int | None = None,
+    runtime: Runtime | Mapping[str, Any] | None = None,
 ) -> Result:
     """Train the model a metaprogram describes on a task and measure it.
 
@@ -136,6 +138,10 @@ def train(
     Classification, token-sequence and language tasks share one loss: cross
     entropy over the scored targets (sequence positions marked ``IGNORE`` do not
     count); regression uses mean squared error.
+
+    Nothing inside an epoch waits for the device: the data lives on it, the batch
+    order is drawn there and the epoch's loss summed there. Metrics are read once per
+    epoch, after its last step, when the run validates.
 
     Args:
         metaprogram: validated settings with defaults filled (see ``Schema.validate``);
@@ -154,12 +160,18 @@ def train(
         schedule_epochs: epochs over which the learning-rate schedule runs (default:
             ``train.epochs``; a continued run keeps its saved one). Past them a cosine
             schedule stays at zero.
+        runtime: precision, compilation and determinism (a :class:`~researchgym.engine.Runtime`
+            or a mapping of its fields; default: float32, eager, torch's defaults).
 
     Returns:
         A :class:`Result` with status ``"ok"``, ``"diverged"`` when the loss
         became NaN or infinite, or ``"invalid_action"`` when ``start`` may not start
         this metaprogram (saying why). Other failures raise; executors turn them into
         failed results.
+
+    Raises:
+        ConfigError: ``schedule_epochs`` or ``runtime`` is not valid, or ``runtime`` cannot
+            train on ``device``.
     """
     if schedule_epochs is not None and (
         isinstance(schedule_epochs, bool)
@@ -167,9 +179,36 @@ def train(
         or schedule_epochs < 1
     ):
         raise ConfigError(f"schedule_epochs={shorten(schedule_epochs)} must be a positive integer")
-    m = dict(metaprogram)
+    run = Runtime.of(runtime)
     dev = resolve_device(device)
-    task = TaskRef.of(task)
+    run.check(dev)
+    with run.applied(dev):
+        return _train(
+            metaprogram,
+            task=TaskRef.of(task),
+            seed=seed,
+            dev=dev,
+            hooks=hooks,
+            start=start,
+            save_to=save_to,
+            schedule_epochs=schedule_epochs,
+            runtime=run,
+        )
+
+
+def _train(
+    metaprogram: Mapping[str, Any],
+    *,
+    task: TaskRef,
+    seed: int,
+    dev: torch.device,
+    hooks: Sequence[Hook],
+    start: Start | None,
+    save_to: str | None,
+    schedule_epochs: int | None,
+    runtime: Runtime,
+) -> Result:
+    m = dict(metaprogram)
     saved = None
     if start is not None:
         saved = Snapshot.load(start.checkpoint)
@@ -182,6 +221,7 @@ def train(
     torch.manual_seed(seed)
     generator = torch.Generator(device=dev).manual_seed(seed)
     model = build_model(m, data.input_shape, data.n_outputs).to(dev)
+    forward = runtime.compiled(model)
     optimizer = _optimizer(m, model.parameters())
     smoothing = m.get("train.label_smoothing", 0.0) if classification else 0.0
     augment = m.get("data.augment", False)
@@ -231,7 +271,9 @@ def train(
             xb, yb = x_train[idx], y_train[idx]
             if augment:
                 xb = augment_images(xb, generator)
-            loss = _loss(model(xb), yb, classification=classification, smoothing=smoothing)
+            with runtime.autocast(dev):
+                out = forward(xb)
+            loss = _loss(out.float(), yb, classification=classification, smoothing=smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip > 0:

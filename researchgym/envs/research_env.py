@@ -124,6 +124,9 @@ class ResearchEnv(gym.Env):
         device: training device for an executor given by name (``"auto"`` picks CUDA when
             present).
         timeout: wall-clock seconds per training job for an executor given by name.
+        runtime: precision, compilation and determinism of an executor given by name: a
+            ``researchgym.engine.Runtime`` or a mapping of its fields, e.g.
+            ``{"precision": "bf16"}`` (default: float32, eager, torch's defaults).
         history: past steps shown in observations.
         failure_reward: reward of a failed step (any status but ``"ok"``); the default
             lies below :data:`MIN_OK_REWARD`, the lowest reward of a finished step.
@@ -206,6 +209,7 @@ class ResearchEnv(gym.Env):
         executor: Any = None,
         device: str = "auto",
         timeout: float | None = None,
+        runtime: Any = None,
         history: int = 8,
         failure_reward: float = -2.0,
         agent: str = "unknown",
@@ -306,7 +310,9 @@ class ResearchEnv(gym.Env):
         if executor is None or isinstance(executor, str):
             from researchgym.engine import make_executor
 
-            executor = make_executor(executor or "inprocess", device=device, timeout=timeout)
+            executor = make_executor(
+                executor or "inprocess", device=device, timeout=timeout, runtime=runtime
+            )
         self.executor = executor
         self.recorder = StepRecorder(
             store,

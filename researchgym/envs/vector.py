@@ -36,6 +36,8 @@ class ResearchVectorEnv(SyncVectorEnv):
             with ``timeout``, which batches them.
         device: training device of the default executor.
         timeout: wall-clock seconds per batched job of the default executor.
+        runtime: precision, compilation and determinism of the default executor (see
+            ``researchgym.engine.Runtime``).
         autoreset_mode: gymnasium's autoreset mode (default ``"NextStep"``).
         **kwargs: the arguments of every :class:`ResearchEnv`.
     """
@@ -47,6 +49,7 @@ class ResearchVectorEnv(SyncVectorEnv):
         executor: Any = None,
         device: str = "auto",
         timeout: float | None = None,
+        runtime: Any = None,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         **kwargs: Any,
     ):
@@ -55,7 +58,7 @@ class ResearchVectorEnv(SyncVectorEnv):
         if executor is None:
             from researchgym.engine import InProcessExecutor
 
-            executor = InProcessExecutor(device=device, timeout=timeout)
+            executor = InProcessExecutor(device=device, timeout=timeout, runtime=runtime)
         self.executor = executor
         make = functools.partial(ResearchEnv, executor=executor, **kwargs)
         super().__init__([make] * num_envs, autoreset_mode=autoreset_mode)
