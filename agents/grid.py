@@ -18,7 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from researchgym.planning import CampaignArgs, SearchPlanner, arg, parse_args, run_from_args
+from researchgym.planning import (
+    CampaignArgs,
+    IndependentProposals,
+    SearchPlanner,
+    arg,
+    parse_args,
+    run_from_args,
+)
 from researchgym.spaces import Schema, SettingError
 from researchgym.spaces.sampling import grid_points
 
@@ -35,7 +42,7 @@ class Args(CampaignArgs):
     shuffle: bool = arg(True, "visit grid points in a seeded random order")
 
 
-class GridPlanner(SearchPlanner):
+class GridPlanner(IndependentProposals, SearchPlanner):
     """Grid over the settings, visited in a seeded random order (or in order).
 
     Args:

@@ -8,7 +8,8 @@ or ``CategoricalDistribution`` — so the sampler sees log scales, integers,
 choices and conditions rather than a flat box. Pinned settings are not searched.
 The step's reward is told back (maximized); a failed step (diverged, error,
 timeout, ...) is told as the worst value seen so far, so the sampler learns to
-stay away from it. A new study starts with every campaign.
+stay away from it. ``propose_batch`` asks several trials before any is told, for
+campaigns that train them as one batch. A new study starts with every campaign.
 
 The planners ``tpe`` (``agents/tpe.py``), ``gp`` (``agents/gp.py``) and ``cmaes``
 (``agents/cmaes.py``) are :class:`OptunaPlanner` with their own sampler.
@@ -17,6 +18,7 @@ The planners ``tpe`` (``agents/tpe.py``), ``gp`` (``agents/gp.py``) and ``cmaes`
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,29 +78,38 @@ class OptunaPlanner(SearchPlanner):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = self.make_sampler(seed)
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
-        self._trial: optuna.Trial | None = None
+        self._trials: deque[optuna.Trial] = deque()  # asked and not yet told, oldest first
         self._value = FailedAsWorst()
 
     def propose(self, observation: Any) -> dict[str, Any]:
-        if self._trial is not None:  # the last proposal was never scored
-            self.study.tell(self._trial, state=optuna.trial.TrialState.FAIL)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            trial = self.study.ask()
-        self._trial = trial
-        return ask_settings(trial, self.schema, self.fixed)
+        return self.propose_batch(observation, 1)[0]
+
+    def propose_batch(self, observation: Any, n: int) -> list[dict[str, Any]]:
+        """``n`` trials asked before any is told, each while the ones before it run (TPE
+        counts running trials as bad ones, so a batch spreads out; GP, on Optuna 5, models
+        them; CMA-ES draws them from one generation); observed in the order asked."""
+        while self._trials:  # earlier proposals that were never scored
+            self.study.tell(self._trials.popleft(), state=optuna.trial.TrialState.FAIL)
+        proposals = []
+        for _ in range(n):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                trial = self.study.ask()
+            self._trials.append(trial)
+            proposals.append(ask_settings(trial, self.schema, self.fixed))
+        return proposals
 
     def observe(
         self, metaprogram: dict[str, Any] | None, reward: float, info: Mapping[str, Any]
     ) -> None:
-        if self._trial is None:
+        if not self._trials:
             return
+        trial = self._trials.popleft()
         value = self._value(reward, info)
         if value is None:  # a failure before anything succeeded: nothing to compare it with
-            self.study.tell(self._trial, state=optuna.trial.TrialState.FAIL)
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
-            self.study.tell(self._trial, value)
-        self._trial = None
+            self.study.tell(trial, value)
 
     @property
     def best(self) -> tuple[dict[str, Any], float] | None:

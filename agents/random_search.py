@@ -15,7 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from researchgym.planning import CampaignArgs, SearchPlanner, parse_args, run_from_args
+from researchgym.planning import (
+    CampaignArgs,
+    IndependentProposals,
+    SearchPlanner,
+    parse_args,
+    run_from_args,
+)
 from researchgym.spaces import Schema
 from researchgym.spaces.sampling import random_points
 
@@ -25,7 +31,7 @@ class Args(CampaignArgs):
     """Random search over a ResearchGym env's settings."""
 
 
-class RandomPlanner(SearchPlanner):
+class RandomPlanner(IndependentProposals, SearchPlanner):
     """Uniform random search in each setting's own scale (log, integer, categorical)."""
 
     name = "random"

@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from researchgym.planning import CampaignArgs, SearchPlanner, arg, parse_args, run_from_args
+from researchgym.planning import (
+    CampaignArgs,
+    IndependentProposals,
+    SearchPlanner,
+    arg,
+    parse_args,
+    run_from_args,
+)
 from researchgym.spaces import Schema
 from researchgym.spaces.sampling import sobol_points
 
@@ -31,7 +38,7 @@ class Args(CampaignArgs):
     )
 
 
-class SobolPlanner(SearchPlanner):
+class SobolPlanner(IndependentProposals, SearchPlanner):
     """Scrambled Sobol points of the flat encoding, decoded to metaprograms.
 
     Args:

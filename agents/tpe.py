@@ -4,8 +4,10 @@ One Optuna trial per step, asked define-by-run over the active settings with
 their own distributions (log scales, integers, choices, conditions), failed
 steps told as the worst value seen (see :mod:`agents.optuna_planner`). With
 ``multivariate`` (the default), TPE models the settings jointly, grouped by
-which of them are active, so conditional settings are modelled too. A new
-study starts with every campaign.
+which of them are active, so conditional settings are modelled too. Trials
+proposed together (``propose_batch``) are kept apart by the constant liar: each
+one counts those still running as bad results. A new study starts with every
+campaign.
 
     python -m agents.tpe --env researchgym/Tabular-v0 --steps 20 --set train.epochs=5
 """
@@ -51,6 +53,7 @@ class TPEPlanner(OptunaPlanner):
             multivariate=self.multivariate,
             group=self.multivariate,
             seed=seed,
+            constant_liar=True,  # a batch's running trials count as bad; one at a time: no change
         )
 
 

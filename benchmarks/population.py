@@ -14,11 +14,20 @@ examples processed. The sides' sub-envs draw other training seeds, so their rewa
 differ run by run; their mean rewards are printed to show both train as well
 (``tests/engine/test_population.py`` checks that a member's run equals its run alone).
 
+With ``--campaign``, it times one planner's campaign instead: random search for
+``--steps`` steps on Digits with ``run_campaign(..., batch=--batch)`` (each round's
+proposals taken by ``ResearchEnv.step_many``, one batched job) versus ``batch=1`` (one
+``env.step`` per proposal). The default MLP structure is pinned (:data:`STRUCTURE`) so
+that every proposal shares a batch; the other settings are drawn. Both sides propose the
+same metaprograms and train them with the same seeds; each side's time covers the
+whole campaign (reset included), after a warm-up campaign of each.
+
 Run: ``python -m benchmarks.population [--sizes 16 64] [--mixed-sizes 16] [--repeats 3]
 [--epochs 10] [--threads N] [--device auto] [--precision fp32] [--compile]``
 (``--precision`` and ``--compile`` set both sides' ``researchgym.engine.Runtime``; with
 ``--compile`` the batched side trains its members one by one, compiled, and every member
-is compiled once before the timed repetitions).
+is compiled once before the timed repetitions), or
+``python -m benchmarks.population --campaign [--steps 32] [--batch 16] [--repeats 2]``
 """
 
 from __future__ import annotations
@@ -36,8 +45,19 @@ import torch
 import researchgym  # noqa: F401 - registers the envs
 from researchgym.engine import Runtime, resolve_device
 from researchgym.envs.research_env import unwrap_research_env
+from researchgym.planning import make_planner, run_campaign
 
 ENV_ID = "researchgym/Digits-v0"
+#: The default MLP structure, pinned in ``--campaign`` so that every proposal shares a batch.
+STRUCTURE = {
+    "model.family": "mlp",
+    "model.depth": 2,
+    "model.width": 128,
+    "model.activation": "relu",
+    "model.norm": "none",
+    "train.batch_size": 64,
+    "data.scaling": "standard",
+}
 
 
 def population(k: int, epochs: int, seed: int = 0, widths: bool = False) -> list[dict[str, Any]]:
@@ -102,6 +122,35 @@ def batched(
     return seconds, [float(r) for r in rewards], int(np.sum(info["cost"]["samples"]))
 
 
+def campaign(steps: int, batch: int, epochs: int, device: str) -> tuple[float, float | None]:
+    """Seconds and best validation score of a random-search campaign of ``steps`` steps,
+    ``batch`` proposals trained together."""
+    env = gym.make(ENV_ID, store=False, budget=steps, device=device)
+    fixed = {**STRUCTURE, "train.epochs": epochs}
+    started = time.perf_counter()
+    result = run_campaign(env, make_planner("random"), seed=0, fixed=fixed, batch=batch)
+    seconds = time.perf_counter() - started
+    env.close()
+    return seconds, result.best_score
+
+
+def compare_campaigns(steps: int, batch: int, epochs: int, repeats: int, device: str) -> None:
+    """Print the medians of ``repeats`` campaigns of each side, run alternately."""
+    campaign(2, 2, 1, device), campaign(2, 1, 1, device)  # data loaded, code paths warm
+    times: dict[int, list[float]] = {1: [], batch: []}
+    best: dict[int, float | None] = {}
+    for _ in range(repeats):
+        for size in (1, batch):
+            seconds, best[size] = campaign(steps, size, epochs, device)
+            times[size].append(seconds)
+    one, many = statistics.median(times[1]), statistics.median(times[batch])
+    print(f"random search, {steps} steps, {epochs} epochs, median of {repeats}")
+    print(f"{'batch':>6} {'seconds':>8} {'best score':>11}")
+    for size, median in ((1, one), (batch, many)):
+        print(f"{size:>6} {median:>8.2f} {best[size]:>11.4f}")
+    print(f"speedup of batch={batch}: {one / many:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64])
@@ -114,6 +163,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the models")
+    parser.add_argument(
+        "--campaign", action="store_true", help="time a random-search campaign, batch vs 1"
+    )
+    parser.add_argument("--steps", type=int, default=32, help="steps of a --campaign")
+    parser.add_argument("--batch", type=int, default=16, help="proposals per round of a --campaign")
     args = parser.parse_args(argv)
     runtime = Runtime(precision=args.precision, compile=args.compile)
     if args.threads is not None:
@@ -124,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
         f"device={device} precision={args.precision} compile={args.compile} "
         f"torch threads={torch.get_num_threads()} epochs={args.epochs}"
     )
+    if args.campaign:
+        compare_campaigns(args.steps, args.batch, args.epochs, args.repeats, device)
+        return
     warm = population(2, 1, seed=1)
     sequential(warm, device, runtime), batched(warm, device, runtime)  # data loaded, code warm
     print(

@@ -99,6 +99,14 @@ def rollout(
         ),
     ] = None,
     env_args: EnvArgsOption = None,
+    batch: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="proposals trained together per round, as one batched job (planners that "
+            "propose several at once: random, sobol, grid and the Optuna ones)",
+        ),
+    ] = 1,
     plot: Annotated[
         Path | None, typer.Option(help="save the best-so-far curve of the last campaign as PNG")
     ] = None,
@@ -129,7 +137,7 @@ def rollout(
         try:
             results = rollout_campaigns(
                 planner, env_id, episodes=episodes, seed=seed, fixed=fixed or [], budget=steps,
-                store=store_option(store), env_kwargs=env_kwargs, callback=advance,
+                store=store_option(store), env_kwargs=env_kwargs, callback=advance, batch=batch,
             )  # fmt: skip
         except gym.error.Error as exc:
             raise unknown_env(exc) from None

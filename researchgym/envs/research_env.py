@@ -374,15 +374,80 @@ class ResearchEnv(gym.Env):
         return self.interface.observe(self._view), info
 
     def step(self, action: Any):
-        pending = self._begin_step(action)
-        if pending.result is None:
-            pending.result = self.executor.run_job(self._engine_job(pending))
-        return self._end_step(pending)
+        return self.step_many([action])[0]
 
-    def _begin_step(self, action: Any) -> _Pending:
-        """Parse and check a step's action: the step, with its result when it trains nothing."""
-        from researchgym.engine import Result
+    def step_many(self, actions: Sequence[Any]) -> list[tuple[Any, float, bool, bool, dict]]:
+        """Take one step per action, training their jobs together as one batch.
 
+        The steps are those :meth:`step` takes for each action in turn: the same seeds,
+        store rows, rewards and infos, each step's observation the one after it. Only
+        the training differs: the jobs of the steps that train go to the executor in
+        one :meth:`~researchgym.engine.Executor.run_many` call, where the in-process
+        executor trains those that share a model structure as one batched population
+        (each member's metrics those of its job alone, up to float rounding) and Ray
+        runs them in parallel. An action the env rejects is answered without training
+        (``"invalid_action"``), and a diverging run fails alone, as in :meth:`step`.
+
+        In a forkable env each step ends before the next begins, as a ``continue`` or
+        ``fork`` may name a run of the same batch. When the campaign ends before the
+        last action (a ``stop``, or the cost budget spent), the actions after it are not
+        taken and the list is shorter; with a cost budget their jobs have trained, but
+        they are neither charged nor recorded. With ``strict=True``, a malformed action
+        raises after the steps before it are taken.
+
+        Args:
+            actions: a list or tuple of 1 to ``budget_left`` actions of the env's interface.
+
+        Returns:
+            ``(observation, reward, terminated, truncated, info)`` of each step taken, in order.
+
+        Raises:
+            gymnasium.error.ResetNeeded: the env was not reset, or its campaign is over.
+            ConfigError: ``actions`` is not a non-empty list or tuple, or has more actions
+                than the campaign has experiments left.
+        """
+        view = self._check_can_step()
+        if not isinstance(actions, (list, tuple)) or not actions:
+            raise ConfigError(
+                f"actions={shorten(actions)} must be a non-empty list of actions; "
+                "call step(action) for one"
+            )
+        if len(actions) > view.budget_left:
+            raise ConfigError(
+                f"{len(actions)} actions but the campaign has {view.budget_left} experiment(s) "
+                f"left; pass at most {view.budget_left}"
+            )
+        steps: list[tuple[Any, float, bool, bool, dict]] = []
+        size = 1 if self.forkable else len(actions)
+        for first in range(0, len(actions), size):
+            batch: list[_Pending] = []
+            try:
+                for action in actions[first : first + size]:
+                    batch.append(self._begin_step(action, queued=len(batch)))
+            finally:  # strict: the steps before a malformed action are taken, as step takes them
+                steps += self._take(batch)
+            if steps[-1][2] or steps[-1][3]:  # a stop, or the cost budget spent
+                break
+        return steps
+
+    def _take(self, batch: list[_Pending]) -> list[tuple[Any, float, bool, bool, dict]]:
+        """Train the steps' jobs together and end each step in turn, until the campaign ends."""
+        training = [p for p in batch if p.result is None]
+        jobs = [self._engine_job(p) for p in training]
+        # a lone job (or none) runs as step has always run one
+        ex = self.executor
+        results = ex.run_many(jobs) if len(jobs) > 1 else [ex.run_job(job) for job in jobs]
+        for pending, result in zip(training, results, strict=True):
+            pending.result = result
+        steps = []
+        for pending in batch:
+            steps.append(self._end_step(pending))
+            if steps[-1][3]:  # the cost budget is spent: the later steps are not taken
+                break
+        return steps
+
+    def _check_can_step(self) -> CampaignView:
+        """The campaign's view, when it can take a step."""
         if self._view is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         if self._view.stopped:
@@ -391,9 +456,17 @@ class ResearchEnv(gym.Env):
             raise gym.error.ResetNeeded("the campaign's budget is spent; call reset()")
         if self.costs.exhausted:
             raise gym.error.ResetNeeded("the campaign's cost budget is spent; call reset()")
+        return self._view
+
+    def _begin_step(self, action: Any, queued: int = 0) -> _Pending:
+        """Parse and check a step's action, taken after ``queued`` steps begun but not yet
+        ended: the step, with its result when it trains nothing."""
+        from researchgym.engine import Result
+
+        view = self._check_can_step()
         pending = _Pending(
             action=action,
-            run=self._view.steps_done,
+            run=view.steps_done + queued,
             started_at=datetime.now(UTC),
             seed=int(self.np_random.integers(2**31 - 1)),
         )

@@ -1,7 +1,8 @@
 """Planners and the campaign loop that runs them.
 
 - :mod:`~researchgym.planning.protocol`: the :class:`Planner` protocol, the
-  :class:`SearchPlanner` base, :class:`FailedAsWorst` and :func:`validate_pins`;
+  :class:`SearchPlanner` base, :class:`IndependentProposals`, :class:`FailedAsWorst`
+  and :func:`validate_pins`;
 - :mod:`~researchgym.planning.registry`: planners by name (:func:`make_planner`);
 - :mod:`~researchgym.planning.context`: the :class:`CampaignContext` given to
   planners that define ``bind(context)``;
@@ -30,6 +31,7 @@ from researchgym.planning.campaign import (
 from researchgym.planning.context import CampaignContext, campaign_context
 from researchgym.planning.protocol import (
     FailedAsWorst,
+    IndependentProposals,
     Planner,
     PlannerError,
     SearchPlanner,
@@ -51,6 +53,7 @@ __all__ = [
     "CampaignContext",
     "CampaignResult",
     "FailedAsWorst",
+    "IndependentProposals",
     "Planner",
     "PlannerError",
     "PlannerSpec",

@@ -13,7 +13,7 @@ each field made with :func:`arg`::
         run_from_args(GridPlanner(levels=args.levels), args)
 
 The shared options are named as in ``researchgym rollout`` and ``researchgym train``:
-``--env``, ``--episodes``, ``--steps``, ``--seed``, ``--set``, ``--store``, and
+``--env``, ``--episodes``, ``--steps``, ``--seed``, ``--set``, ``--store``, ``--batch``, and
 ``--timesteps``, ``--n-envs``, ``--out``, ``--policy`` for training.
 """
 
@@ -65,6 +65,7 @@ class CampaignArgs:
         None,
         "store directory (default: $RESEARCHGYM_STORE or ./datasets_store); 'none' records nothing",
     )
+    batch: int = arg(1, "proposals trained together per round, as one batched job")
 
 
 @dataclass
@@ -140,6 +141,7 @@ def run_from_args(planner: Planner, args: CampaignArgs) -> list[CampaignResult]:
         budget=args.steps,
         store=store_option(args.store),
         callback=show,
+        batch=args.batch,
     )
     for task, best in best_per_task(results).items():
         print(

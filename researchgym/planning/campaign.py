@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker
 
+from researchgym.errors import shorten
 from researchgym.planning.context import campaign_context
 from researchgym.planning.protocol import Planner, PlannerError, validate_pins
 from researchgym.spaces import Schema
@@ -116,6 +118,7 @@ def run_campaign(
     options: Mapping[str, Any] | None = None,
     episode: int = 0,
     callback: Callable[[StepRecord], None] | None = None,
+    batch: int = 1,
 ) -> CampaignResult:
     """Run one campaign (episode) of ``planner`` on ``env`` until its budget is spent.
 
@@ -128,6 +131,12 @@ def run_campaign(
     ``{"verb": "continue", "run": 3, "train.epochs": 27}`` (see
     ``ResearchEnv.to_action``); pins apply to new runs only.
 
+    With ``batch=K`` above 1, each round asks the planner's ``propose_batch`` for
+    ``min(K, experiments left)`` proposals, takes them with ``ResearchEnv.step_many``
+    (their jobs trained as one batch: see there), then observes and records each step
+    in order. The steps are those K calls to ``step`` would take; only what the planner
+    knew when proposing differs.
+
     Args:
         env: a ResearchGym env (any interface; a planner that reads observations
             needs the interface it names in ``planner.interface``).
@@ -137,9 +146,12 @@ def run_campaign(
         options: passed to ``env.reset`` (e.g. ``{"task": "wine"}``).
         episode: index stored in each :class:`StepRecord`.
         callback: called with each step's record as it finishes.
+        batch: proposals trained together per round (1: one step at a time).
 
     Raises:
-        PlannerError: the planner reads another interface than the env's.
+        PlannerError: the planner reads another interface than the env's, or ``batch``
+            is above 1 and the planner has no ``propose_batch`` (or it returns another
+            number of proposals), or the env has wrappers ``step_many`` would bypass.
         SettingError: a pinned setting that is unknown or out of range, or a proposal
             with a verb the env does not take (one made without ``forkable=True``).
     """
@@ -152,6 +164,7 @@ def run_campaign(
             f"planner {planner.name!r} reads {wanted!r} observations but the env uses "
             f"interface={base.interface.name!r}; make the env with interface={wanted!r}"
         )
+    _check_batch(env, planner, batch)
     observation, reset_info = env.reset(
         seed=seed, options={**(options or {}), "agent": planner.name}
     )
@@ -161,34 +174,78 @@ def run_campaign(
     planner.reset(schema, seed=seed, fixed=pins)
     result = CampaignResult(planner.name, base.env_id, task, seed)
     while True:
-        settings: dict[str, Any] = dict(planner.propose(observation))
-        command: dict[str, Any] = {k: settings.pop(k) for k in ("verb", "run") if k in settings}
-        new = command.get("verb", "new") == "new"
-        if new:
-            settings = schema.validate({**settings, **pins})
-        action = base.to_action({**command, **settings})
-        observation, reward, terminated, truncated, info = env.step(action)
-        trained = info.get("metaprogram") or (settings if new else None)
-        planner.observe(trained, float(reward), info)
-        ok = info["status"] == "ok"
-        record = StepRecord(
-            episode=episode,
-            step=len(result.steps),
-            budget=base.budget,
-            task=info["task"],
-            metaprogram=trained,
-            reward=float(reward),
-            status=info["status"],
-            score=info["metrics"].get("score") if ok else None,
-            test_score=info["test_metrics"].get("score") if ok else None,
-            seconds=info["cost"]["seconds"],
-            info=info,
+        if batch == 1:
+            proposals = [planner.propose(observation)]
+        else:
+            n = min(batch, base.budget - len(result.steps))
+            proposals = list(planner.propose_batch(observation, n))  # type: ignore[attr-defined]
+            if len(proposals) != n:
+                raise PlannerError(
+                    f"planner {planner.name!r} returned {len(proposals)} proposals from "
+                    f"propose_batch(observation, {n}); it must return {n}"
+                )
+        actions: list[Any] = []
+        new_settings: list[dict[str, Any] | None] = []  # None: a verb on an earlier run
+        for proposal in proposals:
+            settings: dict[str, Any] = dict(proposal)
+            command: dict[str, Any] = {k: settings.pop(k) for k in ("verb", "run") if k in settings}
+            new = command.get("verb", "new") == "new"
+            if new:
+                settings = schema.validate({**settings, **pins})
+            actions.append(base.to_action({**command, **settings}))
+            new_settings.append(settings if new else None)
+        steps = [env.step(actions[0])] if batch == 1 else base.step_many(actions)
+        # step_many takes fewer steps when the campaign ends early: the rest are not observed
+        for given, step in zip(new_settings, steps, strict=False):
+            observation, reward, terminated, truncated, info = step
+            trained = info.get("metaprogram") or given
+            planner.observe(trained, float(reward), info)
+            ok = info["status"] == "ok"
+            record = StepRecord(
+                episode=episode,
+                step=len(result.steps),
+                budget=base.budget,
+                task=info["task"],
+                metaprogram=trained,
+                reward=float(reward),
+                status=info["status"],
+                score=info["metrics"].get("score") if ok else None,
+                test_score=info["test_metrics"].get("score") if ok else None,
+                seconds=info["cost"]["seconds"],
+                info=info,
+            )
+            result.steps.append(record)
+            if callback is not None:
+                callback(record)
+            if terminated or truncated:
+                return result
+
+
+#: Wrappers of ``gymnasium.make`` that ``ResearchEnv.step_many`` may bypass: they check
+#: the order of calls and the first step, and change no step.
+_TRANSPARENT_WRAPPERS = (OrderEnforcing, PassiveEnvChecker)
+
+
+def _check_batch(env: gym.Env, planner: Planner, batch: Any) -> None:
+    """Raise :class:`PlannerError` unless ``planner`` can run on ``env`` ``batch`` proposals
+    at a time."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise PlannerError(f"batch={shorten(batch)} must be a positive integer (1: no batching)")
+    if batch == 1:
+        return
+    if not callable(getattr(planner, "propose_batch", None)):
+        raise PlannerError(
+            f"planner {planner.name!r} has no propose_batch: it proposes one metaprogram at a "
+            f"time, from the results before it; run it with batch=1"
         )
-        result.steps.append(record)
-        if callback is not None:
-            callback(record)
-        if terminated or truncated:
-            return result
+    wrapper = env
+    while isinstance(wrapper, gym.Wrapper):
+        if type(wrapper) not in _TRANSPARENT_WRAPPERS:
+            raise PlannerError(
+                f"batch={batch} takes steps with the ResearchEnv's step_many, which would "
+                f"bypass the wrapper {type(wrapper).__name__}; run with batch=1, or without it"
+            )
+        wrapper = wrapper.env
 
 
 def run_campaigns(
@@ -200,6 +257,7 @@ def run_campaigns(
     fixed: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
     callback: Callable[[StepRecord], None] | None = None,
+    batch: int = 1,
 ) -> list[CampaignResult]:
     """Run ``episodes`` campaigns of ``planner``; campaign ``i`` is seeded ``seed + i``.
 
@@ -207,7 +265,14 @@ def run_campaigns(
     """
     return [
         run_campaign(
-            env, planner, seed=seed + i, fixed=fixed, options=options, episode=i, callback=callback
+            env,
+            planner,
+            seed=seed + i,
+            fixed=fixed,
+            options=options,
+            episode=i,
+            callback=callback,
+            batch=batch,
         )
         for i in range(episodes)
     ]
@@ -225,6 +290,7 @@ def rollout(
     options: Mapping[str, Any] | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     callback: Callable[[StepRecord], None] | None = None,
+    batch: int = 1,
 ) -> list[CampaignResult]:
     """Make ``env_id`` for ``planner`` (the interface it reads), run its campaigns, close the env.
 
@@ -243,6 +309,7 @@ def rollout(
             Replay-v0), on top of the planner's own ``env_kwargs`` (e.g. ``{"forkable": True}``
             for a planner that continues runs).
         callback: called with each step's record as it finishes.
+        batch: proposals trained together as one batched job (see :func:`run_campaign`).
 
     Raises:
         gymnasium.error.Error: an unknown env id.
@@ -271,6 +338,7 @@ def rollout(
             fixed=fixed,
             options=options,
             callback=callback,
+            batch=batch,
         )
     finally:
         env.close()

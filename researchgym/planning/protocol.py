@@ -13,7 +13,7 @@ env's observation, and may learn from each step's result::
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -21,7 +21,14 @@ import numpy as np
 from researchgym.errors import ConfigError
 from researchgym.spaces import Schema
 
-__all__ = ["FailedAsWorst", "Planner", "PlannerError", "SearchPlanner", "validate_pins"]
+__all__ = [
+    "FailedAsWorst",
+    "IndependentProposals",
+    "Planner",
+    "PlannerError",
+    "SearchPlanner",
+    "validate_pins",
+]
 
 
 class PlannerError(ConfigError):
@@ -40,7 +47,11 @@ class Planner(Protocol):
     A planner that needs more than observations (the campaign's budgets, executor
     or store, like the architecture designer) also defines
     ``bind(context: CampaignContext)``; :func:`~researchgym.planning.run_campaign`
-    calls it before each campaign. A planner that needs a kind of env (a forkable
+    calls it before each campaign. A planner that can propose several metaprograms
+    before it is told their results also defines ``propose_batch(observation, n) ->
+    list[dict]`` (``n`` proposals, to be observed in order; see
+    :class:`IndependentProposals`), which ``run_campaign(..., batch=K)`` calls to train
+    K proposals as one batched job. A planner that needs a kind of env (a forkable
     one, to continue and fork runs) says so in ``env_kwargs``, the arguments
     :func:`~researchgym.planning.rollout` makes its env with.
     """
@@ -93,6 +104,17 @@ class SearchPlanner:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class IndependentProposals:
+    """``propose_batch`` of a planner whose proposals never depend on results (random,
+    quasi-random and grid search): the ``n`` proposals ``propose`` makes in a row."""
+
+    propose: Callable[[Any], dict[str, Any]]
+
+    def propose_batch(self, observation: Any, n: int) -> list[dict[str, Any]]:
+        """The next ``n`` metaprograms to train, those of ``n`` calls to ``propose``."""
+        return [self.propose(observation) for _ in range(n)]
 
 
 class FailedAsWorst:
