@@ -140,7 +140,7 @@ class InProcessExecutor(Executor):
         if self.timeout is not None:
             hooks.append(Deadline(self.timeout))
         for task, indices in by_task.items():
-            for group in population_groups([jobs[i].metaprogram for i in indices]):
+            for group in population_groups([jobs[i].metaprogram for i in indices], self.device):
                 members = [indices[g] for g in group]
                 started = time.perf_counter()
                 try:

@@ -15,7 +15,8 @@ padded units are zero and neither reach the outputs nor get gradients.
 Each member is the run :func:`~researchgym.engine.train` makes of it alone with the
 same seed: the same initial weights (its model is built as ``train`` builds it),
 the same batch order, dropout masks and augmentation (its own generators, seeded
-as ``train`` seeds them). Only floating-point rounding differs (batched products
+as ``train`` seeds them; on a GPU members with dropout train alone, see
+:func:`population_key`). Only floating-point rounding differs (batched products
 and fused optimizer arithmetic sum in other orders), so metrics agree to a few
 units in the last float32 digits per step, growing slowly over training.
 
@@ -57,12 +58,16 @@ _ADAM_BETAS, _ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as t
 _CLIP_EPS = 1e-6  # as torch.nn.utils.clip_grad_norm_
 
 
-def population_key(metaprogram: Mapping[str, Any]) -> Hashable | None:
+def population_key(
+    metaprogram: Mapping[str, Any], device: str | torch.device = "cpu"
+) -> Hashable | None:
     """What members must share to train in one stack, or ``None`` when one cannot be stacked.
 
-    Stackable: the ``"linear"`` family and MLPs without normalization layers. Members
-    with equal keys share depth, activation, batch size and feature scaling; widths,
-    optimizers and every other setting may differ.
+    Stackable: the ``"linear"`` family and MLPs without normalization layers, on a
+    device other than the CPU only without dropout (there ``nn.Dropout`` draws its masks
+    with a fused kernel, which the stack does not reproduce). Members with equal keys
+    share depth, activation, batch size and feature scaling; widths, optimizers and
+    every other setting may differ.
     """
     if is_unit_tree(metaprogram):
         return None
@@ -70,6 +75,8 @@ def population_key(metaprogram: Mapping[str, Any]) -> Hashable | None:
     if family == "linear":
         depth, activation = 0, None
     elif family == "mlp" and metaprogram["model.norm"] == "none":
+        if metaprogram["model.dropout"] > 0 and resolve_device(device).type != "cpu":
+            return None
         depth, activation = metaprogram["model.depth"], metaprogram["model.activation"]
     else:
         return None
@@ -81,13 +88,15 @@ def population_key(metaprogram: Mapping[str, Any]) -> Hashable | None:
     )
 
 
-def population_groups(metaprograms: Sequence[Mapping[str, Any]]) -> list[list[int]]:
-    """Indices of the metaprograms grouped into jobs: each group trains as one stack, and
-    a metaprogram that shares its key with no other (or has none) is a group of one,
-    trained by ``train``. Groups come in order of their first member."""
+def population_groups(
+    metaprograms: Sequence[Mapping[str, Any]], device: str | torch.device = "cpu"
+) -> list[list[int]]:
+    """Indices of the metaprograms grouped into jobs on ``device``: each group trains as
+    one stack, and a metaprogram that shares its key with no other (or has none) is a
+    group of one, trained by ``train``. Groups come in order of their first member."""
     groups: dict[Hashable, list[int]] = defaultdict(list)
     for i, m in enumerate(metaprograms):
-        key = population_key(m)
+        key = population_key(m, device)
         groups[("alone", i) if key is None else key].append(i)
     return list(groups.values())
 
@@ -132,10 +141,10 @@ def train_population(
     run.check(dev)
     task = TaskRef.of(task)
     results: list[Result | None] = [None] * len(metaprograms)
-    for group in population_groups(metaprograms):
+    for group in population_groups(metaprograms, dev):
         members = [dict(metaprograms[i]) for i in group]
         data = None
-        if len(group) > 1 and population_key(members[0]) is not None and not run.compile:
+        if len(group) > 1 and population_key(members[0], dev) is not None and not run.compile:
             data = load_task_data(task, members[0].get("data.scaling", "standard"), str(dev))
         if data is None or data.kind not in ("classification", "regression"):
             for i, m in zip(group, members, strict=True):

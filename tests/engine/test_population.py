@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from researchgym.engine import (
     Executor,
@@ -148,6 +149,9 @@ def test_members_that_cannot_share_a_stack_are_grouped_or_trained_alone(digits_s
         m(**{"train.batch_size": 32, "model.dropout": 0.1}),  # 7: stacks with 5
     ]
     assert population_groups(metaprograms) == [[0, 3], [1], [2], [4], [5, 7], [6]]
+    # on a GPU nn.Dropout draws its masks with a fused kernel: a member with dropout is alone
+    on_gpu = [[0, 3], [1], [2], [4], [5], [6], [7]]
+    assert population_groups(metaprograms, torch.device("cuda")) == on_gpu
     seeds = list(range(len(metaprograms)))
     results = train_population(metaprograms, task="digits", seeds=seeds, device="cpu")
     for i in (1, 2, 4, 6):  # trained by train itself: exactly its results
