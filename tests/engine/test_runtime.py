@@ -107,7 +107,19 @@ def test_bf16_population_members_match_their_bf16_runs_alone(digits_schema) -> N
         )
 
 
-def test_deterministic_runs_repeat_bitwise_and_restore_the_global_state(digits) -> None:
+@pytest.fixture
+def nondeterministic():
+    """Torch's deterministic algorithms off for the test (RLlib's seeding turns them on for
+    the whole process), restored after it."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+def test_deterministic_runs_repeat_bitwise_and_restore_the_global_state(
+    digits, nondeterministic
+) -> None:
     seen = []
     hook = LambdaHook(lambda state: seen.append(torch.are_deterministic_algorithms_enabled()))
     runs = [
