@@ -34,13 +34,12 @@ def test_the_fast_cpu_gpu_and_multi_fidelity_suites_are_declared():
     assert fast.env_id == "researchgym/Surrogate-v0"
     assert fast.env_kwargs["model"] == str(SUITE_MODELS / "Synthetic-v0.npz")
     assert cpu.env_id == fast.source == cpu.source == "researchgym/Synthetic-v0"
-    assert (
-        fast.test_tasks
-        == cpu.test_tasks
-        == (
-            "synth_cls?seed=1000&rows=2500",
-            "synth_reg?seed=1000&rows=2500",
-        )
+    assert cpu.test_tasks == ("synth_cls?seed=1000&rows=2500", "synth_reg?seed=1000&rows=2500")
+    assert fast.test_tasks == (
+        "synth_cls?seed=1000&rows=2500",
+        "synth_cls?seed=1001&rows=2500",
+        "synth_reg?seed=1000&rows=2500",
+        "synth_reg?seed=1001&rows=2500",
     )
     assert fast.train_tasks == cpu.train_tasks == get_suite("synthetic").tasks
     assert fast.budget == cpu.budget == 20 and fast.fixed == cpu.fixed == {"train.epochs": 10}
