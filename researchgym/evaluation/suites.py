@@ -28,7 +28,7 @@ The suites are declared once in :data:`BENCHMARK_SUITES`:
   seconds per planner;
 * ``cpu``: real training of Synthetic-v0 on two of those tables; minutes per planner;
 * ``gpu``: real training of wide SeqArch-v0 models; needs CUDA;
-* ``multi-fidelity``: real training of Synthetic-v0 on the same tasks with fidelities
+* ``multi-fidelity``: real training of Synthetic-v0 on the cpu suite's tables with fidelities
   1 to 9 epochs, each campaign ended by a budget of training samples worth 8 runs of 9
   epochs; minutes per planner.
 
