@@ -70,6 +70,7 @@ __all__ = [
     "seconds_grid",
     "seconds_horizon",
     "steps_curve",
+    "traces_by_task",
 ]
 
 
@@ -224,7 +225,8 @@ def _auc_log_seconds(
     return float(np.clip(area / (edges[-1] - edges[0]), 0.0, 1.0))  # a mean of values in [0, 1]
 
 
-def _by_task(traces: Iterable[CampaignTrace]) -> dict[str, list[CampaignTrace]]:
+def traces_by_task(traces: Iterable[CampaignTrace]) -> dict[str, list[CampaignTrace]]:
+    """The traces grouped by task, tasks in order of their first trace."""
     out: dict[str, list[CampaignTrace]] = {}
     for t in traces:
         out.setdefault(t.task, []).append(t)
@@ -246,7 +248,7 @@ def score_campaigns(
             :func:`seconds_horizon` of the task's campaigns, shared by its planners).
     """
     traces = list(traces)
-    by_task = _by_task(traces)
+    by_task = traces_by_task(traces)
     for task in by_task:
         if task not in references:
             raise NotFound(

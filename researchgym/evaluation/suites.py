@@ -51,7 +51,7 @@ import numpy as np
 from researchgym.envs.costs import CostBudget
 from researchgym.envs.suites import get_suite
 from researchgym.errors import ConfigError, NotFound, did_you_mean, shorten
-from researchgym.evaluation.stats import CampaignTrace, TaskReference
+from researchgym.evaluation.stats import CampaignTrace, TaskReference, traces_by_task
 
 __all__ = [
     "BENCHMARK_SUITES",
@@ -354,9 +354,7 @@ def campaign_references(
     Per task: best = the best score any campaign found, typical = the median score
     of ``typical_planner``'s steps (a typical random draw).
     """
-    by_task: dict[str, list[CampaignTrace]] = {}
-    for t in traces:
-        by_task.setdefault(t.task, []).append(t)
+    by_task = traces_by_task(traces)
     out = {}
     for task, group in by_task.items():
         draws = [s for t in group if t.planner == typical_planner for s in t.scores]
@@ -379,9 +377,7 @@ def best_known(
     alongside every other one that did, and those campaigns would tie however far apart
     their scores are.
     """
-    by_task: dict[str, list[CampaignTrace]] = {}
-    for t in traces:
-        by_task.setdefault(t.task, []).append(t)
+    by_task = traces_by_task(traces)
     out = dict(references)
     for task, group in by_task.items():
         if task in out:
